@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Open-AutoGLM",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "autoglm", targets: ["autoglm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // File format: mmap'd GGUF reader/writer. Lowest layer.
+        .target(name: "GGUF"),
+        // SIMD integer kernels in C (runtime CPU dispatch, portable scalar fallback).
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-strict-aliasing"])]
+        ),
+        // Quant block layouts, dequantization, dot products, threaded matmul.
+        .target(
+            name: "Kernels",
+            dependencies: ["GGUF", "CKernels"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"])]
+        ),
+        // SentencePiece / byte-level BPE tokenizers from GGUF metadata.
+        .target(name: "Tokenizers", dependencies: ["GGUF"]),
+        // One file per architecture over shared blocks.
+        .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
+        // KV cache, sampler, generation.
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF"]),
+        .executableTarget(
+            name: "autoglm",
+            dependencies: [
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: [], resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v6]
+)
