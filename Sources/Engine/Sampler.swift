@@ -1,0 +1,126 @@
+import Foundation
+
+/// Sampling parameters for one sequence. `temperature <= 0` means greedy (argmax).
+public struct SamplingParams: Sendable, Equatable {
+    public var temperature: Float = 0.8
+    public var topK: Int = 0            // 0: off
+    public var topP: Float = 1          // 1: off
+    public var minP: Float = 0          // 0: off
+    public var repetitionPenalty: Float = 1
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
+    /// How many recent tokens the penalties look at (0: all).
+    public var penaltyWindow: Int = 64
+    public var seed: UInt64? = nil
+
+    public init() {}
+
+    public static var greedy: SamplingParams {
+        var p = SamplingParams()
+        p.temperature = 0
+        return p
+    }
+}
+
+/// xoshiro256** seeded through SplitMix64: small, fast and reproducible for a seed.
+public struct Xoshiro256: RandomNumberGenerator, Sendable {
+    var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var x = seed
+        func next() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= t
+        s.3 = (s.3 << 45) | (s.3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}
+
+/// Turns logits into the next token under `SamplingParams`.
+public struct Sampler: Sendable {
+    public let params: SamplingParams
+    var rng: Xoshiro256
+
+    public init(_ params: SamplingParams) {
+        self.params = params
+        rng = Xoshiro256(seed: params.seed ?? UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// Applies repetition/presence/frequency penalties for the tokens in `history`.
+    func applyPenalties(_ logits: inout [Float], history: [Int32]) {
+        let p = params
+        guard p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 else { return }
+        let recent = p.penaltyWindow > 0 ? history.suffix(p.penaltyWindow) : history[...]
+        var counts: [Int32: Int] = [:]
+        for t in recent where t >= 0 && Int(t) < logits.count { counts[t, default: 0] += 1 }
+        for (t, c) in counts {
+            var l = logits[Int(t)]
+            if p.repetitionPenalty != 1 { l = l > 0 ? l / p.repetitionPenalty : l * p.repetitionPenalty }
+            l -= Float(c) * p.frequencyPenalty + p.presencePenalty
+            logits[Int(t)] = l
+        }
+    }
+
+    public static func argmax(_ logits: [Float]) -> Int32 {
+        var best = 0
+        var bv = -Float.infinity
+        for (i, v) in logits.enumerated() where v > bv { bv = v; best = i }
+        return Int32(best)
+    }
+
+    /// Picks the next token. `logits` may be modified.
+    public mutating func sample(_ logits: inout [Float], history: [Int32] = []) -> Int32 {
+        applyPenalties(&logits, history: history)
+        let p = params
+        if p.temperature <= 0 || p.topK == 1 { return Self.argmax(logits) }
+        let inv = 1 / p.temperature
+        var mx = -Float.infinity
+        for v in logits where v > mx { mx = v }
+        guard mx.isFinite else { return Self.argmax(logits) }
+        // Candidates whose probability relative to the best is above e^-25: the rest carry
+        // less than 1e-5 of the mass even for a 262k vocabulary.
+        var cand: [(id: Int32, logit: Float)] = []
+        for (i, v) in logits.enumerated() where (v - mx) * inv > -25 { cand.append((Int32(i), v * inv)) }
+        cand.sort { $0.logit > $1.logit }
+        if p.topK > 0, cand.count > p.topK { cand.removeSubrange(p.topK...) }
+        let top = cand[0].logit
+        var probs = cand.map { Foundation.exp($0.logit - top) }
+        var sum = probs.reduce(0, +)
+        if p.minP > 0 {
+            let keep = probs.prefix { $0 >= p.minP }.count  // probs[0] == 1 is the max
+            probs.removeSubrange(max(keep, 1)...)
+        }
+        if p.topP < 1 {
+            sum = probs.reduce(0, +)
+            var acc: Float = 0
+            var keep = probs.count
+            for (i, q) in probs.enumerated() {
+                acc += q / sum
+                if acc >= p.topP { keep = i + 1; break }
+            }
+            probs.removeSubrange(keep...)
+        }
+        sum = probs.reduce(0, +)
+        var r = rng.nextUnit() * sum
+        for (i, q) in probs.enumerated() {
+            r -= q
+            if r < 0 { return cand[i].id }
+        }
+        return cand[probs.count - 1].id
+    }
+}

@@ -1,0 +1,94 @@
+import GGUF
+import Kernels
+
+/// Looks up tensors by name and shape, collecting every problem so a broken file is
+/// reported in one error instead of one missing tensor at a time.
+public final class WeightLoader {
+    public let file: GGUFFile
+    public let prefix: String
+    private(set) var missing: [String] = []
+    private(set) var problems: [ModelError] = []
+    /// F32 copies of small vectors stored in other types (rare; norms are F32 in practice).
+    private var owned: [UnsafeMutablePointer<Float>] = []
+
+    public init(file: GGUFFile, prefix: String) {
+        self.file = file
+        self.prefix = prefix
+    }
+
+    public var path: String { file.path }
+
+    // MARK: metadata
+
+    public func metaInt(_ key: String) throws -> Int {
+        guard let v = file.int(prefix + "." + key) else {
+            throw ModelError.missingMetadata(path: path, key: prefix + "." + key)
+        }
+        guard v > 0 else {
+            throw ModelError.invalidMetadata(path: path, key: prefix + "." + key, detail: "must be positive (is \(v))")
+        }
+        return v
+    }
+
+    public func metaInt(_ key: String, default d: Int) -> Int { file.int(prefix + "." + key) ?? d }
+    public func metaFloat(_ key: String, default d: Float) -> Float { file.float(prefix + "." + key) ?? d }
+    public func metaFloat(_ key: String) -> Float? { file.float(prefix + "." + key) }
+
+    // MARK: tensors
+
+    private func info(_ name: String, dims: [Int]) -> GGUFTensorInfo? {
+        guard let t = file.tensor(named: name) else { missing.append(name); return nil }
+        var actual = t.dims
+        while actual.count > dims.count, actual.last == 1 { actual.removeLast() }
+        if actual != dims {
+            problems.append(.shapeMismatch(path: path, tensor: name, expected: dims, actual: t.dims))
+            return nil
+        }
+        return t
+    }
+
+    public func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
+
+    /// A weight matrix with `rows` outputs of `cols` inputs (GGUF dims [cols, rows]).
+    public func matrix(_ name: String, rows: Int, cols: Int) -> WeightMatrix? {
+        guard let t = info(name, dims: [cols, rows]) else { return nil }
+        guard isSupported(t.type) else {
+            problems.append(.unsupportedTensorType(path: path, tensor: name, type: t.type))
+            return nil
+        }
+        do {
+            return try WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.base + t.offset)
+        } catch {
+            problems.append(.unsupportedTensorType(path: path, tensor: name, type: t.type))
+            return nil
+        }
+    }
+
+    /// A vector of `count` floats (norm weights, biases). Non-F32 vectors are dequantized once.
+    public func vector(_ name: String, count: Int) -> UnsafePointer<Float>? {
+        guard let t = info(name, dims: [count]) else { return nil }
+        if t.type == .f32 {
+            return (file.base + t.offset).assumingMemoryBound(to: Float.self)
+        }
+        guard isSupported(t.type), count % t.type.blockSize == 0 else {
+            problems.append(.unsupportedTensorType(path: path, tensor: name, type: t.type))
+            return nil
+        }
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        dequantize(t.type, file.base + t.offset, count: count, into: buf)
+        owned.append(buf)
+        return UnsafePointer(buf)
+    }
+
+    /// Throws one error describing everything that was wrong, if anything was.
+    public func finish() throws {
+        if !missing.isEmpty { throw ModelError.missingTensors(path: path, names: missing) }
+        if let first = problems.first { throw first }
+    }
+
+    /// Memory kept alive for the model's lifetime (dequantized vectors).
+    public func takeOwnedBuffers() -> [UnsafeMutablePointer<Float>] {
+        defer { owned = [] }
+        return owned
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Tokenizers
+import GGUF
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a prompt with the native engine (streams to stdout).")
+
+    @OptionGroup var options: ModelOptions
+    @Option(name: .long, help: "Prompt text.") var prompt: String
+    @Option(name: [.short, .customLong("max-tokens")], help: "Tokens to generate.") var n: Int = 128
+    @Option(name: .long, help: "Temperature (0 = greedy).") var temp: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 40
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), help: "Min-p relative threshold (0 = off).") var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
+    @Option(name: .long, help: "Random seed for reproducible sampling.") var seed: UInt64?
+    @Flag(name: .customLong("no-bos"), help: "Do not add the BOS token.") var noBOS = false
+    @Flag(name: .long, help: "Parse special-token text such as <|im_start|> in the prompt.") var special = false
+    @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
+    @Flag(name: .long, help: "Print one JSON object with prompt_ids, generated_ids and text.") var json = false
+
+    func validate() throws {
+        guard n >= 0 else { throw ValidationError("-n must be ≥ 0 (got \(n))") }
+        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
+        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+    }
+
+    func run() throws {
+        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
+        var params = SamplingParams()
+        params.temperature = temp
+        params.topK = topK
+        params.topP = topP
+        params.minP = minP
+        params.repetitionPenalty = repeatPenalty
+        params.seed = seed
+        var detok = StreamingDetokenizer(tokenizer: lm.tokenizer)
+        let eog = lm.tokenizer.endOfGenerationIDs
+        let result = try lm.generate(promptIDs: ids, maxTokens: n, sampling: params, ignoreEOS: ignoreEOS) { id in
+            if !json && !eog.contains(id) { writeOut(detok.append(id)) }
+            return true
+        }
+        if json {
+            let textIDs = result.generatedIDs.filter { ignoreEOS || !eog.contains($0) }
+            printJSON([
+                "prompt_ids": result.promptIDs.map(Int.init),
+                "generated_ids": result.generatedIDs.map(Int.init),
+                "text": lm.tokenizer.decode(textIDs),
+                "finish_reason": result.finishReason.rawValue,
+            ])
+        } else {
+            writeOut(detok.flush() + "\n")
+            let dec = result.generatedIDs.count > 1 ? Double(result.generatedIDs.count - 1) / result.decodeSeconds : 0
+            FileHandle.standardError.write(Data(String(
+                format: "\n[%d prompt tokens, %.1f tok/s prefill; %d generated, %.1f tok/s decode; %@]\n",
+                result.promptIDs.count, Double(result.promptIDs.count) / max(result.prefillSeconds, 1e-9),
+                result.generatedIDs.count, dec, result.finishReason.rawValue).utf8))
+        }
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the token ids of a text as JSON.")
+
+    @Option(name: .long, help: "Path to a GGUF model file.") var model: String
+    @Flag(name: .customLong("no-bos"), help: "Do not add the BOS token.") var noBOS = false
+    @Flag(name: .long, help: "Parse special-token text such as <|im_start|>.") var special = false
+    @Argument(help: "Text to tokenize.") var text: String
+
+    func run() throws {
+        let f = try GGUF.GGUFFile(path: model)
+        let tok = try Tokenizer.load(from: f)
+        printJSON(tok.encode(text, addBOS: !noBOS, parseSpecial: special).map(Int.init))
+    }
+}
