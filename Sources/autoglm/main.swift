@@ -9,4 +9,10 @@ struct Inspect: ParsableCommand {
         print(f.tensors.count, "tensors")
     }
 }
-Inspect.main()
+// Root command (deploy worktree only; main's AutoGLM.swift adds Validate.self and Deploy.self).
+struct AutoGLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoglm",
+        subcommands: [Inspect.self, Validate.self, Deploy.self])
+}
+AutoGLM.main()
