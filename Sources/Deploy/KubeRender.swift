@@ -1,0 +1,362 @@
+/// A Kubernetes minor version, e.g. 1.30. Decides which API versions are emitted.
+public struct KubeVersion: Sendable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public static let `default` = KubeVersion(major: 1, minor: 30)
+    /// Oldest supported: startupProbe and pod seccompProfile are GA from 1.19.
+    public static let minimum = KubeVersion(major: 1, minor: 19)
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// Accepts `1.30`, `v1.30`, `1.30.2`.
+    public static func parse(_ text: String) throws(DeployError) -> KubeVersion {
+        var s = Substring(text)
+        if s.first == "v" { s = s.dropFirst() }
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, parts[0] == "1",
+              let minor = Int(parts[1]), minor >= 0, minor < 1000,
+              parts.count == 2 || Int(parts[2]) != nil else {
+            throw .invalidKubeVersion(text)
+        }
+        let v = KubeVersion(major: 1, minor: minor)
+        if v < minimum { throw .unsupportedKubeVersion(text, minimum: minimum.description) }
+        return v
+    }
+
+    public static func < (a: KubeVersion, b: KubeVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+    public var description: String { "\(major).\(minor)" }
+
+    var hpaAPIVersion: String { self < KubeVersion(major: 1, minor: 23) ? "autoscaling/v2beta2" : "autoscaling/v2" }
+    var pdbAPIVersion: String { self < KubeVersion(major: 1, minor: 21) ? "policy/v1beta1" : "policy/v1" }
+}
+
+public struct RenderOptions: Sendable {
+    public var kubeVersion: KubeVersion
+    public init(kubeVersion: KubeVersion = .default) {
+        self.kubeVersion = kubeVersion
+    }
+}
+
+/// One rendered Kubernetes object.
+public struct KubeObject: Sendable, Equatable {
+    public var apiVersion: String
+    public var kind: String
+    public var name: String
+    public var value: YAMLValue
+    public var yaml: String { YAMLEmitter.emit(value) }
+}
+
+public struct RenderResult: Sendable {
+    public var objects: [KubeObject]
+    /// Informative remarks (nothing is wrong, but worth knowing).
+    public var notes: [String]
+
+    /// The multi-document YAML stream (`---` before each object).
+    public var stream: String { YAMLEmitter.emitStream(objects.map(\.value)) }
+
+    /// File names for `-o DIR`, one object per file, numbered in apply order.
+    public var files: [(name: String, contents: String)] {
+        objects.enumerated().map { i, o in
+            let n = i + 1
+            return ((n < 10 ? "0\(n)" : "\(n)") + "-" + o.kind.lowercased() + ".yaml", "---\n" + o.yaml)
+        }
+    }
+}
+
+/// Renders a validated `Spec` into Kubernetes manifests. Pure and deterministic: the same
+/// spec and options always give the same bytes (stable key order and object order).
+public enum KubeRenderer {
+    public static let configPath = "/etc/autoglm/autoglm.yaml"
+    public static let modelsPath = "/models"
+    public static let runAsUser = 10001
+    public static let terminationMarginSeconds = 15
+    public static let defaultStartupPeriod = 10
+    public static let defaultStartupFailureThreshold = 60  // 60 × 10 s = 10 min for model load
+
+    public static func render(_ spec: Spec, options: RenderOptions = RenderOptions()) -> RenderResult {
+        var notes: [String] = []
+        let kv = options.kubeVersion
+        let hpaEnabled = spec.autoscaling?.enabled ?? false
+        let maxReplicas = hpaEnabled ? (spec.autoscaling?.maxReplicas ?? spec.replicas) : spec.replicas
+        let minReplicas = hpaEnabled ? (spec.autoscaling?.minReplicas ?? spec.replicas) : spec.replicas
+
+        let configYAML = YAMLEmitter.emit(SpecEncoder.value(podSpec(spec)))
+        var objects: [KubeObject] = []
+
+        objects.append(object("v1", "ServiceAccount", spec.name, spec, extra: [
+            YAMLField("automountServiceAccountToken", .bool(false)),
+        ]))
+        objects.append(object("v1", "ConfigMap", configMapName(spec), spec, extra: [
+            YAMLField("data", .obj(("autoglm.yaml", .string(configYAML)))),
+        ]))
+        if case .pvc(let name, let size, let storageClass) = spec.modelCache {
+            let access = maxReplicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"
+            if maxReplicas > 1 {
+                notes.append("modelCache.pvc is shared by up to \(maxReplicas) pods, so it is ReadWriteMany; the storage class must support that (or use modelCache.emptyDir)")
+            }
+            objects.append(object("v1", "PersistentVolumeClaim", name ?? "\(spec.name)-models", spec, extra: [
+                YAMLField("spec", .obj(
+                    ("accessModes", .strings([access])),
+                    ("storageClassName", .str(storageClass)),
+                    ("resources", .obj(("requests", .obj(("storage", .string(size)))))))),
+            ]))
+        }
+        objects.append(object("v1", "Service", spec.name, spec, extra: [
+            YAMLField("spec", .obj(
+                ("type", .string("ClusterIP")),
+                ("selector", selectorLabels(spec)),
+                ("ports", .list([.obj(("name", .string("http")), ("port", .int(spec.server.port)),
+                                      ("targetPort", .string("http")), ("protocol", .string("TCP")))])))),
+        ]))
+        objects.append(deployment(spec, configYAML: configYAML, hpaEnabled: hpaEnabled))
+        if hpaEnabled, let a = spec.autoscaling {
+            objects.append(object(kv.hpaAPIVersion, "HorizontalPodAutoscaler", spec.name, spec, extra: [
+                YAMLField("spec", .obj(
+                    ("scaleTargetRef", .obj(("apiVersion", .string("apps/v1")), ("kind", .string("Deployment")),
+                                            ("name", .string(spec.name)))),
+                    ("minReplicas", .int(a.minReplicas)),
+                    ("maxReplicas", .int(a.maxReplicas)),
+                    ("metrics", .list([hpaMetric(a)])))),
+            ]))
+            if a.metric != .cpu {
+                notes.append("autoscaling.metric \(a.metric.rawValue) reads the Pods metric \(podsMetricName(a.metric)) from the custom metrics API; install prometheus-adapter (or KEDA) exposing it")
+            }
+        }
+        let budget: YAMLField = minReplicas > 1
+            ? YAMLField("maxUnavailable", .int(1))
+            : YAMLField("minAvailable", .int(1))
+        objects.append(object(kv.pdbAPIVersion, "PodDisruptionBudget", spec.name, spec, extra: [
+            YAMLField("spec", .map([budget, YAMLField("selector", .obj(("matchLabels", selectorLabels(spec))))])),
+        ]))
+        if spec.monitoring.serviceMonitor {
+            objects.append(object("monitoring.coreos.com/v1", "ServiceMonitor", spec.name, spec, extra: [
+                YAMLField("spec", .obj(
+                    ("selector", .obj(("matchLabels", selectorLabels(spec)))),
+                    ("endpoints", .list([.obj(("port", .string("http")), ("path", .string("/metrics")),
+                                              ("interval", .string("30s")))])))),
+            ]))
+        }
+        for (i, k) in spec.server.apiKeys.enumerated() {
+            if case .env(let v) = k {
+                notes.append("server.apiKeys[\(i)] reads $\(v), which the rendered Deployment does not set; prefer {secretRef: {name, key}} for Kubernetes")
+            }
+        }
+        return RenderResult(objects: objects, notes: notes)
+    }
+
+    // MARK: pieces
+
+    static func configMapName(_ spec: Spec) -> String { "\(spec.name)-config" }
+
+    static func apiKeyEnvName(_ index: Int) -> String { "AUTOGLM_API_KEY_\(index)" }
+
+    /// The spec as the pod sees it: secretRef API keys become env vars the Deployment fills
+    /// from the Secret, so no key ever lands in the ConfigMap.
+    static func podSpec(_ spec: Spec) -> Spec {
+        var s = spec
+        s.server.apiKeys = spec.server.apiKeys.enumerated().map { i, k in
+            if case .secretRef = k { return .env(apiKeyEnvName(i)) }
+            return k
+        }
+        return s
+    }
+
+    static func versionLabel(_ spec: Spec) -> String {
+        let raw = spec.model.version ?? spec.model.channel ?? "latest"
+        var out = String(raw.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") ? $0 : "_" }.prefix(63))
+        while let f = out.first, !(f.isLetter || f.isNumber) { out.removeFirst() }
+        while let l = out.last, !(l.isLetter || l.isNumber) { out.removeLast() }
+        return out.isEmpty ? "latest" : out
+    }
+
+    static func selectorLabels(_ spec: Spec) -> YAMLValue {
+        .obj(("app.kubernetes.io/name", .string("autoglm")), ("app.kubernetes.io/instance", .string(spec.name)))
+    }
+
+    static func labels(_ spec: Spec) -> YAMLValue {
+        .obj(("app.kubernetes.io/name", .string("autoglm")),
+             ("app.kubernetes.io/instance", .string(spec.name)),
+             ("app.kubernetes.io/version", .string(versionLabel(spec))),
+             ("app.kubernetes.io/managed-by", .string("autoglm")))
+    }
+
+    static func object(_ apiVersion: String, _ kind: String, _ name: String, _ spec: Spec, extra: [YAMLField]) -> KubeObject {
+        let value: YAMLValue = .map([
+            YAMLField("apiVersion", .string(apiVersion)),
+            YAMLField("kind", .string(kind)),
+            YAMLField("metadata", .obj(("name", .string(name)), ("labels", labels(spec)))),
+        ] + extra)
+        return KubeObject(apiVersion: apiVersion, kind: kind, name: name, value: value)
+    }
+
+    static func podsMetricName(_ m: ScalingMetric) -> String {
+        m == .rps ? "autoglm:http_requests_per_second" : "autoglm:num_requests_waiting"
+    }
+
+    static func hpaMetric(_ a: AutoscalingSpec) -> YAMLValue {
+        switch a.metric {
+        case .cpu:
+            return .obj(("type", .string("Resource")),
+                        ("resource", .obj(("name", .string("cpu")),
+                                          ("target", .obj(("type", .string("Utilization")),
+                                                          ("averageUtilization", .int(a.target)))))))
+        case .queue, .rps:
+            return .obj(("type", .string("Pods")),
+                        ("pods", .obj(("metric", .obj(("name", .string(podsMetricName(a.metric))))),
+                                      ("target", .obj(("type", .string("AverageValue")),
+                                                      ("averageValue", .string(String(a.target))))))))
+        }
+    }
+
+    static func probe(path: String, _ o: ProbeOverride, initialDelay: Int, period: Int, failure: Int, timeout: Int) -> YAMLValue {
+        .obj(("httpGet", .obj(("path", .string(path)), ("port", .string("http")))),
+             ("initialDelaySeconds", .int(o.initialDelaySeconds ?? initialDelay)),
+             ("periodSeconds", .int(o.periodSeconds ?? period)),
+             ("timeoutSeconds", .int(o.timeoutSeconds ?? timeout)),
+             ("failureThreshold", .int(o.failureThreshold ?? failure)))
+    }
+
+    static func resources(_ r: ResourcesSpec) -> YAMLValue? {
+        // Requests == limits (Guaranteed QoS: no CPU throttling surprises under load).
+        let amounts: YAMLValue = .obj(("cpu", .str(r.cpu)), ("memory", .str(r.memory)))
+        var limits: [YAMLField] = []
+        if case .map(let f) = amounts { limits = f }
+        if let g = r.gpu, g > 0 { limits.append(YAMLField("nvidia.com/gpu", .int(g))) }
+        if limits.isEmpty { return nil }
+        return .obj(("requests", amounts == .map([]) ? nil : amounts), ("limits", .map(limits)))
+    }
+
+    static let containerSecurityContext: YAMLValue = .obj(
+        ("allowPrivilegeEscalation", .bool(false)),
+        ("readOnlyRootFilesystem", .bool(true)),
+        ("runAsNonRoot", .bool(true)),
+        ("runAsUser", .int(runAsUser)),
+        ("runAsGroup", .int(runAsUser)),
+        ("capabilities", .obj(("drop", .strings(["ALL"])))),
+        ("seccompProfile", .obj(("type", .string("RuntimeDefault")))))
+
+    static func pullCommand(_ spec: Spec) -> [String] {
+        var cmd = ["autoglm", "pull", spec.model.ref]
+        if let v = spec.model.version { cmd += ["--version", v] }
+        if let c = spec.model.channel { cmd += ["--channel", c] }
+        return cmd + ["--models-dir", modelsPath]
+    }
+
+    static func deployment(_ spec: Spec, configYAML: String, hpaEnabled: Bool) -> KubeObject {
+        let gpus = spec.resources.gpu ?? 0
+        let p = spec.probes
+        let startupPeriod = p.startup.periodSeconds ?? defaultStartupPeriod
+        let startupFailures = p.startup.failureThreshold ?? defaultStartupFailureThreshold
+        let startupBudget = (p.startup.initialDelaySeconds ?? 0) + startupPeriod * startupFailures
+        let deadline = spec.rollout.progressDeadlineSeconds
+            ?? max(RolloutSpec.defaultProgressDeadlineSeconds, startupBudget + 120)
+
+        var env: [YAMLValue] = [.obj(("name", .string("AUTOGLM_MODELS_DIR")), ("value", .string(modelsPath)))]
+        for (i, k) in spec.server.apiKeys.enumerated() {
+            if case .secretRef(let name, let key) = k {
+                env.append(.obj(("name", .string(apiKeyEnvName(i))),
+                                ("valueFrom", .obj(("secretKeyRef", .obj(("name", .string(name)), ("key", .string(key))))))))
+            }
+        }
+        let mounts: YAMLValue = .list([
+            .obj(("name", .string("config")), ("mountPath", .string("/etc/autoglm")), ("readOnly", .bool(true))),
+            .obj(("name", .string("models")), ("mountPath", .string(modelsPath))),
+            .obj(("name", .string("tmp")), ("mountPath", .string("/tmp"))),
+        ])
+        let initMounts: YAMLValue = .list([
+            .obj(("name", .string("models")), ("mountPath", .string(modelsPath))),
+            .obj(("name", .string("tmp")), ("mountPath", .string("/tmp"))),
+        ])
+        let server: YAMLValue = .obj(
+            ("name", .string("autoglm")),
+            ("image", .string(spec.image)),
+            ("command", .strings(["autoglm", "serve", "--config", configPath])),
+            ("ports", .list([.obj(("name", .string("http")), ("containerPort", .int(spec.server.port)),
+                                  ("protocol", .string("TCP")))])),
+            ("env", .list(env)),
+            ("resources", resources(spec.resources)),
+            ("startupProbe", probe(path: "/readyz", p.startup, initialDelay: 0, period: startupPeriod,
+                                   failure: startupFailures, timeout: 5)),
+            ("readinessProbe", probe(path: "/readyz", p.readiness, initialDelay: 0, period: 5, failure: 3, timeout: 3)),
+            ("livenessProbe", probe(path: "/healthz", p.liveness, initialDelay: 0, period: 10, failure: 3, timeout: 5)),
+            ("securityContext", containerSecurityContext),
+            ("volumeMounts", mounts))
+        let pull: YAMLValue = .obj(
+            ("name", .string("pull-model")),
+            ("image", .string(spec.image)),
+            ("command", .strings(pullCommand(spec))),
+            ("env", .list([.obj(("name", .string("AUTOGLM_MODELS_DIR")), ("value", .string(modelsPath)))])),
+            ("resources", .obj(("requests", .obj(("cpu", .string("250m")), ("memory", .string("256Mi")))),
+                               ("limits", .obj(("memory", .string("1Gi")))))),
+            ("securityContext", containerSecurityContext),
+            ("volumeMounts", initMounts))
+        let modelsVolume: YAMLValue
+        switch spec.modelCache {
+        case .pvc(let name, _, _):
+            modelsVolume = .obj(("name", .string("models")),
+                                ("persistentVolumeClaim", .obj(("claimName", .string(name ?? "\(spec.name)-models")))))
+        case .emptyDir(let limit):
+            modelsVolume = .obj(("name", .string("models")), ("emptyDir", .obj(("sizeLimit", .str(limit)))))
+        }
+        let strategy: YAMLValue
+        switch spec.rollout.strategy {
+        case .recreate:
+            strategy = .obj(("type", .string("Recreate")))
+        case .rollingUpdate:
+            strategy = .obj(("type", .string("RollingUpdate")),
+                            ("rollingUpdate", .obj(
+                                ("maxSurge", SpecEncoder.intOrPercent(spec.rollout.maxSurge ?? .int(1))),
+                                ("maxUnavailable", SpecEncoder.intOrPercent(spec.rollout.maxUnavailable ?? .int(0))))))
+        }
+        let podSpec: YAMLValue = .obj(
+            ("serviceAccountName", .string(spec.name)),
+            ("automountServiceAccountToken", .bool(false)),
+            ("terminationGracePeriodSeconds", .int(spec.server.drainTimeoutSeconds + terminationMarginSeconds)),
+            ("securityContext", .obj(("runAsNonRoot", .bool(true)), ("runAsUser", .int(runAsUser)),
+                                     ("runAsGroup", .int(runAsUser)), ("fsGroup", .int(runAsUser)),
+                                     ("seccompProfile", .obj(("type", .string("RuntimeDefault")))))),
+            ("nodeSelector", gpus > 0 ? .obj(("nvidia.com/gpu.present", .string("true"))) : nil),
+            ("tolerations", gpus > 0 ? .list([.obj(("key", .string("nvidia.com/gpu")), ("operator", .string("Exists")),
+                                                   ("effect", .string("NoSchedule")))]) : nil),
+            ("initContainers", .list([pull])),
+            ("containers", .list([server])),
+            ("volumes", .list([
+                .obj(("name", .string("config")), ("configMap", .obj(("name", .string(configMapName(spec)))))),
+                modelsVolume,
+                .obj(("name", .string("tmp")), ("emptyDir", .map([]))),
+            ])))
+        return object("apps/v1", "Deployment", spec.name, spec, extra: [
+            YAMLField("spec", .obj(
+                ("replicas", hpaEnabled ? nil : .int(spec.replicas)),
+                ("revisionHistoryLimit", .int(5)),
+                ("progressDeadlineSeconds", .int(deadline)),
+                ("selector", .obj(("matchLabels", selectorLabels(spec)))),
+                ("strategy", strategy),
+                ("template", .obj(
+                    ("metadata", .obj(("labels", labels(spec)),
+                                      ("annotations", .obj(("autoglm.dev/config-hash", .string(fnv1a64Hex(configYAML))))))),
+                    ("spec", podSpec))))),
+        ])
+    }
+
+    /// FNV-1a 64-bit, hex: a stable config checksum so a ConfigMap change rolls the pods.
+    static func fnv1a64Hex(_ s: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+extension RenderResult {
+    /// Writes one file per object into `dir` (created if needed); returns the paths.
+    public func write(to dir: String) throws(DeployError) -> [String] {
+        try FileOutput.write(files.map { ($0.name, $0.contents) }, to: dir)
+    }
+}

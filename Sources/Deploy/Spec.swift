@@ -1,0 +1,151 @@
+/// The typed `autoglm.yaml` (apiVersion `autoglm/v1`). The one config format read by
+/// `serve`, `optimize`, `deploy` and `up`. Decode it with `SpecLoader`.
+public struct Spec: Sendable, Equatable {
+    public static let apiVersion = "autoglm/v1"
+    public static let defaultImage = "ghcr.io/open-autoglm/autoglm:latest"
+
+    public var name: String
+    public var model: ModelSpec
+    public var backend = BackendSpec()
+    public var server = ServerSpec()
+    public var image: String = Spec.defaultImage
+    public var replicas: Int = 1
+    public var resources = ResourcesSpec()
+    public var autoscaling: AutoscalingSpec?
+    public var probes = ProbesSpec()
+    public var rollout = RolloutSpec()
+    public var modelCache: ModelCacheSpec = .emptyDir(sizeLimit: nil)
+    public var monitoring = MonitoringSpec()
+    /// Names of the overlays the file defines (the overlays themselves are applied at load time).
+    public var environmentNames: [String] = []
+
+    public init(name: String, model: ModelSpec) {
+        self.name = name
+        self.model = model
+    }
+}
+
+public struct ModelSpec: Sendable, Equatable {
+    /// Registry ref or alias (`gemma3-270m`), `hf://ORG/REPO/FILE.gguf`, or a path.
+    public var ref: String
+    public var version: String?
+    public var channel: String?
+    public init(ref: String, version: String? = nil, channel: String? = nil) {
+        self.ref = ref
+        self.version = version
+        self.channel = channel
+    }
+}
+
+public enum BackendType: String, Sendable, Equatable, CaseIterable {
+    case native, llamacpp, openai
+}
+
+public struct BackendSpec: Sendable, Equatable {
+    public var type: BackendType = .native
+    /// Upstream base URL; only for `openai`.
+    public var url: String?
+    public var threads: Int?
+    public var maxSeqs: Int?
+    public var maxBatchedTokens: Int?
+    public var kvCacheMB: Int?
+    public var contextLength: Int?
+    public init() {}
+}
+
+public enum APIKeySource: Sendable, Equatable {
+    case secretRef(name: String, key: String)
+    case env(String)
+}
+
+public struct ServerSpec: Sendable, Equatable {
+    public static let defaultPort = 8080
+    public static let defaultDrainTimeoutSeconds = 30
+    public var port: Int = ServerSpec.defaultPort
+    public var apiKeys: [APIKeySource] = []
+    /// How long the server waits for in-flight requests on SIGTERM.
+    public var drainTimeoutSeconds: Int = ServerSpec.defaultDrainTimeoutSeconds
+    public init() {}
+}
+
+public struct ResourcesSpec: Sendable, Equatable {
+    /// Kubernetes quantities, e.g. `4`, `500m`, `16Gi`.
+    public var cpu: String?
+    public var memory: String?
+    /// `nvidia.com/gpu`
+    public var gpu: Int?
+    public init() {}
+}
+
+public enum ScalingMetric: String, Sendable, Equatable, CaseIterable {
+    case queue, cpu, rps
+    /// Default target: waiting requests per pod, CPU utilization %, requests/s per pod.
+    public var defaultTarget: Int {
+        switch self {
+        case .queue: return 4
+        case .cpu: return 70
+        case .rps: return 10
+        }
+    }
+}
+
+public struct AutoscalingSpec: Sendable, Equatable {
+    public var enabled = false
+    public var minReplicas = 1
+    public var maxReplicas = 1
+    public var metric: ScalingMetric = .queue
+    public var target: Int = ScalingMetric.queue.defaultTarget
+    public init() {}
+}
+
+public struct ProbeOverride: Sendable, Equatable {
+    public var initialDelaySeconds: Int?
+    public var periodSeconds: Int?
+    public var failureThreshold: Int?
+    public var timeoutSeconds: Int?
+    public init() {}
+}
+
+public struct ProbesSpec: Sendable, Equatable {
+    public var startup = ProbeOverride()
+    public var readiness = ProbeOverride()
+    public var liveness = ProbeOverride()
+    public init() {}
+}
+
+public enum IntOrPercent: Sendable, Equatable, CustomStringConvertible {
+    case int(Int)
+    case percent(Int)
+    public var description: String {
+        switch self {
+        case .int(let i): return String(i)
+        case .percent(let p): return "\(p)%"
+        }
+    }
+}
+
+public enum RolloutStrategy: String, Sendable, Equatable, CaseIterable {
+    case rollingUpdate = "RollingUpdate"
+    case recreate = "Recreate"
+}
+
+public struct RolloutSpec: Sendable, Equatable {
+    public static let defaultProgressDeadlineSeconds = 1200
+    public var strategy: RolloutStrategy = .rollingUpdate
+    public var maxSurge: IntOrPercent?
+    public var maxUnavailable: IntOrPercent?
+    /// Share of traffic for a canary (used by `deploy apply`, carried in the spec).
+    public var canaryPercent: Int?
+    public var progressDeadlineSeconds: Int?
+    public init() {}
+}
+
+public enum ModelCacheSpec: Sendable, Equatable {
+    case pvc(name: String?, size: String, storageClass: String?)
+    case emptyDir(sizeLimit: String?)
+}
+
+public struct MonitoringSpec: Sendable, Equatable {
+    public var serviceMonitor = false
+    public init() {}
+}

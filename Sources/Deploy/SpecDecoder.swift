@@ -1,0 +1,535 @@
+/// Walks a positioned YAML tree into a `Spec`, collecting every error (never stops at the first).
+struct SpecDecoder {
+    let file: String
+    var diags: [Diagnostic] = []
+    var notes: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    mutating func error(_ pos: SourcePosition?, _ message: String) {
+        diags.append(Diagnostic(file: file, pos: pos, message: message))
+    }
+
+    mutating func note(_ pos: SourcePosition?, _ message: String) {
+        notes.append(Diagnostic(file: file, pos: pos, message: message))
+    }
+
+    func sortedDiagnostics() -> [Diagnostic] { SpecLoader.dedupe(diags) }
+
+    static let topKeys = ["apiVersion", "kind", "name", "model", "backend", "server", "image", "replicas",
+                          "resources", "autoscaling", "probes", "rollout", "modelCache", "monitoring", "environments"]
+
+    // MARK: root
+
+    mutating func decodeRoot(_ root: PNode) -> Spec? {
+        guard let entries = mapping(root, path: "") else { return nil }
+        checkKeys(entries, allowed: Self.topKeys, path: "")
+        let rootPos = root.pos
+
+        if let v = entries.value("apiVersion") {
+            if let s = string(v, path: "apiVersion"), s != Spec.apiVersion {
+                error(v.pos, "apiVersion '\(s)' is not supported; use '\(Spec.apiVersion)'")
+            }
+        } else {
+            error(rootPos, "apiVersion is required; add 'apiVersion: \(Spec.apiVersion)' at the top")
+        }
+        if let v = entries.value("kind"), let s = string(v, path: "kind"), s != "Deployment" {
+            error(v.pos, "kind '\(s)' is not supported; use 'Deployment' (or omit kind)")
+        }
+        var name: String?
+        if let v = entries.value("name") {
+            if let s = string(v, path: "name") {
+                if isDNSLabel(s) { name = s } else {
+                    error(v.pos, "name '\(s)' must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. 'glm-4-9b')")
+                }
+            }
+        } else {
+            error(rootPos, "name is required; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)")
+        }
+        var model: ModelSpec?
+        if let v = entries.value("model") { model = decodeModel(v) } else {
+            error(rootPos, "model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path)")
+        }
+
+        var spec = Spec(name: name ?? "invalid", model: model ?? ModelSpec(ref: ""))
+        if let v = entries.value("backend") { spec.backend = decodeBackend(v) }
+        if let v = entries.value("server") { spec.server = decodeServer(v) }
+        if let v = entries.value("image"), let s = string(v, path: "image") {
+            if s.isEmpty || s.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
+                error(v.pos, "image '\(s)' is not a container image reference; write e.g. '\(Spec.defaultImage)'")
+            } else { spec.image = s }
+        }
+        let replicasNode = entries.value("replicas")
+        if let v = replicasNode, let r = int(v, path: "replicas", 0...1000) { spec.replicas = r }
+        if let v = entries.value("resources") { spec.resources = decodeResources(v) }
+        if let v = entries.value("autoscaling") { spec.autoscaling = decodeAutoscaling(v) }
+        if let v = entries.value("probes") { spec.probes = decodeProbes(v) }
+        if let v = entries.value("rollout") { spec.rollout = decodeRollout(v) }
+        if let v = entries.value("modelCache"), let c = decodeModelCache(v) { spec.modelCache = c }
+        if let v = entries.value("monitoring") { spec.monitoring = decodeMonitoring(v) }
+
+        // Cross-field rules.
+        if let a = spec.autoscaling, a.enabled {
+            if let v = replicasNode, !v.isNull {
+                if spec.replicas < a.minReplicas || spec.replicas > a.maxReplicas {
+                    error(v.pos, "replicas (\(spec.replicas)) must be within autoscaling.minReplicas (\(a.minReplicas)) and autoscaling.maxReplicas (\(a.maxReplicas)) when autoscaling is enabled; remove replicas or change it")
+                }
+            } else {
+                spec.replicas = a.minReplicas
+            }
+            if a.metric == .cpu && spec.resources.cpu == nil {
+                error(entries.value("autoscaling")?["metric"]?.pos ?? entries.value("autoscaling")?.pos,
+                      "autoscaling.metric cpu needs resources.cpu: the autoscaler measures utilization against the CPU request; set resources.cpu (e.g. '4')")
+            }
+        }
+        if let gpus = spec.resources.gpu, gpus > 0, spec.backend.type != .llamacpp {
+            let pos = entries.value("resources")?["nvidia.com/gpu"]?.pos
+            switch spec.backend.type {
+            case .native:
+                note(pos, "resources.nvidia.com/gpu: the native backend runs on CPU; the GPU is requested for the pod but not used by the engine (use backend.type llamacpp to use it)")
+            case .openai:
+                note(pos, "resources.nvidia.com/gpu: backend openai forwards to an upstream; the GPU is requested for the pod but not used")
+            case .llamacpp: break
+            }
+        }
+        if spec.backend.type == .openai {
+            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength"]
+            if let b = entries.value("backend"), case .mapping(let be, _) = b {
+                for e in be where knobs.contains(e.key) {
+                    note(e.keyPos, "backend.\(e.key) is ignored by backend openai (the upstream owns its engine settings)")
+                }
+            }
+        }
+        return spec
+    }
+
+    // MARK: sections
+
+    mutating func decodeModel(_ node: PNode) -> ModelSpec? {
+        guard let entries = mapping(node, path: "model") else { return nil }
+        checkKeys(entries, allowed: ["ref", "version", "channel"], path: "model")
+        var m = ModelSpec(ref: "")
+        if let v = entries.value("ref") {
+            if let s = string(v, path: "model.ref") {
+                if s.isEmpty { error(v.pos, "model.ref must not be empty; write e.g. 'gemma3-270m' or 'hf://ORG/REPO/FILE.gguf'") }
+                m.ref = s
+            }
+        } else {
+            error(node.pos, "model.ref is required; write e.g. 'ref: gemma3-270m', 'ref: hf://ORG/REPO/FILE.gguf' or a path")
+        }
+        let vNode = entries.value("version")
+        let cNode = entries.value("channel")
+        if let v = vNode, let s = string(v, path: "model.version") {
+            if isSemVer(s) { m.version = s } else {
+                error(v.pos, "model.version '\(s)' is not a SemVer version; write MAJOR.MINOR.PATCH, e.g. '1.0.0' (quote it)")
+            }
+        }
+        if let v = cNode, let s = string(v, path: "model.channel") {
+            if isTag(s) { m.channel = s } else {
+                error(v.pos, "model.channel '\(s)' is not a valid channel; use stable, canary, latest or a tag of letters, digits, '.', '_' or '-'")
+            }
+        }
+        if let v = vNode, let c = cNode, !v.isNull, !c.isNull {
+            error(c.pos, "model: set either version or channel, not both; remove one")
+        }
+        return m
+    }
+
+    mutating func decodeBackend(_ node: PNode) -> BackendSpec {
+        var b = BackendSpec()
+        guard let entries = mapping(node, path: "backend") else { return b }
+        checkKeys(entries, allowed: ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength"], path: "backend")
+        if let v = entries.value("type"), let t: BackendType = enumValue(v, path: "backend.type") { b.type = t }
+        if let v = entries.value("url"), let s = string(v, path: "backend.url") {
+            if s.hasPrefix("http://") || s.hasPrefix("https://"), s.count > 8 { b.url = s } else {
+                error(v.pos, "backend.url '\(s)' must be an http:// or https:// URL of the upstream, e.g. 'http://vllm:8000/v1'")
+            }
+        }
+        if b.type == .openai, b.url == nil, entries.value("url") == nil {
+            error(node.pos, "backend.url is required for backend type openai; set it to the upstream's base URL, e.g. 'http://vllm:8000/v1'")
+        }
+        if b.type != .openai, let v = entries.value("url"), !v.isNull {
+            error(v.pos, "backend.url is only used with backend type openai; remove it or set type: openai")
+        }
+        if let v = entries.value("threads") { b.threads = int(v, path: "backend.threads", 1...1024) }
+        if let v = entries.value("maxSeqs") { b.maxSeqs = int(v, path: "backend.maxSeqs", 1...4096) }
+        if let v = entries.value("maxBatchedTokens") { b.maxBatchedTokens = int(v, path: "backend.maxBatchedTokens", 1...1_048_576) }
+        if let v = entries.value("kvCacheMB") { b.kvCacheMB = int(v, path: "backend.kvCacheMB", 1...4_194_304) }
+        if let v = entries.value("contextLength") { b.contextLength = int(v, path: "backend.contextLength", 16...2_097_152) }
+        return b
+    }
+
+    mutating func decodeServer(_ node: PNode) -> ServerSpec {
+        var s = ServerSpec()
+        guard let entries = mapping(node, path: "server") else { return s }
+        checkKeys(entries, allowed: ["port", "apiKeys", "drainTimeoutSeconds"], path: "server")
+        if let v = entries.value("port"), let p = int(v, path: "server.port", 1...65535) { s.port = p }
+        if let v = entries.value("drainTimeoutSeconds"), let t = int(v, path: "server.drainTimeoutSeconds", 0...3600) {
+            s.drainTimeoutSeconds = t
+        }
+        if let v = entries.value("apiKeys"), !v.isNull {
+            guard case .sequence(let items, _) = v else {
+                error(v.pos, "server.apiKeys must be a list of {secretRef: {name, key}} or {env: VAR}, got \(v.kindName)")
+                return s
+            }
+            for (i, item) in items.enumerated() {
+                let path = "server.apiKeys[\(i)]"
+                if case .scalar = item, !item.isNull {
+                    error(item.pos, "\(path): literal API keys are not allowed (they would end up in a ConfigMap); use {secretRef: {name: SECRET, key: KEY}} or {env: VAR}")
+                    continue
+                }
+                guard let e = mapping(item, path: path) else { continue }
+                checkKeys(e, allowed: ["secretRef", "env"], path: path)
+                let sr = e.value("secretRef"), en = e.value("env")
+                if sr != nil && en != nil {
+                    error(item.pos, "\(path): set either secretRef or env, not both")
+                } else if let sr {
+                    guard let se = mapping(sr, path: "\(path).secretRef") else { continue }
+                    checkKeys(se, allowed: ["name", "key"], path: "\(path).secretRef")
+                    var name: String?, key: String?
+                    if let n = se.value("name") {
+                        name = string(n, path: "\(path).secretRef.name")
+                        if let nn = name, !isDNSSubdomain(nn) {
+                            error(n.pos, "\(path).secretRef.name '\(nn)' is not a valid Secret name (lowercase letters, digits, '-', '.')")
+                            name = nil
+                        }
+                    } else { error(sr.pos, "\(path).secretRef.name is required (the Secret's name)") }
+                    if let k = se.value("key") {
+                        key = string(k, path: "\(path).secretRef.key")
+                        if let kk = key, kk.isEmpty || !kk.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) {
+                            error(k.pos, "\(path).secretRef.key '\(kk)' is not a valid Secret key (letters, digits, '-', '_', '.')")
+                            key = nil
+                        }
+                    } else { error(sr.pos, "\(path).secretRef.key is required (the key inside the Secret)") }
+                    if let name, let key { s.apiKeys.append(.secretRef(name: name, key: key)) }
+                } else if let en {
+                    if let name = string(en, path: "\(path).env") {
+                        if YAMLTree.isValidVarName(name) { s.apiKeys.append(.env(name)) } else {
+                            error(en.pos, "\(path).env '\(name)' is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+                        }
+                    }
+                } else {
+                    error(item.pos, "\(path) must have secretRef: {name, key} or env: VAR")
+                }
+            }
+        }
+        return s
+    }
+
+    mutating func decodeResources(_ node: PNode) -> ResourcesSpec {
+        var r = ResourcesSpec()
+        guard let entries = mapping(node, path: "resources") else { return r }
+        checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu"], path: "resources")
+        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'") }
+        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'") }
+        if let v = entries.value("nvidia.com/gpu") { r.gpu = int(v, path: "resources.nvidia.com/gpu", 0...16) }
+        return r
+    }
+
+    mutating func decodeAutoscaling(_ node: PNode) -> AutoscalingSpec? {
+        guard let entries = mapping(node, path: "autoscaling") else { return nil }
+        checkKeys(entries, allowed: ["enabled", "minReplicas", "maxReplicas", "metric", "target"], path: "autoscaling")
+        var a = AutoscalingSpec()
+        if let v = entries.value("enabled"), let b = bool(v, path: "autoscaling.enabled") { a.enabled = b }
+        let minNode = entries.value("minReplicas"), maxNode = entries.value("maxReplicas")
+        if let v = minNode, let i = int(v, path: "autoscaling.minReplicas", 1...1000) { a.minReplicas = i }
+        if let v = maxNode, let i = int(v, path: "autoscaling.maxReplicas", 1...1000) { a.maxReplicas = i }
+        else if maxNode == nil && a.enabled {
+            error(node.pos, "autoscaling.maxReplicas is required when autoscaling is enabled; add e.g. 'maxReplicas: 4'")
+            a.maxReplicas = max(a.minReplicas, 1)
+        } else if maxNode == nil { a.maxReplicas = a.minReplicas }
+        if let v = entries.value("metric"), let m: ScalingMetric = enumValue(v, path: "autoscaling.metric") { a.metric = m }
+        a.target = a.metric.defaultTarget
+        if let v = entries.value("target") {
+            let range = a.metric == .cpu ? 1...100 : 1...100_000
+            if let t = int(v, path: "autoscaling.target", range) { a.target = t }
+        }
+        if let maxNode, a.maxReplicas < a.minReplicas, !maxNode.isNull {
+            error(maxNode.pos, "autoscaling.maxReplicas (\(a.maxReplicas)) must be ≥ minReplicas (\(a.minReplicas))")
+        }
+        return a
+    }
+
+    mutating func decodeProbes(_ node: PNode) -> ProbesSpec {
+        var p = ProbesSpec()
+        guard let entries = mapping(node, path: "probes") else { return p }
+        checkKeys(entries, allowed: ["startup", "readiness", "liveness"], path: "probes")
+        if let v = entries.value("startup") { p.startup = decodeProbe(v, path: "probes.startup") }
+        if let v = entries.value("readiness") { p.readiness = decodeProbe(v, path: "probes.readiness") }
+        if let v = entries.value("liveness") { p.liveness = decodeProbe(v, path: "probes.liveness") }
+        return p
+    }
+
+    mutating func decodeProbe(_ node: PNode, path: String) -> ProbeOverride {
+        var o = ProbeOverride()
+        guard let entries = mapping(node, path: path) else { return o }
+        checkKeys(entries, allowed: ["initialDelaySeconds", "periodSeconds", "failureThreshold", "timeoutSeconds"], path: path)
+        if let v = entries.value("initialDelaySeconds") { o.initialDelaySeconds = int(v, path: "\(path).initialDelaySeconds", 0...3600) }
+        if let v = entries.value("periodSeconds") { o.periodSeconds = int(v, path: "\(path).periodSeconds", 1...3600) }
+        if let v = entries.value("failureThreshold") { o.failureThreshold = int(v, path: "\(path).failureThreshold", 1...10_000) }
+        if let v = entries.value("timeoutSeconds") { o.timeoutSeconds = int(v, path: "\(path).timeoutSeconds", 1...3600) }
+        return o
+    }
+
+    mutating func decodeRollout(_ node: PNode) -> RolloutSpec {
+        var r = RolloutSpec()
+        guard let entries = mapping(node, path: "rollout") else { return r }
+        checkKeys(entries, allowed: ["strategy", "maxSurge", "maxUnavailable", "canaryPercent", "progressDeadlineSeconds"], path: "rollout")
+        if let v = entries.value("strategy"), let s: RolloutStrategy = enumValue(v, path: "rollout.strategy") { r.strategy = s }
+        let surgeNode = entries.value("maxSurge"), unavailNode = entries.value("maxUnavailable")
+        if let v = surgeNode { r.maxSurge = intOrPercent(v, path: "rollout.maxSurge") }
+        if let v = unavailNode { r.maxUnavailable = intOrPercent(v, path: "rollout.maxUnavailable") }
+        if let v = entries.value("canaryPercent") { r.canaryPercent = int(v, path: "rollout.canaryPercent", 0...100) }
+        if let v = entries.value("progressDeadlineSeconds") { r.progressDeadlineSeconds = int(v, path: "rollout.progressDeadlineSeconds", 1...86_400) }
+        if r.strategy == .recreate {
+            for (k, n) in [("maxSurge", surgeNode), ("maxUnavailable", unavailNode)] {
+                if let n, !n.isNull {
+                    error(n.pos, "rollout.\(k) only applies to strategy RollingUpdate; remove it or set strategy: RollingUpdate")
+                }
+            }
+        } else if let s = r.maxSurge, let u = r.maxUnavailable, s.isZero, u.isZero, let n = unavailNode {
+            error(n.pos, "rollout.maxUnavailable and rollout.maxSurge cannot both be 0; the rollout could never make progress")
+        }
+        return r
+    }
+
+    mutating func decodeModelCache(_ node: PNode) -> ModelCacheSpec? {
+        guard let entries = mapping(node, path: "modelCache") else { return nil }
+        checkKeys(entries, allowed: ["pvc", "emptyDir"], path: "modelCache")
+        let pvc = entries.value("pvc").flatMap { $0.isNull ? nil : $0 }
+        let ed = entries.value("emptyDir")
+        if pvc != nil, let ed, !ed.isNull {
+            error(node.pos, "modelCache: set either pvc or emptyDir, not both")
+            return nil
+        }
+        if let pvc {
+            guard let pe = mapping(pvc, path: "modelCache.pvc") else { return nil }
+            checkKeys(pe, allowed: ["name", "size", "storageClass"], path: "modelCache.pvc")
+            var name: String?, size: String?, sc: String?
+            if let v = pe.value("name"), let s = string(v, path: "modelCache.pvc.name") {
+                if isDNSSubdomain(s) { name = s } else {
+                    error(v.pos, "modelCache.pvc.name '\(s)' is not a valid PersistentVolumeClaim name (lowercase letters, digits, '-', '.')")
+                }
+            }
+            if let v = pe.value("size") { size = quantity(v, path: "modelCache.pvc.size", example: "'50Gi'") } else {
+                error(pvc.pos, "modelCache.pvc.size is required; e.g. 'size: 50Gi' (room for the model files)")
+            }
+            if let v = pe.value("storageClass"), let s = string(v, path: "modelCache.pvc.storageClass") {
+                if isDNSSubdomain(s) { sc = s } else {
+                    error(v.pos, "modelCache.pvc.storageClass '\(s)' is not a valid StorageClass name")
+                }
+            }
+            guard let size else { return nil }
+            return .pvc(name: name, size: size, storageClass: sc)
+        }
+        var limit: String?
+        if let ed, let ee = mapping(ed, path: "modelCache.emptyDir") {
+            checkKeys(ee, allowed: ["sizeLimit"], path: "modelCache.emptyDir")
+            if let v = ee.value("sizeLimit") { limit = quantity(v, path: "modelCache.emptyDir.sizeLimit", example: "'20Gi'") }
+        }
+        return .emptyDir(sizeLimit: limit)
+    }
+
+    mutating func decodeMonitoring(_ node: PNode) -> MonitoringSpec {
+        var m = MonitoringSpec()
+        guard let entries = mapping(node, path: "monitoring") else { return m }
+        checkKeys(entries, allowed: ["serviceMonitor"], path: "monitoring")
+        if let v = entries.value("serviceMonitor"), let b = bool(v, path: "monitoring.serviceMonitor") { m.serviceMonitor = b }
+        return m
+    }
+
+    // MARK: primitives
+
+    /// A mapping's entries; null counts as an empty mapping. Reports the wrong type otherwise.
+    mutating func mapping(_ node: PNode, path: String) -> [PEntry]? {
+        if node.isNull { return [] }
+        guard case .mapping(let entries, _) = node else {
+            error(node.pos, "\(path.isEmpty ? "the top level" : path) must be a mapping (key: value lines), got \(node.kindName)")
+            return nil
+        }
+        return entries
+    }
+
+    mutating func checkKeys(_ entries: [PEntry], allowed: [String], path: String) {
+        for e in entries where !allowed.contains(e.key) {
+            let full = path.isEmpty ? e.key : "\(path).\(e.key)"
+            if let s = suggestion(for: e.key, among: allowed) {
+                error(e.keyPos, "\(full): unknown key '\(e.key)'; did you mean '\(s)'?")
+            } else {
+                error(e.keyPos, "\(full): unknown key '\(e.key)'; known keys\(path.isEmpty ? "" : " in \(path)"): \(allowed.joined(separator: ", "))")
+            }
+        }
+    }
+
+    mutating func string(_ node: PNode, path: String) -> String? {
+        guard case .scalar(let s, _, _) = node else {
+            error(node.pos, "\(path) must be a string, got \(node.kindName)")
+            return nil
+        }
+        if node.isNull { return nil }
+        return s
+    }
+
+    mutating func int(_ node: PNode, path: String, _ range: ClosedRange<Int>) -> Int? {
+        if node.isNull { return nil }
+        guard case .scalar(let s, let quoted, _) = node else {
+            error(node.pos, "\(path) must be an integer, got \(node.kindName)")
+            return nil
+        }
+        guard !quoted, let i = Int(s) else {
+            error(node.pos, "\(path) must be an integer, got \(quoted ? "string \"\(s)\"" : "'\(s)'")")
+            return nil
+        }
+        guard range.contains(i) else {
+            error(node.pos, "\(path) (\(i)) must be between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        return i
+    }
+
+    mutating func bool(_ node: PNode, path: String) -> Bool? {
+        if node.isNull { return nil }
+        if case .scalar(let s, false, _) = node {
+            switch s.lowercased() {
+            case "true", "yes", "on": return true
+            case "false", "no", "off": return false
+            default: break
+            }
+        }
+        error(node.pos, "\(path) must be true or false, got \(node.kindName)")
+        return nil
+    }
+
+    mutating func enumValue<E: RawRepresentable & CaseIterable>(_ node: PNode, path: String) -> E? where E.RawValue == String {
+        guard let s = string(node, path: path) else { return nil }
+        if let e = E(rawValue: s) { return e }
+        let all = E.allCases.map(\.rawValue)
+        if let sug = suggestion(for: s, among: all) {
+            error(node.pos, "\(path) '\(s)' is not one of \(all.joined(separator: ", ")); did you mean '\(sug)'?")
+        } else {
+            error(node.pos, "\(path) '\(s)' is not one of \(all.joined(separator: ", "))")
+        }
+        return nil
+    }
+
+    mutating func quantity(_ node: PNode, path: String, example: String) -> String? {
+        guard let s = string(node, path: path) else { return nil }
+        if isQuantity(s) { return s }
+        error(node.pos, "\(path) '\(s)' is not a Kubernetes quantity; write e.g. \(example) (suffixes m, k, M, G, Ki, Mi, Gi, Ti)")
+        return nil
+    }
+
+    mutating func intOrPercent(_ node: PNode, path: String) -> IntOrPercent? {
+        if node.isNull { return nil }
+        if case .scalar(let s, let quoted, _) = node {
+            if !quoted, let i = Int(s) {
+                if i >= 0 && i <= 1000 { return .int(i) }
+            } else if s.hasSuffix("%"), let p = Int(s.dropLast()), (0...100).contains(p) {
+                return .percent(p)
+            }
+        }
+        error(node.pos, "\(path) must be a non-negative integer or a percentage like '25%', got \(node.kindName)")
+        return nil
+    }
+}
+
+extension IntOrPercent {
+    var isZero: Bool {
+        switch self {
+        case .int(let i): return i == 0
+        case .percent(let p): return p == 0
+        }
+    }
+}
+
+extension Array where Element == PEntry {
+    func value(_ key: String) -> PNode? { first(where: { $0.key == key })?.value }
+}
+
+// MARK: syntax checks
+
+func isSemVer(_ s: String) -> Bool {
+    var core = Substring(s)
+    if let plus = core.firstIndex(of: "+") {
+        let build = core[core.index(after: plus)...]
+        guard isIdentList(build) else { return false }
+        core = core[..<plus]
+    }
+    if let dash = core.firstIndex(of: "-") {
+        let pre = core[core.index(after: dash)...]
+        guard isIdentList(pre) else { return false }
+        core = core[..<dash]
+    }
+    let parts = core.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 3 else { return false }
+    return parts.allSatisfy { p in
+        !p.isEmpty && p.allSatisfy { $0.isASCII && $0.isNumber } && (p == "0" || p.first != "0")
+    }
+}
+
+private func isIdentList(_ s: Substring) -> Bool {
+    let ids = s.split(separator: ".", omittingEmptySubsequences: false)
+    return !ids.isEmpty && ids.allSatisfy { id in
+        !id.isEmpty && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
+}
+
+func isTag(_ s: String) -> Bool {
+    guard let f = s.first, f.isASCII, f.isLetter || f.isNumber, s.count <= 128 else { return false }
+    return s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+}
+
+func isDNSSubdomain(_ s: String) -> Bool {
+    guard !s.isEmpty, s.count <= 253 else { return false }
+    return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNSLabel(String($0)) }
+}
+
+/// Kubernetes resource quantity (non-negative): `<number><suffix>`.
+func isQuantity(_ s: String) -> Bool {
+    let suffixes = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", ""]
+    for suf in suffixes where s.hasSuffix(suf) {
+        let num = s.dropLast(suf.count)
+        if isDecimal(num) { return true }
+    }
+    // Decimal exponent: 1e3, 1.5E-2
+    if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+        let mant = s[..<e]
+        var exp = s[s.index(after: e)...]
+        if exp.first == "+" || exp.first == "-" { exp = exp.dropFirst() }
+        return isDecimal(mant) && !exp.isEmpty && exp.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+    return false
+}
+
+private func isDecimal(_ s: Substring) -> Bool {
+    let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 1 || parts.count == 2 else { return false }
+    guard parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }) else { return false }
+    return parts.contains { !$0.isEmpty }
+}
+
+/// The closest candidate by edit distance (case-insensitive), if close enough to be a typo.
+func suggestion(for word: String, among candidates: [String]) -> String? {
+    let w = Array(word.lowercased())
+    var best: (String, Int)?
+    for c in candidates {
+        let d = editDistance(w, Array(c.lowercased()))
+        if d <= max(2, w.count / 3), best == nil || d < best?.1 ?? Int.max { best = (c, d) }
+    }
+    return best?.0
+}
+
+func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev = Array(0...b.count)
+    var cur = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        cur[0] = i
+        for j in 1...b.count {
+            cur[j] = Swift.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[b.count]
+}

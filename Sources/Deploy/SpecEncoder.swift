@@ -1,0 +1,80 @@
+/// Spec → YAML in the schema's own key order (the resolved spec: overlay applied, variables
+/// substituted, defaults made explicit). `SpecLoader` reads this output back to the same `Spec`.
+public enum SpecEncoder {
+    public static func yaml(_ spec: Spec) -> String {
+        YAMLEmitter.emit(value(spec))
+    }
+
+    public static func value(_ spec: Spec) -> YAMLValue {
+        let model: YAMLValue = .obj(("ref", .string(spec.model.ref)),
+                                    ("version", .str(spec.model.version)),
+                                    ("channel", .str(spec.model.channel)))
+        let b = spec.backend
+        let backend: YAMLValue = .obj(("type", .string(b.type.rawValue)), ("url", .str(b.url)),
+                                      ("threads", .num(b.threads)), ("maxSeqs", .num(b.maxSeqs)),
+                                      ("maxBatchedTokens", .num(b.maxBatchedTokens)),
+                                      ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)))
+        let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map { k in
+            switch k {
+            case .secretRef(let name, let key):
+                return .obj(("secretRef", .obj(("name", .string(name)), ("key", .string(key)))))
+            case .env(let v):
+                return .obj(("env", .string(v)))
+            }
+        })
+        let server: YAMLValue = .obj(("port", .int(spec.server.port)), ("apiKeys", keys),
+                                     ("drainTimeoutSeconds", .int(spec.server.drainTimeoutSeconds)))
+        let r = spec.resources
+        let resources: YAMLValue? = (r.cpu == nil && r.memory == nil && r.gpu == nil) ? nil
+            : .obj(("cpu", .str(r.cpu)), ("memory", .str(r.memory)), ("nvidia.com/gpu", .num(r.gpu)))
+        let autoscaling: YAMLValue? = spec.autoscaling.map { a in
+            .obj(("enabled", .bool(a.enabled)), ("minReplicas", .int(a.minReplicas)),
+                 ("maxReplicas", .int(a.maxReplicas)), ("metric", .string(a.metric.rawValue)),
+                 ("target", .int(a.target)))
+        }
+        func probe(_ o: ProbeOverride) -> YAMLValue? {
+            o == ProbeOverride() ? nil
+                : .obj(("initialDelaySeconds", .num(o.initialDelaySeconds)), ("periodSeconds", .num(o.periodSeconds)),
+                       ("failureThreshold", .num(o.failureThreshold)), ("timeoutSeconds", .num(o.timeoutSeconds)))
+        }
+        let p = spec.probes
+        let probes: YAMLValue? = p == ProbesSpec() ? nil
+            : .obj(("startup", probe(p.startup)), ("readiness", probe(p.readiness)), ("liveness", probe(p.liveness)))
+        let ro = spec.rollout
+        let rollout: YAMLValue = .obj(("strategy", .string(ro.strategy.rawValue)),
+                                      ("maxSurge", ro.maxSurge.map(intOrPercent)),
+                                      ("maxUnavailable", ro.maxUnavailable.map(intOrPercent)),
+                                      ("canaryPercent", .num(ro.canaryPercent)),
+                                      ("progressDeadlineSeconds", .num(ro.progressDeadlineSeconds)))
+        let cache: YAMLValue
+        switch spec.modelCache {
+        case .pvc(let name, let size, let sc):
+            cache = .obj(("pvc", .obj(("name", .str(name)), ("size", .string(size)), ("storageClass", .str(sc)))))
+        case .emptyDir(let limit):
+            cache = .obj(("emptyDir", .obj(("sizeLimit", .str(limit)))))
+        }
+        return .obj(
+            ("apiVersion", .string(Spec.apiVersion)),
+            ("kind", .string("Deployment")),
+            ("name", .string(spec.name)),
+            ("model", model),
+            ("backend", backend),
+            ("server", server),
+            ("image", .string(spec.image)),
+            ("replicas", .int(spec.replicas)),
+            ("resources", resources),
+            ("autoscaling", autoscaling),
+            ("probes", probes),
+            ("rollout", rollout),
+            ("modelCache", cache),
+            ("monitoring", .obj(("serviceMonitor", .bool(spec.monitoring.serviceMonitor))))
+        )
+    }
+
+    static func intOrPercent(_ v: IntOrPercent) -> YAMLValue {
+        switch v {
+        case .int(let i): return .int(i)
+        case .percent: return .string(v.description)
+        }
+    }
+}
