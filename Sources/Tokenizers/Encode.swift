@@ -55,7 +55,6 @@ extension Tokenizer {
         guard n > 0 else { return [] }
         guard !specials.isEmpty, let base = buf.baseAddress else { return [.text(0..<n)] }
         // Candidate occurrences: (order of token in `specials`, start).
-        var rank: [Int32: Int32] = [:]
         var cands: [(order: Int32, start: Int32, id: Int32)] = []
         for i in 0..<n where specialFirstBytes[Int(buf[i])] {
             for len in specialLengths where i + len <= n {
@@ -63,8 +62,7 @@ extension Tokenizer {
                 let t = types[Int(id)]
                 guard t == .control || t == .userDefined || t == .unknown else { continue }
                 if !parseSpecial && t != .userDefined { continue }
-                if rank.isEmpty { for (k, sid) in specials.enumerated() { rank[sid] = Int32(k) } }
-                guard let o = rank[id] else { continue }
+                guard let o = specialOrder[id] else { continue }
                 cands.append((o, Int32(i), id))
             }
         }

@@ -22,6 +22,8 @@ public final class Tokenizer: Sendable {
     let pre: PreTokenizer?
     /// Special tokens (control, user-defined, unknown) matched in raw text, longest first.
     let specials: [Int32]
+    /// Position of each special token in `specials`.
+    let specialOrder: [Int32: Int32]
     let specialFirstBytes: [Bool]
     let specialLengths: [Int]
     let unkID: Int32?
@@ -217,6 +219,10 @@ public final class Tokenizer: Sendable {
             return la != lb ? la > lb : a < b
         }
         self.specials = specials
+        var order: [Int32: Int32] = [:]
+        order.reserveCapacity(specials.count)
+        for (k, sid) in specials.enumerated() { order[sid] = Int32(k) }
+        specialOrder = order
         specialFirstBytes = first
         specialLengths = lengths.sorted(by: >)
         self.types = types
