@@ -80,7 +80,7 @@ extension Tokenizer {
 
 /// Incremental detokenizer: returns only complete UTF-8 text, holding back a trailing
 /// incomplete multi-byte sequence until the token that completes it arrives.
-public struct StreamingDetokenizer {
+public struct StreamingDetokenizer: Sendable {
     public let tokenizer: Tokenizer
     public let renderSpecial: Bool
     private var pending: [UInt8] = []

@@ -203,3 +203,44 @@ struct TokenizerErrorTests {
         #expect(tok.encode("xyz").isEmpty)
     }
 }
+
+@Suite("Tokenizer round trips")
+struct RoundTripTests {
+    static let alphabet: [String] = [
+        "a", "Z", "é", "e\u{0301}", "中", "こ", "한", "ش", "1", "٣", " ", "  ", "\t", "\n", "\r\n", "\u{00A0}",
+        "'s", "'LL", ".", "!", "<", ">", "/", "<div>", "😀", "👨‍👩‍👧", "🇺🇸", "\u{0}", "\u{FEFF}", "\u{10FFFF}", "\u{FFFD}",
+        "<|im_start|>", "<start_of_turn>", "<bos>",
+    ]
+
+    @Test(arguments: [TestModels.gemma, TestModels.qwen])
+    func randomTextRoundTrips(model: String) throws {
+        let tok = try TestModels.tokenizer(model)
+        var rng = SystemRandomNumberGenerator()
+        var failures = 0
+        for _ in 0..<300 {
+            let len = Int.random(in: 0...40, using: &rng)
+            let text = (0..<len).map { _ in Self.alphabet.randomElement(using: &rng) ?? "a" }.joined()
+            let ids = tok.encode(text, addBOS: false, parseSpecial: false)
+            #expect(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabularySize })
+            let back = tok.decode(ids)
+            if Array(back.utf8) != Array(text.utf8) {
+                failures += 1
+                if failures < 5 { Issue.record("\(model): \(text.debugDescription) -> \(back.debugDescription)") }
+            }
+        }
+        #expect(failures == 0)
+    }
+
+    @Test func concurrentEncodeIsConsistent() async throws {
+        let tok = try TestModels.tokenizer(TestModels.qwen)
+        let text = "Concurrency check: 你好 😀 \n\n def f(x): return x"
+        let expected = tok.encode(text)
+        let results = await withTaskGroup(of: [Int32].self) { group in
+            for _ in 0..<8 { group.addTask { tok.encode(text) } }
+            var all: [[Int32]] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.allSatisfy { $0 == expected })
+    }
+}
