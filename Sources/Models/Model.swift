@@ -58,8 +58,12 @@ extension LanguageModel {
 /// The architecture table: registering an architecture is one line here.
 public enum ModelFactory {
     static let table: [String: @Sendable (GGUFFile) throws -> any LanguageModel] = [
+        "chatglm": { try ChatGLM.load($0) },
         "gemma3": { try Gemma3Model(file: $0) },
-        "qwen2": { try Qwen2Model(file: $0) },
+        "glm4": { try GLM4.load($0) },
+        "llama": { try Llama.load($0) },
+        "qwen2": { try Qwen2.load($0) },
+        "qwen3": { try Qwen3.load($0) },
     ]
 
     public static var supportedArchitectures: [String] { table.keys.sorted() }

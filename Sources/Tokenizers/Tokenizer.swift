@@ -35,6 +35,10 @@ public final class Tokenizer: Sendable {
     public let eosID: Int32?
     public let addBOS: Bool
     public let endOfGenerationIDs: Set<Int32>
+    /// Tokens every prompt must start with when special tokens are added: GLM models
+    /// (`tokenizer.ggml.pre` glm4 / chatglm-bpe) need `[gMASK]<sop>`, without which their output
+    /// loops. Empty for other models (they use BOS).
+    public let promptPrefix: [Int32]
 
     static let eogTexts: Set<String> = [
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
@@ -198,6 +202,13 @@ public final class Tokenizer: Sendable {
             if let id = table.lookup(Array(text.utf8)), types[Int(id)] == .control { eog.insert(id) }
         }
         endOfGenerationIDs = eog
+        let pre = md["tokenizer.ggml.pre"]?.string ?? ""
+        if ["glm4", "chatglm-bpe"].contains(pre), let g = table.lookup(Array("[gMASK]".utf8)),
+           let sop = table.lookup(Array("<sop>".utf8)) {
+            promptPrefix = [g, sop]
+        } else {
+            promptPrefix = []
+        }
 
         // Special tokens matched in raw text, longest first (ties: lower id first).
         var specials: [Int32] = []
