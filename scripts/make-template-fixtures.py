@@ -261,6 +261,17 @@ FEATURES = [
     ("nested_loops", "{% for row in rows %}{% for c in row %}{{ loop.index }}{{ c }}{% endfor %}|{{ loop.index }};{% endfor %}", {"rows": [["a", "b"], ["c"]]}),
     ("whitespace_mix", "<s>\n{%- for m in ms %}\n  {{ m }}\n  {%- if not loop.last %},{% endif %}\n{% endfor %}\n</s>\n", {"ms": ["x", "y"]}),
     ("dictsort_batch_indent", "{{ d | dictsort }}|{{ [1, 2, 3] | batch(2) | list }}|{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a b  c' | wordcount }}", {"d": {"b": 2, "a": 1}}),
+    ("macro_scope", "{% set greeting = 'Hi' %}{% macro hello(n) %}{{ greeting }} {{ n }}{% for i in range(2) %}.{% endfor %}{% endmacro %}{{ hello('x') }}|{{ hello(n='y') | upper }}", {}),
+    ("precedence", "{{ 'a' ~ 'b' | upper }}|{{ not true == false }}|{{ 2 * 3 ** 2 }}|{{ -2 ** 2 }}|{{ 1 - 2 - 3 }}|{{ 'x' if 1 > 2 else 'y' if 2 > 1 else 'z' }}|{{ [1, 2, 3] | length > 2 }}", {}),
+    ("lstrip_comment_line", "a\n  {#- c #}\nb\n   {# d #}\nc", {}),
+    ("unicode_slicing", "{{ s[0] }}|{{ s | length }}|{{ s[::-1] }}|{{ s[1:3] }}|{{ s.upper() }}", {"s": "e\u0301😀ß"}),
+    ("repr_strings", "{{ ['a\\nb', 'é', \"it's\", 'q\"', '\\\\'] }}|{{ {'k': none, 'b': false} }}|{{ ('one',) }}", {}),
+    ("float_printing", "{{ 1.0 * 3 }} {{ 2 ** -1 }} {{ 10 // 3.0 }} {{ 1e16 }} {{ 9e15 }} {{ 12345678.9 }} {{ 0.0001 }} {{ 0.00001 }} {{ 1 / 3 }} {{ 2.5e-3 }} {{ -0.0 }}", {}),
+    ("undefined_loop_else", "{% for x in missing %}x{% else %}none{% endfor %}|{{ missing | length }}|{{ missing ~ 'x' }}|{{ missing is sequence }}", {}),
+    ("if_elif_chain", "{% for n in [0, 1, 2, 3] %}{% if n == 0 %}zero{% elif n == 1 %}one{% elif n == 2 %}two{% else %}many{% endif %} {% endfor %}", {}),
+    ("dash_lines", "start\n{%- for i in [1, 2] -%}\n   item{{ i }}\n{%- endfor -%}\n  end  \n{{- ' tail' }}", {}),
+    ("nested_namespace_loop", "{% set ns = namespace(found=false, idx=-1) %}{% for m in ms[::-1] %}{% if not ns.found and m.role == 'user' %}{% set ns.found = true %}{% set ns.idx = ms | length - 1 - loop.index0 %}{% endif %}{% endfor %}{{ ns.idx }}", {"ms": [{"role": "user"}, {"role": "assistant"}, {"role": "user"}, {"role": "tool"}]}),
+    ("items_tuple_print", "{{ d | items | list }}|{{ d.items() | list | first }}|{% for p in d | items %}{{ p[0] }}{{ p[1] }}{% endfor %}", {"d": {"x": 1, "y": 2}}),
     ("in_operator_none_default", "{{ 'x' in ms[0] }} {{ ms[0].get('x', none) is none }}", {"ms": [{"y": 1}]}),
 ]
 

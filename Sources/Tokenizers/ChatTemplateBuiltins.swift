@@ -20,7 +20,7 @@ func truthy(_ v: Value) -> Bool {
     case .int(let i): return i != 0
     case .double(let d): return d != 0
     case .string(let s): return !s.isEmpty
-    case .list(let a): return !a.isEmpty
+    case .list(let a), .tuple(let a): return !a.isEmpty
     case .dict(let d): return d.count > 0
     case .namespace, .function: return true
     }
@@ -44,6 +44,7 @@ func pyRepr(_ v: Value) -> String {
     case .double(let d): return pyFloatRepr(d)
     case .string(let s): return pyStringRepr(s)
     case .list(let a): return "[" + a.map(pyRepr).joined(separator: ", ") + "]"
+    case .tuple(let a): return "(" + a.map(pyRepr).joined(separator: ", ") + (a.count == 1 ? ",)" : ")")
     case .dict(let d): return "{" + d.pairs.map { pyStringRepr($0.0) + ": " + pyRepr($0.1) }.joined(separator: ", ") + "}"
     case .namespace(let ns):
         return "<Namespace {" + ns.attrs.pairs.map { pyStringRepr($0.0) + ": " + pyRepr($0.1) }.joined(separator: ", ") + "}>"
@@ -120,7 +121,7 @@ func pyFloatRepr(_ d: Double) -> String {
 func iterate(_ v: Value) throws(ChatTemplateError) -> [Value] {
     switch v {
     case .undefined: return []
-    case .list(let a): return a
+    case .list(let a), .tuple(let a): return a
     case .dict(let d): return d.keys.map { .string($0) }
     case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
     default: throw fail("'\(v.typeName)' object is not iterable")
@@ -128,6 +129,13 @@ func iterate(_ v: Value) throws(ChatTemplateError) -> [Value] {
 }
 
 // MARK: - Equality and ordering
+
+func isSequence(_ v: Value) -> Bool {
+    switch v {
+    case .list, .tuple: return true
+    default: return false
+    }
+}
 
 func isNumber(_ v: Value) -> Bool {
     switch v {
@@ -155,7 +163,7 @@ func pyEq(_ a: Value, _ b: Value) -> Bool {
     case (.undefined, _), (_, .undefined): return false
     case (.none, .none): return true
     case let (.string(x), .string(y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
-    case let (.list(x), .list(y)): return x.count == y.count && zip(x, y).allSatisfy { pyEq($0, $1) }
+    case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)): return x.count == y.count && zip(x, y).allSatisfy { pyEq($0, $1) }
     case let (.dict(x), .dict(y)):
         guard x.count == y.count else { return false }
         for (k, v) in x.pairs {
@@ -190,7 +198,7 @@ func pyCompare(_ a: Value, _ b: Value, _ op: String) throws(ChatTemplateError) -
         }
         if i == xs.endIndex && j == ys.endIndex { return 0 }
         return i == xs.endIndex ? -1 : 1
-    case let (.list(x), .list(y)):
+    case let (.list(x), .list(y)), let (.tuple(x), .tuple(y)):
         for (p, q) in zip(x, y) where !pyEq(p, q) { return try pyCompare(p, q, op) }
         return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
     case (.undefined, _): throw undefinedError(a)
@@ -205,7 +213,7 @@ func contains(_ container: Value, _ item: Value) throws(ChatTemplateError) -> Bo
     case .string(let s):
         guard case .string(let sub) = item else { throw fail("'in <string>' requires string as left operand, not \(item.typeName)") }
         return scalarFind(scalars(s), scalars(sub), from: 0) != nil
-    case .list(let a): return a.contains { pyEq($0, item) }
+    case .list(let a), .tuple(let a): return a.contains { pyEq($0, item) }
     case .dict(let d):
         guard case .string(let k) = item else { return false }
         return d[k] != nil
@@ -242,6 +250,7 @@ func binaryOp(_ op: String, _ a: Value, _ b: Value) throws(ChatTemplateError) ->
         switch (a, b) {
         case let (.string(x), .string(y)): return .string(x + y)
         case let (.list(x), .list(y)): return .list(x + y)
+        case let (.tuple(x), .tuple(y)): return .tuple(x + y)
         default: break
         }
     case "*":
@@ -346,7 +355,7 @@ func getItem(_ obj: Value, _ key: Value) throws(ChatTemplateError) -> Value {
     case .dict(let d):
         if case .string(let k) = key { return d[k] ?? .undefined("key '\(k)'") }
         return .undefined("key \(pyRepr(key))")
-    case .list(let a):
+    case .list(let a), .tuple(let a):
         guard let i = intIndex(key) else { return .undefined("list index \(pyRepr(key))") }
         let j = i < 0 ? a.count + i : i
         return j >= 0 && j < a.count ? a[j] : .undefined("list index \(i)")
@@ -402,6 +411,8 @@ func slice(_ obj: Value, _ a: Value?, _ b: Value?, _ c: Value?) throws(ChatTempl
     switch obj {
     case .list(let l):
         return .list(try sliceIndices(l.count, a, b, c).map { l[$0] })
+    case .tuple(let l):
+        return .tuple(try sliceIndices(l.count, a, b, c).map { l[$0] })
     case .string(let s):
         let sc = scalars(s)
         return .string(str(try sliceIndices(sc.count, a, b, c).map { sc[$0] }))
@@ -429,7 +440,7 @@ func dictMethod(_ d: ODict, _ name: String) -> Value? {
             return d[ks] ?? def
         })
     case "items":
-        return .function(FunctionObject("dict.items") { _, _ in .list(d.pairs.map { .list([.string($0.0), $0.1]) }) })
+        return .function(FunctionObject("dict.items") { _, _ in .list(d.pairs.map { .tuple([.string($0.0), $0.1]) }) })
     case "keys":
         return .function(FunctionObject("dict.keys") { _, _ in .list(d.keys.map { .string($0) }) })
     case "values":
@@ -578,7 +589,7 @@ func stringMethod(_ s: String, _ name: String) -> Value? {
             var cands: [String] = []
             switch p {
             case .string(let x): cands = [x]
-            case .list(let l):
+            case .list(let l), .tuple(let l):
                 for x in l {
                     guard case .string(let xs) = x else { throw fail("\(name)() tuple items must be strings") }
                     cands.append(xs)
@@ -725,7 +736,7 @@ func jsonDumps(_ v: Value, _ o: JSONOptions, level: Int = 0, into out: inout Str
     case .double(let d):
         if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else { out += pyFloatRepr(d) }
     case .string(let s): jsonEscape(s, ascii: o.ensureASCII, into: &out)
-    case .list(let a):
+    case .list(let a), .tuple(let a):
         if a.isEmpty { out += "[]"; return }
         out += "["
         for (k, x) in a.enumerated() {
@@ -760,7 +771,7 @@ func jsonDumps(_ v: Value, _ o: JSONOptions, level: Int = 0, into out: inout Str
 func attrPath(_ v: Value, _ path: String) throws(ChatTemplateError) -> Value {
     var cur = v
     for part in path.split(separator: ".", omittingEmptySubsequences: false) {
-        if let i = Int(part), case .list = cur {
+        if let i = Int(part), isSequence(cur) {
             cur = try getItem(cur, .int(i))
         } else if case .dict(let d) = cur {
             cur = d[String(part)] ?? .undefined("attribute '\(part)'")
@@ -818,7 +829,7 @@ extension Renderer {
         case "length", "count":
             switch v {
             case .string(let s): return .int(s.unicodeScalars.count)
-            case .list(let a): return .int(a.count)
+            case .list(let a), .tuple(let a): return .int(a.count)
             case .dict(let d): return .int(d.count)
             case .undefined: return .int(0)
             case .namespace(let ns): return .int(ns.attrs.count)
@@ -833,7 +844,7 @@ extension Renderer {
             return v
         case "items":
             switch v {
-            case .dict(let d): return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+            case .dict(let d): return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
             case .undefined: return .list([])
             default: throw fail("can only get item pairs from a mapping")
             }
@@ -842,7 +853,7 @@ extension Renderer {
             let caseSensitive = truthy(arg(0, "case_sensitive") ?? .bool(false))
             let byValue = (arg(1, "by").map(pyStr) ?? "key") == "value"
             let reverse = truthy(arg(2, "reverse") ?? .bool(false))
-            var pairs = d.pairs.map { Value.list([.string($0.0), $0.1]) }
+            var pairs = d.pairs.map { Value.tuple([.string($0.0), $0.1]) }
             try sortValues(&pairs, reverse: reverse) { (p) throws(ChatTemplateError) -> Value in
                 let x = try getItem(p, .int(byValue ? 1 : 0))
                 if !caseSensitive, case .string(let s) = x { return .string(s.lowercased()) }
@@ -877,7 +888,7 @@ extension Renderer {
                 }
             }
             if o.indent != nil { o.itemSeparator = "," }
-            if let a = arg(2, "separators"), case .list(let seps) = a, seps.count == 2 {
+            if let a = arg(2, "separators"), let seps = try? iterate(a), seps.count == 2 {
                 o.itemSeparator = pyStr(seps[0])
                 o.keySeparator = pyStr(seps[1])
             }
@@ -919,7 +930,7 @@ extension Renderer {
             let method = arg(1, "method").map(pyStr) ?? "common"
             guard let (x, _, _, _) = numericPair(v, .int(0)) else { throw fail("round expects a number") }
             let p = Foundation.pow(10.0, Double(precision))
-            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : (method == "floor" ? .down : .toNearestOrAwayFromZero)
+            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : (method == "floor" ? .down : .toNearestOrEven)
             return .double((x * p).rounded(rule) / p)
         case "sum":
             var acc = arg(1, "start") ?? .int(0)
@@ -1074,12 +1085,12 @@ extension Renderer {
         case "mapping": if case .dict = v { return true }; return false
         case "iterable":
             switch v {
-            case .string, .list, .dict, .undefined: return true
+            case .string, .list, .tuple, .dict, .undefined: return true
             default: return false
             }
         case "sequence":
             switch v {
-            case .string, .list, .dict, .undefined: return true
+            case .string, .list, .tuple, .dict, .undefined: return true
             default: return false
             }
         case "callable": if case .function = v { return true }; return false

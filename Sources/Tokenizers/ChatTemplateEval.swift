@@ -43,6 +43,7 @@ enum Value {
     case double(Double)
     case string(String)
     case list([Value])
+    case tuple([Value])
     case dict(ODict)
     case namespace(NamespaceObject)
     case function(FunctionObject)
@@ -73,6 +74,7 @@ enum Value {
         case .double: return "float"
         case .string: return "str"
         case .list: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
@@ -370,11 +372,16 @@ final class Renderer {
             }
         case .name(let n):
             return lookup(n)
-        case .list(let items), .tuple(let items):
+        case .list(let items):
             var r: [Value] = []
             r.reserveCapacity(items.count)
             for x in items { r.append(try eval(x)) }
             return .list(r)
+        case .tuple(let items):
+            var r: [Value] = []
+            r.reserveCapacity(items.count)
+            for x in items { r.append(try eval(x)) }
+            return .tuple(r)
         case .dict(let pairs):
             var d = ODict()
             for (ke, ve) in pairs {

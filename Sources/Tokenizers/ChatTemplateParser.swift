@@ -672,15 +672,16 @@ struct TemplateParser {
         return l
     }
 
-    mutating func parseUnary() throws(ChatTemplateError) -> Expr {
+    /// jinja2: unary minus binds tighter than filters (`-3 | abs` is `(-3) | abs`).
+    mutating func parseUnary(withFilter: Bool = true) throws(ChatTemplateError) -> Expr {
+        var e: Expr
         if isOp("-") || isOp("+") {
             let t = advance()
-            let e = try parseUnary()
-            return Expr(kind: .unary(t.text, e), pos: t.pos)
+            e = Expr(kind: .unary(t.text, try parseUnary(withFilter: false)), pos: t.pos)
+        } else {
+            e = try parsePostfix(try parsePrimary())
         }
-        var e = try parsePrimary()
-        e = try parsePostfix(e)
-        return try parseFilterAndTest(e)
+        return withFilter ? try parseFilterAndTest(e) : e
     }
 
     mutating func parsePrimary() throws(ChatTemplateError) -> Expr {
