@@ -351,6 +351,14 @@ struct TemplateParser {
     let lineStarts: [Int]
     var macroNames: Set<String> = []
     var callSites: [(String, Int)] = []
+    /// Guards the recursive descent against pathologically nested templates.
+    var nesting = 0
+    static let maxNesting = 256
+
+    mutating func enter(_ pos: Int) throws(ChatTemplateError) {
+        nesting += 1
+        if nesting > TemplateParser.maxNesting { throw syntax("template nested too deeply", pos) }
+    }
 
     static func parse(_ source: String) throws(ChatTemplateError) -> TemplateProgram {
         var lexer = TemplateLexer(source: source)
@@ -437,6 +445,8 @@ struct TemplateParser {
 
     mutating func parseStatement() throws(ChatTemplateError) -> Node? {
         let t = advance()
+        try enter(t.pos)
+        defer { nesting -= 1 }
         switch t.text {
         case "if":
             var branches: [(Expr, [Node])] = []
@@ -577,6 +587,8 @@ struct TemplateParser {
     }
 
     mutating func parseExpr(withCondition: Bool = true) throws(ChatTemplateError) -> Expr {
+        try enter(cur.pos)
+        defer { nesting -= 1 }
         let e = try parseOr()
         guard withCondition, isName("if") else { return e }
         let pos = cur.pos
@@ -611,6 +623,8 @@ struct TemplateParser {
     mutating func parseNot() throws(ChatTemplateError) -> Expr {
         if isName("not") {
             let pos = advance().pos
+            try enter(pos)
+            defer { nesting -= 1 }
             return Expr(kind: .unary("not", try parseNot()), pos: pos)
         }
         return try parseCompare()
@@ -677,6 +691,8 @@ struct TemplateParser {
         var e: Expr
         if isOp("-") || isOp("+") {
             let t = advance()
+            try enter(t.pos)
+            defer { nesting -= 1 }
             e = Expr(kind: .unary(t.text, try parseUnary(withFilter: false)), pos: t.pos)
         } else {
             e = try parsePostfix(try parsePrimary())

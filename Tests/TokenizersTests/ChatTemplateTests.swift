@@ -173,6 +173,10 @@ struct ChatTemplateErrorTests {
         ("{% if %}{% endif %}", 1),
         ("{{ x | }}", 1),
         ("{% set %}", 1),
+        (String(repeating: "{% if x %}", count: 300), 1),
+        ("{{ " + String(repeating: "(", count: 1000) + "1" + String(repeating: ")", count: 1000) + " }}", 1),
+        ("{{ " + String(repeating: "-", count: 1000) + "1 }}", 1),
+        ("{{ " + String(repeating: "not ", count: 1000) + "1 }}", 1),
     ] as [(String, Int)])
     func syntax(_ source: String, _ line: Int) {
         let e = parseError(source)
