@@ -26,13 +26,15 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
         // SentencePiece / byte-level BPE tokenizers from GGUF metadata.
-        .target(name: "Tokenizers", dependencies: ["GGUF"]),
+        // (-enable-testing: its tests use @testable internals and run in release builds.)
+        .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // One file per architecture over shared blocks.
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF"]),
         // Spec schema + overlays, Kubernetes renderer.
-        .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")],
+                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "autoglm",
             dependencies: [

@@ -24,7 +24,7 @@ from gguf import GGMLQuantizationType as Q
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "ModelsTests", "Fixtures", "reference")
 POSITIONS = 48
-D, FF, HEADS, KV_HEADS, LAYERS = 64, 64, 4, 2, 2
+D, FF, HEADS, KV_HEADS, LAYERS = 64, 32, 4, 2, 2
 SPECIALS = ["<|endoftext|>", "[gMASK]", "<sop>", "<eos>"]
 
 
