@@ -129,6 +129,12 @@ struct BadModelTests {
         let path = try CLI.temporaryFile("mamba9.gguf", w.bytes())
         let r = try Self.generate(path)
         expectOneLineError(r, mentions: [path, "unsupported architecture", "'mamba9'", "gemma3", "qwen2"])
+
+        // A hostile architecture name cannot add lines to the error output.
+        var evil = GGUFWriter()
+        try evil.add(key: "general.architecture", value: .string("x\nError: forged line"))
+        let p2 = try CLI.temporaryFile("evil-arch.gguf", evil.bytes())
+        expectOneLineError(try Self.generate(p2), mentions: [p2, "unsupported architecture", "x\\nError: forged line"])
     }
 
     @Test func missingArchitecture() throws {

@@ -65,7 +65,7 @@ struct HardeningTests {
 
     @Test func hugeStringLengths() throws {
         // Key length.
-        var b = header(tensors: 0, kvs: 1) + u64le(.max) + Array("abc".utf8)
+        var b = header(tensors: 0, kvs: 1) + u64le(.max) + Array("abc".utf8) + [UInt8](repeating: 0, count: 20)
         var e = parseError(b)
         #expect(kind(e) == "truncated")
         expectWellFormed(e)

@@ -78,6 +78,10 @@ struct ReferenceFixtureTests {
         for (name, q) in m.ggml_types {
             guard let t = GGMLType(rawValue: q.id) else { continue }
             known += 1
+            // gguf-py lists Q8_1 as 40 bytes (two f32 scales); ggml's block_q8_1 holds two
+            // f16 scales (36 bytes), and ggml's size is what files are laid out with. Q8_1
+            // is an intermediate type that does not appear in model files.
+            if t == .q8_1 { #expect(t.typeSize == 36 && q.bytes == 40); continue }
             #expect(t.description == name, "id \(q.id)")
             #expect(t.blockSize == q.block, "\(name)")
             #expect(t.typeSize == q.bytes, "\(name)")
