@@ -127,6 +127,14 @@ struct WriterTests {
             #expect(canonical(got) == canonical(try #require(w.metadata[k])), "\(k)")
         }
         #expect(p.tensors.isEmpty)
+        try Self.dumpForReferenceCheck(w, name: "every-value.gguf")
+    }
+
+    /// With GGUF_WRITER_DUMP=dir set, writes the file there so the reference reader can be run
+    /// on it: `PYTHONPATH=~/.cache/autoglm/pydeps python3 scripts/make-gguf-fixtures.py --verify dir/F`.
+    static func dumpForReferenceCheck(_ w: GGUFWriter, name: String) throws {
+        guard let dir = ProcessInfo.processInfo.environment["GGUF_WRITER_DUMP"], !dir.isEmpty else { return }
+        try w.write(to: dir + "/" + name)
     }
 
     @Test func tensorsRoundTripWithAlignment() throws {
@@ -156,6 +164,7 @@ struct WriterTests {
             let odd = try #require(f.tensor(named: "odd"))
             let floats = f.data(of: odd).withMemoryRebound(to: Float.self) { Array($0) }
             #expect(floats == [0, 0.5, 1, 1.5, 2, 2.5, 3])
+            try Self.dumpForReferenceCheck(w, name: "tensors-align\(alignment).gguf")
             try FileManager.default.removeItem(atPath: dir)
         }
     }
