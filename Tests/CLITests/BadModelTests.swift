@@ -210,6 +210,27 @@ struct BadModelTests {
         expectOneLineError(try Self.generate(p3), mentions: [p3, "qwen2.feed_forward_length"])
     }
 
+    /// Values that would divide by zero, loop a billion times or rotate past a head.
+    @Test func hostileShapeMetadata() throws {
+        let cases: [(String, GGUFValue)] = [
+            ("qwen2.attention.head_count_kv", .uint32(0)),
+            ("qwen2.attention.head_count_kv", .int32(-2)),
+            ("qwen2.block_count", .uint64(1_000_000_000)),
+            ("qwen2.rope.dimension_count", .uint32(4_000_000_000)),
+            ("qwen2.rope.dimension_count", .uint32(64)),
+            ("qwen2.embedding_length", .int64(-64)),
+            ("qwen2.feed_forward_length", .uint64(1 << 40)),
+        ]
+        for (i, (key, value)) in cases.enumerated() {
+            var m = TinyQwen2()
+            m.metadata[key] = value
+            let path = try m.file("hostile\(i).gguf")
+            let start = Date()
+            expectOneLineError(try Self.generate(path), mentions: [path, key])
+            #expect(Date().timeIntervalSince(start) < 20, "\(key)")
+        }
+    }
+
     @Test func malformedGGUFIsReportedByTheCLI() throws {
         var bytes = try TinyQwen2().writer().bytes()
         bytes.removeLast(bytes.count / 3)
