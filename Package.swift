@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: [], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
