@@ -47,7 +47,8 @@ final class OwnedMatrix: @unchecked Sendable {
     init(type: GGMLType, rows: Int, cols: Int, rng: inout SplitMix) throws {
         let rowBytes = cols / type.blockSize * type.typeSize
         let total = max(1, rows * rowBytes)
-        bytes = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 64)
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 64)
+        self.bytes = bytes
         let p = bytes.assumingMemoryBound(to: UInt8.self)
         for i in 0..<total { p[i] = UInt8.random(in: 0...255, using: &rng) }
         let blocks = rows * cols / type.blockSize

@@ -3,7 +3,7 @@ import Kernels
 import Testing
 
 @Suite struct WeightMatrixTests {
-    static let bytes = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
+    nonisolated(unsafe) static let bytes = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
 
     @Test func rejectsColumnsThatAreNotWholeBlocks() {
         for (type, cols) in [(GGMLType.q4_K, 100), (.q8_0, 33), (.q6_K, 0), (.q5_0, -32)] {
