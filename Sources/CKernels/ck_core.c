@@ -223,8 +223,11 @@ long ck_type_size(int type) {
 
 /* ---- activation quantization ------------------------------------------------------------ */
 
-static void quantize_qa32(const float *x, ck_qa32 *y, long nb) {
-    for (long b = 0; b < nb; b++, x += 32) {
+static void quantize_qa32(const float *x, char *row, long nb) {
+    float *yd = (float *)row;
+    int32_t *ysum = (int32_t *)(row + 4 * nb);
+    int8_t *yq = (int8_t *)(row + 8 * nb);
+    for (long b = 0; b < nb; b++, x += 32, yq += 32) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
@@ -232,11 +235,11 @@ static void quantize_qa32(const float *x, ck_qa32 *y, long nb) {
         for (int j = 0; j < 32; j++) {
             int v = (int)nearbyintf(x[j] * id);
             v = v > 127 ? 127 : v < -127 ? -127 : v;
-            y[b].q[j] = (int8_t)v;
+            yq[j] = (int8_t)v;
             sum += v;
         }
-        y[b].d = d;
-        y[b].sum = sum;
+        yd[b] = d;
+        ysum[b] = sum;
     }
 }
 
@@ -275,7 +278,7 @@ typedef struct {
 
 static void quant_task(void *c, long t) {
     mm_job *j = c;
-    if (j->act == 1) quantize_qa32(j->x + t * j->cols, (ck_qa32 *)(j->xq + t * j->xstride), j->nb);
+    if (j->act == 1) quantize_qa32(j->x + t * j->cols, j->xq + t * j->xstride, j->nb);
     else quantize_qa256(j->x + t * j->cols, (ck_qa256 *)(j->xq + t * j->xstride), j->nb);
 }
 
@@ -315,7 +318,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     j.out = out;
     j.act = bsize == 1 ? 0 : bsize == 32 ? 1 : 2;
     j.xstride = j.act == 0 ? cols * (long)sizeof(float)
-              : j.act == 1 ? j.nb * (long)sizeof(ck_qa32) : j.nb * (long)sizeof(ck_qa256);
+              : j.act == 1 ? j.nb * (long)CK_QA32_BYTES : j.nb * (long)sizeof(ck_qa256);
 
     const int nested = p && tls_pool == p;
     const int threads = (p && !nested) ? p->nthreads : 1;

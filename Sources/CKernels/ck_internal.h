@@ -5,12 +5,16 @@
 #include <string.h>
 #include "ckernels.h"
 
-/* Activation block for 32-element weight blocks: scale, sum of quants, quants. */
-typedef struct { float d; int32_t sum; int8_t q[32]; } ck_qa32;
+/* Activations for 32-element weight blocks are stored per row as three arrays so that
+ * the scales of consecutive blocks load as one vector:
+ *   float d[nb]; int32_t sum[nb]; int8_t q[nb][32]     (40 bytes per block) */
+#define CK_QA32_BYTES 40
+#define CK_QA32_D(row, nb) ((const float *)(row))
+#define CK_QA32_SUM(row, nb) ((const int32_t *)((const char *)(row) + 4 * (nb)))
+#define CK_QA32_Q(row, nb) ((const int8_t *)((const char *)(row) + 8 * (nb)))
 /* Activation block for 256-element weight blocks: scale, quants, sums of each 16. */
 typedef struct { float d; int8_t q[256]; int16_t bsum[16]; } ck_qa256;
 
-_Static_assert(sizeof(ck_qa32) == 40, "ck_qa32 layout");
 _Static_assert(sizeof(ck_qa256) == 292, "ck_qa256 layout");
 
 /* Dot products of one weight row with nt (1..4) activation rows.

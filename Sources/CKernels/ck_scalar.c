@@ -36,57 +36,43 @@ static void dot_bf16(long n, const void *w, const void *x, long xs, int nt, floa
     }
 }
 
-static void dot_q8_0(long nb, const void *w, const void *x, long xs, int nt, float *res) {
+/* kind: 0 = Q8_0, 1 = Q4_0, 2 = Q5_0 */
+static inline void dot_q32(long nb, const void *w, const void *x, long xs, int nt, float *res, int kind) {
+    const long bs = kind == 0 ? 34 : kind == 1 ? 18 : 22;
     for (int t = 0; t < nt; t++) {
-        const ck_qa32 *y = (const ck_qa32 *)((const char *)x + t * xs);
+        const char *row = (const char *)x + t * xs;
+        const float *yd = CK_QA32_D(row, nb);
+        const int32_t *ysum = CK_QA32_SUM(row, nb);
+        const int8_t *yq = CK_QA32_Q(row, nb);
         const uint8_t *p = w;
         float s = 0;
-        for (long b = 0; b < nb; b++, p += 34) {
-            const int8_t *q = (const int8_t *)(p + 2);
+        for (long b = 0; b < nb; b++, p += bs, yq += 32) {
             int32_t si = 0;
-            for (int j = 0; j < 32; j++) si += q[j] * y[b].q[j];
-            s += ck_h2f(ck_rd16(p)) * y[b].d * (float)si;
-        }
-        res[t] = s;
-    }
-}
-
-static void dot_q4_0(long nb, const void *w, const void *x, long xs, int nt, float *res) {
-    for (int t = 0; t < nt; t++) {
-        const ck_qa32 *y = (const ck_qa32 *)((const char *)x + t * xs);
-        const uint8_t *p = w;
-        float s = 0;
-        for (long b = 0; b < nb; b++, p += 18) {
-            const uint8_t *q = p + 2;
-            int32_t si = 0;
-            for (int j = 0; j < 16; j++) si += (q[j] & 0x0F) * y[b].q[j] + (q[j] >> 4) * y[b].q[j + 16];
-            si -= 8 * y[b].sum;
-            s += ck_h2f(ck_rd16(p)) * y[b].d * (float)si;
-        }
-        res[t] = s;
-    }
-}
-
-static void dot_q5_0(long nb, const void *w, const void *x, long xs, int nt, float *res) {
-    for (int t = 0; t < nt; t++) {
-        const ck_qa32 *y = (const ck_qa32 *)((const char *)x + t * xs);
-        const uint8_t *p = w;
-        float s = 0;
-        for (long b = 0; b < nb; b++, p += 22) {
-            uint32_t qh = ck_rd32(p + 2);
-            const uint8_t *q = p + 6;
-            int32_t si = 0;
-            for (int j = 0; j < 16; j++) {
-                int lo = (q[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
-                int hi = (q[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
-                si += lo * y[b].q[j] + hi * y[b].q[j + 16];
+            if (kind == 0) {
+                const int8_t *q = (const int8_t *)(p + 2);
+                for (int j = 0; j < 32; j++) si += q[j] * yq[j];
+            } else if (kind == 1) {
+                const uint8_t *q = p + 2;
+                for (int j = 0; j < 16; j++) si += (q[j] & 0x0F) * yq[j] + (q[j] >> 4) * yq[j + 16];
+                si -= 8 * ysum[b];
+            } else {
+                const uint32_t qh = ck_rd32(p + 2);
+                const uint8_t *q = p + 6;
+                for (int j = 0; j < 16; j++) {
+                    int lo = (q[j] & 0x0F) | (int)((qh >> j) & 1) << 4;
+                    int hi = (q[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+                    si += lo * yq[j] + hi * yq[j + 16];
+                }
+                si -= 16 * ysum[b];
             }
-            si -= 16 * y[b].sum;
-            s += ck_h2f(ck_rd16(p)) * y[b].d * (float)si;
+            s += ck_h2f(ck_rd16(p)) * yd[b] * (float)si;
         }
         res[t] = s;
     }
 }
+static void dot_q8_0(long nb, const void *w, const void *x, long xs, int nt, float *res) { dot_q32(nb, w, x, xs, nt, res, 0); }
+static void dot_q4_0(long nb, const void *w, const void *x, long xs, int nt, float *res) { dot_q32(nb, w, x, xs, nt, res, 1); }
+static void dot_q5_0(long nb, const void *w, const void *x, long xs, int nt, float *res) { dot_q32(nb, w, x, xs, nt, res, 2); }
 
 /* Q4_K (has_high = 0) and Q5_K (has_high = 1): 8 sub-blocks of 32 with 6-bit scales/mins. */
 static inline void dot_qk45(long nb, const void *w, const void *x, long xs, int nt, float *res, int five) {

@@ -117,45 +117,105 @@ NT_DISPATCH(dot_bf16, bf16_body)
 
 /* ---- 32-element blocks ------------------------------------------------------------- */
 
-INL void q8_0_body(long nb, const void *wv, const char *x, long xs, const int nt, float *res) {
-    const uint8_t *w = wv;
-    __m256 acc[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-    for (long b = 0; b < nb; b++, w += 34) {
-        const __m256i wq = ld(w + 2), aw = _mm256_abs_epi8(wq);
-        const float dw = h2f(w);
-        for (int t = 0; t < nt; t++) {
-            const ck_qa32 *y = ACTIVATION(ck_qa32, t, b);
-            const __m256i p = dot_us(aw, _mm256_sign_epi8(ld(y->q), wq));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * y->d), acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) res[t] = hsum8(acc[t]);
+/* Q5_0: sets bit 4 of byte i of q when bit i of qh is set. */
+INL __m256i apply_high_bits(__m256i q, uint32_t qh) {
+#if CK_VNNI
+    return _mm256_mask_add_epi8(q, (__mmask32)qh, q, _mm256_set1_epi8(0x10));
+#else
+    return _mm256_or_si256(q, _mm256_and_si256(expand_bits32(qh), _mm256_set1_epi8(0x10)));
+#endif
 }
-NT_DISPATCH(dot_q8_0, q8_0_body)
 
-/* Q4_0 (five = 0) and Q5_0 (five = 1): unsigned quants, offset applied via the activation sum. */
-INL void q45_0_body(long nb, const void *wv, const char *x, long xs, const int nt, float *res, const int five) {
+/* kind: 0 = Q8_0 (signed quants), 1 = Q4_0, 2 = Q5_0 (unsigned quants; the -8/-16 offset is
+ * applied exactly in integers through the activation block sums). */
+#define Q32_BS(kind) ((kind) == 0 ? 34 : (kind) == 1 ? 18 : 22)
+
+/* Unpacks block w into the u8 operand (a) and, for Q8_0, the sign source (sg). */
+INL void q32_unpack(const uint8_t *w, const int kind, __m256i *a, __m256i *sg) {
+    if (kind == 0) {
+        const __m256i wq = ld(w + 2);
+        *a = _mm256_abs_epi8(wq);
+        *sg = wq;
+    } else {
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(w + (kind == 2 ? 6 : 2)));
+        __m256i q = _mm256_and_si256(_mm256_setr_m128i(raw, _mm_srli_epi16(raw, 4)), _mm256_set1_epi8(0x0F));
+        if (kind == 2) q = apply_high_bits(q, ck_rd32(w + 2));
+        *a = q;
+        *sg = q;
+    }
+}
+
+INL __m256i q32_dot(__m256i a, __m256i sg, const int8_t *yq, const int kind) {
+    const __m256i y = ld(yq);
+    return dot_us(a, kind == 0 ? _mm256_sign_epi8(y, sg) : y);
+}
+
+/* Four blocks per step: the four int32x8 partial sums are reduced together into one
+ * vector of four block sums, scaled by four (weight scale × activation scale) at once. */
+INL void q32_body(long nb, const void *wv, const char *x, long xs, const int nt, float *res, const int kind) {
     const uint8_t *w = wv;
-    const long bs = five ? 22 : 18;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-    __m256 acc[4];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-    for (long b = 0; b < nb; b++, w += bs) {
-        const __m128i raw = _mm_loadu_si128((const __m128i *)(w + (five ? 6 : 2)));
-        __m256i q = _mm256_and_si256(_mm256_setr_m128i(raw, _mm_srli_epi16(raw, 4)), m4);
-        if (five) q = _mm256_or_si256(q, _mm256_and_si256(expand_bits32(ck_rd32(w + 2)), b4));
-        const float dw = h2f(w);
+    const long bs = Q32_BS(kind);
+    const int shift = kind == 1 ? 3 : 4;
+    __m128 acc[4];
+    float tail[4];
+    for (int t = 0; t < nt; t++) { acc[t] = _mm_setzero_ps(); tail[t] = 0; }
+    long b = 0;
+    for (; b + 4 <= nb; b += 4, w += 4 * bs) {
+        __m256i h01[4], h23[4];
+        {
+            __m256i a0, s0, a1, s1;
+            q32_unpack(w, kind, &a0, &s0);
+            q32_unpack(w + bs, kind, &a1, &s1);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *yq = CK_QA32_Q(x + t * xs, nb) + 32 * b;
+                h01[t] = _mm256_hadd_epi32(q32_dot(a0, s0, yq, kind), q32_dot(a1, s1, yq + 32, kind));
+            }
+        }
+        {
+            __m256i a2, s2, a3, s3;
+            q32_unpack(w + 2 * bs, kind, &a2, &s2);
+            q32_unpack(w + 3 * bs, kind, &a3, &s3);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *yq = CK_QA32_Q(x + t * xs, nb) + 32 * b;
+                h23[t] = _mm256_hadd_epi32(q32_dot(a2, s2, yq + 64, kind), q32_dot(a3, s3, yq + 96, kind));
+            }
+        }
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16((short)ck_rd16(w), (short)ck_rd16(w + bs),
+                                                      (short)ck_rd16(w + 2 * bs), (short)ck_rd16(w + 3 * bs), 0, 0, 0, 0));
         for (int t = 0; t < nt; t++) {
-            const ck_qa32 *y = ACTIVATION(ck_qa32, t, b);
-            const __m256i p = add_lane0(dot_us(q, ld(y->q)), (five ? -16 : -8) * y->sum);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * y->d), acc[t]);
+            const char *row = x + t * xs;
+            const __m256i h = _mm256_hadd_epi32(h01[t], h23[t]);
+            __m128i v = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            if (kind != 0) v = _mm_sub_epi32(v, _mm_slli_epi32(_mm_loadu_si128((const __m128i *)(CK_QA32_SUM(row, nb) + b)), shift));
+            const __m128 sc = _mm_mul_ps(dw, _mm_loadu_ps(CK_QA32_D(row, nb) + b));
+            acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(v), sc, acc[t]);
         }
     }
-    for (int t = 0; t < nt; t++) res[t] = hsum8(acc[t]);
+    for (; b < nb; b++, w += bs) {
+        __m256i a, sg;
+        q32_unpack(w, kind, &a, &sg);
+        const float dw = h2f(w);
+        for (int t = 0; t < nt; t++) {
+            const char *row = x + t * xs;
+            const __m256i p = q32_dot(a, sg, CK_QA32_Q(row, nb) + 32 * b, kind);
+            __m128i v = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            v = _mm_hadd_epi32(v, v);
+            v = _mm_hadd_epi32(v, v);
+            int si = _mm_cvtsi128_si32(v);
+            if (kind != 0) si -= CK_QA32_SUM(row, nb)[b] << shift;
+            tail[t] += dw * CK_QA32_D(row, nb)[b] * (float)si;
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        __m128 s = _mm_add_ps(acc[t], _mm_movehl_ps(acc[t], acc[t]));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        res[t] = _mm_cvtss_f32(s) + tail[t];
+    }
 }
-INL void q4_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { q45_0_body(nb, w, x, xs, nt, res, 0); }
-INL void q5_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { q45_0_body(nb, w, x, xs, nt, res, 1); }
+INL void q8_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { q32_body(nb, w, x, xs, nt, res, 0); }
+INL void q4_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { q32_body(nb, w, x, xs, nt, res, 1); }
+INL void q5_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { q32_body(nb, w, x, xs, nt, res, 2); }
+NT_DISPATCH(dot_q8_0, q8_0_body)
 NT_DISPATCH(dot_q4_0, q4_0_body)
 NT_DISPATCH(dot_q5_0, q5_0_body)
 
