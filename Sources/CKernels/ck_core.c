@@ -158,7 +158,7 @@ void ck_pool_run(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
 /* ---- CPU dispatch ---------------------------------------------------------------------- */
 
 static ck_dot_fn g_tables[3][CK_NTYPES];
-static int g_supported, g_default;
+static int g_supported, g_default, g_float_ref;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_tables(void) {
@@ -177,6 +177,8 @@ static void init_tables(void) {
         }
     }
 #endif
+    const char *fr = getenv("CKERNELS_FLOAT");
+    g_float_ref = fr && fr[0] == '1';
     g_default = g_supported;
     const char *env = getenv("CKERNELS_LEVEL");
     if (env && env[0] >= '0' && env[0] <= '2' && env[1] == 0) {
@@ -273,6 +275,7 @@ typedef struct {
     char *xq;
     long xstride;
     int act; /* 0 float, 1 qa32, 2 qa256 */
+    int type;
     float *out;
 } mm_job;
 
@@ -280,6 +283,24 @@ static void quant_task(void *c, long t) {
     mm_job *j = c;
     if (j->act == 1) quantize_qa32(j->x + t * j->cols, j->xq + t * j->xstride, j->nb);
     else quantize_qa256(j->x + t * j->cols, (ck_qa256 *)(j->xq + t * j->xstride), j->nb);
+}
+
+/* Float reference: dequantized weights times unquantized activations (CKERNELS_FLOAT=1). */
+static void float_row_task(void *c, long i) {
+    const mm_job *j = c;
+    const long r0 = i * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    float *buf = malloc((size_t)j->cols * sizeof(float));
+    if (!buf) abort();
+    for (long r = r0; r < r1; r++) {
+        ck_dequantize(j->type, j->w + r * j->row_bytes, j->cols, buf);
+        for (long t = 0; t < j->ntok; t++) {
+            const float *xt = j->x + t * j->cols;
+            double s = 0;
+            for (long k = 0; k < j->cols; k++) s += (double)buf[k] * xt[k];
+            j->out[t * j->rows + r] = (float)s;
+        }
+    }
+    free(buf);
 }
 
 static void row_task(void *c, long i) {
@@ -308,6 +329,8 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
 
     mm_job j;
     j.fn = g_tables[level][type];
+    j.type = type;
+    const int float_ref = g_float_ref;
     j.w = w;
     j.rows = rows;
     j.cols = cols;
@@ -337,7 +360,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
         } else {
             j.xq = (char *)x;
         }
-        for (long i = 0; i < ntasks; i++) row_task(&j, i);
+        for (long i = 0; i < ntasks; i++) (float_ref ? float_row_task : row_task)(&j, i);
         free(tmp);
         return;
     }
@@ -359,7 +382,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     } else {
         j.xq = (char *)x;
     }
-    dispatch(p, ntasks, row_task, &j);
+    dispatch(p, ntasks, float_ref ? float_row_task : row_task, &j);
     tls_pool = saved;
     pthread_mutex_unlock(&p->call_mu);
 }

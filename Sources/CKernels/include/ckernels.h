@@ -10,6 +10,8 @@
  * SIMD levels: 0 = portable scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 VNNI (256-bit, VL).
  * The level is chosen at run time with __builtin_cpu_supports; the environment variable
  * CKERNELS_LEVEL=0|1|2 caps it (a level the CPU lacks falls back to the best it has).
+ * CKERNELS_FLOAT=1 (diagnostic, slow) makes ck_matmul compute with dequantized weights and
+ * unquantized activations in double precision, to separate kernel error from model error.
  */
 #include <stdint.h>
 #include <stddef.h>
