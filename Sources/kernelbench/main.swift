@@ -4,7 +4,8 @@
 //                                    [--types Q4_K,Q6_K,...] [--tokens 1] [--seconds 0.6]
 //
 // GB/s = weight bytes streamed per second (the matrix is larger than the caches, so
-// matvec is bound by memory bandwidth; activations are negligible).
+// matvec is bound by memory bandwidth; activations are negligible). With --tokens N > 1
+// each weight byte serves N tokens, so multiply by N for the matvec-equivalent rate.
 import Foundation
 import GGUF
 import Kernels
@@ -79,8 +80,9 @@ func cpuSeconds() -> Double {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
-// wall: bytes per wall-clock second. cpu: bytes per (process CPU seconds / threads), i.e. what
-// each thread achieves while it is actually on a core (robust on a loaded, shared machine).
+// wall: weight bytes per wall-clock second. cpu: weight bytes per process CPU-second, i.e. what
+// one core achieves while it is actually running (meaningful on a loaded, shared machine;
+// with perfect scaling the 2T cpu figure equals the 1T one).
 print(pad("type", 6) + " " + pad("level", 11) + o.threads.map { lpad("\($0)T wall", 10) + lpad("\($0)T cpu", 10) }.joined())
 for type in o.types {
     let cols = 2048
@@ -107,7 +109,7 @@ for type in o.types {
                 iters += 1
                 elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             } while elapsed < o.seconds
-            let cpu = (cpuSeconds() - cpu0) / Double(pool.threadCount)
+            let cpu = cpuSeconds() - cpu0
             let bytes = Double(rows * rowBytes) * Double(iters)
             line += lpad(String(format: "%.2f", bytes / elapsed / 1e9), 10) + lpad(String(format: "%.2f", bytes / cpu / 1e9), 10)
         }
