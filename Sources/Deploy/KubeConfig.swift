@@ -105,7 +105,7 @@ public struct KubeConfigFile: Sendable, Equatable {
                     throw .kubeconfigInvalid(path: path, reason: "\(key)[\(i)] has no name")
                 }
                 let singular = String(key.dropLast())
-                out.append((name, item[singular] ?? Node.mapping([])))
+                out.append((name, item[singular] ?? Node.mapping(Node.Mapping([]))))
             }
             return out
         }

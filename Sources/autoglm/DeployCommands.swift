@@ -282,6 +282,7 @@ extension Deploy {
             }
             let loaded = try loadSpecOrExit(file, env: env)
             let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
             var options = KubeDeployOptions()
             options.applyMode = mode
             options.autoRollback = !noRollback
@@ -289,8 +290,9 @@ extension Deploy {
             let spec = loaded.spec
             let create = createNamespace
             let forcedVersion = forced
+            let opts = options
             let report = try blocking { () async throws(KubeError) -> ApplyReport in
-                try await KubeClient.with(conn, requestTimeoutSeconds: cluster.requestTimeout) { client throws(KubeError) in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
                     let (git, server) = try await client.serverVersion()
                     if server < KubeVersion.minimum {
                         throw .serverTooOld(version: git, minimum: KubeVersion.minimum.description)
@@ -304,7 +306,7 @@ extension Deploy {
                     let rendered = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: kv))
                     for n in rendered.notes { LiveLine.shared.say("note: " + n) }
                     let deployer = KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
-                    return try await deployer.apply(rendered.objects, options: options)
+                    return try await deployer.apply(rendered.objects, options: opts)
                 }
             }
             LiveLine.shared.finish()
@@ -330,8 +332,9 @@ extension Deploy {
         func run() throws {
             let deployment = try name ?? loadSpecOrExit(file, env: env).spec.name
             let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
             let report = try blocking { () async throws(KubeError) -> StatusReport in
-                try await KubeClient.with(conn, requestTimeoutSeconds: cluster.requestTimeout) { client throws(KubeError) in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
                     try await KubeDeployer(client: client, namespace: conn.namespace).status(deployment)
                 }
             }
@@ -358,13 +361,15 @@ extension Deploy {
         func run() throws {
             let deployment = try name ?? loadSpecOrExit(file, env: env).spec.name
             let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
             var options = KubeDeployOptions()
             options.timeoutSeconds = timeout
             let revision = toRevision
+            let opts = options
             let report = try blocking { () async throws(KubeError) -> RollbackReport in
-                try await KubeClient.with(conn, requestTimeoutSeconds: cluster.requestTimeout) { client throws(KubeError) in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
                     try await KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
-                        .rollback(deployment, toRevision: revision, options: options)
+                        .rollback(deployment, toRevision: revision, options: opts)
                 }
             }
             LiveLine.shared.finish()
@@ -384,8 +389,9 @@ extension Deploy {
         func run() throws {
             let spec = try loadSpecOrExit(file, env: env).spec
             let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
             _ = try blocking { () async throws(KubeError) -> [String] in
-                try await KubeClient.with(conn, requestTimeoutSeconds: cluster.requestTimeout) { client throws(KubeError) in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
                     // The server's version picks the API versions the objects were created with.
                     let (_, server) = try await client.serverVersion()
                     let objects = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: max(server, KubeVersion.minimum))).objects
