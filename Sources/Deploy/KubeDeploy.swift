@@ -64,6 +64,12 @@ public struct RollbackReport: Sendable, Equatable {
     public var toRevision: Int
     /// The revision number the restored template got (Kubernetes renumbers it).
     public var liveRevision: Int?
+
+    public init(fromRevision: Int?, toRevision: Int, liveRevision: Int?) {
+        self.fromRevision = fromRevision
+        self.toRevision = toRevision
+        self.liveRevision = liveRevision
+    }
 }
 
 public struct StatusReport: Sendable {
@@ -147,7 +153,7 @@ public struct KubeDeployer: Sendable {
         }
         var target = report.previousRevision
         if target == nil || target == snap.revision {
-            target = try await replicaSets(of: d.name).map(\.revision).filter { $0 < (snap.revision ?? Int.max) }.max()
+            target = try await replicaSets(of: d.name).map { $0.revision }.filter { $0 < (snap.revision ?? Int.max) }.max()
         }
         guard let target else {
             report.outcome = .failed(failure: failure, why: "this is the first revision of deployment/\(d.name), there is nothing to roll back to")
@@ -259,14 +265,14 @@ public struct KubeDeployer: Sendable {
         let selector = Self.selector(dep.at("spec", "selector", "matchLabels"))
         let list = try await client.get(KubeResource.replicaSets.collectionPath(namespace: namespace)
                                         + KubePath.query([("labelSelector", selector)]))
-        var out: [(Int, JSONValue)] = []
+        var out: [(revision: Int, rs: JSONValue)] = []
         for rs in list["items"]?.array ?? [] {
             let owners = rs.at("metadata", "ownerReferences")?.array ?? []
             guard owners.contains(where: { $0["uid"]?.string == uid }) else { continue }
             guard let rev = rs.at("metadata", "annotations", RolloutSnapshot.revisionAnnotation)?.string.flatMap({ Int($0) }) else { continue }
-            out.append((rev, rs))
+            out.append((revision: rev, rs: rs))
         }
-        return out.sorted { $0.0 > $1.0 }
+        return out.sorted { $0.revision > $1.revision }
     }
 
     static func selector(_ labels: JSONValue?) -> String {
@@ -302,13 +308,13 @@ public struct KubeDeployer: Sendable {
         let target: Int
         if let toRevision {
             target = toRevision
-        } else if let prev = sets.map(\.revision).filter({ $0 < (current ?? Int.max) }).max() {
+        } else if let prev = sets.map { $0.revision }.filter({ $0 < (current ?? Int.max) }).max() {
             target = prev
         } else {
             throw .noPreviousRevision(deployment: name, current: current ?? 0)
         }
         guard let rs = sets.first(where: { $0.revision == target })?.rs, var template = rs.at("spec", "template") else {
-            throw .revisionNotFound(deployment: name, revision: target, available: sets.map(\.revision))
+            throw .revisionNotFound(deployment: name, revision: target, available: sets.map { $0.revision })
         }
         if var labels = template.at("metadata", "labels")?.object {
             labels["pod-template-hash"] = nil

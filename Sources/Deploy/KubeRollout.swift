@@ -37,6 +37,15 @@ public struct RolloutCounts: Sendable, Equatable {
     public var ready = 0
     public var available = 0
     public var unavailable = 0
+
+    public init(desired: Int = 0, current: Int = 0, updated: Int = 0, ready: Int = 0, available: Int = 0, unavailable: Int = 0) {
+        self.desired = desired
+        self.current = current
+        self.updated = updated
+        self.ready = ready
+        self.available = available
+        self.unavailable = unavailable
+    }
 }
 
 public enum RolloutState: Sendable, Equatable {
@@ -182,6 +191,14 @@ public struct RolloutFailure: Sendable, Equatable, CustomStringConvertible {
     public var reason: String
     public var message: String
     public var pods: [PodProblem]
+
+    public init(deployment: String, revision: Int?, reason: String, message: String, pods: [PodProblem]) {
+        self.deployment = deployment
+        self.revision = revision
+        self.reason = reason
+        self.message = message
+        self.pods = pods
+    }
 
     public var description: String {
         var s = "deployment/\(deployment) revision \(revision.map(String.init) ?? "?") failed: \(reason)"

@@ -99,7 +99,7 @@ import Deploy
             #expect(after.snapshot.state == .complete)
             #expect(after.snapshot.images == ["registry.invalid/autoglm:v1"])
             #expect(after.snapshot.counts.ready == 2 && after.snapshot.counts.updated == 2 && after.snapshot.counts.current == 2)
-            #expect(after.history.map(\.revision) == [3, 2])
+            #expect(after.history.map { $0.revision } == [3, 2])
             // ... and so is v1's configuration.
             let cm = try await client.get("/api/v1/namespaces/\(ns)/configmaps/itest-config")
             let v1Data = v1.objects.first { $0.kind == "ConfigMap" }.map { JSONValue($0.value)["data"] } ?? nil
