@@ -206,6 +206,11 @@ public struct KubeDeployer: Sendable {
             if o.kind == "PersistentVolumeClaim" { return ("unchanged (a claim's spec cannot change)", .clientSide) }
             var next = body
             next["metadata"]?["resourceVersion"] = live.at("metadata", "resourceVersion")
+            // Keep annotations that controllers set (e.g. deployment.kubernetes.io/revision); ours win.
+            if var annotations = live.at("metadata", "annotations")?.object {
+                for (k, v) in next.at("metadata", "annotations")?.object ?? [:] { annotations[k] = v }
+                next["metadata"]?["annotations"] = .object(annotations)
+            }
             if o.kind == "Service" {
                 // clusterIP is assigned by the server and immutable.
                 next["spec"]?["clusterIP"] = live.at("spec", "clusterIP")
