@@ -162,7 +162,7 @@ private func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(K
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
     Task {
-        do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
+        do throws(KubeError) { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
         done.signal()
     }
     done.wait()
