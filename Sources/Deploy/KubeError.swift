@@ -52,6 +52,8 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
             return "\(path): context '\(context)' names user '\(name)', which is not in the users list; fix the context or add the user"
         case .unsupportedAuth(let user, let mechanism, let path):
             return "\(path): user '\(user)' authenticates with '\(mechanism)', which autoglm does not run; give the user a token (token/tokenFile) or a client certificate (client-certificate/client-key), e.g. from 'kubectl create token SERVICEACCOUNT'"
+        case .credentialUnreadable(let what, let path, let reason) where what == "kubeconfig":
+            return "cannot read kubeconfig '\(path)' (\(reason)); check the --kubeconfig path (or $KUBECONFIG)"
         case .credentialUnreadable(let what, let path, let reason):
             return "cannot read \(what) '\(path)' (\(reason)); check that the file exists and is readable, or inline it as \(what)-data"
         case .invalidCredential(let what, let reason):
