@@ -337,7 +337,7 @@ public struct KubeDeployer: Sendable {
         if case .failed(let reason, let message) = snap.state {
             let pods = await podsOfLiveRevision(name)
             let f = RolloutFailure(deployment: name, revision: snap.revision, reason: reason, message: message, pods: pods)
-            throw .rolloutTimeout(deployment: name, seconds: deadline, last: "rollback to revision \(target) failed too: \(f)")
+            throw .rollbackFailed(deployment: name, toRevision: target, failure: f.description)
         }
         return RollbackReport(fromRevision: current, toRevision: target, liveRevision: snap.revision)
     }

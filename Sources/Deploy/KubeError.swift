@@ -32,6 +32,7 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
 
     // deploy flow
     case rolloutTimeout(deployment: String, seconds: Int, last: String)
+    case rollbackFailed(deployment: String, toRevision: Int, failure: String)
     case noPreviousRevision(deployment: String, current: Int)
     case revisionNotFound(deployment: String, revision: Int, available: [Int])
     case serverTooOld(version: String, minimum: String)
@@ -88,6 +89,8 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
             return "\(server) sent an unexpected response (\(what)); is this really a Kubernetes API server?"
         case .rolloutTimeout(let deployment, let seconds, let last):
             return "deployment/\(deployment) did not finish rolling out within \(seconds) s (last state: \(last)); raise --timeout or check 'autoglm deploy status'"
+        case .rollbackFailed(let deployment, let revision, let failure):
+            return "rolling deployment/\(deployment) back to the pod template of revision \(revision) failed too: \(failure)\nthat revision is not healthy either; pick another with 'autoglm deploy rollback --to-revision N' (see 'autoglm deploy status' for the history)"
         case .noPreviousRevision(let deployment, let current):
             return "deployment/\(deployment) has no revision before \(current) to go back to; pass --to-revision or apply a fixed spec"
         case .revisionNotFound(let deployment, let revision, let available):
