@@ -143,7 +143,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         current-context: x
         """
         let file = try KubeConfigFile.parse(yaml: yaml, path: "/k/config")
-        do {
+        do throws(KubeError) {
             _ = try file.resolve()
             Issue.record("expected an error")
         } catch {
@@ -199,7 +199,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
     }
 
     @Test func nothingToLoad() {
-        do {
+        do throws(KubeError) {
             _ = try KubeConfigLoader.load(environment: ["HOME": "/nonexistent-home"])
             Issue.record("expected an error")
         } catch {
@@ -220,7 +220,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         #expect(cfg.source == "in-cluster")
         let v6 = try KubeConfigLoader.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "fd00::1"], serviceAccountDir: dir)
         #expect(v6.server == "https://[fd00::1]:443")
-        do {
+        do throws(KubeError) {
             _ = try KubeConfigLoader.inCluster(environment: ["KUBERNETES_SERVICE_HOST": "h"], serviceAccountDir: dir + "/none")
             Issue.record("expected an error")
         } catch {

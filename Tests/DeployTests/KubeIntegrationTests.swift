@@ -130,7 +130,7 @@ import Deploy
             #expect(s.snapshot.images == ["registry.invalid/autoglm:v1"] && s.snapshot.counts.ready == 1)
             #expect(s.summary.contains("revision:   3"))
 
-            do {
+            do throws(KubeError) {
                 _ = try await deployer.rollback("itest", toRevision: 9, options: options)
                 Issue.record("expected revisionNotFound")
             } catch {
@@ -142,7 +142,7 @@ import Deploy
             #expect(try await client.getIfExists("/apis/apps/v1/namespaces/\(ns)/deployments/itest") == nil)
             let again = try await deployer.delete(v2.objects)
             #expect(again.allSatisfy { $0.hasSuffix(" not found") })
-            do {
+            do throws(KubeError) {
                 _ = try await deployer.status("itest")
                 Issue.record("expected notFound")
             } catch {
@@ -156,7 +156,7 @@ import Deploy
         config.auth = .bearerToken("not-the-right-token")
         let client = try KubeClient(config: config)
         defer { Task { await client.shutdown() } }
-        do {
+        do throws(KubeError) {
             _ = try await KubeDeployer(client: client, namespace: "default").apply([], options: Self.fastOptions)
             Issue.record("expected 401")
         } catch {
@@ -173,7 +173,7 @@ import Deploy
         config.server = "https://127.0.0.1:\(try TestSockets.closedPort())"
         let client = try KubeClient(config: config, requestTimeoutSeconds: 10)
         let start = ContinuousClock.now
-        do {
+        do throws(KubeError) {
             _ = try await KubeDeployer(client: client).status("itest")
             Issue.record("expected a connection error")
         } catch {

@@ -11,7 +11,8 @@ import Deploy
         var conditions = """
         {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."}
         """
-        if let (s, r, m) = progressing {
+        if let p = progressing {
+            let (s, r, m) = p
             conditions += #", {"type": "Progressing", "status": "\#(s)", "reason": "\#(r)", "message": "\#(m)"}"#
         }
         let text = """
@@ -146,7 +147,7 @@ import Deploy
         let server = "https://127.0.0.1:\(port)"
         let client = try KubeClient(config: KubeConnectionConfig(server: server, auth: .bearerToken("t")), requestTimeoutSeconds: 10)
         let start = ContinuousClock.now
-        do {
+        do throws(KubeError) {
             _ = try await client.serverVersion()
             Issue.record("expected a connection error")
         } catch {
@@ -166,7 +167,7 @@ import Deploy
         let server = "\(scheme)://127.0.0.1:\(listener.port)"
         let client = try KubeClient(config: KubeConnectionConfig(server: server), requestTimeoutSeconds: 1)
         let start = ContinuousClock.now
-        do {
+        do throws(KubeError) {
             _ = try await client.get("/version")
             Issue.record("expected a timeout")
         } catch {
