@@ -12,7 +12,8 @@ import Deploy
         {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "Deployment has minimum availability."}
         """
         if let p = progressing {
-            let (s, r, m) = p
+            let (s, r, raw) = p
+            let m = raw.replacingOccurrences(of: "\"", with: "\\\"")
             conditions += #", {"type": "Progressing", "status": "\#(s)", "reason": "\#(r)", "message": "\#(m)"}"#
         }
         let text = """
