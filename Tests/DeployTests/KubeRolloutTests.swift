@@ -146,7 +146,7 @@ import Deploy
     @Test func connectionRefusedNamesTheServer() async throws {
         let port = try TestSockets.closedPort()
         let server = "https://127.0.0.1:\(port)"
-        let client = try KubeClient(config: KubeConnectionConfig(server: server, auth: .bearerToken("t")), requestTimeoutSeconds: 10)
+        let client = try KubeClient(config: KubeConnectionConfig(server: server, auth: .bearerToken("t")), requestTimeoutSeconds: 60)
         let start = ContinuousClock.now
         do throws(KubeError) {
             _ = try await client.serverVersion()
@@ -157,7 +157,8 @@ import Deploy
             #expect(reason.contains("refused"))
             #expect(error.description.contains(server))
         }
-        #expect(ContinuousClock.now - start < .seconds(5), "a refused connection must fail at once, not retry until the deadline")
+        // Generous bound for a loaded machine; a retrying client would take the whole 60 s.
+        #expect(ContinuousClock.now - start < .seconds(20), "a refused connection must fail at once, not retry until the deadline")
         await client.shutdown()
     }
 
@@ -176,7 +177,7 @@ import Deploy
             #expect(s == server && seconds == 1)
             #expect(error.description.contains("no answer within 1 s"))
         }
-        #expect(ContinuousClock.now - start < .seconds(8))
+        #expect(ContinuousClock.now - start < .seconds(20))
         await client.shutdown()
     }
 
