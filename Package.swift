@@ -10,6 +10,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -32,9 +35,15 @@ let package = Package(
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF"]),
-        // Spec schema + overlays, Kubernetes renderer.
-        .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")],
-                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        // Spec schema + overlays, Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
+        .target(name: "Deploy", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
