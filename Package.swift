@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -35,10 +36,12 @@ let package = Package(
         // Spec schema + overlays, Kubernetes renderer.
         .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
+        .target(name: "Registry", dependencies: ["GGUF", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +50,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: [], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
