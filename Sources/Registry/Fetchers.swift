@@ -103,7 +103,9 @@ struct PipFetcher {
     static func ggufFiles(site: String) -> [String] {
         guard let e = FileManager.default.enumerator(atPath: site) else { return [] }
         var out: [String] = []
-        while let rel = e.nextObject() as? String where rel.lowercased().hasSuffix(".gguf") { out.append("\(site)/\(rel)") }
+        while let rel = e.nextObject() as? String {
+            if rel.lowercased().hasSuffix(".gguf") { out.append("\(site)/\(rel)") }
+        }
         return out.sorted()
     }
 

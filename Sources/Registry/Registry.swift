@@ -90,8 +90,9 @@ public final class Registry: Sendable {
         config.foreignKeysEnabled = true
         do {
             // One process migrates at a time (GRDB reads the applied list outside its transaction).
-            let queue = try FileLock.withLock(self.databasePath + ".lock") { () throws -> DatabaseQueue in
-                let q = try DatabaseQueue(path: self.databasePath, configuration: config)
+            let dbPath = self.databasePath
+            let queue = try FileLock.withLock(dbPath + ".lock") { () throws -> DatabaseQueue in
+                let q = try DatabaseQueue(path: dbPath, configuration: config)
                 try Registry.migrator.migrate(q)
                 return q
             }
