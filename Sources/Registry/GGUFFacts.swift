@@ -5,6 +5,7 @@ import GGUF
 public struct QuantShare: Sendable, Codable, Equatable {
     public var tensors: Int
     public var bytes: Int
+    public init(tensors: Int, bytes: Int) { self.tensors = tensors; self.bytes = bytes }
 }
 
 /// What the registry records about a GGUF file.

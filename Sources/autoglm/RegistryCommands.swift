@@ -38,7 +38,7 @@ func humanBytes(_ n: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n), i = 0
     while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
-    return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
+    return i == 0 ? "\(n) B" : String(format: "%.1f", v) + " " + units[i]
 }
 
 /// Progress printer: an updating line on a TTY, a plain line every 10% (or 64 MiB) otherwise.

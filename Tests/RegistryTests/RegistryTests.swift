@@ -6,7 +6,8 @@ import Testing
     @Test func migratesFromAnEmptyFile() throws {
         let home = TempHome()
         let dbPath = "\(home.path)/custom/reg.sqlite"
-        FileManager.default.createFile(atPath: dbPath, contents: nil) // may fail: dir absent; Registry creates it
+        try FileManager.default.createDirectory(atPath: "\(home.path)/custom", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: dbPath, contents: nil), "an empty (0-byte) database file")
         let r = try Registry(home: "\(home.path)/home", databasePath: dbPath)
         #expect(try r.appliedMigrations() == ["v1: models, versions, tags, metrics"])
         #expect(FileManager.default.fileExists(atPath: dbPath))
@@ -204,7 +205,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: linkedFile))
         // A stale temp file is collected.
         let tmp = try r.blobs.temporaryPath()
-        FileManager.default.createFile(atPath: tmp, contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: tmp, contents: Data([1, 2, 3]))
         #expect(try r.gc(staleAfter: -1).removedTemporaries == 1)
         #expect(!FileManager.default.fileExists(atPath: tmp))
     }

@@ -15,7 +15,7 @@ final class TempHome {
     /// Writes a file under the temp dir and returns its path.
     func write(_ name: String, _ bytes: [UInt8]) -> String {
         let p = "\(path)/\(name)"
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
         return p
     }
 
