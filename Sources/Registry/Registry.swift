@@ -273,8 +273,13 @@ public final class Registry: Sendable {
             }
             path = absolute
         } else {
-            let s = consume ? try blobs.stage(moving: file, expected: expected, progress: progress)
+            let s: BlobStore.Staged
+            do {
+                s = consume ? try blobs.stage(moving: file, expected: expected, progress: progress)
                             : try blobs.stage(copying: file, expected: expected, progress: progress)
+            } catch let RegistryError.checksumMismatch(_, exp, act) {
+                throw RegistryError.checksumMismatch(source: source, expected: exp, actual: act)
+            }
             staged = s
             (digest, size, path) = (s.digest, s.size, blobs.path(for: s.digest))
         }
