@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -44,10 +45,12 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
+        .target(name: "Registry", dependencies: ["GGUF", .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

