@@ -167,7 +167,16 @@ func storeKV(_ layout: BatchLayout, layer: Int, k: UnsafePointer<Float>, v: Unsa
         let c = layout.caches[layout.sequence[t]], p = layout.positions[t]
         c.key(layer, p).update(from: k + t * keyDim, count: keyDim)
         c.value(layer, p).update(from: v + t * valueDim, count: valueDim)
+        if c.precision == .f16 {
+            roundToHalf(c.key(layer, p), keyDim)
+            roundToHalf(c.value(layer, p), valueDim)
+        }
     }
+}
+
+/// Rounds each value to the nearest half-precision number (kept as Float).
+@inline(__always) func roundToHalf(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { x[i] = Float(Float16(x[i])) }
 }
 
 /// Causal multi-head attention with grouped KV heads over each token's own sequence cache.
@@ -185,10 +194,14 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
         let p = layout.positions[t]
         let start = window.map { max(0, p - $0 + 1) } ?? 0
         let n = p - start + 1
-        let qh = q + (t * heads + h) * headDim
+        let half = cache.precision == .f16
         let o = out + (t * heads + h) * valueDim
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: min(n, maxLen)) { sc in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: min(n, maxLen) + headDim) { sc in
             let s = sc.baseAddress.unsafelyUnwrapped
+            // With an F16 cache the query meets the keys in half precision, as in llama.cpp.
+            let qh = s + min(n, maxLen)
+            qh.update(from: q + (t * heads + h) * headDim, count: headDim)
+            if half { roundToHalf(qh, headDim) }
             var mx = -Float.infinity
             for j in 0..<n {
                 var v = dot(qh, cache.key(layer, start + j) + kvh * headDim, headDim) * scale
@@ -201,7 +214,8 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             let inv = 1 / sum
             o.initialize(repeating: 0, count: valueDim)
             for j in 0..<n {
-                axpy(s[j] * inv, cache.value(layer, start + j) + kvh * valueDim, o, valueDim)
+                let w = half ? Float(Float16(s[j] * inv)) : s[j] * inv
+                axpy(w, cache.value(layer, start + j) + kvh * valueDim, o, valueDim)
             }
         }
     }

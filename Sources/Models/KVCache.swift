@@ -5,6 +5,11 @@
 /// Ownership: a cache belongs to exactly one sequence; the engine thread that runs the
 /// sequence's forward passes is the only one that touches it.
 public final class KVCache: @unchecked Sendable {
+    /// Precision of the stored keys and values. `.f16` rounds them (and, in attention, the
+    /// queries and attention weights) to half precision exactly as llama.cpp's default F16 cache
+    /// does, so results match it; `.f32` keeps full precision.
+    public enum Precision: String, Sendable { case f16, f32 }
+    public let precision: Precision
     public let layers: Int
     public let keyDim: Int
     public let valueDim: Int
@@ -16,7 +21,8 @@ public final class KVCache: @unchecked Sendable {
     private var values: [UnsafeMutablePointer<Float>]
     static let chunk = 256
 
-    public init(layers: Int, keyDim: Int, valueDim: Int, maxPositions: Int) {
+    public init(layers: Int, keyDim: Int, valueDim: Int, maxPositions: Int, precision: Precision = .f16) {
+        self.precision = precision
         self.layers = layers
         self.keyDim = keyDim
         self.valueDim = valueDim

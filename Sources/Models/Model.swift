@@ -47,11 +47,12 @@ public protocol LanguageModel: AnyObject, Sendable {
 }
 
 extension LanguageModel {
-    /// A new empty cache sized for this model, limited to `maxPositions` (default: the model context).
-    public func makeCache(maxPositions: Int? = nil) -> KVCache {
+    /// A new empty cache sized for this model, limited to `maxPositions` (default: the model context),
+    /// F16 by default like llama.cpp's.
+    public func makeCache(maxPositions: Int? = nil, precision: KVCache.Precision = .f16) -> KVCache {
         KVCache(layers: config.layers, keyDim: config.kvHeads * config.headDim,
                 valueDim: config.kvHeads * config.valueDim,
-                maxPositions: min(maxPositions ?? config.contextLength, config.contextLength))
+                maxPositions: min(maxPositions ?? config.contextLength, config.contextLength), precision: precision)
     }
 }
 

@@ -71,7 +71,7 @@ struct ReferenceLogitsTests {
         #expect(model.config.architecture == e.architecture)
         #expect(model.config.vocabulary == e.vocabulary)
         let pool = ThreadPool(threads: 2)
-        let cache = model.makeCache(maxPositions: e.ids.count)
+        let cache = model.makeCache(maxPositions: e.ids.count, precision: .f32)
         let ours = try model.forward([SequenceInput(cache: cache, tokens: e.ids, logits: .all)], pool: pool)[0]
         let ref = try ReferenceFixtures.expected(e)
         try #require(ours.count == ref.count)
@@ -90,10 +90,10 @@ struct ReferenceLogitsTests {
         let e = try #require(try ReferenceFixtures.entries().first { $0.model == name })
         let model = try ReferenceFixtures.load(e)
         let pool = ThreadPool(threads: 2)
-        let full = try model.forward([SequenceInput(cache: model.makeCache(maxPositions: e.ids.count),
+        let full = try model.forward([SequenceInput(cache: model.makeCache(maxPositions: e.ids.count, precision: .f32),
                                                     tokens: e.ids, logits: .all)], pool: pool)[0]
         // Prefill a chunk, then one token at a time, then a chunk again.
-        let cache = model.makeCache(maxPositions: e.ids.count)
+        let cache = model.makeCache(maxPositions: e.ids.count, precision: .f32)
         var steps: [[Float]] = []
         var i = 0
         let pieces = [5, 1, 1, 1, 7] + Array(repeating: 1, count: e.ids.count)
