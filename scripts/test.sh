@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command: fetch the real test models (cached outside the repo), build,
-# and run the whole test suite. Models go to $AUTOGLM_MODELS (default ~/.cache/autoglm/models).
+# The project's test command: fetch the real test models (cached outside the repo), start a real
+# Kubernetes control plane on loopback for the deploy integration tests (built once, cached),
+# build, and run the whole test suite. Models go to $AUTOGLM_MODELS (default ~/.cache/autoglm/models).
+# Set AUTOGLM_TEST_KUBECONFIG to use a control plane you started yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-models.sh
-swift build -c release --product autoglm
-swift test -c release "$@"
+if [ -z "${AUTOGLM_TEST_KUBECONFIG:-}" ]; then
+  bash scripts/k8s-testbed.sh build
+  trap 'bash scripts/k8s-testbed.sh stop' EXIT
+  AUTOGLM_TEST_KUBECONFIG="$(bash scripts/k8s-testbed.sh start)"
+  export AUTOGLM_TEST_KUBECONFIG
+fi
+swift build -c release --build-tests
+swift test -c release --skip-build "$@"
