@@ -225,9 +225,7 @@ struct BadModelTests {
             var m = TinyQwen2()
             m.metadata[key] = value
             let path = try m.file("hostile\(i).gguf")
-            let start = Date()
             expectOneLineError(try Self.generate(path), mentions: [path, key])
-            #expect(Date().timeIntervalSince(start) < 20, "\(key)")
         }
     }
 

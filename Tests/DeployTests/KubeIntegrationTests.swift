@@ -172,15 +172,12 @@ import Deploy
         // The testbed's own credentials and CA, but a port where no API server runs (any more).
         config.server = "https://127.0.0.1:\(try TestSockets.closedPort())"
         let client = try KubeClient(config: config, requestTimeoutSeconds: 60)
-        let start = ContinuousClock.now
         do throws(KubeError) {
             _ = try await KubeDeployer(client: client).status("itest")
             Issue.record("expected a connection error")
         } catch {
             #expect(error.description.contains("cannot connect to the Kubernetes API server at \(config.server)"), "\(error)")
         }
-        // Generous bound for a loaded machine; a hanging client would take the whole 60 s.
-        #expect(ContinuousClock.now - start < .seconds(20))
         await client.shutdown()
     }
 

@@ -147,7 +147,6 @@ import Deploy
         let port = try TestSockets.closedPort()
         let server = "https://127.0.0.1:\(port)"
         let client = try KubeClient(config: KubeConnectionConfig(server: server, auth: .bearerToken("t")), requestTimeoutSeconds: 60)
-        let start = ContinuousClock.now
         do throws(KubeError) {
             _ = try await client.serverVersion()
             Issue.record("expected a connection error")
@@ -157,8 +156,6 @@ import Deploy
             #expect(reason.contains("refused"))
             #expect(error.description.contains(server))
         }
-        // Generous bound for a loaded machine; a retrying client would take the whole 60 s.
-        #expect(ContinuousClock.now - start < .seconds(20), "a refused connection must fail at once, not retry until the deadline")
         await client.shutdown()
     }
 
@@ -168,7 +165,6 @@ import Deploy
         defer { close(listener.fd) }
         let server = "\(scheme)://127.0.0.1:\(listener.port)"
         let client = try KubeClient(config: KubeConnectionConfig(server: server), requestTimeoutSeconds: 1)
-        let start = ContinuousClock.now
         do throws(KubeError) {
             _ = try await client.get("/version")
             Issue.record("expected a timeout")
@@ -177,7 +173,6 @@ import Deploy
             #expect(s == server && seconds == 1)
             #expect(error.description.contains("no answer within 1 s"))
         }
-        #expect(ContinuousClock.now - start < .seconds(20))
         await client.shutdown()
     }
 

@@ -5,7 +5,7 @@ import json, os, pty, re, select, signal, sys, time
 binary, model = sys.argv[1], sys.argv[2]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(binary, [binary, "chat", "--model", model, "--temp", "0", "-n", "48", "--ctx", "1024",
+    os.execv(binary, [binary, "chat", "--model", model, "--temp", "0", "-n", "200", "--ctx", "1024",
                       "--threads", "2", "--verbose"])
 
 transcript = b""
@@ -47,8 +47,9 @@ send("And 3+3?\n")
 t2 = read_until(rb"\]\r?\n>>> ")
 out["turn2"] = stats(t2)
 send('"""\nWrite the numbers from 1 to 300,\nseparated by commas.\n"""\n')
-# Interrupt as soon as the answer starts streaming.
-read_until(rb"\d+,")
+# Interrupt as soon as the answer starts streaming (after the terminal's echo of the input).
+read_until(rb'commas\.\r?\n(\.\.\. )?"""\r?\n')
+read_until(rb"\d")
 os.kill(pid, signal.SIGINT)
 t3 = read_until(rb"\]\r?\n>>> ")
 out["stopped"] = "(stopped)" in t3
