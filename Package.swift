@@ -10,6 +10,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -31,12 +36,24 @@ let package = Package(
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF"]),
+        // OpenAI-compatible HTTP API over the engine's scheduler.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Engine", "Tokenizers", "Models",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // Spec schema + overlays, Kubernetes renderer.
         .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +62,15 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Engine",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "CLITests", dependencies: [], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
