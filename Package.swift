@@ -54,6 +54,7 @@ let package = Package(
             name: "autoglm",
             dependencies: [
                 "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Server",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
