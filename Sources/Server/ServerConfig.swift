@@ -42,8 +42,8 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message, extra = event.metadata
         var o: [String: JSONValue] = [
             "ts": .string(ISO8601DateFormatter().string(from: Date())),
             "level": .string(level.rawValue),

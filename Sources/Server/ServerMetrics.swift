@@ -11,17 +11,17 @@ public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
     let model: String
-    let running: Gauge
-    let waiting: Gauge
-    let kvUsage: Gauge
+    let running: CoreMetrics.Gauge
+    let waiting: CoreMetrics.Gauge
+    let kvUsage: CoreMetrics.Gauge
     let promptTokens: CoreMetrics.Counter
     let generationTokens: CoreMetrics.Counter
-    let ttft: Recorder
-    let itl: Recorder
-    let e2e: Recorder
-    let queueTime: Recorder
-    let batchSize: Recorder
-    let batchTokens: Recorder
+    let ttft: CoreMetrics.Recorder
+    let itl: CoreMetrics.Recorder
+    let e2e: CoreMetrics.Recorder
+    let queueTime: CoreMetrics.Recorder
+    let batchSize: CoreMetrics.Recorder
+    let batchTokens: CoreMetrics.Recorder
 
     static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5,
                                            7.5, 10, 20, 40, 80, 160, 640, 2560]
@@ -35,17 +35,17 @@ public final class ServerMetrics: Sendable {
         factory = f
         model = modelName
         let d = [("model_name", modelName)]
-        running = Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
-        waiting = Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
-        kvUsage = Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: d, factory: f)
+        running = CoreMetrics.Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
+        waiting = CoreMetrics.Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
+        kvUsage = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: d, factory: f)
         promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
         generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
-        ttft = Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
-        itl = Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        e2e = Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        queueTime = Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
-        batchSize = Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
-        batchTokens = Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
+        ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
+        itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
+        e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
+        queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
+        batchSize = CoreMetrics.Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
+        batchTokens = CoreMetrics.Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
         // Pre-create the labelled counters so they show (at 0) before the first request.
         for r in ["stop", "length"] { success(r, count: 0) }
         for r in ["cancelled", "timeout", "error"] { failure(r, count: 0) }
