@@ -99,7 +99,8 @@ public struct SchedulerConfig: Sendable {
     public var kvCacheBlocks: Int? = nil
 
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
-                blockSize: Int = 16, contextLength: Int? = nil) {
+                blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil) {
+        self.kvCacheBlocks = kvCacheBlocks
         self.maxSeqs = maxSeqs
         self.maxBatchedTokens = maxBatchedTokens
         self.kvCacheMB = kvCacheMB
