@@ -319,7 +319,8 @@ public final class Scheduler: @unchecked Sendable {
 
             waiting.append(contentsOf: newSeqs)
             if !cancelled.isEmpty { applyCancels(cancelled) }
-            if stop && inbox.isEmpty && waiting.isEmpty && running.isEmpty {
+            if stop && waiting.isEmpty && running.isEmpty {
+                publishStats(step: nil)
                 break
             }
             if stop && shutdownHard {

@@ -23,8 +23,6 @@ struct ChoiceResult: Sendable {
 }
 
 extension OpenAIServer {
-    var objectName: (full: String, chunk: String) { ("", "") }
-
     /// Non-streaming: waits for every choice, then answers one JSON object.
     func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle]) async throws -> Response {
         let timedOut = Flag()
@@ -160,9 +158,12 @@ extension OpenAIServer {
             let timedOut = Flag()
             let timeout = self.config.requestTimeout
             let pump = Task {
-                await withTaskGroup(of: Void.self) { group in
+                await withTaskGroup(of: Bool.self) { group in
                     for (k, h) in handles.enumerated() {
-                        group.addTask { for await e in h.events { cont.yield((k, e)) } }
+                        group.addTask {
+                            for await e in h.events { cont.yield((k, e)) }
+                            return true
+                        }
                     }
                     if timeout > 0 {
                         group.addTask {
@@ -170,10 +171,11 @@ extension OpenAIServer {
                                 timedOut.set()
                                 for id in ids { sched.cancel(id) }
                             }
+                            return false
                         }
                     }
                     var remaining = handles.count
-                    for await _ in group {
+                    for await isChoice in group where isChoice {
                         remaining -= 1
                         if remaining == 0 { group.cancelAll() }
                     }
