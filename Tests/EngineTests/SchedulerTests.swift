@@ -87,7 +87,13 @@ struct SchedulerTests {
             case .token:
                 tokens += 1
                 if tokens == 1 {
-                    #expect(s.stats.kvBlocksUsed > 0)
+                    // Stats are published right after the step that produced this token.
+                    var used = 0
+                    for _ in 0..<200 where used == 0 {
+                        used = s.stats.kvBlocksUsed
+                        if used == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    #expect(used > 0)
                     s.cancel(h.id)
                 }
             case .finished(let f): reason = f.reason
