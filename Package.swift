@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -31,7 +34,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
         // SentencePiece / byte-level BPE tokenizers from GGUF metadata.
-        .target(name: "Tokenizers", dependencies: ["GGUF"]),
+        // (-enable-testing: its tests use @testable internals and run in release builds.)
+        .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // One file per architecture over shared blocks.
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.
@@ -48,8 +52,15 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // Spec schema + overlays, Kubernetes renderer.
-        .target(name: "Deploy", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Spec schema + overlays, Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
+        .target(name: "Deploy", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
@@ -58,6 +69,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Matrix×vector bandwidth per weight type / SIMD level / thread count.
+        .executableTarget(name: "kernelbench", dependencies: ["Kernels", "GGUF"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
@@ -72,7 +85,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: [], resources: [.copy("Fixtures")]),
+                .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

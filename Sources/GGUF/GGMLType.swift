@@ -35,12 +35,13 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case bf16 = 30
     case tq1_0 = 34
     case tq2_0 = 35
+    case mxfp4 = 39
 
     /// Number of elements in one block.
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16, .i8, .i16, .i32, .i64, .f64: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl: return 32
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl, .mxfp4: return 32
         default: return 256
         }
     }
@@ -77,6 +78,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .iq1_m: return 256 / 8 + 256 / 16 + 256 / 32
         case .tq1_0: return 2 + 4 * 13
         case .tq2_0: return 2 + 64
+        case .mxfp4: return 1 + 16
         }
     }
 
@@ -121,6 +123,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .bf16: return "BF16"
         case .tq1_0: return "TQ1_0"
         case .tq2_0: return "TQ2_0"
+        case .mxfp4: return "MXFP4"
         }
     }
 }

@@ -36,7 +36,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is rejected below as
+        // not a regular file); it has no effect on regular files.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             throw GGUFError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
@@ -146,8 +148,12 @@ public enum GGUFParser {
         }
         var alignment = 32
         if let a = metadata["general.alignment"] {
-            guard let v = a.int, v > 0, v <= 65536, v & (v - 1) == 0 else {
-                throw GGUFError.badAlignment(path: path, alignment: a.int ?? -1)
+            guard let v = a.int, a.type != .bool else {
+                throw GGUFError.invalidValue(path: path, key: "general.alignment",
+                                             detail: "must be an integer (is a \(a.type))")
+            }
+            guard v > 0, v <= 65536, v & (v - 1) == 0 else {
+                throw GGUFError.badAlignment(path: path, alignment: v)
             }
             alignment = v
         }
@@ -263,23 +269,28 @@ public enum GGUFParser {
         }
 
         mutating func value(_ type: GGUFValueType, key: String, depth: Int) throws -> GGUFValue {
-            let what = "value of '\(key)'"
+            // The description is built only when an error is thrown (arrays hold many values).
+            func what() -> String { "value of '\(key)'" }
             switch type {
-            case .uint8: return .uint8(try load(UInt8.self, what))
-            case .int8: return .int8(try load(Int8.self, what))
-            case .uint16: return .uint16(try load(UInt16.self, what))
-            case .int16: return .int16(try load(Int16.self, what))
-            case .uint32: return .uint32(try load(UInt32.self, what))
-            case .int32: return .int32(try load(Int32.self, what))
-            case .uint64: return .uint64(try load(UInt64.self, what))
-            case .int64: return .int64(try load(Int64.self, what))
-            case .float32: return .float32(Float(bitPattern: try load(UInt32.self, what)))
-            case .float64: return .float64(Double(bitPattern: try load(UInt64.self, what)))
+            case .uint8: return .uint8(try load(UInt8.self, what()))
+            case .int8: return .int8(try load(Int8.self, what()))
+            case .uint16: return .uint16(try load(UInt16.self, what()))
+            case .int16: return .int16(try load(Int16.self, what()))
+            case .uint32: return .uint32(try load(UInt32.self, what()))
+            case .int32: return .int32(try load(Int32.self, what()))
+            case .uint64: return .uint64(try load(UInt64.self, what()))
+            case .int64: return .int64(try load(Int64.self, what()))
+            case .float32: return .float32(Float(bitPattern: try load(UInt32.self, what())))
+            case .float64: return .float64(Double(bitPattern: try load(UInt64.self, what())))
             case .bool:
-                let b = try load(UInt8.self, what)
-                guard b <= 1 else { throw GGUFError.invalidValueType(path: path, key: key, raw: UInt32(b)) }
+                let at = offset
+                let b = try load(UInt8.self, what())
+                guard b <= 1 else {
+                    throw GGUFError.invalidValue(path: path, key: key,
+                                                 detail: "bool byte \(b) at offset \(at) is neither 0 nor 1")
+                }
                 return .bool(b == 1)
-            case .string: return .string(try string(what))
+            case .string: return .string(try string(what()))
             case .array:
                 guard depth < GGUFParser.maxArrayDepth else { throw GGUFError.nestingTooDeep(path: path, key: key) }
                 let rawType = try u32("array type of '\(key)'")

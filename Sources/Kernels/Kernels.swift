@@ -1,1 +1,140 @@
+import CKernels
 import GGUF
+
+/// Why a weight matrix cannot be used by the kernels.
+public enum KernelError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The tensor type has no matmul kernel.
+    case unsupportedType(GGMLType)
+    /// `cols` is not a positive whole number of the type's blocks.
+    case badColumns(type: GGMLType, cols: Int, blockSize: Int)
+    /// `rows` is negative.
+    case badRows(Int)
+
+    public var description: String {
+        switch self {
+        case .unsupportedType(let t):
+            let names = supportedTypes.map(\.description).joined(separator: ", ")
+            return "tensor type \(t) is not supported by the kernels (supported: \(names))"
+        case .badColumns(let t, let cols, let bs):
+            return "column count \(cols) is not a positive multiple of the \(t) block size \(bs)"
+        case .badRows(let r):
+            return "row count \(r) is negative"
+        }
+    }
+}
+
+/// The weight types matmul and dequantize handle.
+public let supportedTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K]
+
+public func isSupported(_ type: GGMLType) -> Bool { ck_type_supported(Int32(type.rawValue)) != 0 }
+
+/// Instruction-set level of the integer kernels.
+public enum SIMDLevel: Int, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+    /// Portable C, the reference the others are tested against.
+    case scalar = 0
+    /// AVX2 + FMA + F16C.
+    case avx2 = 1
+    /// AVX-512 VNNI (vpdpbusd on 256-bit vectors).
+    case avx512vnni = 2
+
+    /// Best level this CPU supports.
+    public static var supported: SIMDLevel { SIMDLevel(rawValue: Int(ck_supported_level())) ?? .scalar }
+    /// Level used by `matmul` without an explicit level: `supported`, capped by the
+    /// environment variable `CKERNELS_LEVEL=0|1|2` read at first use.
+    public static var active: SIMDLevel { SIMDLevel(rawValue: Int(ck_default_level())) ?? .scalar }
+    /// Every level runnable here, lowest first.
+    public static var available: [SIMDLevel] { allCases.filter { $0 <= supported } }
+
+    public static func < (a: SIMDLevel, b: SIMDLevel) -> Bool { a.rawValue < b.rawValue }
+    public var description: String {
+        switch self {
+        case .scalar: return "scalar"
+        case .avx2: return "avx2"
+        case .avx512vnni: return "avx512vnni"
+        }
+    }
+}
+
+/// A persistent pool of worker threads (C pthreads that spin briefly, then sleep).
+///
+/// `parallelFor` runs on `threadCount - 1` workers plus the calling thread. It may be
+/// called from any thread; concurrent calls on one pool are serialized, and a call made
+/// from inside a `parallelFor` body of the same pool runs serially on that thread.
+public final class ThreadPool: @unchecked Sendable {
+    let raw: OpaquePointer
+    public let threadCount: Int
+
+    public init(threads: Int) {
+        guard let p = ck_pool_create(Int32(clamping: max(1, threads))) else {
+            fatalError("ThreadPool: out of memory")
+        }
+        raw = p
+        threadCount = Int(ck_pool_threads(p))
+    }
+
+    deinit { ck_pool_destroy(raw) }
+
+    /// Runs `body(i)` for every i in 0..<n across the pool; returns when all are done.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        guard n > 0 else { return }
+        if n == 1 || threadCount == 1 {
+            for i in 0..<n { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { escaping in
+            var fn = escaping
+            withUnsafeMutablePointer(to: &fn) { ptr in
+                ck_pool_run(raw, n, { ctx, i in
+                    ctx.unsafelyUnwrapped.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                }, UnsafeMutableRawPointer(ptr))
+            }
+        }
+    }
+}
+
+/// A `rows × cols` weight matrix (rows = outputs, cols = inputs) in GGUF row-major blocks.
+public struct WeightMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    public let data: UnsafeRawPointer
+
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) throws(KernelError) {
+        guard isSupported(type) else { throw .unsupportedType(type) }
+        guard cols > 0, cols % type.blockSize == 0 else {
+            throw .badColumns(type: type, cols: cols, blockSize: type.blockSize)
+        }
+        guard rows >= 0 else { throw .badRows(rows) }
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+    }
+
+    /// Bytes of one row.
+    public var rowBytes: Int { cols / type.blockSize * type.typeSize }
+}
+
+/// out[t*rows + r] = dot(row r of w, x[t*cols ..< (t+1)*cols]) for t in 0..<nTokens,
+/// at the active SIMD level.
+public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
+                   _ out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    ck_matmul(pool.raw, -1, Int32(w.type.rawValue), w.data, w.rows, w.cols, x, nTokens, out)
+}
+
+/// `matmul` at an explicit SIMD level (capped at `SIMDLevel.supported`); for tests and benchmarks.
+public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
+                   _ out: UnsafeMutablePointer<Float>, pool: ThreadPool, level: SIMDLevel) {
+    ck_matmul(pool.raw, Int32(level.rawValue), Int32(w.type.rawValue), w.data, w.rows, w.cols, x, nTokens, out)
+}
+
+/// Dequantizes row `row` of `w` (cols floats) into dst.
+public func dequantizeRow(_ w: WeightMatrix, row: Int, into dst: UnsafeMutablePointer<Float>) {
+    ck_dequantize(Int32(w.type.rawValue), w.data + row * w.rowBytes, w.cols, dst)
+}
+
+/// Dequantizes the `count / type.blockSize` whole blocks at src into dst. Unsupported types
+/// write nothing.
+public func dequantize(_ type: GGMLType, _ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutablePointer<Float>) {
+    ck_dequantize(Int32(type.rawValue), src, count, dst)
+}

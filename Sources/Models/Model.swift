@@ -58,8 +58,12 @@ extension LanguageModel {
 /// The architecture table: registering an architecture is one line here.
 public enum ModelFactory {
     static let table: [String: @Sendable (GGUFFile) throws -> any LanguageModel] = [
+        "chatglm": { try ChatGLM.load($0) },
         "gemma3": { try Gemma3Model(file: $0) },
-        "qwen2": { try Qwen2Model(file: $0) },
+        "glm4": { try GLM4.load($0) },
+        "llama": { try Llama.load($0) },
+        "qwen2": { try Qwen2.load($0) },
+        "qwen3": { try Qwen3.load($0) },
     ]
 
     public static var supportedArchitectures: [String] { table.keys.sorted() }
@@ -72,7 +76,38 @@ public enum ModelFactory {
             throw ModelError.unsupportedArchitecture(path: file.path, architecture: arch,
                                                      supported: supportedArchitectures)
         }
+        try checkShapeMetadata(file, architecture: arch)
         return try make(file)
+    }
+
+    /// Architecture-independent sanity limits on the shape metadata, checked before any
+    /// architecture code sizes loops, divides or allocates by these values: a corrupt or
+    /// hostile file gets one error instead of a division by zero, an out-of-bounds RoPE
+    /// rotation or a billion-layer loop.
+    static func checkShapeMetadata(_ file: GGUFFile, architecture arch: String) throws {
+        let limit = 1 << 24
+        func value(_ key: String) -> Int? { file.int(arch + "." + key) }
+        func invalid(_ key: String, _ detail: String) -> ModelError {
+            ModelError.invalidMetadata(path: file.path, key: arch + "." + key, detail: detail)
+        }
+        // Per-layer keys may be arrays in some architectures; only integers are checked.
+        for key in ["embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
+                    "attention.key_length", "attention.value_length", "rope.dimension_count"] {
+            if let v = value(key), v < 1 || v > limit {
+                throw invalid(key, "is \(v) (expected 1 ... \(limit))")
+            }
+        }
+        if let blocks = value("block_count"), blocks > file.tensors.count {
+            // Every block holds at least one tensor.
+            throw invalid("block_count", "is \(blocks) but the file holds only \(file.tensors.count) tensors")
+        }
+        if let rope = value("rope.dimension_count") {
+            let headDim = value("attention.key_length")
+                ?? value("embedding_length").flatMap { d in value("attention.head_count").map { d / $0 } }
+            if let headDim, rope > headDim {
+                throw invalid("rope.dimension_count", "is \(rope) but a head has only \(headDim) dimensions")
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import GGUF
 
-/// Errors raised while loading or running a model. Each names the file and what to fix.
+/// Errors raised while loading or running a model. Each is one line that names the file and
+/// what to fix; names read from the file are quoted with control characters escaped.
 public enum ModelError: Error, CustomStringConvertible {
     case unsupportedArchitecture(path: String, architecture: String, supported: [String])
     case missingMetadata(path: String, key: String)
@@ -14,18 +15,18 @@ public enum ModelError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unsupportedArchitecture(let p, let a, let s):
-            return "\(p): unsupported architecture '\(a)' (supported: \(s.joined(separator: ", ")))"
+            return "\(p): unsupported architecture \(GGUFError.quote(a)) (supported: \(s.joined(separator: ", ")))"
         case .missingMetadata(let p, let k):
-            return "\(p): missing metadata key '\(k)'"
+            return "\(p): missing metadata key \(GGUFError.quote(k))"
         case .missingTensors(let p, let n):
             let shown = n.prefix(8).joined(separator: ", ") + (n.count > 8 ? ", … (\(n.count) in all)" : "")
             return "\(p): missing tensors: \(shown)"
         case .unsupportedTensorType(let p, let t, let ty):
-            return "\(p): tensor '\(t)' has unsupported type \(ty)"
+            return "\(p): tensor \(GGUFError.quote(t)) has unsupported type \(ty)"
         case .shapeMismatch(let p, let t, let e, let a):
-            return "\(p): tensor '\(t)' has shape \(a), expected \(e) from the metadata"
+            return "\(p): tensor \(GGUFError.quote(t)) has shape \(a), expected \(e) from the metadata"
         case .invalidMetadata(let p, let k, let d):
-            return "\(p): metadata '\(k)' \(d)"
+            return "\(p): metadata \(GGUFError.quote(k)) \(GGUFError.clean(d))"
         case .contextOverflow(let n, let l):
             return "sequence needs \(n) positions but the context holds \(l)"
         case .invalidToken(let id, let v):

@@ -86,6 +86,9 @@ public final class WeightLoader {
         if let first = problems.first { throw first }
     }
 
+    /// Takes ownership of a buffer that must live as long as the model.
+    func adopt(_ buf: UnsafeMutablePointer<Float>) { owned.append(buf) }
+
     /// Memory kept alive for the model's lifetime (dequantized vectors).
     public func takeOwnedBuffers() -> [UnsafeMutablePointer<Float>] {
         defer { owned = [] }

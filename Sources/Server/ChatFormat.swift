@@ -3,20 +3,44 @@ import Tokenizers
 /// Renders chat messages into a prompt. Until the Jinja `ChatTemplate` renderer lands in
 /// Tokenizers, the server recognises the two prompt formats of the test models from the
 /// vocabulary: Gemma turns (`<start_of_turn>`) and ChatML (`<|im_start|>`, Qwen).
-/// Swap `render` for `ChatTemplate(source:).render(...)` when it is available.
+/// The model's own `tokenizer.chat_template` is used whenever it parses; these are the fallback.
 struct ChatFormat: Sendable {
     enum Kind: Sendable { case gemma, chatml }
     let kind: Kind?
+    /// The model's own `tokenizer.chat_template` (Jinja subset), preferred when it parses.
+    let template: ChatTemplate?
+    let tokenizer: Tokenizer
 
     init(tokenizer: Tokenizer) {
+        self.tokenizer = tokenizer
+        template = tokenizer.chatTemplate.flatMap { try? ChatTemplate(source: $0) }
         if tokenizer.tokenID("<start_of_turn>") != nil { kind = .gemma }
         else if tokenizer.tokenID("<|im_start|>") != nil { kind = .chatml }
         else { kind = nil }
     }
 
-    var available: Bool { kind != nil }
+    var available: Bool { template != nil || kind != nil }
+
+    /// Prompt token ids for the messages (BOS once, special tokens parsed).
+    func encode(_ messages: [ChatMessageInput]) throws(APIError) -> (ids: [Int32], text: String) {
+        let text = try render(messages)
+        var ids = tokenizer.encode(text, addBOS: true, parseSpecial: true)
+        // Templates that write the BOS text themselves would otherwise get it twice.
+        if let bos = tokenizer.bosID, ids.count >= 2, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
+        return (ids, text)
+    }
 
     func render(_ messages: [ChatMessageInput]) throws(APIError) -> String {
+        if let template {
+            do {
+                return try template.render(messages: messages.map { ChatMessage(role: $0.role, $0.content) },
+                                           addGenerationPrompt: true, bosToken: tokenizer.bosText,
+                                           eosToken: tokenizer.eosText)
+            } catch {
+                throw APIError.invalid("the model's chat template could not render these messages: \(error)",
+                                       param: "messages", code: "chat_template_error")
+            }
+        }
         switch kind {
         case .gemma:
             // Gemma has no system role: the system text opens the first user turn.

@@ -154,8 +154,8 @@ public final class OpenAIServer: Sendable {
         if isChat {
             let r = try RequestParser.chat(body)
             options = r.options
-            let text = try chat.render(r.messages)
-            prompts = [(tokenizer.encode(text, addBOS: true, parseSpecial: true), text)]
+            let p = try chat.encode(r.messages)
+            prompts = [(p.ids, p.text)]
         } else {
             let r = try RequestParser.completion(body)
             options = r.options

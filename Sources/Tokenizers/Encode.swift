@@ -6,7 +6,8 @@ enum Fragment {
 extension Tokenizer {
     /// Tokenizes `text`. `addBOS` (llama.cpp's add_special) adds BOS (and EOS when the model
     /// asks for it) only when the model's `add_bos_token` is true. With `parseSpecial`, texts of
-    /// control tokens become their ids; user-defined tokens are always matched.
+    /// control tokens become their ids; user-defined tokens are always matched. GLM models get
+    /// their `[gMASK]<sop>` prefix (`promptPrefix`) whenever special tokens are added.
     public func encode(_ text: String, addBOS: Bool = true, parseSpecial: Bool = false) -> [Int32] {
         var s = text
         return s.withUTF8 { buf in encodeBytes(buf, addSpecial: addBOS, parseSpecial: parseSpecial) }
@@ -45,6 +46,10 @@ extension Tokenizer {
             }
         }
         if addSpecial && addEOS, let eos = eosID { out.append(eos) }
+        if addSpecial && !promptPrefix.isEmpty {
+            if addBOS, bosID == promptPrefix[0], out.first == bosID { out.removeFirst() }
+            if !out.starts(with: promptPrefix) { out.insert(contentsOf: promptPrefix, at: 0) }
+        }
         return out
     }
 

@@ -35,6 +35,12 @@ public final class Tokenizer: Sendable {
     public let eosID: Int32?
     public let addBOS: Bool
     public let endOfGenerationIDs: Set<Int32>
+    /// Tokens every prompt must start with when special tokens are added: GLM models
+    /// (`tokenizer.ggml.pre` glm4 / chatglm-bpe) need `[gMASK]<sop>`, without which their output
+    /// loops. Empty for other models (they use BOS).
+    public let promptPrefix: [Int32]
+    /// The Jinja chat template from GGUF metadata (`tokenizer.chat_template`), if the file has one.
+    public let chatTemplate: String?
 
     static let eogTexts: Set<String> = [
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>",
@@ -198,6 +204,14 @@ public final class Tokenizer: Sendable {
             if let id = table.lookup(Array(text.utf8)), types[Int(id)] == .control { eog.insert(id) }
         }
         endOfGenerationIDs = eog
+        let pre = md["tokenizer.ggml.pre"]?.string ?? ""
+        if ["glm4", "chatglm-bpe"].contains(pre), let g = table.lookup(Array("[gMASK]".utf8)),
+           let sop = table.lookup(Array("<sop>".utf8)) {
+            promptPrefix = [g, sop]
+        } else {
+            promptPrefix = []
+        }
+        chatTemplate = md["tokenizer.chat_template"]?.string
 
         // Special tokens matched in raw text, longest first (ties: lower id first).
         var specials: [Int32] = []
@@ -235,6 +249,12 @@ public final class Tokenizer: Sendable {
         guard id >= 0, Int(id) < vocabularySize else { return nil }
         return String(decoding: table.bytes(of: Int(id)), as: UTF8.self)
     }
+
+    /// Text of the BOS token ("" when the vocabulary has none), as chat templates get it in `bos_token`.
+    public var bosText: String { bosID.flatMap(tokenText) ?? "" }
+
+    /// Text of the EOS token ("" when the vocabulary has none), as chat templates get it in `eos_token`.
+    public var eosText: String { eosID.flatMap(tokenText) ?? "" }
 
     /// True for control tokens (rendered as nothing unless `renderSpecial`).
     public func isControl(_ id: Int32) -> Bool {

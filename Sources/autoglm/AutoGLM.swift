@@ -6,7 +6,7 @@ struct AutoGLM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoglm",
         abstract: "Fetch, serve, tune and deploy GLM-family LLMs from one binary.",
-        subcommands: [Generate.self, Tokenize.self, Inspect.self, Bench.self, Logits.self, Validate.self, Deploy.self, Serve.self])
+        subcommands: [Generate.self, Chat.self, Tokenize.self, Inspect.self, Bench.self, Logits.self, Validate.self, Deploy.self, Serve.self])
 }
 
 /// Options shared by commands that load a model.

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Deploy
+import Dispatch
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -71,8 +73,8 @@ struct Validate: ParsableCommand {
 /// `autoglm deploy ...`
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Deploy a spec: render Kubernetes manifests, write a Containerfile.",
-        subcommands: [Render.self, Containerfile.self])
+        abstract: "Deploy a spec: render manifests, apply them to Kubernetes, follow and roll back rollouts.",
+        subcommands: [Render.self, Containerfile.self, Apply.self, Status.self, Rollback.self, Delete.self])
 
     /// `autoglm deploy render [FILE] [--env E] [--kube-version 1.XX] [-o DIR]`
     struct Render: ParsableCommand {
@@ -121,6 +123,281 @@ struct Deploy: ParsableCommand {
             } catch {
                 printErr(error.description)
                 throw ExitCode(1)
+            }
+        }
+    }
+}
+
+// MARK: - cluster commands (apply / status / rollback / delete)
+
+/// Where the cluster is: the usual kubectl flags.
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .long, help: "Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster).")
+    var kubeconfig: String?
+    @Option(name: .long, help: "kubeconfig context to use (default: its current-context).")
+    var context: String?
+    @Option(name: .shortAndLong, help: "Namespace (default: the context's namespace, else 'default').")
+    var namespace: String?
+    @Option(name: .customLong("request-timeout"), help: "Seconds one API request may take.")
+    var requestTimeout: Int = 30
+
+    func validate() throws {
+        if requestTimeout < 1 || requestTimeout > 3600 {
+            throw ValidationError("--request-timeout must be between 1 and 3600 seconds (got \(requestTimeout))")
+        }
+    }
+
+    func connection() throws -> KubeConnectionConfig {
+        do {
+            return try KubeConfigLoader.load(kubeconfig: kubeconfig, context: context, namespace: namespace)
+        } catch {
+            printErr("error: " + error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Runs async cluster work from a synchronous command and waits for it.
+private func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(KubeError) -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(KubeError) { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
+        done.signal()
+    }
+    done.wait()
+    switch box.get() {
+    case .success(let v)?: return v
+    case .failure(let e)?:
+        LiveLine.shared.finish()
+        printErr("error: " + e.description)
+        throw ExitCode(1)
+    case nil:
+        throw ExitCode(1)
+    }
+}
+
+/// Guarded by `lock`.
+private final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<T, KubeError>?
+    func set(_ r: Result<T, KubeError>) { lock.withLock { value = r } }
+    func get() -> Result<T, KubeError>? { lock.withLock { value } }
+}
+
+/// The live progress line on stderr: rewritten in place on a terminal, one line per change otherwise.
+/// Guarded by `lock`.
+final class LiveLine: @unchecked Sendable {
+    static let shared = LiveLine()
+    private let lock = NSLock()
+    private var last = ""
+    private var open = false
+    private let tty = isatty(2) != 0
+
+    func show(_ line: String) {
+        lock.withLock {
+            guard line != last else { return }
+            last = line
+            if tty {
+                printErrRaw("\r\u{1B}[K" + line)
+                open = true
+            } else {
+                printErr(line)
+            }
+        }
+    }
+
+    func say(_ line: String) {
+        finish()
+        printErr(line)
+    }
+
+    func finish() {
+        lock.withLock {
+            if open { printErrRaw("\n") }
+            open = false
+            last = ""
+        }
+    }
+
+    static func handler(_ event: KubeEvent) {
+        switch event {
+        case .applied(let s): shared.say(s)
+        case .note(let s): shared.say("note: " + s)
+        case .rollout(let snap): shared.show(snap.line)
+        case .rollingBack(let s): shared.say(s)
+        }
+    }
+}
+
+private func printErrRaw(_ s: String) {
+    let bytes = Array(s.utf8)
+    bytes.withUnsafeBytes { buf in
+        var off = 0
+        while off < buf.count, let base = buf.baseAddress {
+            let n = write(2, base + off, buf.count - off)
+            if n <= 0 { return }
+            off += n
+        }
+    }
+}
+
+extension Deploy {
+    /// `autoglm deploy apply [FILE] [--env E] [cluster options]`
+    struct Apply: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the spec to a Kubernetes cluster, watch the rollout, roll back automatically on failure.",
+            discussion: """
+            Renders the manifests for the server's Kubernetes version, writes each object (server-side \
+            apply with field manager 'autoglm' where supported, create/replace otherwise), then follows \
+            the Deployment's rollout. If the rollout fails (e.g. ProgressDeadlineExceeded) the previous \
+            revision's pod template is restored and the command exits 1, naming the failing pods.
+            """)
+
+        @Argument(help: "The spec file.") var file: String = "autoglm.yaml"
+        @Option(name: .long, help: "Apply this environments overlay.") var env: String?
+        @OptionGroup var cluster: ClusterOptions
+        @Option(name: .customLong("kube-version"), help: "Render for this Kubernetes version (default: the server's).")
+        var kubeVersion: String?
+        @Option(name: .customLong("apply-mode"), help: "auto, server-side or client-side (create/replace).")
+        var applyMode: String = ApplyMode.auto.rawValue
+        @Flag(name: .customLong("no-rollback"), help: "Leave a failed rollout in place instead of rolling back.")
+        var noRollback = false
+        @Flag(name: .customLong("create-namespace"), help: "Create the namespace if it does not exist.")
+        var createNamespace = false
+        @Option(name: .long, help: "Seconds to wait for the rollout (default: progressDeadlineSeconds + 60).")
+        var timeout: Int?
+
+        func run() throws {
+            guard let mode = ApplyMode(rawValue: applyMode) else {
+                printErr("error: --apply-mode '\(applyMode)' is not one of auto, server-side, client-side")
+                throw ExitCode(1)
+            }
+            var forced: KubeVersion?
+            if let kubeVersion {
+                do { forced = try KubeVersion.parse(kubeVersion) } catch {
+                    printErr(error.description)
+                    throw ExitCode(1)
+                }
+            }
+            let loaded = try loadSpecOrExit(file, env: env)
+            let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
+            var options = KubeDeployOptions()
+            options.applyMode = mode
+            options.autoRollback = !noRollback
+            options.timeoutSeconds = timeout
+            let spec = loaded.spec
+            let create = createNamespace
+            let forcedVersion = forced
+            let opts = options
+            let report = try blocking { () async throws(KubeError) -> ApplyReport in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
+                    let (git, server) = try await client.serverVersion()
+                    if server < KubeVersion.minimum {
+                        throw .serverTooOld(version: git, minimum: KubeVersion.minimum.description)
+                    }
+                    let kv = forcedVersion ?? server
+                    LiveLine.shared.say("\(conn.server) (Kubernetes \(git)), namespace \(conn.namespace)")
+                    if create, try await !client.namespaceExists(conn.namespace) {
+                        try await client.createNamespace(conn.namespace)
+                        LiveLine.shared.say("namespace/\(conn.namespace) created")
+                    }
+                    let rendered = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: kv))
+                    for n in rendered.notes { LiveLine.shared.say("note: " + n) }
+                    let deployer = KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
+                    return try await deployer.apply(rendered.objects, options: opts)
+                }
+            }
+            LiveLine.shared.finish()
+            if report.succeeded {
+                Swift.print("deployment/\(spec.name): \(report.summary)")
+            } else {
+                printErr("error: " + report.summary)
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    /// `autoglm deploy status [FILE] [--name N]`
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Summarise the deployment: replicas, revision, conditions, history.")
+
+        @Argument(help: "The spec file (only its name is used).") var file: String = "autoglm.yaml"
+        @Option(name: .long, help: "Apply this environments overlay.") var env: String?
+        @Option(name: .long, help: "Deployment name (instead of reading it from the spec).") var name: String?
+        @OptionGroup var cluster: ClusterOptions
+
+        func run() throws {
+            let deployment = try name ?? loadSpecOrExit(file, env: env).spec.name
+            let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
+            let report = try blocking { () async throws(KubeError) -> StatusReport in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
+                    try await KubeDeployer(client: client, namespace: conn.namespace).status(deployment)
+                }
+            }
+            Swift.print("namespace \(conn.namespace) on \(conn.server)")
+            Swift.print(report.summary, terminator: "")
+            if case .failed = report.snapshot.state { throw ExitCode(1) }
+        }
+    }
+
+    /// `autoglm deploy rollback [FILE] [--to-revision N]`
+    struct Rollback: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restore a previous revision's pod template and wait until it is healthy.")
+
+        @Argument(help: "The spec file (only its name is used).") var file: String = "autoglm.yaml"
+        @Option(name: .long, help: "Apply this environments overlay.") var env: String?
+        @Option(name: .long, help: "Deployment name (instead of reading it from the spec).") var name: String?
+        @Option(name: .customLong("to-revision"), help: "Revision to go back to (default: the one before the live one).")
+        var toRevision: Int?
+        @Option(name: .long, help: "Seconds to wait for the rollback (default: progressDeadlineSeconds + 60).")
+        var timeout: Int?
+        @OptionGroup var cluster: ClusterOptions
+
+        func run() throws {
+            let deployment = try name ?? loadSpecOrExit(file, env: env).spec.name
+            let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
+            var options = KubeDeployOptions()
+            options.timeoutSeconds = timeout
+            let revision = toRevision
+            let opts = options
+            let report = try blocking { () async throws(KubeError) -> RollbackReport in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
+                    try await KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
+                        .rollback(deployment, toRevision: revision, options: opts)
+                }
+            }
+            LiveLine.shared.finish()
+            Swift.print("deployment/\(deployment): rolled back from revision \(report.fromRevision.map(String.init) ?? "?") to the template of revision \(report.toRevision) (live as revision \(report.liveRevision.map(String.init) ?? "?")); all replicas ready")
+        }
+    }
+
+    /// `autoglm deploy delete [FILE]`
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete every object the spec renders (model cache claim included).")
+
+        @Argument(help: "The spec file.") var file: String = "autoglm.yaml"
+        @Option(name: .long, help: "Apply this environments overlay.") var env: String?
+        @OptionGroup var cluster: ClusterOptions
+
+        func run() throws {
+            let spec = try loadSpecOrExit(file, env: env).spec
+            let conn = try cluster.connection()
+            let requestTimeout = cluster.requestTimeout
+            _ = try blocking { () async throws(KubeError) -> [String] in
+                try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
+                    // The server's version picks the API versions the objects were created with.
+                    let (_, server) = try await client.serverVersion()
+                    let objects = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: max(server, KubeVersion.minimum))).objects
+                    return try await KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
+                        .delete(objects)
+                }
             }
         }
     }

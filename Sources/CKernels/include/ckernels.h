@@ -1,7 +1,67 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
+/*
+ * CKernels: quantized matrix kernels and a persistent thread pool.
+ *
+ * Weight types are numbered as in the GGUF format (ggml type ids). Activations are
+ * quantized internally to 8-bit blocks (32-element blocks for Q4_0/Q5_0/Q8_0, 256-element
+ * blocks with per-16 sums for the K-quants) so dot products run in integer SIMD.
+ *
+ * SIMD levels: 0 = portable scalar, 1 = AVX2+FMA+F16C, 2 = AVX-512 VNNI (256-bit, VL).
+ * The level is chosen at run time with __builtin_cpu_supports; the environment variable
+ * CKERNELS_LEVEL=0|1|2 caps it (a level the CPU lacks falls back to the best it has).
+ * CKERNELS_FLOAT=1 (diagnostic, slow) makes ck_matmul compute with dequantized weights and
+ * unquantized activations in double precision, to separate kernel error from model error.
+ */
 #include <stdint.h>
 #include <stddef.h>
-/* Filled by the kernels work. */
-int ck_cpu_features(void);
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    CK_TYPE_F32 = 0, CK_TYPE_F16 = 1, CK_TYPE_Q4_0 = 2, CK_TYPE_Q5_0 = 6, CK_TYPE_Q8_0 = 8,
+    CK_TYPE_Q4_K = 12, CK_TYPE_Q5_K = 13, CK_TYPE_Q6_K = 14, CK_TYPE_BF16 = 30,
+};
+
+/* ---- thread pool ---------------------------------------------------------------- */
+
+typedef struct ck_pool ck_pool;
+typedef void (*ck_task_fn)(void *ctx, long index);
+
+/* A pool of `threads` participants: threads-1 persistent worker threads plus the caller. */
+ck_pool *ck_pool_create(int threads);
+void ck_pool_destroy(ck_pool *pool);
+int ck_pool_threads(const ck_pool *pool);
+/* Runs fn(ctx, i) for every i in [0, n) across the workers and the calling thread and
+ * returns when all have finished. Callers from different threads are serialized; a call
+ * made from inside a task of the same pool runs serially on that thread. */
+void ck_pool_run(ck_pool *pool, long n, ck_task_fn fn, void *ctx);
+
+/* ---- kernels --------------------------------------------------------------------- */
+
+/* Best level this CPU (and this build) supports. */
+int ck_supported_level(void);
+/* Level used when -1 is passed: min(CKERNELS_LEVEL if set, supported). */
+int ck_default_level(void);
+/* 1 when matmul/dequantize handle this GGUF type id. */
+int ck_type_supported(int type);
+/* Elements per block / bytes per block for a supported type (0 otherwise). */
+long ck_block_size(int type);
+long ck_type_size(int type);
+
+/* out[t*rows + r] = dot(row r of w, x[t*cols ..< (t+1)*cols]) for t in [0, ntok).
+ * w: rows*cols elements of `type`, row-major blocks; cols must be a multiple of the
+ * block size. level: -1 for the default, else 0/1/2 (capped at the supported level).
+ * pool may be NULL (runs on the calling thread). */
+void ck_matmul(ck_pool *pool, int level, int type, const void *w, long rows, long cols,
+               const float *x, long ntok, float *out);
+
+/* Dequantizes count/blocksize whole blocks of `type` from src into dst. */
+void ck_dequantize(int type, const void *src, long count, float *dst);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

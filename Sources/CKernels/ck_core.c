@@ -1,0 +1,388 @@
+/* Thread pool, CPU dispatch, activation quantization and the matmul driver. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <math.h>
+#include "ck_internal.h"
+
+/* ---- thread pool ------------------------------------------------------------------- */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spin iterations before a worker sleeps on the condition variable (~1-2 ms). */
+enum { CK_SPIN = 1 << 16 };
+
+struct ck_pool {
+    int nthreads; /* participants including the caller */
+    pthread_t *threads;
+    pthread_mutex_t call_mu; /* serializes callers (and guards scratch) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sleepers; /* guarded by mu */
+    _Atomic unsigned gen;
+    _Atomic int stop;
+    _Atomic long next;
+    _Atomic int pending;
+    ck_task_fn fn;
+    void *ctx;
+    long n;
+    void *scratch;
+    size_t scratch_cap;
+};
+
+static _Thread_local ck_pool *tls_pool;
+
+static void run_items(ck_pool *p) {
+    const ck_task_fn fn = p->fn;
+    void *const ctx = p->ctx;
+    const long n = p->n;
+    for (;;) {
+        long i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (i >= n) break;
+        fn(ctx, i);
+    }
+}
+
+static void *worker_main(void *arg) {
+    ck_pool *p = arg;
+    tls_pool = p;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        long spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+            if (++spins < CK_SPIN) { cpu_relax(); continue; }
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
+                pthread_cond_wait(&p->cv, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        seen = g;
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        run_items(p);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+ck_pool *ck_pool_create(int threads) {
+    ck_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    if (threads < 1) threads = 1;
+    if (threads > 1024) threads = 1024;
+    p->nthreads = threads;
+    pthread_mutex_init(&p->call_mu, NULL);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (threads > 1) {
+        p->threads = calloc((size_t)threads - 1, sizeof(pthread_t));
+        int started = 0;
+        if (p->threads) {
+            for (; started < threads - 1; started++)
+                if (pthread_create(&p->threads[started], NULL, worker_main, p) != 0) break;
+        }
+        p->nthreads = started + 1; /* run with what we could start */
+    }
+    return p;
+}
+
+void ck_pool_destroy(ck_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->call_mu);
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads - 1; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_unlock(&p->call_mu);
+    pthread_mutex_destroy(&p->call_mu);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p->scratch);
+    free(p);
+}
+
+int ck_pool_threads(const ck_pool *p) { return p ? p->nthreads : 1; }
+
+/* Runs the job; call_mu held by the caller and tls_pool == p. */
+static void dispatch(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (p->nthreads == 1 || n == 1) {
+        for (long i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    if (p->sleepers) pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    run_items(p);
+    long spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+        if (++spins < CK_SPIN) cpu_relax();
+        else sched_yield();
+    }
+}
+
+void ck_pool_run(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (!p || tls_pool == p) { /* no pool, or nested call from inside one of its tasks */
+        for (long i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&p->call_mu);
+    ck_pool *saved = tls_pool;
+    tls_pool = p;
+    dispatch(p, n, fn, ctx);
+    tls_pool = saved;
+    pthread_mutex_unlock(&p->call_mu);
+}
+
+/* ---- CPU dispatch ---------------------------------------------------------------------- */
+
+static ck_dot_fn g_tables[3][CK_NTYPES];
+static int g_supported, g_default, g_float_ref;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init_tables(void) {
+    ck_fill_scalar(g_tables[0]);
+    g_supported = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        /* F16C has no __builtin_cpu_supports name in every compiler; AVX2+FMA CPUs have it. */
+        ck_fill_avx2(g_tables[1]);
+        g_supported = 1;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
+            ck_fill_avx512(g_tables[2]);
+            g_supported = 2;
+        }
+    }
+#endif
+    const char *fr = getenv("CKERNELS_FLOAT");
+    g_float_ref = fr && fr[0] == '1';
+    g_default = g_supported;
+    const char *env = getenv("CKERNELS_LEVEL");
+    if (env && env[0] >= '0' && env[0] <= '2' && env[1] == 0) {
+        int lv = env[0] - '0';
+        if (lv < g_default) g_default = lv;
+    }
+}
+
+int ck_supported_level(void) { pthread_once(&g_once, init_tables); return g_supported; }
+int ck_default_level(void) { pthread_once(&g_once, init_tables); return g_default; }
+
+int ck_type_supported(int type) {
+    switch (type) {
+    case CK_TYPE_F32: case CK_TYPE_F16: case CK_TYPE_BF16: case CK_TYPE_Q8_0: case CK_TYPE_Q4_0:
+    case CK_TYPE_Q5_0: case CK_TYPE_Q4_K: case CK_TYPE_Q5_K: case CK_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+long ck_block_size(int type) {
+    switch (type) {
+    case CK_TYPE_F32: case CK_TYPE_F16: case CK_TYPE_BF16: return 1;
+    case CK_TYPE_Q8_0: case CK_TYPE_Q4_0: case CK_TYPE_Q5_0: return 32;
+    case CK_TYPE_Q4_K: case CK_TYPE_Q5_K: case CK_TYPE_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+long ck_type_size(int type) {
+    switch (type) {
+    case CK_TYPE_F32: return 4;
+    case CK_TYPE_F16: case CK_TYPE_BF16: return 2;
+    case CK_TYPE_Q8_0: return 34;
+    case CK_TYPE_Q4_0: return 18;
+    case CK_TYPE_Q5_0: return 22;
+    case CK_TYPE_Q4_K: return 144;
+    case CK_TYPE_Q5_K: return 176;
+    case CK_TYPE_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+/* ---- activation quantization ------------------------------------------------------------ */
+
+static void quantize_qa32(const float *x, char *row, long nb) {
+    float *yd = (float *)row;
+    int32_t *ysum = (int32_t *)(row + 4 * nb);
+    int8_t *yq = (int8_t *)(row + 8 * nb);
+    for (long b = 0; b < nb; b++, x += 32, yq += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int v = (int)nearbyintf(x[j] * id);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            yq[j] = (int8_t)v;
+            sum += v;
+        }
+        yd[b] = d;
+        ysum[b] = sum;
+    }
+}
+
+static void quantize_qa256(const float *x, ck_qa256 *y, long nb) {
+    for (long b = 0; b < nb; b++, x += 256) {
+        float amax = 0;
+        for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        for (int g = 0; g < 16; g++) {
+            int32_t sum = 0;
+            for (int j = 16 * g; j < 16 * g + 16; j++) {
+                int v = (int)nearbyintf(x[j] * id);
+                v = v > 127 ? 127 : v < -127 ? -127 : v;
+                y[b].q[j] = (int8_t)v;
+                sum += v;
+            }
+            y[b].bsum[g] = (int16_t)sum;
+        }
+        y[b].d = d;
+    }
+}
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+typedef struct {
+    ck_dot_fn fn;
+    const char *w;
+    long row_bytes, rows, nb, ntok, chunk;
+    const float *x;
+    long cols;
+    char *xq;
+    long xstride;
+    int act; /* 0 float, 1 qa32, 2 qa256 */
+    int type;
+    float *out;
+} mm_job;
+
+static void quant_task(void *c, long t) {
+    mm_job *j = c;
+    if (j->act == 1) quantize_qa32(j->x + t * j->cols, j->xq + t * j->xstride, j->nb);
+    else quantize_qa256(j->x + t * j->cols, (ck_qa256 *)(j->xq + t * j->xstride), j->nb);
+}
+
+/* Float reference: dequantized weights times unquantized activations (CKERNELS_FLOAT=1). */
+static void float_row_task(void *c, long i) {
+    const mm_job *j = c;
+    const long r0 = i * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    float *buf = malloc((size_t)j->cols * sizeof(float));
+    if (!buf) abort();
+    for (long r = r0; r < r1; r++) {
+        ck_dequantize(j->type, j->w + r * j->row_bytes, j->cols, buf);
+        for (long t = 0; t < j->ntok; t++) {
+            const float *xt = j->x + t * j->cols;
+            double s = 0;
+            for (long k = 0; k < j->cols; k++) s += (double)buf[k] * xt[k];
+            j->out[t * j->rows + r] = (float)s;
+        }
+    }
+    free(buf);
+}
+
+static void row_task(void *c, long i) {
+    const mm_job *j = c;
+    const long r0 = i * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+    float res[4];
+    for (long t0 = 0; t0 < j->ntok; t0 += 4) {
+        const int nt = j->ntok - t0 < 4 ? (int)(j->ntok - t0) : 4;
+        const char *xt = j->xq + t0 * j->xstride;
+        float *o = j->out + t0 * j->rows;
+        for (long r = r0; r < r1; r++) {
+            j->fn(j->nb, j->w + r * j->row_bytes, xt, j->xstride, nt, res);
+            for (int k = 0; k < nt; k++) o[k * j->rows + r] = res[k];
+        }
+    }
+}
+
+void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long cols,
+               const float *x, long ntok, float *out) {
+    if (rows <= 0 || ntok <= 0 || !ck_type_supported(type)) return;
+    pthread_once(&g_once, init_tables);
+    if (level < 0) level = g_default;
+    if (level > g_supported) level = g_supported;
+    const long bsize = ck_block_size(type);
+    if (cols <= 0 || cols % bsize != 0) return;
+
+    mm_job j;
+    j.fn = g_tables[level][type];
+    j.type = type;
+    const int float_ref = g_float_ref;
+    j.w = w;
+    j.rows = rows;
+    j.cols = cols;
+    j.nb = cols / bsize;
+    j.row_bytes = j.nb * ck_type_size(type);
+    j.ntok = ntok;
+    j.x = x;
+    j.out = out;
+    j.act = bsize == 1 ? 0 : bsize == 32 ? 1 : 2;
+    j.xstride = j.act == 0 ? cols * (long)sizeof(float)
+              : j.act == 1 ? j.nb * (long)CK_QA32_BYTES : j.nb * (long)sizeof(ck_qa256);
+
+    const int nested = p && tls_pool == p;
+    const int threads = (p && !nested) ? p->nthreads : 1;
+    long chunk = rows / (threads * 8L);
+    chunk = chunk < 4 ? 4 : chunk > 64 ? 64 : chunk;
+    j.chunk = chunk;
+    const long ntasks = (rows + chunk - 1) / chunk;
+
+    if (!p || nested) {
+        void *tmp = NULL;
+        if (j.act != 0) {
+            tmp = malloc((size_t)(ntok * j.xstride));
+            if (!tmp) abort();
+            j.xq = tmp;
+            for (long t = 0; t < ntok; t++) quant_task(&j, t);
+        } else {
+            j.xq = (char *)x;
+        }
+        for (long i = 0; i < ntasks; i++) (float_ref ? float_row_task : row_task)(&j, i);
+        free(tmp);
+        return;
+    }
+
+    pthread_mutex_lock(&p->call_mu);
+    ck_pool *saved = tls_pool;
+    tls_pool = p;
+    if (j.act != 0) {
+        const size_t need = (size_t)(ntok * j.xstride);
+        if (need > p->scratch_cap) {
+            free(p->scratch);
+            p->scratch = NULL;
+            if (posix_memalign(&p->scratch, 64, need) != 0) abort();
+            p->scratch_cap = need;
+        }
+        j.xq = p->scratch;
+        if (ntok >= 4) dispatch(p, ntok, quant_task, &j);
+        else for (long t = 0; t < ntok; t++) quant_task(&j, t);
+    } else {
+        j.xq = (char *)x;
+    }
+    dispatch(p, ntasks, float_ref ? float_row_task : row_task, &j);
+    tls_pool = saved;
+    pthread_mutex_unlock(&p->call_mu);
+}

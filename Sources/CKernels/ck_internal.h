@@ -1,0 +1,71 @@
+/* Internal declarations shared by the CKernels translation units. */
+#ifndef CK_INTERNAL_H
+#define CK_INTERNAL_H
+#include <stdint.h>
+#include <string.h>
+#include "ckernels.h"
+
+/* Activations for 32-element weight blocks are stored per row as three arrays so that
+ * the scales of consecutive blocks load as one vector:
+ *   float d[nb]; int32_t sum[nb]; int8_t q[nb][32]     (40 bytes per block) */
+#define CK_QA32_BYTES 40
+#define CK_QA32_D(row, nb) ((const float *)(row))
+#define CK_QA32_SUM(row, nb) ((const int32_t *)((const char *)(row) + 4 * (nb)))
+#define CK_QA32_Q(row, nb) ((const int8_t *)((const char *)(row) + 8 * (nb)))
+/* Activation block for 256-element weight blocks: scale, quants, sums of each 16. */
+typedef struct { float d; int8_t q[256]; int16_t bsum[16]; } ck_qa256;
+
+_Static_assert(sizeof(ck_qa256) == 292, "ck_qa256 layout");
+
+/* Dot products of one weight row with nt (1..4) activation rows.
+ * nb: blocks in the row (elements for float types); x: first activation row (quantized
+ * blocks, or floats for F32/F16/BF16); xstride: bytes between activation rows. */
+typedef void (*ck_dot_fn)(long nb, const void *w, const void *x, long xstride, int nt, float *res);
+
+enum { CK_NTYPES = 31 };
+
+static inline float ck_h2f(uint16_t h) {
+    uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, bits;
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f); /* m * 2^-24, exact */
+        memcpy(&bits, &f, 4);
+        bits |= s;
+    } else if (e == 31) {
+        bits = s | 0x7f800000u | (m << 13);
+    } else {
+        bits = s | ((e + 112u) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float ck_bf2f(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t ck_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t ck_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/* Q4_K / Q5_K 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. */
+static inline void ck_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Fill table[type] with the level's kernels (entries left NULL are not provided). */
+void ck_fill_scalar(ck_dot_fn *table);
+#if defined(__x86_64__)
+void ck_fill_avx2(ck_dot_fn *table);
+void ck_fill_avx512(ck_dot_fn *table);
+#endif
+
+#endif

@@ -1,0 +1,379 @@
+import Foundation
+
+/// How objects are written.
+public enum ApplyMode: String, Sendable, CaseIterable {
+    /// Server-side apply, falling back to create/replace when the server does not support it.
+    case auto
+    /// Server-side apply only (field manager `autoglm`).
+    case serverSide = "server-side"
+    /// GET, then POST (create) or PUT (replace).
+    case clientSide = "client-side"
+}
+
+/// What `KubeDeployer` reports while it works (for a live progress line).
+public enum KubeEvent: Sendable {
+    case applied(String)
+    case note(String)
+    case rollout(RolloutSnapshot)
+    case rollingBack(String)
+}
+
+public struct KubeDeployOptions: Sendable {
+    public var applyMode: ApplyMode = .auto
+    public var autoRollback = true
+    /// Overall limit for one rollout wait; nil = the Deployment's progressDeadlineSeconds + 60 s.
+    public var timeoutSeconds: Int?
+    public var pollIntervalMilliseconds = 1000
+    public init() {}
+}
+
+public enum ApplyOutcome: Sendable, Equatable {
+    /// The new revision rolled out and is healthy.
+    case rolledOut
+    /// The new revision failed; the previous revision's pod template is live and healthy again.
+    case rolledBack(failure: RolloutFailure, restoredRevision: Int, liveRevision: Int?)
+    /// The new revision failed and nothing was rolled back (first revision, or --no-rollback).
+    case failed(failure: RolloutFailure, why: String)
+}
+
+public struct ApplyReport: Sendable {
+    /// `kind/name created|configured|unchanged`, in apply order.
+    public var objects: [String] = []
+    public var mode: ApplyMode = .serverSide
+    public var previousRevision: Int?
+    public var revision: Int?
+    public var outcome: ApplyOutcome = .rolledOut
+
+    public var succeeded: Bool { outcome == .rolledOut }
+
+    public var summary: String {
+        switch outcome {
+        case .rolledOut:
+            return "rolled out revision \(revision.map(String.init) ?? "?")"
+                + (previousRevision.map { $0 == revision ? " (unchanged)" : " (previous: \($0))" } ?? "")
+        case .rolledBack(let failure, let restored, let live):
+            return "\(failure)\nrolled back automatically to the pod template of revision \(restored) (now live as revision \(live.map(String.init) ?? "?"), all replicas ready); fix the spec and apply again"
+        case .failed(let failure, let why):
+            return "\(failure)\nnot rolled back: \(why)"
+        }
+    }
+}
+
+public struct RollbackReport: Sendable, Equatable {
+    public var fromRevision: Int?
+    public var toRevision: Int
+    /// The revision number the restored template got (Kubernetes renumbers it).
+    public var liveRevision: Int?
+
+    public init(fromRevision: Int?, toRevision: Int, liveRevision: Int?) {
+        self.fromRevision = fromRevision
+        self.toRevision = toRevision
+        self.liveRevision = liveRevision
+    }
+}
+
+public struct StatusReport: Sendable {
+    public var snapshot: RolloutSnapshot
+    /// (revision, images, ready/replicas) of each ReplicaSet kept, newest first.
+    public var history: [(revision: Int, images: [String], replicas: Int, ready: Int)]
+    public var pods: [PodProblem]
+
+    public var summary: String {
+        var s = snapshot.summary
+        if !history.isEmpty {
+            s += "  history:\n"
+            for h in history {
+                let live = h.revision == snapshot.revision ? "  <- live" : ""
+                s += "    revision \(h.revision): \(h.images.joined(separator: ", ")) (\(h.ready)/\(h.replicas) ready)\(live)\n"
+            }
+        }
+        let bad = pods.filter { !$0.ready }
+        if !bad.isEmpty {
+            s += "  unhealthy pods:\n"
+            for p in bad { s += "    \(p)\n" }
+        }
+        return s
+    }
+}
+
+/// Applies rendered objects to a cluster, watches the Deployment's rollout, rolls back on failure.
+public struct KubeDeployer: Sendable {
+    public static let fieldManager = "autoglm"
+    public let client: KubeClient
+    public let namespace: String
+    public let progress: @Sendable (KubeEvent) -> Void
+
+    public init(client: KubeClient, namespace: String? = nil, progress: @escaping @Sendable (KubeEvent) -> Void = { _ in }) {
+        self.client = client
+        self.namespace = namespace ?? client.config.namespace
+        self.progress = progress
+    }
+
+    // MARK: apply
+
+    public func apply(_ objects: [KubeObject], options: KubeDeployOptions = KubeDeployOptions()) async throws(KubeError) -> ApplyReport {
+        var report = ApplyReport()
+        guard try await client.namespaceExists(namespace) else { throw .namespaceMissing(namespace) }
+        let deployment = objects.first { $0.kind == "Deployment" }
+        var before: JSONValue?
+        if let d = deployment {
+            before = try await client.getIfExists(KubeResource.deployments.path(name: d.name, namespace: namespace))
+            report.previousRevision = before.flatMap { RolloutSnapshot.evaluate($0).revision }
+        }
+        // Config the previous revision ran with, restored on rollback.
+        var previousConfig: [(KubeObject, JSONValue?)] = []
+        for o in objects where o.kind == "ConfigMap" {
+            let cur = try await client.getIfExists(KubeResource(apiVersion: o.apiVersion, kind: o.kind).path(name: o.name, namespace: namespace))
+            previousConfig.append((o, cur?["data"] ?? .object([:])))
+        }
+
+        var mode: ApplyMode = options.applyMode == .clientSide ? .clientSide : .serverSide
+        for o in objects {
+            let (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+            if used != mode {
+                progress(.note("the server does not support server-side apply; using create/replace"))
+                mode = used
+            }
+            report.objects.append("\(o.kind.lowercased())/\(o.name) \(result)")
+            progress(.applied("\(o.kind.lowercased())/\(o.name) \(result)"))
+        }
+        report.mode = mode
+        guard let d = deployment else { return report }
+
+        let timeout = options.timeoutSeconds ?? ((JSONValue(d.value).at("spec", "progressDeadlineSeconds")?.int ?? 600) + 60)
+        let snap = try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+        report.revision = snap.revision
+        guard case .failed(let reason, let message) = snap.state else { return report }
+
+        let pods = await podsOfLiveRevision(d.name)
+        let failure = RolloutFailure(deployment: d.name, revision: snap.revision, reason: reason, message: message, pods: pods)
+        guard options.autoRollback else {
+            report.outcome = .failed(failure: failure, why: "automatic rollback is off (--no-rollback); run 'autoglm deploy rollback' to go back")
+            return report
+        }
+        var target = report.previousRevision
+        if target == nil || target == snap.revision {
+            target = try await replicaSets(of: d.name).map { $0.revision }.filter { $0 < (snap.revision ?? Int.max) }.max()
+        }
+        guard let target else {
+            report.outcome = .failed(failure: failure, why: "this is the first revision of deployment/\(d.name), there is nothing to roll back to")
+            return report
+        }
+        progress(.rollingBack("rollout failed (\(reason)); rolling back to revision \(target)"))
+        for (o, data) in previousConfig {
+            try await restoreConfigMap(o, data: data ?? .object([:]))
+        }
+        let rb = try await rollback(d.name, toRevision: target, options: options)
+        report.outcome = .rolledBack(failure: failure, restoredRevision: target, liveRevision: rb.liveRevision)
+        return report
+    }
+
+    /// Writes one object; returns what happened and the mode that worked.
+    func applyObject(_ o: KubeObject, mode: ApplyMode, allowFallback: Bool) async throws(KubeError) -> (String, ApplyMode) {
+        let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
+        var body = JSONValue(o.value)
+        if res.namespaced { body["metadata"]?["namespace"] = .string(namespace) }
+        let path = res.path(name: o.name, namespace: namespace)
+        let what = "\(o.kind.lowercased())/\(o.name)"
+        if mode == .serverSide {
+            let q = KubePath.query([("fieldManager", Self.fieldManager), ("force", "true")])
+            let r = try await client.send("PATCH", path + q, body: body.bytes, contentType: "application/apply-patch+yaml")
+            switch r.status {
+            case 200: return ("configured", .serverSide)
+            case 201: return ("created", .serverSide)
+            case 415 where allowFallback:
+                break  // no server-side apply here: create/replace below
+            case 404:
+                throw missing(r, res: res)
+            default:
+                throw KubeClient.httpError(status: r.status, body: r.body, method: "PATCH", path: path, config: client.config, what: what)
+            }
+        }
+        // Client-side: create, or replace with the live resourceVersion.
+        let q = KubePath.query([("fieldManager", Self.fieldManager)])
+        for attempt in 0..<3 {
+            let cur = try await client.send("GET", path)
+            if cur.status == 404 {
+                let r = try await client.send("POST", res.collectionPath(namespace: namespace) + q, body: body.bytes)
+                if r.status == 201 || r.status == 200 { return ("created", .clientSide) }
+                if r.status == 409 && attempt < 2 { continue }
+                if r.status == 404 { throw missing(r, res: res) }
+                throw KubeClient.httpError(status: r.status, body: r.body, method: "POST", path: path, config: client.config, what: what)
+            }
+            guard cur.status == 200, let live = cur.json else {
+                throw KubeClient.httpError(status: cur.status, body: cur.body, method: "GET", path: path, config: client.config, what: what)
+            }
+            if o.kind == "PersistentVolumeClaim" { return ("unchanged (a claim's spec cannot change)", .clientSide) }
+            var next = body
+            next["metadata"]?["resourceVersion"] = live.at("metadata", "resourceVersion")
+            // Keep annotations that controllers set (e.g. deployment.kubernetes.io/revision); ours win.
+            if var annotations = live.at("metadata", "annotations")?.object {
+                for (k, v) in next.at("metadata", "annotations")?.object ?? [:] { annotations[k] = v }
+                next["metadata"]?["annotations"] = .object(annotations)
+            }
+            if o.kind == "Service" {
+                // clusterIP is assigned by the server and immutable.
+                next["spec"]?["clusterIP"] = live.at("spec", "clusterIP")
+                if let ips = live.at("spec", "clusterIPs") { next["spec"]?["clusterIPs"] = ips }
+            }
+            if o.kind == "Deployment", next.at("spec", "replicas") == nil, let n = live.at("spec", "replicas") {
+                next["spec"]?["replicas"] = n  // the HPA owns the count
+            }
+            if o.kind == "ServiceAccount", let secrets = live["secrets"] { next["secrets"] = secrets }
+            let r = try await client.send("PUT", path + q, body: next.bytes)
+            if r.status == 200 || r.status == 201 { return ("configured", .clientSide) }
+            if r.status == 409 && attempt < 2 { continue }
+            throw KubeClient.httpError(status: r.status, body: r.body, method: "PUT", path: path, config: client.config, what: what)
+        }
+        throw .conflict(what: what, detail: "it kept changing while being replaced")
+    }
+
+    func missing(_ r: KubeResponse, res: KubeResource) -> KubeError {
+        if r.json?.at("details", "kind")?.string == "namespaces" { return .namespaceMissing(namespace) }
+        return .resourceTypeMissing(apiVersion: res.apiVersion, kind: res.kind, server: client.config.server)
+    }
+
+    func restoreConfigMap(_ o: KubeObject, data: JSONValue) async throws(KubeError) {
+        var patchData = data.object ?? [:]
+        for k in (JSONValue(o.value)["data"]?.object ?? [:]).keys where patchData[k] == nil { patchData[k] = .null }
+        let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
+        _ = try await client.request("PATCH", res.path(name: o.name, namespace: namespace)
+                                     + KubePath.query([("fieldManager", Self.fieldManager)]),
+                                     json: .object(["data": .object(patchData)]),
+                                     contentType: "application/merge-patch+json", what: "configmap/\(o.name)")
+    }
+
+    // MARK: rollout
+
+    /// Polls the Deployment until its rollout completes or fails (or `timeoutSeconds` pass).
+    public func waitForRollout(_ name: String, timeoutSeconds: Int, pollMs: Int = 1000) async throws(KubeError) -> RolloutSnapshot {
+        let start = ContinuousClock.now
+        let path = KubeResource.deployments.path(name: name, namespace: namespace)
+        var last: RolloutSnapshot?
+        while true {
+            let dep = try await client.get(path, what: "deployment/\(name)")
+            let snap = RolloutSnapshot.evaluate(dep)
+            progress(.rollout(snap))
+            last = snap
+            if case .waiting = snap.state {} else { return snap }
+            if ContinuousClock.now - start > .seconds(timeoutSeconds) {
+                throw .rolloutTimeout(deployment: name, seconds: timeoutSeconds, last: last?.line ?? "unknown")
+            }
+            try? await Task.sleep(for: .milliseconds(pollMs))
+        }
+    }
+
+    /// ReplicaSets owned by the Deployment, newest revision first.
+    public func replicaSets(of name: String) async throws(KubeError) -> [(revision: Int, rs: JSONValue)] {
+        let dep = try await client.get(KubeResource.deployments.path(name: name, namespace: namespace), what: "deployment/\(name)")
+        let uid = dep.at("metadata", "uid")?.string
+        let selector = Self.selector(dep.at("spec", "selector", "matchLabels"))
+        let list = try await client.get(KubeResource.replicaSets.collectionPath(namespace: namespace)
+                                        + KubePath.query([("labelSelector", selector)]))
+        var out: [(revision: Int, rs: JSONValue)] = []
+        for rs in list["items"]?.array ?? [] {
+            let owners = rs.at("metadata", "ownerReferences")?.array ?? []
+            guard owners.contains(where: { $0["uid"]?.string == uid }) else { continue }
+            guard let rev = rs.at("metadata", "annotations", RolloutSnapshot.revisionAnnotation)?.string.flatMap({ Int($0) }) else { continue }
+            out.append((revision: rev, rs: rs))
+        }
+        return out.sorted { $0.revision > $1.revision }
+    }
+
+    static func selector(_ labels: JSONValue?) -> String {
+        (labels?.object ?? [:]).sorted { $0.key < $1.key }.compactMap { k, v in v.string.map { "\(k)=\($0)" } }.joined(separator: ",")
+    }
+
+    /// Pods of the Deployment's current revision, diagnosed (best effort: empty on error).
+    func podsOfLiveRevision(_ name: String) async -> [PodProblem] {
+        do {
+            let dep = try await client.get(KubeResource.deployments.path(name: name, namespace: namespace))
+            let rev = RolloutSnapshot.evaluate(dep).revision
+            guard let rs = try await replicaSets(of: name).first(where: { $0.revision == rev })?.rs,
+                  let hash = rs.at("metadata", "labels", "pod-template-hash")?.string else { return [] }
+            var sel = Self.selector(dep.at("spec", "selector", "matchLabels"))
+            sel += (sel.isEmpty ? "" : ",") + "pod-template-hash=\(hash)"
+            let pods = try await client.get(KubeResource.pods.collectionPath(namespace: namespace) + KubePath.query([("labelSelector", sel)]))
+            return (pods["items"]?.array ?? []).map(PodProblem.diagnose).sorted { $0.pod < $1.pod }
+        } catch {
+            return []
+        }
+    }
+
+    // MARK: rollback / status / delete
+
+    /// Puts the pod template of `toRevision` (default: the one before the live revision) back
+    /// and waits until it is healthy.
+    public func rollback(_ name: String, toRevision: Int? = nil, options: KubeDeployOptions = KubeDeployOptions()) async throws(KubeError) -> RollbackReport {
+        let path = KubeResource.deployments.path(name: name, namespace: namespace)
+        let dep = try await client.getIfExists(path)
+        guard let dep else { throw .notFound(what: "deployment/\(name)", namespace: namespace) }
+        let current = RolloutSnapshot.evaluate(dep).revision
+        let sets = try await replicaSets(of: name)
+        let target: Int
+        if let toRevision {
+            target = toRevision
+        } else if let prev = sets.map { $0.revision }.filter({ $0 < (current ?? Int.max) }).max() {
+            target = prev
+        } else {
+            throw .noPreviousRevision(deployment: name, current: current ?? 0)
+        }
+        guard let rs = sets.first(where: { $0.revision == target })?.rs, var template = rs.at("spec", "template") else {
+            throw .revisionNotFound(deployment: name, revision: target, available: sets.map { $0.revision })
+        }
+        if var labels = template.at("metadata", "labels")?.object {
+            labels["pod-template-hash"] = nil
+            template["metadata"]?["labels"] = .object(labels)
+        }
+        if target != current {
+            progress(.rollingBack("deployment/\(name): restoring the pod template of revision \(target)"))
+            let patch: JSONValue = .array([.object(["op": .string("replace"), "path": .string("/spec/template"), "value": template])])
+            _ = try await client.request("PATCH", path + KubePath.query([("fieldManager", Self.fieldManager)]), json: patch,
+                                         contentType: "application/json-patch+json", what: "deployment/\(name)")
+        }
+        let deadline = dep.at("spec", "progressDeadlineSeconds")?.int ?? 600
+        let snap = try await waitForRollout(name, timeoutSeconds: options.timeoutSeconds ?? deadline + 60,
+                                            pollMs: options.pollIntervalMilliseconds)
+        if case .failed(let reason, let message) = snap.state {
+            let pods = await podsOfLiveRevision(name)
+            let f = RolloutFailure(deployment: name, revision: snap.revision, reason: reason, message: message, pods: pods)
+            throw .rollbackFailed(deployment: name, toRevision: target, failure: f.description)
+        }
+        return RollbackReport(fromRevision: current, toRevision: target, liveRevision: snap.revision)
+    }
+
+    public func status(_ name: String) async throws(KubeError) -> StatusReport {
+        let path = KubeResource.deployments.path(name: name, namespace: namespace)
+        guard let dep = try await client.getIfExists(path) else {
+            throw .notFound(what: "deployment/\(name)", namespace: namespace)
+        }
+        let snap = RolloutSnapshot.evaluate(dep)
+        let history = try await replicaSets(of: name).map { rev, rs in
+            (revision: rev,
+             images: (rs.at("spec", "template", "spec", "containers")?.array ?? []).compactMap { $0["image"]?.string },
+             replicas: rs.at("status", "replicas")?.int ?? 0, ready: rs.at("status", "readyReplicas")?.int ?? 0)
+        }
+        let pods = snap.state == .complete ? [] : await podsOfLiveRevision(name)
+        return StatusReport(snapshot: snap, history: history, pods: pods)
+    }
+
+    /// Deletes the objects (reverse apply order); objects already gone are reported, not errors.
+    public func delete(_ objects: [KubeObject]) async throws(KubeError) -> [String] {
+        var out: [String] = []
+        for o in objects.reversed() {
+            let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
+            let r = try await client.send("DELETE", res.path(name: o.name, namespace: namespace)
+                                          + KubePath.query([("propagationPolicy", "Background")]))
+            let what = "\(o.kind.lowercased())/\(o.name)"
+            switch r.status {
+            case 200, 202: out.append("\(what) deleted")
+            case 404: out.append("\(what) not found")
+            default:
+                throw KubeClient.httpError(status: r.status, body: r.body, method: "DELETE", path: res.path(name: o.name, namespace: namespace),
+                                           config: client.config, what: what)
+            }
+            progress(.applied(out[out.count - 1]))
+        }
+        return out
+    }
+}
