@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 
 @main
-struct AutoGLM: ParsableCommand {
+struct AutoGLM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoglm",
         abstract: "Fetch, serve, tune and deploy GLM-family LLMs from one binary.",
-        subcommands: [Generate.self, Chat.self, Tokenize.self, Inspect.self, Bench.self, Logits.self, Validate.self, Deploy.self, Pull.self, Models.self])
+        subcommands: [Generate.self, Chat.self, Serve.self, Tokenize.self, Inspect.self, Bench.self, Logits.self,
+                      Validate.self, Deploy.self, Pull.self, Models.self])
 }
 
 /// Options shared by commands that load a model.

@@ -1,0 +1,80 @@
+import Tokenizers
+
+/// Renders chat messages into a prompt. Until the Jinja `ChatTemplate` renderer lands in
+/// Tokenizers, the server recognises the two prompt formats of the test models from the
+/// vocabulary: Gemma turns (`<start_of_turn>`) and ChatML (`<|im_start|>`, Qwen).
+/// The model's own `tokenizer.chat_template` is used whenever it parses; these are the fallback.
+struct ChatFormat: Sendable {
+    enum Kind: Sendable { case gemma, chatml }
+    let kind: Kind?
+    /// The model's own `tokenizer.chat_template` (Jinja subset), preferred when it parses.
+    let template: ChatTemplate?
+    let tokenizer: Tokenizer
+
+    init(tokenizer: Tokenizer) {
+        self.tokenizer = tokenizer
+        template = tokenizer.chatTemplate.flatMap { try? ChatTemplate(source: $0) }
+        if tokenizer.tokenID("<start_of_turn>") != nil { kind = .gemma }
+        else if tokenizer.tokenID("<|im_start|>") != nil { kind = .chatml }
+        else { kind = nil }
+    }
+
+    var available: Bool { template != nil || kind != nil }
+
+    /// Prompt token ids for the messages (BOS once, special tokens parsed).
+    func encode(_ messages: [ChatMessageInput]) throws(APIError) -> (ids: [Int32], text: String) {
+        let text = try render(messages)
+        var ids = tokenizer.encode(text, addBOS: true, parseSpecial: true)
+        // Templates that write the BOS text themselves would otherwise get it twice.
+        if let bos = tokenizer.bosID, ids.count >= 2, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
+        return (ids, text)
+    }
+
+    func render(_ messages: [ChatMessageInput]) throws(APIError) -> String {
+        if let template {
+            do {
+                return try template.render(messages: messages.map { ChatMessage(role: $0.role, $0.content) },
+                                           addGenerationPrompt: true, bosToken: tokenizer.bosText,
+                                           eosToken: tokenizer.eosText)
+            } catch {
+                throw APIError.invalid("the model's chat template could not render these messages: \(error)",
+                                       param: "messages", code: "chat_template_error")
+            }
+        }
+        switch kind {
+        case .gemma:
+            // Gemma has no system role: the system text opens the first user turn.
+            var out = ""
+            var pendingSystem = ""
+            for m in messages {
+                if m.role == "system" { pendingSystem += m.content + "\n\n"; continue }
+                let role = m.role == "assistant" ? "model" : "user"
+                var content = m.content
+                if role == "user", !pendingSystem.isEmpty { content = pendingSystem + content; pendingSystem = "" }
+                out += "<start_of_turn>\(role)\n\(content.trimmingSpaces())<end_of_turn>\n"
+            }
+            if !pendingSystem.isEmpty { out += "<start_of_turn>user\n\(pendingSystem.trimmingSpaces())<end_of_turn>\n" }
+            return out + "<start_of_turn>model\n"
+        case .chatml:
+            var out = ""
+            if messages.first?.role != "system" {
+                out += "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            }
+            for m in messages { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+            return out + "<|im_start|>assistant\n"
+        case nil:
+            throw APIError(status: .badRequest,
+                           message: "this model has no chat format the server knows; use /v1/completions with a rendered prompt",
+                           type: "invalid_request_error", param: "messages", code: "no_chat_template")
+        }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

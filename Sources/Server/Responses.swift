@@ -1,0 +1,294 @@
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+struct ResponseContext: Sendable {
+    var id: String
+    var created: Int
+    var chat: Bool
+    var options: GenerationOptions
+    var promptTokens: Int
+    var jobs: [OpenAIServer.Job]
+}
+
+/// What one choice produced.
+struct ChoiceResult: Sendable {
+    var text = ""
+    var logprobs: [TokenLogprob] = []
+    var tokenTimes: [ContinuousClock.Instant] = []
+    var completion: SequenceCompletion?
+}
+
+extension OpenAIServer {
+    /// Non-streaming: waits for every choice, then answers one JSON object.
+    func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle]) async throws -> Response {
+        let timedOut = Flag()
+        let ids = handles.map(\.id)
+        let sched = scheduler
+        let timeout = config.requestTimeout
+        let timer = Task {
+            guard timeout > 0 else { return }
+            try await Task.sleep(for: .seconds(timeout))
+            timedOut.set()
+            for id in ids { sched.cancel(id) }
+        }
+        defer { timer.cancel() }
+        let results: [ChoiceResult] = await withTaskCancellationHandler {
+            await withTaskGroup(of: (Int, ChoiceResult).self) { group in
+                for (k, h) in handles.enumerated() {
+                    group.addTask {
+                        var r = ChoiceResult()
+                        for await e in h.events {
+                            switch e {
+                            case .token(let t):
+                                r.text += t.text
+                                if let lp = t.logprob { r.logprobs.append(lp) }
+                                r.tokenTimes.append(t.time)
+                            case .finished(let f):
+                                r.text += f.text
+                                r.completion = f
+                            }
+                        }
+                        return (k, r)
+                    }
+                }
+                var out = [ChoiceResult](repeating: ChoiceResult(), count: handles.count)
+                for await (k, r) in group { out[k] = r }
+                return out
+            }
+        } onCancel: {
+            for id in ids { sched.cancel(id) }
+        }
+        for r in results { record(r, timedOut: timedOut.isSet) }
+        if timedOut.isSet {
+            throw APIError(status: .gatewayTimeout, message: "the request took longer than \(Int(timeout)) s and was cancelled; lower max_tokens or raise --request-timeout",
+                           type: "timeout_error", code: "timeout")
+        }
+        if let err = results.first(where: { $0.completion?.reason == .error })?.completion?.error {
+            throw APIError(status: .internalServerError, message: err, type: "server_error")
+        }
+        var choices: [JSONValue] = []
+        var completionTokens = 0
+        for (k, r) in results.enumerated() {
+            let job = ctx.jobs[k]
+            completionTokens += r.completion?.completionTokens ?? 0
+            let finish = finishReason(r.completion)
+            let lp = ctx.options.logprobs.map { logprobsJSON(r.logprobs, top: $0, chat: ctx.chat, offset: job.echo.utf8.count) } ?? .null
+            if ctx.chat {
+                choices.append(["index": .int(job.index), "message": ["role": "assistant", "content": .string(r.text)],
+                                "logprobs": lp, "finish_reason": finish])
+            } else {
+                choices.append(["index": .int(job.index), "text": .string(job.echo + r.text), "logprobs": lp,
+                                "finish_reason": finish])
+            }
+        }
+        let body: JSONValue = [
+            "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion" : "text_completion"),
+            "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
+            "usage": usage(ctx.promptTokens, completionTokens),
+        ]
+        return json(.ok, body)
+    }
+
+    func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
+        ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion)]
+    }
+
+    func finishReason(_ c: SequenceCompletion?) -> JSONValue {
+        switch c?.reason {
+        case .stop: return "stop"
+        case .length: return "length"
+        default: return .null
+        }
+    }
+
+    func record(_ r: ChoiceResult, timedOut: Bool) {
+        guard let c = r.completion else { return }
+        metrics.record(c, tokenTimes: r.tokenTimes)
+        switch c.reason {
+        case .stop, .length: metrics.success(c.reason.rawValue)
+        case .cancelled: metrics.failure(timedOut ? "timeout" : "cancelled")
+        case .error: metrics.failure("error")
+        }
+    }
+
+    func piece(_ id: Int32) -> String { tokenizer.decode([id]) }
+
+    func logprobsJSON(_ lps: [TokenLogprob], top: Int, chat: Bool, offset: Int) -> JSONValue {
+        if chat {
+            return ["content": .array(lps.map { lp in
+                let t = piece(lp.id)
+                return ["token": .string(t), "logprob": .double(Double(lp.logprob)), "bytes": .array(t.utf8.map { .int(Int($0)) }),
+                        "top_logprobs": .array(lp.top.prefix(top).map { alt in
+                            let at = piece(alt.id)
+                            return ["token": .string(at), "logprob": .double(Double(alt.logprob)),
+                                    "bytes": .array(at.utf8.map { .int(Int($0)) })]
+                        })]
+            })]
+        }
+        var tokens: [JSONValue] = [], values: [JSONValue] = [], tops: [JSONValue] = [], offsets: [JSONValue] = []
+        var pos = offset
+        for lp in lps {
+            let t = piece(lp.id)
+            tokens.append(.string(t))
+            values.append(.double(Double(lp.logprob)))
+            var d: [String: JSONValue] = [:]
+            for alt in lp.top.prefix(top) { d[piece(alt.id)] = .double(Double(alt.logprob)) }
+            tops.append(.object(d))
+            offsets.append(.int(pos))
+            pos += t.utf8.count
+        }
+        return ["tokens": .array(tokens), "token_logprobs": .array(values), "top_logprobs": .array(tops),
+                "text_offset": .array(offsets)]
+    }
+
+    // MARK: streaming
+
+    /// SSE: `data: {chunk}\n\n` per event, `data: [DONE]\n\n` at the end. A write failure
+    /// (client gone) cancels every sequence of the request.
+    func stream(_ ctx: ResponseContext, _ handles: [GenerationHandle]) -> Response {
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let (merged, cont) = AsyncStream<(Int, GenerationEvent)>.makeStream()
+            let ids = handles.map(\.id)
+            let sched = self.scheduler
+            let timedOut = Flag()
+            let timeout = self.config.requestTimeout
+            let pump = Task {
+                await withTaskGroup(of: Bool.self) { group in
+                    for (k, h) in handles.enumerated() {
+                        group.addTask {
+                            for await e in h.events { cont.yield((k, e)) }
+                            return true
+                        }
+                    }
+                    if timeout > 0 {
+                        group.addTask {
+                            if (try? await Task.sleep(for: .seconds(timeout))) != nil {
+                                timedOut.set()
+                                for id in ids { sched.cancel(id) }
+                            }
+                            return false
+                        }
+                    }
+                    var remaining = handles.count
+                    for await isChoice in group where isChoice {
+                        remaining -= 1
+                        if remaining == 0 { group.cancelAll() }
+                    }
+                }
+                cont.finish()
+            }
+            var results = [ChoiceResult](repeating: ChoiceResult(), count: handles.count)
+            var started = [Bool](repeating: false, count: handles.count)
+            do {
+                for await (k, e) in merged {
+                    let job = ctx.jobs[k]
+                    var chunks: [JSONValue] = []
+                    if ctx.chat && !started[k] {
+                        chunks.append(self.chunk(ctx, job.index, ["role": "assistant", "content": ""], lp: nil, finish: .null))
+                    }
+                    if !ctx.chat && !started[k] && !job.echo.isEmpty {
+                        chunks.append(self.chunk(ctx, job.index, .string(job.echo), lp: nil, finish: .null))
+                    }
+                    started[k] = true
+                    switch e {
+                    case .token(let t):
+                        results[k].tokenTimes.append(t.time)
+                        if let lp = t.logprob { results[k].logprobs.append(lp) }
+                        let lpJSON = ctx.options.logprobs.flatMap { top in t.logprob.map { self.logprobsJSON([$0], top: top, chat: ctx.chat, offset: 0) } }
+                        if !t.text.isEmpty || lpJSON != nil {
+                            chunks.append(self.chunk(ctx, job.index, ctx.chat ? ["content": .string(t.text)] : .string(t.text),
+                                                     lp: lpJSON, finish: .null))
+                        }
+                    case .finished(let f):
+                        results[k].completion = f
+                        if f.reason == .error || (f.reason == .cancelled && timedOut.isSet) {
+                            let msg = f.error ?? "the request took longer than \(Int(timeout)) s and was cancelled"
+                            let err = APIError(status: .internalServerError, message: msg,
+                                               type: f.reason == .error ? "server_error" : "timeout_error")
+                            chunks.append(err.json)
+                        } else {
+                            chunks.append(self.chunk(ctx, job.index, ctx.chat ? (f.text.isEmpty ? [:] : ["content": .string(f.text)]) : .string(f.text),
+                                                     lp: nil, finish: self.finishReason(f)))
+                        }
+                    }
+                    for c in chunks { try await writer.write(ByteBuffer(string: "data: \(c.serialized())\n\n")) }
+                }
+                if ctx.options.includeUsage {
+                    let ct = results.reduce(0) { $0 + ($1.completion?.completionTokens ?? 0) }
+                    let u: JSONValue = ["id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion.chunk" : "text_completion"),
+                                        "created": .int(ctx.created), "model": .string(self.config.servedModelName),
+                                        "choices": [], "usage": self.usage(ctx.promptTokens, ct)]
+                    try await writer.write(ByteBuffer(string: "data: \(u.serialized())\n\n"))
+                }
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+            } catch {
+                for id in ids { sched.cancel(id) }
+                pump.cancel()
+                for r in results { self.record(r, timedOut: false) }
+                throw error
+            }
+            for r in results { self.record(r, timedOut: timedOut.isSet) }
+        })
+    }
+
+    func chunk(_ ctx: ResponseContext, _ index: Int, _ payload: JSONValue, lp: JSONValue?, finish: JSONValue) -> JSONValue {
+        var choice: [String: JSONValue] = ["index": .int(index), "logprobs": lp ?? .null, "finish_reason": finish]
+        if ctx.chat { choice["delta"] = payload } else { choice["text"] = payload }
+        var o: [String: JSONValue] = [
+            "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion.chunk" : "text_completion"),
+            "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": [.object(choice)],
+        ]
+        if ctx.options.includeUsage { o["usage"] = .null }
+        return .object(o)
+    }
+}
+
+// MARK: - middleware
+
+/// `/v1/*` needs `Authorization: Bearer KEY` when keys are configured. Keys are never logged.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keys: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !keys.isEmpty, request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        if header.hasPrefix(prefix), keys.contains(String(header.dropFirst(prefix.count))) {
+            return try await next(request, context)
+        }
+        let e = APIError(status: .unauthorized,
+                         message: header.isEmpty ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key",
+                         type: "invalid_request_error", code: "invalid_api_key")
+        return Response(status: .unauthorized, headers: [.contentType: "application/json", .wwwAuthenticate: "Bearer"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: e.json.serialized())))
+    }
+}
+
+/// One log line per request: method, path, status, duration.
+struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let t0 = ContinuousClock.now
+        do {
+            let r = try await next(request, context)
+            logger.info("request", metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(r.status.code)",
+                "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",
+            ])
+            return r
+        } catch {
+            logger.info("request", metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "error",
+                "error": "\(error)", "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",
+            ])
+            throw error
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import CoreMetrics
+import Engine
+import Foundation
+import Metrics
+import Prometheus
+
+/// Prometheus metrics (prefix `autoglm:`, label `model_name`) through swift-metrics handles on
+/// a private `PrometheusMetricsFactory`: no global bootstrap, so tests can build many servers.
+/// Latencies are derived here, in the frontend, from the engine's monotonic timestamps.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+    let model: String
+    let running: CoreMetrics.Gauge
+    let waiting: CoreMetrics.Gauge
+    let kvUsage: CoreMetrics.Gauge
+    let promptTokens: CoreMetrics.Counter
+    let generationTokens: CoreMetrics.Counter
+    let ttft: CoreMetrics.Recorder
+    let itl: CoreMetrics.Recorder
+    let e2e: CoreMetrics.Recorder
+    let queueTime: CoreMetrics.Recorder
+    let batchSize: CoreMetrics.Recorder
+    let batchTokens: CoreMetrics.Recorder
+
+    static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5,
+                                           7.5, 10, 20, 40, 80, 160, 640, 2560]
+    static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+
+    public init(modelName: String) {
+        registry = PrometheusCollectorRegistry()
+        var f = PrometheusMetricsFactory(registry: registry)
+        f.defaultValueHistogramBuckets = Self.latencyBuckets
+        f.valueHistogramBuckets = ["autoglm:batch_size": Self.batchBuckets, "autoglm:batch_tokens": Self.batchBuckets]
+        factory = f
+        model = modelName
+        let d = [("model_name", modelName)]
+        running = CoreMetrics.Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
+        waiting = CoreMetrics.Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
+        kvUsage = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: d, factory: f)
+        promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
+        generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
+        ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
+        itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
+        e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
+        queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
+        batchSize = CoreMetrics.Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
+        batchTokens = CoreMetrics.Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
+        // Pre-create the labelled counters so they show (at 0) before the first request.
+        for r in ["stop", "length"] { success(r, count: 0) }
+        for r in ["cancelled", "timeout", "error"] { failure(r, count: 0) }
+    }
+
+    func success(_ reason: String, count: Int = 1) {
+        CoreMetrics.Counter(label: "autoglm:request_success_total",
+                            dimensions: [("model_name", model), ("finish_reason", reason)], factory: factory)
+            .increment(by: count)
+    }
+
+    func failure(_ reason: String, count: Int = 1) {
+        CoreMetrics.Counter(label: "autoglm:request_failure_total",
+                            dimensions: [("model_name", model), ("reason", reason)], factory: factory)
+            .increment(by: count)
+    }
+
+    /// Records one finished sequence from its engine timestamps and token times.
+    func record(_ c: SequenceCompletion, tokenTimes: [ContinuousClock.Instant]) {
+        let t = c.timings
+        promptTokens.increment(by: c.promptTokens)
+        generationTokens.increment(by: c.completionTokens)
+        if let s = t.scheduled { queueTime.record(secs(s - t.queued)) }
+        if let f = t.firstToken { ttft.record(secs(f - t.queued)) }
+        if tokenTimes.count > 1 {
+            for i in 1..<tokenTimes.count { itl.record(secs(tokenTimes[i] - tokenTimes[i - 1])) }
+        }
+        if let e = t.finished { e2e.record(secs(e - t.queued)) }
+    }
+
+    func step(_ info: StepInfo) {
+        batchSize.record(Double(info.sequences))
+        batchTokens.record(Double(info.tokens))
+    }
+
+    /// Prometheus text, with the engine gauges refreshed from `stats`.
+    func render(_ stats: SchedulerStats) -> String {
+        running.record(Double(stats.running))
+        waiting.record(Double(stats.waiting))
+        kvUsage.record(stats.kvUsage)
+        return registry.emitToString()
+    }
+}
+
+@inline(__always) func secs(_ d: Duration) -> Double {
+    let c = d.components
+    return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+}

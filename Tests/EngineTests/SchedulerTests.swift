@@ -1,0 +1,183 @@
+import Engine
+import Foundation
+import Testing
+
+/// The scheduler against the real gemma3 model. Prompts and token counts are small because the
+/// reference kernels are slow; all assertions are about tokens, never about time.
+@Suite(.serialized)
+struct SchedulerTests {
+    static let prompts = ["The capital of France is", "1, 2, 3, 4,", "Once upon a time"]
+
+    func alone(_ lm: LoadedModel, _ prompt: String, maxTokens: Int) throws -> [Int32] {
+        let ids = lm.tokenizer.encode(prompt)
+        return try lm.generate(promptIDs: ids, maxTokens: maxTokens, sampling: .greedy).generatedIDs
+    }
+
+    @Test func concurrentGreedyMatchesAlone() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let n = 4
+        let expected = try Self.prompts.map { try alone(lm, $0, maxTokens: n) }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 8, maxBatchedTokens: 64, kvCacheMB: 64))
+        s.start()
+        defer { s.terminate() }
+        let handles = try Self.prompts.map {
+            try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode($0), maxTokens: n))
+        }
+        var got: [[Int32]] = []
+        for h in handles { got.append(await collect(h).ids) }
+        #expect(got == expected)
+        #expect(await waitForFreeKV(s) == 0)
+    }
+
+    @Test func chunkedPrefillMatchesAlone() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let prompt = "A list of fruits: apple, banana, cherry, date,"
+        let expected = try alone(lm, prompt, maxTokens: 3)
+        // 5 tokens per step forces the prompt through several chunks.
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 5, kvCacheMB: 64))
+        s.start()
+        defer { s.terminate() }
+        let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode(prompt), maxTokens: 3))
+        let c = await collect(h)
+        #expect(c.ids == expected)
+        #expect(c.completion?.reason == .length)
+        #expect(c.completion?.completionTokens == 3)
+    }
+
+    @Test func preemptionUnderTinyKVBudgetKeepsOutput() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let n = 5
+        let prompts = Array(Self.prompts.prefix(2))
+        let expected = try prompts.map { try alone(lm, $0, maxTokens: n) }
+        let longest = prompts.map { lm.tokenizer.encode($0).count + n }.max() ?? 0
+        // Blocks of 2 positions; room for one whole sequence plus a little: the second one must be
+        // preempted (and recomputed) when the first grows.
+        let blocks = (longest + 1) / 2 + 2
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64,
+                                                             blockSize: 2, kvCacheBlocks: blocks))
+        s.start()
+        defer { s.terminate() }
+        let handles = try prompts.map {
+            try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode($0), maxTokens: n))
+        }
+        var got: [[Int32]] = []
+        var preemptions = 0
+        for h in handles {
+            let c = await collect(h)
+            got.append(c.ids)
+            preemptions += c.completion?.timings.preemptions ?? 0
+        }
+        #expect(got == expected)
+        #expect(preemptions > 0, "the budget was meant to force a preemption")
+        #expect(s.stats.preemptions > 0)
+        #expect(await waitForFreeKV(s) == 0)
+    }
+
+    @Test func cancellationFreesBlocks() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 64, kvCacheMB: 64))
+        s.start()
+        defer { s.terminate() }
+        let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Tell me a story"),
+                                               maxTokens: 200, ignoreEOS: true))
+        var tokens = 0
+        var reason: SequenceFinishReason?
+        for await e in h.events {
+            switch e {
+            case .token:
+                tokens += 1
+                if tokens == 1 {
+                    // Stats are published right after the step that produced this token.
+                    var used = 0
+                    for _ in 0..<200 where used == 0 {
+                        used = s.stats.kvBlocksUsed
+                        if used == 0 { try? await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    #expect(used > 0)
+                    s.cancel(h.id)
+                }
+            case .finished(let f): reason = f.reason
+            }
+        }
+        #expect(reason == .cancelled)
+        #expect(tokens < 200)
+        #expect(await waitForFreeKV(s) == 0)
+        #expect(s.stats.running == 0)
+    }
+
+    @Test func stopStringAcrossTokenBoundary() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let prompt = "1, 2, 3, 4,"
+        let n = 8
+        let ids = try alone(lm, prompt, maxTokens: n)
+        let eog = lm.tokenizer.endOfGenerationIDs
+        let pieces = ids.filter { !eog.contains($0) }.map { lm.tokenizer.decode([$0]) }
+        // A stop string made of the end of one token and the start of the next.
+        guard let k = (1..<pieces.count).first(where: { !pieces[$0 - 1].isEmpty && !pieces[$0].isEmpty }) else {
+            Issue.record("the model produced no two adjacent non-empty pieces: \(pieces)")
+            return
+        }
+        let stop = String(pieces[k - 1].suffix(1)) + String(pieces[k].prefix(1))
+        let full = lm.tokenizer.decode(ids.filter { !eog.contains($0) })
+        guard let r = full.range(of: stop) else { Issue.record("stop \(stop) not in \(full)"); return }
+        let expectedText = String(full[..<r.lowerBound])
+
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 64, kvCacheMB: 64))
+        s.start()
+        defer { s.terminate() }
+        let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode(prompt), maxTokens: n,
+                                               stop: ["never-appears-\u{1F600}", stop]))
+        let c = await collect(h)
+        #expect(c.completion?.reason == .stop)
+        #expect(c.streamedText == expectedText)
+        #expect(!c.streamedText.contains(stop))
+        #expect(await waitForFreeKV(s) == 0)
+    }
+
+    @Test func rejectsOverContextAndKVBudget() throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(kvCacheMB: 64, contextLength: 32))
+        #expect(throws: SchedulerError.self) { _ = try s.submit(GenerationRequest(promptIDs: [2, 3, 4], maxTokens: 30)) }
+        #expect(throws: SchedulerError.self) { _ = try s.submit(GenerationRequest(promptIDs: [], maxTokens: 1)) }
+        #expect(throws: SchedulerError.self) { _ = try s.submit(GenerationRequest(promptIDs: [-1], maxTokens: 1)) }
+        let tiny = Scheduler(model: lm, config: SchedulerConfig(blockSize: 4, kvCacheBlocks: 2))
+        #expect(throws: SchedulerError.self) { _ = try tiny.submit(GenerationRequest(promptIDs: [2, 3, 4], maxTokens: 8)) }
+    }
+
+    @Test func seededSamplingIsReproducible() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64))
+        s.start()
+        defer { s.terminate() }
+        var p = SamplingParams()
+        p.temperature = 1.0
+        p.seed = 42
+        let prompt = lm.tokenizer.encode("Hello")
+        let a = try s.submit(GenerationRequest(promptIDs: prompt, maxTokens: 4, sampling: p, logprobs: 2))
+        let b = try s.submit(GenerationRequest(promptIDs: prompt, maxTokens: 4, sampling: p))
+        let ca = await collect(a)
+        let cb = await collect(b)
+        #expect(ca.ids == cb.ids)
+    }
+}
+
+@Suite struct BlockAllocatorTests {
+    @Test func allocateAndRelease() {
+        var a = BlockAllocator(totalBlocks: 4, blockSize: 16)
+        #expect(a.blocks(for: 0) == 0)
+        #expect(a.blocks(for: 17) == 2)
+        let x = a.allocate(3)
+        #expect(x?.count == 3)
+        #expect(a.allocate(2) == nil)
+        #expect(a.freeCount == 1)
+        a.release(x ?? [])
+        #expect(a.usedCount == 0)
+        #expect(a.usage == 0)
+    }
+
+    @Test func budgetInMegabytes() {
+        let a = BlockAllocator(megabytes: 1, bytesPerPosition: 1024, blockSize: 16)
+        #expect(a.totalBlocks == 64)
+        #expect(a.capacityPositions == 1024)
+    }
+}

@@ -1,0 +1,65 @@
+import Engine
+import Foundation
+import Testing
+
+/// Locates the real test models ($AUTOGLM_MODELS, default ~/.cache/autoglm/models) and loads
+/// each once per test process.
+enum TestModels {
+    static var directory: String {
+        ProcessInfo.processInfo.environment["AUTOGLM_MODELS"] ?? (NSHomeDirectory() + "/.cache/autoglm/models")
+    }
+
+    static let gemma3 = "gemma3-270m-q4_k_m.gguf"
+
+    static func path(_ name: String) -> String? {
+        let p = directory + "/" + name
+        if FileManager.default.fileExists(atPath: p) { return p }
+        Issue.record("model \(p) is missing: run scripts/fetch-models.sh (CI does)")
+        return nil
+    }
+
+    nonisolated(unsafe) static var cache: [String: LoadedModel] = [:]
+    static let lock = NSLock()
+
+    static func load(_ name: String) throws -> LoadedModel? {
+        guard let p = path(name) else { return nil }
+        lock.lock(); defer { lock.unlock() }
+        if let m = cache[p] { return m }
+        let m = try LoadedModel(path: p, threads: 2)
+        cache[p] = m
+        return m
+    }
+}
+
+/// Everything a stream produced.
+struct Collected {
+    var ids: [Int32] = []
+    var text = ""
+    var streamedText = ""
+    var completion: SequenceCompletion?
+}
+
+func collect(_ h: GenerationHandle) async -> Collected {
+    var c = Collected()
+    for await e in h.events {
+        switch e {
+        case .token(let t):
+            c.ids.append(t.id)
+            c.streamedText += t.text
+        case .finished(let f):
+            c.streamedText += f.text
+            c.completion = f
+        }
+    }
+    c.text = c.streamedText
+    return c
+}
+
+/// Waits (bounded) until the scheduler reports no KV blocks in use.
+func waitForFreeKV(_ s: Scheduler) async -> Int {
+    for _ in 0..<200 {
+        if s.stats.kvBlocksUsed == 0 { return 0 }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return s.stats.kvBlocksUsed
+}
