@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: fetch the real test models (cached outside the repo), start a real
 # Kubernetes control plane on loopback for the deploy integration tests (built once, cached),
-# build, and run the whole test suite. Models go to $AUTOGLM_MODELS (default ~/.cache/autoglm/models).
+# build, run the whole test suite, then the OpenAI-client integration test against `autoglm serve`. Models go to $AUTOGLM_MODELS (default ~/.cache/autoglm/models).
 # Set AUTOGLM_TEST_KUBECONFIG to use a control plane you started yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +14,5 @@ if [ -z "${AUTOGLM_TEST_KUBECONFIG:-}" ]; then
 fi
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"
+# The real binary on 127.0.0.1 driven by the official `openai` Python client.
+bash scripts/test-openai-client.sh
