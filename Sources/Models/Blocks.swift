@@ -176,7 +176,20 @@ func storeKV(_ layout: BatchLayout, layer: Int, k: UnsafePointer<Float>, v: Unsa
 
 /// Rounds each value to the nearest half-precision number (kept as Float).
 @inline(__always) func roundToHalf(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { x[i] = Float(Float16(x[i])) }
+    for i in 0..<n { x[i] = halfRounded(x[i]) }
+}
+
+/// The nearest half-precision value (ties to even), as Float. Values in the normal half range
+/// are rounded by bit arithmetic (no conversion call); the rest go through Float16.
+@inline(__always) func halfRounded(_ v: Float) -> Float {
+    let b = v.bitPattern
+    let e = (b >> 23) & 0xFF
+    // Normal halves: float exponents 113 ... 142 (2^-14 ... 2^15), leaving room for a carry.
+    if e >= 113 && e <= 141 {
+        let r = (b &+ 0x0FFF &+ ((b >> 13) & 1)) & ~UInt32(0x1FFF)
+        return Float(bitPattern: r)
+    }
+    return Float(Float16(v))
 }
 
 /// Causal multi-head attention with grouped KV heads over each token's own sequence cache.
@@ -214,7 +227,7 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             let inv = 1 / sum
             o.initialize(repeating: 0, count: valueDim)
             for j in 0..<n {
-                let w = half ? Float(Float16(s[j] * inv)) : s[j] * inv
+                let w = half ? halfRounded(s[j] * inv) : s[j] * inv
                 axpy(w, cache.value(layer, start + j) + kvh * valueDim, o, valueDim)
             }
         }
