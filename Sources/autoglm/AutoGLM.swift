@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 
 @main
@@ -22,6 +23,35 @@ struct ModelOptions: ParsableArguments {
         if let t = threads, t < 1 || t > 512 {
             throw ValidationError("--threads must be between 1 and 512 (got \(t))")
         }
+    }
+}
+
+/// Sampling options shared by `generate` and `chat`.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Temperature (0 = greedy).") var temp: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 40
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), help: "Min-p relative threshold (0 = off).") var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
+    @Option(name: .long, help: "Random seed for reproducible sampling.") var seed: UInt64?
+
+    func validate() throws {
+        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
+        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+    }
+
+    var params: SamplingParams {
+        var p = SamplingParams()
+        p.temperature = temp
+        p.topK = topK
+        p.topP = topP
+        p.minP = minP
+        p.repetitionPenalty = repeatPenalty
+        p.seed = seed
+        return p
     }
 }
 

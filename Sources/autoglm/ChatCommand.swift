@@ -23,22 +23,12 @@ struct Chat: ParsableCommand {
     @Option(name: .long, help: "System prompt.") var system: String?
     @Option(name: [.short, .customLong("max-tokens")], help: "Most tokens per answer.") var n: Int = 1024
     @Option(name: .long, help: "Context size in tokens (default: the model's).") var ctx: Int?
-    @Option(name: .long, help: "Temperature (0 = greedy).") var temp: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 40
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Min-p relative threshold (0 = off).") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
-    @Option(name: .long, help: "Random seed for reproducible sampling.") var seed: UInt64?
+    @OptionGroup var sampling: SamplingOptions
     @Flag(name: .long, help: "After each answer, print token counts (reused from the cache, prefilled, generated) to stderr.") var verbose = false
 
     func validate() throws {
         guard n >= 1 else { throw ValidationError("-n must be ≥ 1 (got \(n))") }
         if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
-        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
     }
 
     func run() throws {
@@ -50,13 +40,7 @@ struct Chat: ParsableCommand {
         }
         let lm = try LoadedModel(path: options.model, threads: options.threads)
         let session = try ChatSession(model: lm, templateSource: source, system: system, context: ctx)
-        var params = SamplingParams()
-        params.temperature = temp
-        params.topK = topK
-        params.topP = topP
-        params.minP = minP
-        params.repetitionPenalty = repeatPenalty
-        params.seed = seed
+        let params = sampling.params
         installInterruptHandler()
         let stderr = FileHandle.standardError
         stderr.write(Data("Chatting with \((options.model as NSString).lastPathComponent) (context \(session.contextSize)). /bye or Ctrl-D exits, Ctrl-C stops an answer.\n".utf8))

@@ -11,12 +11,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var options: ModelOptions
     @Option(name: .long, help: "Prompt text.") var prompt: String
     @Option(name: [.short, .customLong("max-tokens")], help: "Tokens to generate.") var n: Int = 128
-    @Option(name: .long, help: "Temperature (0 = greedy).") var temp: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 40
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.95
-    @Option(name: .customLong("min-p"), help: "Min-p relative threshold (0 = off).") var minP: Float = 0.05
-    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1
-    @Option(name: .long, help: "Random seed for reproducible sampling.") var seed: UInt64?
+    @OptionGroup var sampling: SamplingOptions
     @Flag(name: .customLong("no-bos"), help: "Do not add the BOS token.") var noBOS = false
     @Flag(name: .long, help: "Parse special-token text such as <|im_start|> in the prompt.") var special = false
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
@@ -24,23 +19,12 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard n >= 0 else { throw ValidationError("-n must be ≥ 0 (got \(n))") }
-        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
     }
 
     func run() throws {
         let lm = try LoadedModel(path: options.model, threads: options.threads)
         let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
-        var params = SamplingParams()
-        params.temperature = temp
-        params.topK = topK
-        params.topP = topP
-        params.minP = minP
-        params.repetitionPenalty = repeatPenalty
-        params.seed = seed
+        let params = sampling.params
         var detok = StreamingDetokenizer(tokenizer: lm.tokenizer)
         let eog = lm.tokenizer.endOfGenerationIDs
         let result = try lm.generate(promptIDs: ids, maxTokens: n, sampling: params, ignoreEOS: ignoreEOS) { id in
