@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -64,10 +65,17 @@ let package = Package(
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
         .target(name: "Registry", dependencies: ["GGUF", .product(name: "GRDB", package: "GRDB.swift")]),
+        // Load generator for OpenAI-compatible servers (streaming; TTFT/TPOT/ITL percentiles, goodput).
+        .target(name: "LoadGen", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -89,6 +97,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "LoadGenTests", dependencies: [
+            "LoadGen",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
