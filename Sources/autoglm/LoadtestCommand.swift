@@ -76,11 +76,7 @@ struct Loadtest: AsyncParsableCommand {
     func run() async throws {
         let s = try spec()
         let tty = isatty(STDERR_FILENO) == 1
-        let progress: (@Sendable (LiveStats) -> Void)? = tty ? { st in
-            let line = String(format: "\r%d/%d done  %d failed  %d in flight  %.1f s  TTFT p50 %.0f ms  TPOT p50 %.1f ms   ",
-                              st.completed, st.total, st.failed, st.inFlight, st.elapsedSeconds, st.ttft.p50, st.tpot.p50)
-            FileHandle.standardError.write(Data(line.utf8))
-        } : nil
+        let progress: (@Sendable (LiveStats) -> Void)? = tty ? Self.printProgress : nil
         let report: LoadReport
         do {
             report = try await LoadGen.run(s, progress: progress)
@@ -98,6 +94,12 @@ struct Loadtest: AsyncParsableCommand {
         print(Self.table(report, spec: s))
     }
 
+    @Sendable static func printProgress(_ st: LiveStats) {
+        let line: String = String(format: "\r%d/%d done  %d failed  %d in flight  %.1f s  TTFT p50 %.0f ms  TPOT p50 %.1f ms   ",
+                                  st.completed, st.total, st.failed, st.inFlight, st.elapsedSeconds, st.ttft.p50, st.tpot.p50)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
     static func table(_ r: LoadReport, spec s: LoadSpec) -> String {
         var out: [String] = []
         let shape: String
@@ -106,10 +108,13 @@ struct Loadtest: AsyncParsableCommand {
         case .open(let r): shape = String(format: "rate %.2f req/s (Poisson)", r)
         }
         out.append("model \(r.model)  \(shape)  \(r.completed) completed  \(r.failed) failed  in \(String(format: "%.2f", r.durationSeconds)) s\(r.aborted ? "  (aborted)" : "")")
-        out.append(String(format: "%-6@ %10@ %10@ %10@ %10@ %10@", "ms" as NSString, "p50" as NSString, "p90" as NSString,
-                          "p99" as NSString, "mean" as NSString, "max" as NSString))
+        func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, w - s.count))
+            return left ? s + fill : fill + s
+        }
+        out.append(pad("ms", 6, left: true) + ["p50", "p90", "p99", "mean", "max"].map { pad($0, 11) }.joined())
         for (n, l) in [("TTFT", r.ttft), ("TPOT", r.tpot), ("ITL", r.itl), ("e2e", r.e2e)] {
-            out.append(String(format: "%-6@ %10.1f %10.1f %10.1f %10.1f %10.1f", n as NSString, l.p50, l.p90, l.p99, l.mean, l.max))
+            out.append(pad(n, 6, left: true) + [l.p50, l.p90, l.p99, l.mean, l.max].map { pad(String(format: "%.1f", $0), 11) }.joined())
         }
         out.append(String(format: "output %.1f tok/s   requests %.2f req/s   tokens out %d, prompt %d",
                           r.outputTokensPerSecond, r.requestsPerSecond, r.outputTokens, r.promptTokens))

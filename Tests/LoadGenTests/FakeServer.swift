@@ -65,7 +65,7 @@ struct FakeServer: Sendable {
     func with(_ body: @Sendable @escaping (String) async throws -> Void) async throws {
         let router = Router()
         router.get("/v1/models") { _, _ in
-            json(["object": "list", "data": [["id": modelID, "object": "model"]]])
+            json(["object": "list", "data": [["id": modelID, "object": "model"] as [String: Any]]])
         }
         router.post("/v1/completions") { req, _ in try await handle(req, chat: false) }
         router.post("/v1/chat/completions") { req, _ in try await handle(req, chat: true) }
@@ -78,7 +78,7 @@ struct FakeServer: Sendable {
 
     enum FakeError: Error { case noPort }
 
-    func json(_ o: Any, status: HTTPResponse.Status = .ok) -> Response {
+    func json(_ o: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: o)) ?? Data()
         return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -99,53 +99,52 @@ struct FakeServer: Sendable {
         let prompt = promptTokens(body, chat: chat)
         if !stream {
             // Calibration probes: one completion token, usage reported; not counted as arrivals.
-            return json(["id": "x", "object": "chat.completion", "choices": [["index": 0, "message": ["role": "assistant", "content": "a"], "finish_reason": "length"]],
+            let choice: [String: Any] = ["index": 0, "message": ["role": "assistant", "content": "a"], "finish_reason": "length"]
+            return json(["id": "x", "object": "chat.completion", "choices": [choice],
                          "usage": ["prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1]])
         }
         let n = state.arrive(body)
         let behavior = script(n)
         if case .status(let code) = behavior {
             state.leave()
-            return json(["error": ["message": "scripted \(code)", "type": "test"]], status: .init(code: code))
+            return json(["error": ["message": "scripted \(code)", "type": "test"]], status: HTTPResponse.Status(code: code))
         }
         let st = state
+        // The stream as (delay ms before it, bytes) pairs; a nil final entry means "end without finishing cleanly".
+        func chunk(_ text: String) -> String {
+            let choice: [String: Any] = chat
+                ? ["index": 0, "delta": ["content": text], "finish_reason": NSNull()]
+                : ["index": 0, "text": text, "finish_reason": NSNull()]
+            let c: [String: Any] = ["object": chat ? "chat.completion.chunk" : "text_completion", "choices": [choice]]
+            let d = (try? JSONSerialization.data(withJSONObject: c)) ?? Data()
+            return "data: " + String(decoding: d, as: UTF8.self) + "\n\n"
+        }
+        var events: [(Int, String)] = []
+        switch behavior {
+        case .stream(let tokens, let firstDelay, let gap, let usage):
+            if chat { events.append((0, #"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"# + "\n\n")) }
+            for i in 0..<tokens { events.append((i == 0 ? firstDelay : gap, chunk("t\(i)"))) }
+            if usage {
+                events.append((0, #"data: {"choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(tokens),"total_tokens":\#(prompt + tokens)}}"# + "\n\n"))
+            }
+            events.append((0, "data: [DONE]\n\n"))
+        case .noDone:
+            events = [(0, chunk("a")), (0, chunk("b"))]
+        case .notJSON:
+            events = [(0, chunk("a")), (0, "data: {not json\n\n"), (0, "data: [DONE]\n\n")]
+        case .errorEvent:
+            events = [(0, chunk("a")), (0, #"data: {"error":{"message":"engine failed","type":"server_error"}}"# + "\n\n"), (0, "data: [DONE]\n\n")]
+        case .stall(let ms):
+            events = [(0, chunk("a")), (ms, "")]
+        case .status:
+            break
+        }
+        let script = events
         return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in
             defer { st.leave() }
-            func send(_ s: String) async throws { try await writer.write(ByteBuffer(string: s)) }
-            func chunk(_ text: String) -> String {
-                let c: [String: Any] = chat
-                    ? ["object": "chat.completion.chunk", "choices": [["index": 0, "delta": ["content": text], "finish_reason": NSNull()]]]
-                    : ["object": "text_completion", "choices": [["index": 0, "text": text, "finish_reason": NSNull()]]]
-                let d = (try? JSONSerialization.data(withJSONObject: c)) ?? Data()
-                return "data: " + String(decoding: d, as: UTF8.self) + "\n\n"
-            }
-            switch behavior {
-            case .stream(let tokens, let firstDelay, let gap, let usage):
-                if chat { try await send(#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"# + "\n\n") }
-                for i in 0..<tokens {
-                    try await Task.sleep(for: .milliseconds(i == 0 ? firstDelay : gap))
-                    try await send(chunk("t\(i)"))
-                }
-                if usage {
-                    try await send(#"data: {"choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(tokens),"total_tokens":\#(prompt + tokens)}}"# + "\n\n")
-                }
-                try await send("data: [DONE]\n\n")
-            case .noDone:
-                try await send(chunk("a"))
-                try await send(chunk("b"))
-            case .notJSON:
-                try await send(chunk("a"))
-                try await send("data: {not json\n\n")
-                try await send("data: [DONE]\n\n")
-            case .errorEvent:
-                try await send(chunk("a"))
-                try await send(#"data: {"error":{"message":"engine failed","type":"server_error"}}"# + "\n\n")
-                try await send("data: [DONE]\n\n")
-            case .stall(let ms):
-                try await send(chunk("a"))
-                try? await Task.sleep(for: .milliseconds(ms))
-            case .status:
-                break
+            for (delay, text) in script {
+                if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
             }
             try await writer.finish(nil)
         })

@@ -152,14 +152,14 @@ import Testing
             case 3: return .noDone
             case 4: return .notJSON
             case 5: return .errorEvent
-            case 6: return .stall(ms: 5000)
+            case 6: return .stall(ms: 6000)
             default: return .stream(tokens: 2)
             }
         }
         let fake = FakeServer(script: script)
         try await fake.with { url in
             let r = try await LoadGen.run(LoadSpec(url: url, load: .closed(concurrency: 1), requests: 10,
-                                                   maxTokens: .fixed(2), timeoutSeconds: 1))
+                                                   maxTokens: .fixed(2), timeoutSeconds: 3))
             #expect(r.errors == ["http_429": 1, "http_5xx": 1, "http_4xx": 1, "bad_stream": 3, "timeout": 1])
             #expect(r.failed == 7 && r.completed == 3 && r.outputTokens == 6)
             #expect(r.errorExamples["http_429"]?.contains("429") == true)
