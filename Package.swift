@@ -72,10 +72,12 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
+        // Constrained Bayesian optimisation of serving configurations (pure Swift).
+        .target(name: "Optimizer"),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen", "Optimizer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -102,6 +104,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -149,6 +149,7 @@ public final class Registry: Sendable {
                 CREATE INDEX metrics_version ON metrics(version_id, kind);
                 """)
         }
+        m.registerMigration("v2: tuning studies and trials") { db in try Registry.createTuningTables(db) }
         return m
     }
 

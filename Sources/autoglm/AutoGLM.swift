@@ -8,7 +8,7 @@ struct AutoGLM: AsyncParsableCommand {
         commandName: "autoglm",
         abstract: "Fetch, serve, tune and deploy GLM-family LLMs from one binary.",
         subcommands: [Generate.self, Chat.self, Serve.self, Tokenize.self, Inspect.self, Bench.self, Logits.self,
-                      Validate.self, Deploy.self, Pull.self, Models.self, Loadtest.self])
+                      Validate.self, Deploy.self, Pull.self, Models.self, Loadtest.self, Optimize.self])
 }
 
 /// Options shared by commands that load a model.
