@@ -18,7 +18,9 @@ public struct MachineLimits: Sendable, Equatable, Codable {
                 if parts.count >= 2, let kb = Int64(parts[1]) { available = kb * 1024 }
             }
         }
-        return MachineLimits(cores: max(cores, 1), memoryBytes: available / 10 * 8)
+        // Rounded down to 256 MiB so that small fluctuations do not change the space's bounds.
+        let usable = available / 10 * 8
+        return MachineLimits(cores: max(cores, 1), memoryBytes: (usable >> 28) << 28)
     }
 }
 

@@ -211,11 +211,16 @@ struct OptimizeRun {
         }
         template.promptTokenIDs = 1000...min(9999, max(1001, lm.tokenizer.vocabularySize - 1))
 
-        let workloadKey = (try? String(decoding: JSONEncoder().encode(template), as: UTF8.self)) ?? command.workload
+        let keyEncoder = JSONEncoder()
+        keyEncoder.outputFormatting = [.sortedKeys]
+        let workloadKey = (try? String(decoding: keyEncoder.encode(template), as: UTF8.self)) ?? command.workload
         let levelKey = levels.map { "\($0)" }.joined(separator: ",")
         let sloKey = command.slo.map { "\($0.0)<=\($0.1)" }.joined(separator: ",") + "@p\(command.percentile)"
         let objectiveKey = "\(command.objective)|\(sloKey)|\(backend.name)"
-        let id = studyID(modelDigest: studyModel.digest, space: space, workload: workloadKey + "|" + levelKey, objective: objectiveKey)
+        // The study's identity uses the knob names and the core count, not the memory-derived bounds:
+        // available memory moves between runs and must not orphan stored trials.
+        let identitySpace = try SearchSpace(knobs: space.knobs.map { Knob($0.name, .categorical(["\(machine.cores) cores"])) })
+        let id = studyID(modelDigest: studyModel.digest, space: identitySpace, workload: workloadKey + "|" + levelKey, objective: objectiveKey)
         try registry.openStudy(id: id, model: studyModel.registryModel, version: studyModel.registryVersion,
                                modelDigest: studyModel.digest,
                                description: "{\"objective\":\"\(objectiveKey)\",\"space\":\"\(space.signature)\",\"levels\":\"\(levelKey)\"}")
