@@ -107,6 +107,15 @@ struct NativeBackend: ServingBackend {
         h.process.process.isRunning
     }
 
+    /// How an exited server ended, with the end of its log; `oom` when the kernel killed it.
+    func exitDescription(_ h: TrialHandle) -> (oom: Bool, text: String) {
+        let p = h.process.process
+        p.waitUntilExit()
+        let signaled = p.terminationReason == .uncaughtSignal
+        return (signaled && p.terminationStatus == SIGKILL,
+                "\(signaled ? "signal" : "status") \(p.terminationStatus): \(tail(h.logPath))")
+    }
+
     func stop(_ h: TrialHandle) async -> Int64? {
         let peak = NativeBackend.peakRSS(pid: h.pid)
         kill(h.pid, SIGTERM)

@@ -360,8 +360,9 @@ struct TrialEvaluator: Sendable {
                 return .infeasible(reason: .crash, detail: "load generator: \(error)", measurement: nil)
             }
             if !backend.isAlive(handle) {
+                let why = backend.exitDescription(handle)
                 _ = await backend.stop(handle)
-                return .infeasible(reason: .crash, detail: "server exited during the load run", measurement: nil)
+                return .infeasible(reason: why.oom ? .oom : .crash, detail: "server exited during the load run (\(why.text))", measurement: nil)
             }
         }
         let peak = await backend.stop(handle)
