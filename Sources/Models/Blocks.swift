@@ -75,49 +75,6 @@ func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, row
     return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
 }
 
-/// GeGLU as llama.cpp's CPU backend computes it: gelu(g[i]) * u[i], written to g. Its GELU
-/// rounds the input to half precision and reads a table of tanh-GELU values that are themselves
-/// rounded to half precision (inputs ≤ -10 give 0, inputs ≥ 10 give the input). Measured with
-/// llama-cpp-python 0.3.36's libggml (ggml_gelu / ggml_geglu_split over every half input). The plain
-/// float GELU differs from it by up to 2.8e-3 relative, which the following 8-bit activation
-/// quantization turns into visible logit differences on Gemma 3.
-func gegluLlamaCpp(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, count: Int) {
-    geluHalfTable.withUnsafeBufferPointer { table in
-        let t = table.baseAddress.unsafelyUnwrapped
-        for i in 0..<count {
-            let x = g[i]
-            let y: Float
-            if x <= -10 { y = 0 } else if x >= 10 { y = x } else { y = t[Int(halfBits(x))] }
-            g[i] = y * u[i]
-        }
-    }
-}
-
-/// tanh-GELU (float arithmetic, llama.cpp's constants) of every half-precision value, rounded
-/// to half precision; indexed by the half's bit pattern.
-let geluHalfTable: [Float] = (0..<65536).map { i in
-    let x = Float(Float16(bitPattern: UInt16(i)))
-    let c: Float = 0.79788456080286535587989211986876, a: Float = 0.044715
-    // 1 + a·x·x as one fused multiply-add, as llama.cpp's compiled C has it (with it the table
-    // equals llama.cpp's for all 39,424 halves in (-10, 10); without it one entry differs).
-    let v = 0.5 * x * (1 + Foundation.tanh(c * x * Float(1).addingProduct(a * x, x)))
-    return Float(Float16(v))
-}
-
-/// Bit pattern of the half nearest to v (ties to even). Normal halves by bit arithmetic, the
-/// rest through Float16.
-@inline(__always) func halfBits(_ v: Float) -> UInt16 {
-    let b = v.bitPattern
-    let e = (b >> 23) & 0xFF
-    if e >= 113 && e <= 141 {
-        let r = (b &+ 0x0FFF &+ ((b >> 13) & 1)) & ~UInt32(0x1FFF)
-        let sign = UInt16(truncatingIfNeeded: (r >> 16) & 0x8000)
-        let exp = UInt16(truncatingIfNeeded: ((r >> 23) & 0xFF) &- 112)
-        return sign | (exp << 10) | UInt16(truncatingIfNeeded: (r >> 13) & 0x3FF)
-    }
-    return Float16(v).bitPattern
-}
-
 /// How rotary embeddings pair the lanes of a head.
 public enum RopeStyle: Sendable {
     /// Rotate lane i with lane i + dims/2 (GPT-NeoX; Gemma, Qwen 2/3).
@@ -126,25 +83,22 @@ public enum RopeStyle: Sendable {
     case normal
 }
 
-/// One RoPE configuration. The rotation angles are computed as llama.cpp computes them, in
-/// float: θ starts at the position and is multiplied by base^(-2/dims) from one lane pair to
-/// the next (so its rounding accumulates along the head exactly as there), divided by the pair's
-/// frequency factor, times `scale`, then cosf/sinf. Computing them in double instead moves q and
-/// k by ~3e-5 (relative) at position 47 of a 256-wide head, which later 8-bit quantization
-/// steps amplify.
+/// Precomputed inverse frequencies for one RoPE configuration.
 public struct Rope: Sendable {
     public let dims: Int          // rotated lanes per head (≤ head dim)
     public let style: RopeStyle
-    let thetaScale: Float
-    let scale: Float
-    let freqFactors: [Float]?
+    let invFreq: [Float]
 
     public init(dims: Int, base: Float, style: RopeStyle, scale: Float = 1, freqFactors: [Float]? = nil) {
         self.dims = dims
         self.style = style
-        self.scale = scale
-        self.freqFactors = freqFactors
-        thetaScale = Foundation.pow(base, -2 / Float(dims))
+        var f: [Float] = []
+        for i in 0..<(dims / 2) {
+            var v = scale * Float(Foundation.pow(Double(base), -2.0 * Double(i) / Double(dims)))
+            if let ff = freqFactors, i < ff.count { v /= ff[i] }
+            f.append(v)
+        }
+        invFreq = f
     }
 
     /// cos/sin for every token position of a batch, computed once per forward pass.
@@ -152,14 +106,10 @@ public struct Rope: Sendable {
         let half = dims / 2
         var cs = [Float](repeating: 0, count: positions.count * half * 2)
         for (t, pos) in positions.enumerated() {
-            var theta = Float(pos)
             for i in 0..<half {
-                var th = theta
-                if let ff = freqFactors, i < ff.count { th /= ff[i] }
-                th *= scale
-                cs[(t * half + i) * 2] = Foundation.cos(th)
-                cs[(t * half + i) * 2 + 1] = Foundation.sin(th)
-                theta *= thetaScale
+                let theta = Double(pos) * Double(invFreq[i])
+                cs[(t * half + i) * 2] = Float(Foundation.cos(theta))
+                cs[(t * half + i) * 2 + 1] = Float(Foundation.sin(theta))
             }
         }
         return RopeTable(dims: dims, style: style, cosSin: cs)

@@ -194,7 +194,7 @@ func gatedMLP(_ n: Int, h: UnsafePointer<Float>, out: UnsafeMutablePointer<Float
 func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, count: Int, _ a: Activation) {
     switch a {
     case .silu: for i in 0..<count { x[i] = silu(x[i]) * y[i] }
-    case .geluTanh: gegluLlamaCpp(x, y, count: count)
+    case .geluTanh: for i in 0..<count { x[i] = geluTanh(x[i]) * y[i] }
     }
 }
 
