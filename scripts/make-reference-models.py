@@ -5,8 +5,8 @@ For each architecture (llama, qwen3, glm4, chatglm) this writes, with the `gguf`
 writer and the tensor names / metadata keys llama.cpp's converter uses:
   Tests/ModelsTests/Fixtures/reference/ARCH-f32.gguf   every matrix in F32
   Tests/ModelsTests/Fixtures/reference/ARCH-q.gguf     attention in Q8_0, MLP in Q4_0
-then runs llama.cpp (llama-cpp-python) over fixed token ids with every position's logits kept
-and an F32 KV cache, and stores them as ARCH-*.logits (float32, little endian, positions ×
+then runs llama.cpp (llama-cpp-python 0.3.36, CPU) over fixed token ids with every position's
+logits kept, flash attention off and an F32 KV cache (both set explicitly below), and stores them as ARCH-*.logits (float32, little endian, positions ×
 vocabulary), plus reference.json describing it all. The Swift tests compare against these.
 
 Run with a Python that has gguf, numpy and llama-cpp-python, e.g. the venv that
@@ -159,8 +159,12 @@ def build(arch, quantized, rng):
 
 def llama_logits(path, ids):
     from llama_cpp import Llama
+    # flash_attn=False: llama.cpp's non-flash attention path (llama-cpp-python's default, so also
+    # what the real-model goldens used). type 0 = GGML_TYPE_F32 for the K and V caches, so the
+    # attention runs in F32 and the quantized variants differ from F32 only by the weights and
+    # the 8-bit activation quantization of the matrix products.
     llm = Llama(model_path=path, n_ctx=128, n_batch=128, n_ubatch=128, logits_all=True, n_threads=2,
-                type_k=0, type_v=0, verbose=False)  # type 0 = GGML_TYPE_F32 KV cache
+                flash_attn=False, type_k=0, type_v=0, verbose=False)
     llm.eval(ids)
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
@@ -179,9 +183,10 @@ def main():
             logits.astype("<f4").tofile(os.path.join(OUT, base + ".logits"))
             entries.append(dict(architecture=arch, model=base + ".gguf", logits=base + ".logits",
                                 quantized=quantized, ids=ids, vocabulary=vocab,
-                                # Quantized: llama.cpp and we both quantize activations to 8 bits, but
-                                # not yet identically; measured worst 2.3e-2 (see the issue note).
-                                tolerance=3e-2 if quantized else 1e-4))
+                                # Quantized: the issue's bar. Activations are quantized to 8 bits
+                                # (Q8_0 blocks, F16 scale) as llama.cpp does, so the two engines
+                                # see the same int8 values; the rest is float summation order.
+                                tolerance=1e-2 if quantized else 1e-4))
             print(f"{base}: vocab {vocab}, {POSITIONS} positions, |logits| mean {np.abs(logits).mean():.3f}",
                   file=sys.stderr)
     with open(os.path.join(OUT, "reference.json"), "w") as f:

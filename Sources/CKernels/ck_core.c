@@ -225,6 +225,41 @@ long ck_type_size(int type) {
 
 /* ---- activation quantization ------------------------------------------------------------ */
 
+/* Activations are quantized exactly as llama.cpp's CPU backend does (verified against its
+ * quantize_row_q8_0 / quantize_row_q8_K over ~10^6 random values: identical int8 values and
+ * scales), because tiny differences here are amplified by every later quantization step:
+ *   Q8_0 (for Q4_0/Q5_0/Q8_0 weights): q = round-half-even(x * (127/amax)); the scale used in
+ *        the dot product is amax/127 rounded to half precision (the block stores it as F16).
+ *   Q8_K (for K-quant weights): q = round-half-even(x * (127/amax)) and the scale is the float
+ *        1/(127/amax), not rounded (llama.cpp negates both when the extreme value is positive;
+ *        the products are the same). */
+
+/* The float nearest to f in half precision (round to nearest, ties to even), including
+ * subnormal halves, overflow to infinity and NaN. */
+static float ck_round_half(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    const uint32_t sign = b & 0x80000000u, a = b & 0x7fffffffu;
+    uint32_t r;
+    if (a >= 0x7f800000u) {
+        r = b; /* inf / NaN */
+    } else if (a >= 0x477ff000u) {
+        r = sign | 0x7f800000u; /* rounds past the largest half (65504) */
+    } else if (a >= 0x38800000u) {
+        /* normal half: keep 10 mantissa bits */
+        r = sign | ((a + 0x0fffu + ((a >> 13) & 1u)) & ~0x1fffu);
+    } else {
+        /* subnormal half (or zero): a multiple of 2^-24, rounded half to even */
+        float m = fabsf(f) * 16777216.0f; /* exact: scaling by a power of two */
+        m = nearbyintf(m) * (1.0f / 16777216.0f);
+        memcpy(&r, &m, 4);
+        r |= sign;
+    }
+    float out;
+    memcpy(&out, &r, 4);
+    return out;
+}
+
 static void quantize_qa32(const float *x, char *row, long nb) {
     float *yd = (float *)row;
     int32_t *ysum = (int32_t *)(row + 4 * nb);
@@ -232,7 +267,7 @@ static void quantize_qa32(const float *x, char *row, long nb) {
     for (long b = 0; b < nb; b++, x += 32, yq += 32) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        const float id = amax != 0 ? 127.0f / amax : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
             int v = (int)nearbyintf(x[j] * id);
@@ -240,7 +275,7 @@ static void quantize_qa32(const float *x, char *row, long nb) {
             yq[j] = (int8_t)v;
             sum += v;
         }
-        yd[b] = d;
+        yd[b] = ck_round_half(amax / 127.0f);
         ysum[b] = sum;
     }
 }
@@ -249,7 +284,7 @@ static void quantize_qa256(const float *x, ck_qa256 *y, long nb) {
     for (long b = 0; b < nb; b++, x += 256) {
         float amax = 0;
         for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
-        const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+        const float id = amax != 0 ? 127.0f / amax : 0.0f;
         for (int g = 0; g < 16; g++) {
             int32_t sum = 0;
             for (int j = 16 * g; j < 16 * g + 16; j++) {
@@ -260,7 +295,7 @@ static void quantize_qa256(const float *x, ck_qa256 *y, long nb) {
             }
             y[b].bsum[g] = (int16_t)sum;
         }
-        y[b].d = d;
+        y[b].d = amax != 0 ? 1.0f / id : 0.0f;
     }
 }
 
