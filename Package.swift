@@ -97,6 +97,7 @@ let package = Package(
                 "Server", "Engine",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "LoadGenTests", dependencies: [

@@ -29,7 +29,9 @@ public enum LoadGen {
         }
         cfg.connectionPool = .init(idleTimeout: .seconds(60),
                                    concurrentHTTP1ConnectionsPerHostSoftLimit: Swift.max(8, Swift.min(limit, 4096)))
-        cfg.timeout = .init(connect: .seconds(10))
+        // A refused connection is retried by the pool until the connect timeout: keep it short, and
+        // under the request timeout so that a server that is not there counts as `connection`.
+        cfg.timeout = .init(connect: .milliseconds(Int64(Swift.min(10, spec.timeoutSeconds / 2) * 1000)))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: cfg)
         do {
             let report = try await Runner(spec: spec, client: client, progress: progress).run()

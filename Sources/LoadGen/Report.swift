@@ -124,7 +124,9 @@ struct LatencyRecorder: Sendable {
 
     var summary: LatencySummary {
         guard count > 0 else { return LatencySummary() }
-        func ms(_ p: Double) -> Double { Double(histogram.valueAtPercentile(p)) / 1000 }
+        // HdrHistogram answers a bucket's highest equivalent value (≤ 0.1 % above the true one):
+        // clamp to the exact maximum so that p99 ≤ max always holds.
+        func ms(_ p: Double) -> Double { Swift.min(Double(histogram.valueAtPercentile(p)) / 1000, maximum * 1000) }
         return LatencySummary(count: count, p50: ms(50), p90: ms(90), p95: ms(95), p99: ms(99),
                               mean: sum / Double(count) * 1000, max: maximum * 1000)
     }

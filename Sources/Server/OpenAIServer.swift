@@ -19,6 +19,8 @@ public final class OpenAIServer: Sendable {
     let tokenizer: Tokenizer
     let chat: ChatFormat
     let logger: Logger
+    /// Set when graceful shutdown begins: /readyz answers 503 from then on.
+    let drainingFlag = Flag()
 
     public init(scheduler: Scheduler, config: ServerConfig, logger: Logger) {
         self.scheduler = scheduler
@@ -33,8 +35,8 @@ public final class OpenAIServer: Sendable {
 
     // MARK: router
 
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func buildRouter() -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
         router.add(middleware: AccessLogMiddleware(logger: logger))
         router.add(middleware: AuthMiddleware(keys: config.apiKeys))
         router.get("/healthz") { _, _ in self.healthz() }
@@ -44,8 +46,8 @@ public final class OpenAIServer: Sendable {
                      body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.render(self.scheduler.stats))))
         }
         router.get("/v1/models") { _, _ in self.models() }
-        router.post("/v1/completions") { req, _ in await self.handle(req, chat: false) }
-        router.post("/v1/chat/completions") { req, _ in await self.handle(req, chat: true) }
+        router.post("/v1/completions") { req, ctx in await self.handle(req, chat: false, channel: ctx.channel) }
+        router.post("/v1/chat/completions") { req, ctx in await self.handle(req, chat: true, channel: ctx.channel) }
         return router
     }
 
@@ -67,7 +69,16 @@ public final class OpenAIServer: Sendable {
             s.alive ? "engine loop has not gone round for \(Int(beat)) s" : "engine loop has stopped")])
     }
 
+    /// Marks the server as draining (graceful shutdown began): /readyz answers 503 so load
+    /// balancers stop sending, while in-flight requests finish.
+    public func beginDraining() { drainingFlag.set() }
+
+    public var isDraining: Bool { drainingFlag.isSet }
+
     func readyz() -> Response {
+        if drainingFlag.isSet {
+            return json(.serviceUnavailable, ["status": "draining", "reason": "the server is shutting down; send new requests elsewhere"])
+        }
         let s = scheduler.stats
         let busy = s.running + s.waiting > 0
         let since = secs(ContinuousClock.now - s.lastProgress)
@@ -95,7 +106,8 @@ public final class OpenAIServer: Sendable {
         var echo: String
     }
 
-    func handle(_ req: Request, chat isChat: Bool) async -> Response {
+    func handle(_ req: Request, chat isChat: Bool, channel: (any Channel)? = nil) async -> Response {
+        let t0 = ContinuousClock.now
         do {
             if scheduler.stats.waiting >= config.maxQueue {
                 var e = APIError(status: .tooManyRequests,
@@ -115,9 +127,10 @@ public final class OpenAIServer: Sendable {
             }
             let ctx = ResponseContext(id: (isChat ? "chatcmpl-" : "cmpl-") + Self.randomID(),
                                       created: Int(Date().timeIntervalSince1970), chat: isChat, options: options,
-                                      promptTokens: promptTokens, jobs: jobs)
+                                      promptTokens: promptTokens, jobs: jobs, started: t0,
+                                      path: req.uri.path)
             if options.stream { return stream(ctx, handles) }
-            return try await complete(ctx, handles)
+            return try await complete(ctx, handles, channel: channel)
         } catch let e as APIError {
             if e.status == .tooManyRequests { metrics.failure("queue_full") }
             return errorResponse(e)
@@ -218,6 +231,45 @@ public final class OpenAIServer: Sendable {
 
     func errorResponse(_ e: APIError) -> Response {
         json(e.status, e.json, extra: e.headers)
+    }
+}
+
+/// Request context that keeps the connection's channel, so a non-streaming handler can notice
+/// its client going away.
+public struct ServerRequestContext: RequestContext {
+    public typealias Source = ApplicationRequestContextSource
+    public var coreContext: CoreRequestContextStorage
+    public let channel: (any Channel)?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+}
+
+/// Put first in a connection's pipeline while a non-streaming request runs: the client closing
+/// its side (EOF, with remote half-closure on) or the connection dropping calls `onDisconnect` once.
+final class DisconnectWatcher: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = NIOAny
+    private let onDisconnect: @Sendable () -> Void
+    private var fired = false
+
+    init(_ onDisconnect: @escaping @Sendable () -> Void) { self.onDisconnect = onDisconnect }
+
+    private func fire() {
+        guard !fired else { return }
+        fired = true
+        onDisconnect()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed { fire() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fire()
+        context.fireChannelInactive()
     }
 }
 

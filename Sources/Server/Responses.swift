@@ -12,6 +12,9 @@ struct ResponseContext: Sendable {
     var options: GenerationOptions
     var promptTokens: Int
     var jobs: [OpenAIServer.Job]
+    /// When the handler got the request (TTFT and total time in the log line count from here).
+    var started: ContinuousClock.Instant
+    var path: String
 }
 
 /// What one choice produced.
@@ -24,10 +27,23 @@ struct ChoiceResult: Sendable {
 
 extension OpenAIServer {
     /// Non-streaming: waits for every choice, then answers one JSON object.
-    func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle]) async throws -> Response {
+    func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle], channel: (any Channel)?) async throws -> Response {
         let timedOut = Flag()
         let ids = handles.map(\.id)
         let sched = scheduler
+        // A client that goes away cancels its sequences (their KV blocks are freed within a step).
+        let gone = Flag()
+        var watcher: DisconnectWatcher?
+        if let channel {
+            let w = DisconnectWatcher {
+                gone.set()
+                for id in ids { sched.cancel(id) }
+            }
+            if (try? await channel.pipeline.addHandler(w, position: .first).get()) != nil { watcher = w }
+        }
+        defer {
+            if let channel, let watcher { channel.pipeline.removeHandler(watcher, promise: nil) }
+        }
         let timeout = config.requestTimeout
         let timer = Task {
             guard timeout > 0 else { return }
@@ -63,6 +79,10 @@ extension OpenAIServer {
             for id in ids { sched.cancel(id) }
         }
         for r in results { record(r, timedOut: timedOut.isSet) }
+        if gone.isSet && !timedOut.isSet {
+            throw APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"),
+                           message: "the client closed the connection; the request was cancelled", type: "cancelled", code: "client_closed")
+        }
         if timedOut.isSet {
             throw APIError(status: .gatewayTimeout, message: "the request took longer than \(Int(timeout)) s and was cancelled; lower max_tokens or raise --request-timeout",
                            type: "timeout_error", code: "timeout")
@@ -90,7 +110,25 @@ extension OpenAIServer {
             "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
             "usage": usage(ctx.promptTokens, completionTokens),
         ]
+        logRequest(ctx, status: 200, results)
         return json(.ok, body)
+    }
+
+    /// The one log line of a completion request that answered 200: token counts, TTFT (first
+    /// token of any choice) and total time, both from the handler's start. Other statuses are
+    /// logged by `AccessLogMiddleware`.
+    func logRequest(_ ctx: ResponseContext, status: Int, _ results: [ChoiceResult], outcome: String = "ok") {
+        let completion = results.reduce(0) { $0 + ($1.completion?.completionTokens ?? 0) }
+        var md: Logger.Metadata = [
+            "method": "POST", "path": "\(ctx.path)", "status": "\(status)", "id": "\(ctx.id)",
+            "stream": "\(ctx.options.stream)", "prompt_tokens": "\(ctx.promptTokens)", "completion_tokens": "\(completion)",
+            "ms": "\(String(format: "%.1f", secs(ContinuousClock.now - ctx.started) * 1000))",
+        ]
+        if let first = results.compactMap(\.tokenTimes.first).min() {
+            md["ttft_ms"] = "\(String(format: "%.1f", secs(first - ctx.started) * 1000))"
+        }
+        if outcome != "ok" { md["outcome"] = "\(outcome)" }
+        logger.info("request", metadata: md)
     }
 
     func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
@@ -226,11 +264,13 @@ extension OpenAIServer {
                     try await writer.write(ByteBuffer(string: "data: \(u.serialized())\n\n"))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                self.logRequest(ctx, status: 200, results, outcome: timedOut.isSet ? "timeout" : "ok")
                 try await writer.finish(nil)
             } catch {
                 for id in ids { sched.cancel(id) }
                 pump.cancel()
                 for r in results { self.record(r, timedOut: false) }
+                self.logRequest(ctx, status: 200, results, outcome: "client_gone")
                 throw error
             }
             for r in results { self.record(r, timedOut: timedOut.isSet) }
@@ -270,14 +310,20 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// One log line per request: method, path, status, duration.
+/// One log line per request: method, path, status, duration. A completion endpoint's 200 is
+/// logged by its handler instead, when the answer is done (with token counts and TTFT).
 struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+
+    static func loggedByHandler(_ path: String, _ status: HTTPResponse.Status) -> Bool {
+        status == .ok && (path == "/v1/completions" || path == "/v1/chat/completions")
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let t0 = ContinuousClock.now
         do {
             let r = try await next(request, context)
+            if Self.loggedByHandler(request.uri.path, r.status) { return r }
             logger.info("request", metadata: [
                 "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(r.status.code)",
                 "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",

@@ -28,6 +28,26 @@ public struct EngineService: Service {
     }
 }
 
+/// Listed last in the service group, so it is the first to hear of graceful shutdown
+/// (service-lifecycle stops services in reverse order): marks the server draining, so /readyz
+/// answers 503, then waits `delay` seconds before the HTTP listener closes and in-flight work drains.
+public struct DrainNotifier: Service {
+    let server: OpenAIServer
+    let delay: Double
+
+    public init(server: OpenAIServer, delay: Double) {
+        self.server = server
+        self.delay = delay
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        server.beginDraining()
+        server.logger.info("draining: /readyz now answers 503", metadata: ["unready_delay_s": "\(delay)"])
+        if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
+    }
+}
+
 extension OpenAIServer {
     /// Serves until SIGTERM/SIGINT, then drains: the HTTP server stops accepting and finishes
     /// in-flight responses, then the engine stops. Returns normally after a graceful drain.
@@ -37,10 +57,11 @@ extension OpenAIServer {
             services: [
                 .init(service: EngineService(scheduler: scheduler, drainTimeout: config.drainTimeout)),
                 .init(service: app),
+                .init(service: DrainNotifier(server: self, delay: config.unreadyDelay)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        cfg.maximumGracefulShutdownDuration = .seconds(config.drainTimeout + 1)
+        cfg.maximumGracefulShutdownDuration = .seconds(config.drainTimeout + config.unreadyDelay + 1)
         let group = ServiceGroup(configuration: cfg)
         try await group.run()
     }

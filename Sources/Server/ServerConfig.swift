@@ -21,6 +21,9 @@ public struct ServerConfig: Sendable {
     public var readyTimeout: Double = 120
     /// Seconds SIGTERM waits for in-flight requests.
     public var drainTimeout: Double = 30
+    /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503
+    /// (time for load balancers to notice).
+    public var unreadyDelay: Double = 0
 
     public init() {}
 }

@@ -20,6 +20,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the file name).") var servedModelName: String?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for in-flight requests.") var drainTimeout: Double = 30
+    @Option(name: .customLong("unready-delay"), help: "Seconds after SIGTERM that /readyz answers 503 before the listener closes.") var unreadyDelay: Double = 0
     @Option(name: .customLong("request-timeout"), help: "Seconds before a request is cancelled (0: none).") var requestTimeout: Double = 600
     @Option(name: .customLong("max-body-mb"), help: "Largest request body in MiB.") var maxBodyMB: Double = 4
 
@@ -31,7 +32,9 @@ struct Serve: AsyncParsableCommand {
         if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0 (got \(maxQueue))") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json (got \(logFormat))") }
-        guard drainTimeout >= 0, requestTimeout >= 0 else { throw ValidationError("--drain-timeout and --request-timeout must be ≥ 0") }
+        guard drainTimeout >= 0, requestTimeout >= 0, unreadyDelay >= 0 else {
+            throw ValidationError("--drain-timeout, --request-timeout and --unready-delay must be ≥ 0")
+        }
         guard maxBodyMB > 0 else { throw ValidationError("--max-body-mb must be > 0") }
     }
 
@@ -58,6 +61,7 @@ struct Serve: AsyncParsableCommand {
         cfg.maxQueue = maxQueue
         cfg.drainTimeout = drainTimeout
         cfg.requestTimeout = requestTimeout
+        cfg.unreadyDelay = unreadyDelay
         cfg.maxBodyBytes = Int(maxBodyMB * 1_048_576)
         var keys = Set(apiKeys.filter { !$0.isEmpty })
         if let env = ProcessInfo.processInfo.environment["AUTOGLM_API_KEYS"] {

@@ -173,10 +173,10 @@ import Testing
         try await fake.with { url in portBox.set(url) }
         let port = Int(portBox.value.split(separator: ":").last ?? "") ?? 0
         #expect(port > 0)
-        let r = try await LoadGen.run(LoadSpec(url: "http://127.0.0.1:\(port)", model: "m", requests: 3, timeoutSeconds: 20))
+        let r = try await LoadGen.run(LoadSpec(url: "http://127.0.0.1:\(port)", model: "m", requests: 3, timeoutSeconds: 2))
         #expect(r.errors == ["connection": 3] && r.completed == 0)
         await #expect(throws: LoadGenError.self) {
-            _ = try await LoadGen.run(LoadSpec(url: "http://127.0.0.1:\(port)", requests: 1))
+            _ = try await LoadGen.run(LoadSpec(url: "http://127.0.0.1:\(port)", requests: 1, timeoutSeconds: 2))
         }
     }
 
