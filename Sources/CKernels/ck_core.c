@@ -158,7 +158,7 @@ void ck_pool_run(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
 /* ---- CPU dispatch ---------------------------------------------------------------------- */
 
 static ck_dot_fn g_tables[3][CK_NTYPES];
-static int g_supported, g_default, g_float_ref;
+static int g_supported, g_default, g_float_ref, g_tile = CK_TILE;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init_tables(void) {
@@ -179,6 +179,9 @@ static void init_tables(void) {
 #endif
     const char *fr = getenv("CKERNELS_FLOAT");
     g_float_ref = fr && fr[0] == '1';
+    /* CKERNELS_TILE=1..CK_TILE (diagnostic): tokens per pass over the weights, for A/B timing. */
+    const char *tl = getenv("CKERNELS_TILE");
+    if (tl && tl[0] >= '1' && tl[0] <= '0' + CK_TILE && tl[1] == 0) g_tile = tl[0] - '0';
     g_default = g_supported;
     const char *env = getenv("CKERNELS_LEVEL");
     if (env && env[0] >= '0' && env[0] <= '2' && env[1] == 0) {
@@ -311,6 +314,7 @@ typedef struct {
     long xstride;
     int act; /* 0 float, 1 qa32, 2 qa256 */
     int type;
+    int tile; /* tokens per pass over a weight row, 1..CK_TILE */
     float *out;
 } mm_job;
 
@@ -341,9 +345,10 @@ static void float_row_task(void *c, long i) {
 static void row_task(void *c, long i) {
     const mm_job *j = c;
     const long r0 = i * j->chunk, r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-    float res[4];
-    for (long t0 = 0; t0 < j->ntok; t0 += 4) {
-        const int nt = j->ntok - t0 < 4 ? (int)(j->ntok - t0) : 4;
+    float res[CK_TILE];
+    const int tile = j->tile;
+    for (long t0 = 0; t0 < j->ntok; t0 += tile) {
+        const int nt = j->ntok - t0 < tile ? (int)(j->ntok - t0) : tile;
         const char *xt = j->xq + t0 * j->xstride;
         float *o = j->out + t0 * j->rows;
         for (long r = r0; r < r1; r++) {
@@ -365,6 +370,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     mm_job j;
     j.fn = g_tables[level][type];
     j.type = type;
+    j.tile = g_tile;
     const int float_ref = g_float_ref;
     j.w = w;
     j.rows = rows;

@@ -17,7 +17,11 @@ typedef struct { float d; int8_t q[256]; int16_t bsum[16]; } ck_qa256;
 
 _Static_assert(sizeof(ck_qa256) == 292, "ck_qa256 layout");
 
-/* Dot products of one weight row with nt (1..4) activation rows.
+/* Activation rows (tokens) per pass over a weight row: the weights are unpacked once per
+ * block and used for this many tokens, whose quantized blocks stay in L1. */
+#define CK_TILE 8
+
+/* Dot products of one weight row with nt (1..CK_TILE) activation rows.
  * nb: blocks in the row (elements for float types); x: first activation row (quantized
  * blocks, or floats for F32/F16/BF16); xstride: bytes between activation rows. */
 typedef void (*ck_dot_fn)(long nb, const void *w, const void *x, long xstride, int nt, float *res);

@@ -3,7 +3,7 @@
  *   CK_FN(n)   level-specific name
  *   CK_VNNI    1 to use AVX-512 VNNI dot products (vpdpbusd on 256-bit vectors)
  * All integer work is exact; only the float accumulation order differs from the scalar
- * path. Weight quants are unpacked once per block and reused for up to 4 activation rows. */
+ * path. Weight quants are unpacked once per block and reused for up to CK_TILE activation rows. */
 #include <immintrin.h>
 #include "ck_internal.h"
 
@@ -20,6 +20,14 @@ INL float h2f(const uint8_t *p) { return _cvtsh_ss(ck_rd16(p)); }
 
 INL __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
+/* Sum of the eight int32 lanes (exact). */
+INL int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* Adds x to lane 0 of an int32x8 vector. */
 INL __m256i add_lane0(__m256i v, int x) {
     return _mm256_add_epi32(v, _mm256_zextsi128_si256(_mm_cvtsi32_si128(x)));
@@ -34,18 +42,18 @@ INL __m256i dot_us(__m256i a, __m256i b) {
 #endif
 }
 
-/* Scale vector: bytes 0..15 of a dot get scale lo, bytes 16..31 get scale hi. */
-#if CK_VNNI
-INL __m256i mkscale(int lo, int hi) { return _mm256_setr_m128i(_mm_set1_epi32(lo), _mm_set1_epi32(hi)); }
-INL __m256i dot_us_scaled(__m256i a, __m256i b, __m256i sv) {
-    return _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b), sv);
-}
-#else
+/* Scale vector: bytes 0..15 of a dot get scale lo, bytes 16..31 get scale hi (int16 lanes). */
 INL __m256i mkscale(int lo, int hi) { return _mm256_setr_m128i(_mm_set1_epi16((short)lo), _mm_set1_epi16((short)hi)); }
-INL __m256i dot_us_scaled(__m256i a, __m256i b, __m256i sv) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), sv);
-}
+/* acc + scaled u8*s8 dot: vpmaddubsw gives exact int16 pair sums (weights ≤ 63, |activations|
+ * ≤ 127, so |pair| ≤ 16002), then one scaled pairwise int16 step into int32: VNNI's vpdpwssd does
+ * the multiply-add and the accumulation in one instruction (AVX2: vpmaddwd + vpaddd). */
+INL __m256i dot_acc_scaled(__m256i acc, __m256i a, __m256i b, __m256i sv) {
+#if CK_VNNI
+    return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(a, b), sv);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), sv));
 #endif
+}
 
 /* 32 bits -> 32 bytes, byte i = 0xFF when bit i is set. */
 INL __m256i expand_bits32(uint32_t bits) {
@@ -67,7 +75,11 @@ INL __m256i expand_bits32(uint32_t bits) {
         case 1: body(nb, w, (const char *)x, xs, 1, res); break;                             \
         case 2: body(nb, w, (const char *)x, xs, 2, res); break;                             \
         case 3: body(nb, w, (const char *)x, xs, 3, res); break;                             \
-        default: body(nb, w, (const char *)x, xs, 4, res); break;                            \
+        case 4: body(nb, w, (const char *)x, xs, 4, res); break;                             \
+        case 5: body(nb, w, (const char *)x, xs, 5, res); break;                             \
+        case 6: body(nb, w, (const char *)x, xs, 6, res); break;                             \
+        case 7: body(nb, w, (const char *)x, xs, 7, res); break;                             \
+        default: body(nb, w, (const char *)x, xs, CK_TILE, res); break;                      \
         }                                                                                    \
     }
 
@@ -85,7 +97,7 @@ INL float load1w(const void *w, long i, int kind) {
     return kind == 1 ? _cvtsh_ss(h) : ck_bf2f(h);
 }
 INL void fdot(long n, const void *w, const char *x, long xs, const int nt, float *res, const int kind) {
-    __m256 a0[4], a1[4];
+    __m256 a0[CK_TILE], a1[CK_TILE];
     for (int t = 0; t < nt; t++) a0[t] = a1[t] = _mm256_setzero_ps();
     long i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -156,12 +168,12 @@ INL void q32_body(long nb, const void *wv, const char *x, long xs, const int nt,
     const uint8_t *w = wv;
     const long bs = Q32_BS(kind);
     const int shift = kind == 1 ? 3 : 4;
-    __m128 acc[4];
-    float tail[4];
+    __m128 acc[CK_TILE];
+    float tail[CK_TILE];
     for (int t = 0; t < nt; t++) { acc[t] = _mm_setzero_ps(); tail[t] = 0; }
     long b = 0;
     for (; b + 4 <= nb; b += 4, w += 4 * bs) {
-        __m256i h01[4], h23[4];
+        __m256i h01[CK_TILE], h23[CK_TILE];
         {
             __m256i a0, s0, a1, s1;
             q32_unpack(w, kind, &a0, &s0);
@@ -225,8 +237,8 @@ INL void qk45_body(long nb, const void *wv, const char *x, long xs, const int nt
     const uint8_t *w = wv;
     const long bs = five ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
-    __m256 acc[4];
-    float accm[4];
+    __m256 acc[CK_TILE];
+    float accm[CK_TILE];
     for (int t = 0; t < nt; t++) { acc[t] = _mm256_setzero_ps(); accm[t] = 0; }
     for (long b = 0; b < nb; b++, w += bs) {
         const float d = h2f(w), dmin = h2f(w + 2);
@@ -235,6 +247,11 @@ INL void qk45_body(long nb, const void *wv, const char *x, long xs, const int nt
         const uint8_t *qs = w + (five ? 48 : 16);
         const __m256i qh = five ? ld(w + 16) : _mm256_setzero_si256();
         __m256i q[8], sv[8];
+        /* mins as int16 pairs (m0,m0,m1,m1,…): one vpmaddwd with the 16 activation sums gives
+         * m[j]·(bsum[2j] + bsum[2j+1]) per lane */
+        const __m128i m8 = _mm_setr_epi16((short)m[0], (short)m[1], (short)m[2], (short)m[3],
+                                          (short)m[4], (short)m[5], (short)m[6], (short)m[7]);
+        const __m256i m16 = _mm256_setr_m128i(_mm_unpacklo_epi16(m8, m8), _mm_unpackhi_epi16(m8, m8));
         for (int c = 0; c < 4; c++) {
             const __m256i raw = ld(qs + 32 * c);
             __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
@@ -250,11 +267,10 @@ INL void qk45_body(long nb, const void *wv, const char *x, long xs, const int nt
         }
         for (int t = 0; t < nt; t++) {
             const ck_qa256 *y = ACTIVATION(ck_qa256, t, b);
-            __m256i s = dot_us_scaled(q[0], ld(y->q), sv[0]);
-            for (int j = 1; j < 8; j++) s = _mm256_add_epi32(s, dot_us_scaled(q[j], ld(y->q + 32 * j), sv[j]));
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) s = dot_acc_scaled(s, q[j], ld(y->q + 32 * j), sv[j]);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * y->d), acc[t]);
-            int mi = 0;
-            for (int j = 0; j < 8; j++) mi += m[j] * (y->bsum[2 * j] + y->bsum[2 * j + 1]);
+            const int mi = hsum_epi32(_mm256_madd_epi16(ld(y->bsum), m16));
             accm[t] += dmin * y->d * (float)mi;
         }
     }
@@ -270,11 +286,12 @@ INL void q6_K_body(long nb, const void *wv, const char *x, long xs, const int nt
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i c03 = _mm256_set1_epi8(0x03), c0c = _mm256_set1_epi8(0x0C);
     const __m256i c30 = _mm256_set1_epi8(0x30), cc0 = _mm256_set1_epi8((char)0xC0);
-    __m256 acc[4];
+    __m256 acc[CK_TILE];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (long b = 0; b < nb; b++, w += 210) {
         const float d = h2f(w + 208);
         const int8_t *sc = (const int8_t *)(w + 192);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         __m256i q[8], sv[8];
         for (int h = 0; h < 2; h++) {
             const __m256i a = ld(w + 64 * h), c = ld(w + 64 * h + 32), hq = ld(w + 128 + 32 * h);
@@ -287,10 +304,9 @@ INL void q6_K_body(long nb, const void *wv, const char *x, long xs, const int nt
         }
         for (int t = 0; t < nt; t++) {
             const ck_qa256 *y = ACTIVATION(ck_qa256, t, b);
-            __m256i s = dot_us_scaled(q[0], ld(y->q), sv[0]);
-            for (int j = 1; j < 8; j++) s = _mm256_add_epi32(s, dot_us_scaled(q[j], ld(y->q + 32 * j), sv[j]));
-            int corr = 0;
-            for (int k = 0; k < 16; k++) corr += sc[k] * y->bsum[k];
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) s = dot_acc_scaled(s, q[j], ld(y->q + 32 * j), sv[j]);
+            const int corr = hsum_epi32(_mm256_madd_epi16(ld(y->bsum), sc16));
             s = add_lane0(s, -32 * corr);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * y->d), acc[t]);
         }

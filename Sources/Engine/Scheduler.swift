@@ -97,6 +97,8 @@ public struct SchedulerConfig: Sendable {
     public var contextLength: Int? = nil
     /// Exact number of KV blocks (overrides `kvCacheMB`; for tests and tiny budgets).
     public var kvCacheBlocks: Int? = nil
+    /// Precision of the sequences' KV caches (F16 like llama.cpp's default; the KV budget counts its real bytes).
+    public var kvPrecision: KVCache.Precision = .f16
 
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
                 blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil) {
@@ -168,8 +170,15 @@ public final class Scheduler: @unchecked Sendable {
     public let config: SchedulerConfig
     /// Context limit per sequence.
     public let contextLength: Int
-    /// Bytes of KV per position: layers × (keyDim + valueDim) × 4.
+    /// Bytes of KV per position: layers × (keyDim + valueDim) × bytes per element of `config.kvPrecision`.
     public let bytesPerPosition: Int
+
+    /// KV bytes one position of `c` costs in a cache of `precision`: the one formula every KV
+    /// budget uses (scheduler blocks, `serve --kv-cache-mb`).
+    public static func kvBytesPerPosition(_ c: ModelConfig, precision: KVCache.Precision) -> Int {
+        KVCache.bytesPerPosition(layers: c.layers, keyDim: c.kvHeads * c.headDim,
+                                 valueDim: c.kvHeads * c.valueDim, precision: precision)
+    }
 
     // Shared with other threads: guarded by `cond`.
     private let cond = NSCondition()
@@ -192,9 +201,7 @@ public final class Scheduler: @unchecked Sendable {
         self.loaded = loaded
         self.config = config
         let c = loaded.model.config
-        let keyDim = c.kvHeads * c.headDim
-        let valueDim = c.kvHeads * c.valueDim
-        bytesPerPosition = c.layers * (keyDim + valueDim) * 4
+        bytesPerPosition = Self.kvBytesPerPosition(c, precision: config.kvPrecision)
         contextLength = min(config.contextLength ?? c.contextLength, c.contextLength)
         if let blocks = config.kvCacheBlocks {
             allocator = BlockAllocator(totalBlocks: blocks, blockSize: config.blockSize)
@@ -470,7 +477,7 @@ public final class Scheduler: @unchecked Sendable {
             guard n > 0, grow(s, to: s.computed + n) else { break }
             waiting.removeFirst()
             if s.cache == nil {
-                s.cache = loaded.model.makeCache(maxPositions: contextLength)
+                s.cache = loaded.model.makeCache(maxPositions: contextLength, precision: config.kvPrecision)
                 s.computed = 0
             }
             if s.timings.scheduled == nil { s.timings.scheduled = clock.now }

@@ -138,3 +138,37 @@ public func dequantizeRow(_ w: WeightMatrix, row: Int, into dst: UnsafeMutablePo
 public func dequantize(_ type: GGMLType, _ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutablePointer<Float>) {
     ck_dequantize(Int32(type.rawValue), src, count, dst)
 }
+
+// MARK: - Half-precision KV helpers
+
+/// Rounds `count` floats to IEEE half precision (nearest, ties to even) and stores their bit
+/// patterns; at the active SIMD level unless `level` is given (every level gives the same bits).
+public func convertToHalf(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int,
+                          level: SIMDLevel? = nil) {
+    ck_f32_to_f16(Int32(level?.rawValue ?? -1), x, y, count)
+}
+
+/// out[j] = Σᵢ q[i]·k[j·stride + i] for j in 0..<count, i in 0..<dim, with half-precision k
+/// (the attention scores of one query over a run of cached keys). Every level gives the same bits.
+public func halfDotRows(_ q: UnsafePointer<Float>, _ k: UnsafePointer<UInt16>, stride: Int, count: Int,
+                        dim: Int, into out: UnsafeMutablePointer<Float>, level: SIMDLevel? = nil) {
+    ck_attn_scores_f16(Int32(level?.rawValue ?? -1), q, k, stride, count, dim, out)
+}
+
+/// out[i] += Σⱼ w[j]·v[j·stride + i] for i in 0..<dim, j in 0..<count (in order of j), with
+/// half-precision v (the attention-weighted sum of cached values). Every level gives the same bits.
+public func halfAccumulateRows(_ w: UnsafePointer<Float>, _ v: UnsafePointer<UInt16>, stride: Int, count: Int,
+                               dim: Int, into out: UnsafeMutablePointer<Float>, level: SIMDLevel? = nil) {
+    ck_attn_accum_f16(Int32(level?.rawValue ?? -1), w, v, stride, count, dim, out)
+}
+
+// MARK: - Activations
+
+/// out[i] = gelu_tanh(g[i]) · u[i] (GeGLU with the tanh-approximated GELU), vectorized; a few
+/// float ulps from the exact value and the same bits at every level. `out` may alias `g` or `u`.
+/// Not yet used by the models: with it, gemma3-270m's greedy output leaves the llama.cpp
+/// reference at a near tie (GoldenForwardTests), so Gemma3/Decoder keep the libm tanh for now.
+public func gegluTanh(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                      count: Int, level: SIMDLevel? = nil) {
+    ck_geglu_tanh(Int32(level?.rawValue ?? -1), g, u, out, count)
+}

@@ -164,13 +164,8 @@ public struct BatchLayout {
 func storeKV(_ layout: BatchLayout, layer: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
              keyDim: Int, valueDim: Int) {
     for t in 0..<layout.count {
-        let c = layout.caches[layout.sequence[t]], p = layout.positions[t]
-        c.key(layer, p).update(from: k + t * keyDim, count: keyDim)
-        c.value(layer, p).update(from: v + t * valueDim, count: valueDim)
-        if c.precision == .f16 {
-            roundToHalf(c.key(layer, p), keyDim)
-            roundToHalf(c.value(layer, p), valueDim)
-        }
+        let c = layout.caches[layout.sequence[t]]
+        c.store(layer: layer, position: layout.positions[t], key: k + t * keyDim, value: v + t * valueDim)
     }
 }
 
@@ -216,8 +211,15 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             qh.update(from: q + (t * heads + h) * headDim, count: headDim)
             if half { roundToHalf(qh, headDim) }
             var mx = -Float.infinity
+            if half {
+                // All n scores in one pass over the half-precision keys (C SIMD kernel).
+                halfDotRows(qh, cache.halfKey(layer, start) + kvh * headDim, stride: cache.keyDim,
+                            count: n, dim: headDim, into: s)
+            } else {
+                for j in 0..<n { s[j] = dot(qh, cache.key(layer, start + j) + kvh * headDim, headDim) }
+            }
             for j in 0..<n {
-                var v = dot(qh, cache.key(layer, start + j) + kvh * headDim, headDim) * scale
+                var v = s[j] * scale
                 if let cap = softcap { v = cap * Foundation.tanh(v / cap) }
                 s[j] = v
                 mx = max(mx, v)
@@ -226,9 +228,12 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             for j in 0..<n { let e = Foundation.exp(s[j] - mx); s[j] = e; sum += e }
             let inv = 1 / sum
             o.initialize(repeating: 0, count: valueDim)
-            for j in 0..<n {
-                let w = half ? halfRounded(s[j] * inv) : s[j] * inv
-                axpy(w, cache.value(layer, start + j) + kvh * valueDim, o, valueDim)
+            if half {
+                for j in 0..<n { s[j] = halfRounded(s[j] * inv) }
+                halfAccumulateRows(s, cache.halfValue(layer, start) + kvh * valueDim, stride: cache.valueDim,
+                                   count: n, dim: valueDim, into: o)
+            } else {
+                for j in 0..<n { axpy(s[j] * inv, cache.value(layer, start + j) + kvh * valueDim, o, valueDim) }
             }
         }
     }

@@ -46,7 +46,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "autoglm.serve")
         let lm = try LoadedModel(path: options.model, threads: options.threads)
         let c = lm.model.config
-        let bytesPerPos = c.layers * c.kvHeads * (c.headDim + c.valueDim) * 4
+        let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: SchedulerConfig().kvPrecision)
         let kvPositions = kvCacheMB * 1_048_576 / max(1, bytesPerPos) / 16 * 16
         let context = min(ctx ?? c.contextLength, c.contextLength, kvPositions)
         guard context >= 16 else {

@@ -4,7 +4,7 @@ import Kernels
 import Testing
 
 @Suite struct MatmulTests {
-    static let tokenCounts = [1, 2, 3, 5, 8]
+    static let tokenCounts = [1, 2, 3, 5, 8, 13]
     static let threadCounts = [1, 2, 3]
 
     /// Columns for a type: a few blocks, and an odd count for element-wise types.
@@ -126,7 +126,7 @@ import Testing
         #expect(SIMDLevel.available.contains(SIMDLevel.active))
     }
 
-    /// Many tokens (parallel activation quantization, several 4-token groups) match the
+    /// Many tokens (parallel activation quantization, a full token tile plus a partial one) match the
     /// token-at-a-time results exactly.
     @Test(arguments: [GGMLType.q8_0, .q5_0, .q4_K, .q6_K, .f32])
     func batchEqualsOneTokenAtATime(_ type: GGMLType) throws {

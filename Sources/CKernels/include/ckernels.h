@@ -12,6 +12,8 @@
  * CKERNELS_LEVEL=0|1|2 caps it (a level the CPU lacks falls back to the best it has).
  * CKERNELS_FLOAT=1 (diagnostic, slow) makes ck_matmul compute with dequantized weights and
  * unquantized activations in double precision, to separate kernel error from model error.
+ * CKERNELS_TILE=1..8 (diagnostic) sets how many tokens ck_matmul runs per pass over a weight
+ * row (default 8), for timing comparisons.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -60,6 +62,23 @@ void ck_matmul(ck_pool *pool, int level, int type, const void *w, long rows, lon
 
 /* Dequantizes count/blocksize whole blocks of `type` from src into dst. */
 void ck_dequantize(int type, const void *src, long count, float *dst);
+
+/* ---- half-precision KV cache helpers ------------------------------------------------------
+ * level: -1 for the default, else 0/1/2 (capped at the supported level). All levels perform the
+ * same (unfused) multiplies and adds in the same order, so they agree bit for bit. */
+
+/* y[i] = x[i] rounded to IEEE half precision (nearest, ties to even), as bit patterns. */
+void ck_f32_to_f16(int level, const float *x, uint16_t *y, long n);
+/* out[j] = sum_i q[i] * k[j*kstride + i] for j in [0, n), i in [0, dim); k holds halves. */
+void ck_attn_scores_f16(int level, const float *q, const uint16_t *k, long kstride, long n, long dim, float *out);
+/* out[i] += sum_j w[j] * v[j*vstride + i] for i in [0, dim), j = 0, 1, ..., n-1 in order. */
+void ck_attn_accum_f16(int level, const float *w, const uint16_t *v, long vstride, long n, long dim, float *out);
+
+/* ---- activations ---------------------------------------------------------------------------
+ * out[i] = gelu_tanh(g[i]) * u[i] (GeGLU), gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
+ * evaluated as x / (1 + exp(-2 sqrt(2/pi)(x + 0.044715 x^3))); a few float ulps from the exact
+ * value; every level gives the same bits. out may alias g or u. */
+void ck_geglu_tanh(int level, const float *g, const float *u, float *out, long n);
 
 #ifdef __cplusplus
 }
