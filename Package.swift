@@ -45,7 +45,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Tokenizers", "Models",
+                "Engine", "Tokenizers", "Models", "Registry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Engine",
+                "Server", "Engine", "Registry", "GGUF",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -46,6 +46,7 @@ public final class OpenAIServer: Sendable {
         router.get("/v1/models") { _, _ in self.models() }
         router.post("/v1/completions") { req, _ in await self.handle(req, chat: false) }
         router.post("/v1/chat/completions") { req, _ in await self.handle(req, chat: true) }
+        for add in config.extraRoutes { add(router) }
         return router
     }
 

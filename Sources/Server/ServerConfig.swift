@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Hummingbird
 import Logging
 
 /// Everything `autoglm serve` configures on the HTTP side.
@@ -21,6 +22,8 @@ public struct ServerConfig: Sendable {
     public var readyTimeout: Double = 120
     /// Seconds SIGTERM waits for in-flight requests.
     public var drainTimeout: Double = 30
+    /// Extra routes mounted after the OpenAI ones (e.g. the registry's REST API).
+    public var extraRoutes: [@Sendable (Router<BasicRequestContext>) -> Void] = []
 
     public init() {}
 }

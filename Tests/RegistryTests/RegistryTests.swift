@@ -9,12 +9,12 @@ import Testing
         try FileManager.default.createDirectory(atPath: "\(home.path)/custom", withIntermediateDirectories: true)
         #expect(FileManager.default.createFile(atPath: dbPath, contents: nil), "an empty (0-byte) database file")
         let r = try Registry(home: "\(home.path)/home", databasePath: dbPath)
-        #expect(try r.appliedMigrations() == ["v1: models, versions, tags, metrics"])
+        #expect(try r.appliedMigrations() == ["v1: models, versions, tags, metrics", "v2: version parts (split GGUF sets)"])
         #expect(FileManager.default.fileExists(atPath: dbPath))
         #expect(try r.listModels().isEmpty)
         // Reopening does not re-run migrations.
         let again = try Registry(home: "\(home.path)/home", databasePath: dbPath)
-        #expect(try again.appliedMigrations().count == 1)
+        #expect(try again.appliedMigrations().count == 2)
     }
 
     @Test func homeDefaultsToEnvironment() {
