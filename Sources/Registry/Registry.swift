@@ -150,6 +150,17 @@ public final class Registry: Sendable {
                 """)
         }
         m.registerMigration("v2: tuning studies and trials") { db in try Registry.createTuningTables(db) }
+        m.registerMigration("v3: version parts (split GGUF sets)") { db in
+            try db.execute(sql: """
+                CREATE TABLE version_parts (
+                    version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+                    idx INTEGER NOT NULL,
+                    digest TEXT NOT NULL,
+                    PRIMARY KEY(version_id, idx)
+                );
+                CREATE INDEX version_parts_digest ON version_parts(digest);
+                """)
+        }
         return m
     }
 
@@ -319,6 +330,50 @@ public final class Registry: Sendable {
         }
     }
 
+    /// Moves a downloaded file into the blob store (verified against `expected` when given) without
+    /// registering a version: for the further parts of a split GGUF set.
+    public func storeBlob(moving file: String, expected: String?, source: String) throws -> (digest: String, size: Int64) {
+        let s: BlobStore.Staged
+        do { s = try blobs.stage(moving: file, expected: expected) } catch let RegistryError.checksumMismatch(_, exp, act) {
+            throw RegistryError.checksumMismatch(source: source, expected: exp, actual: act)
+        }
+        let lock = try FileLock(path: blobs.lockPath(for: s.digest))
+        defer { lock.unlock() }
+        do { try blobs.place(s) } catch { blobs.discard(s); throw error }
+        return (s.digest, s.size)
+    }
+
+    /// Records the further parts (2…N, in order) of a split GGUF registered as `model@version`.
+    public func attachParts(model: String, version: SemVer, parts: [String]) throws {
+        try write { db in
+            guard let id = try Registry.versionRowID(db, model: model, version: version) else {
+                throw RegistryError.versionNotFound(model: model, version: version.description, known: [])
+            }
+            for (i, d) in parts.enumerated() {
+                try db.execute(sql: "INSERT OR REPLACE INTO version_parts (version_id, idx, digest) VALUES (?, ?, ?)",
+                               arguments: [id, i + 2, d])
+            }
+        }
+    }
+
+    /// Blob paths of a split version's further parts (empty for a single-file model).
+    public func parts(model: String, version: String) throws -> [String] {
+        guard let v = try? SemVer(parsing: version) else { return [] }
+        let digests: [String] = try read { db in
+            guard let id = try Registry.versionRowID(db, model: model, version: v) else { return [] }
+            return try String.fetchAll(db, sql: "SELECT digest FROM version_parts WHERE version_id = ? ORDER BY idx", arguments: [id])
+        }
+        return digests.map { blobs.path(for: $0) }
+    }
+
+    /// The newest registration made from `source` (for offline lookups).
+    public func latestVersion(withSource source: String) throws -> ModelVersion? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Registry.versionColumns) FROM versions v WHERE v.source = ? ORDER BY v.created DESC LIMIT 1",
+                             arguments: [source]).map(Registry.decodeVersion)
+        }
+    }
+
     /// The version a model@version would take, if it exists.
     public func find(model: String, version: SemVer) throws -> ModelVersion? {
         try read { db in
@@ -460,6 +515,7 @@ public final class Registry: Sendable {
             defer { lock.unlock() }
             let used = try read { db in
                 try Int.fetchOne(db, sql: "SELECT 1 FROM versions WHERE digest = ? AND linked = 0 LIMIT 1", arguments: [digest]) != nil
+                    || Int.fetchOne(db, sql: "SELECT 1 FROM version_parts WHERE digest = ? LIMIT 1", arguments: [digest]) != nil
             }
             if used { continue }
             let p = blobs.path(for: digest)

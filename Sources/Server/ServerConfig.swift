@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Hummingbird
 import Logging
 
 /// Everything `autoglm serve` configures on the HTTP side.
@@ -24,6 +25,8 @@ public struct ServerConfig: Sendable {
     /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503
     /// (time for load balancers to notice).
     public var unreadyDelay: Double = 0
+    /// Extra routes mounted after the OpenAI ones (e.g. the registry's REST API).
+    public var extraRoutes: [@Sendable (Router<BasicRequestContext>) -> Void] = []
 
     public init() {}
 }

@@ -8,13 +8,14 @@ struct AutoGLM: AsyncParsableCommand {
         commandName: "autoglm",
         abstract: "Fetch, serve, tune and deploy GLM-family LLMs from one binary.",
         subcommands: [Generate.self, Chat.self, Serve.self, Tokenize.self, Inspect.self, Bench.self, Logits.self,
-                      Validate.self, Deploy.self, Pull.self, Models.self, Loadtest.self, Optimize.self])
+                      Validate.self, Deploy.self, Pull.self, Models.self, Loadtest.self, Optimize.self,
+                      RegistryCommand.self])
 }
 
 /// Options shared by commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Path to a GGUF model file.")
-    var model: String
+    @Option(name: .long, help: "A GGUF path, a registered ID[@VERSION|:CHANNEL], a catalog alias or any `autoglm pull` reference (pulled on demand).")
+    var model: String?
 
     @Option(name: .long, help: "Worker threads (default: the number of cores).")
     var threads: Int?

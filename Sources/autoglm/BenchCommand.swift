@@ -20,7 +20,8 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let model = try options.modelPath()
+        let lm = try LoadedModel(path: model, threads: options.threads)
         guard promptTokens + genTokens <= lm.model.config.contextLength else {
             throw ValidationError("--prompt-tokens + --gen-tokens (\(promptTokens + genTokens)) exceeds the model context (\(lm.model.config.contextLength))")
         }
@@ -42,13 +43,13 @@ struct Bench: ParsableCommand {
         let rssMB = Double(usage.ru_maxrss) / 1024
         if json {
             printJSON([
-                "model": options.model, "threads": lm.pool.threadCount, "prompt_tokens": ids.count,
+                "model": model, "threads": lm.pool.threadCount, "prompt_tokens": ids.count,
                 "gen_tokens": genTokens, "repeats": repeats, "prefill_tok_s": pf, "decode_tok_s": dc,
                 "prefill_runs": prefill, "decode_runs": decode, "peak_rss_mb": rssMB,
             ])
         } else {
             print(String(format: "model %@  threads %d  prompt %d  gen %d  (median of %d)",
-                         options.model as NSString, lm.pool.threadCount, ids.count, genTokens, repeats))
+                         model as NSString, lm.pool.threadCount, ids.count, genTokens, repeats))
             print(String(format: "prefill %8.1f tok/s", pf))
             print(String(format: "decode  %8.1f tok/s", dc))
             print(String(format: "peak RSS %.0f MiB", rssMB))

@@ -38,12 +38,13 @@ struct Chat: ParsableCommand {
                 throw ValidationError("cannot read --template \(template): \(error.localizedDescription)")
             }
         }
-        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let model = try options.modelPath()
+        let lm = try LoadedModel(path: model, threads: options.threads)
         let session = try ChatSession(model: lm, templateSource: source, system: system, context: ctx)
         let params = sampling.params
         installInterruptHandler()
         let stderr = FileHandle.standardError
-        stderr.write(Data("Chatting with \((options.model as NSString).lastPathComponent) (context \(session.contextSize)). /bye or Ctrl-D exits, Ctrl-C stops an answer.\n".utf8))
+        stderr.write(Data("Chatting with \((model as NSString).lastPathComponent) (context \(session.contextSize)). /bye or Ctrl-D exits, Ctrl-C stops an answer.\n".utf8))
         while let input = readMessage() {
             let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { continue }

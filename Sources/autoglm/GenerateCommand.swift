@@ -22,7 +22,8 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let model = try options.modelPath()
+        let lm = try LoadedModel(path: model, threads: options.threads)
         let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
         let params = sampling.params
         var detok = StreamingDetokenizer(tokenizer: lm.tokenizer)

@@ -30,7 +30,8 @@ struct Logits: ParsableCommand {
     }
 
     func run() throws {
-        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let model = try options.modelPath()
+        let lm = try LoadedModel(path: model, threads: options.threads)
         let tokens = try parsedIDs()
         let vocab = lm.model.config.vocabulary
         let cache = lm.model.makeCache(maxPositions: tokens.count)

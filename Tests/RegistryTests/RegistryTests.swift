@@ -12,6 +12,7 @@ import Testing
         let applied = try r.appliedMigrations()
         #expect(applied.first == "v1: models, versions, tags, metrics")
         #expect(applied.contains("v2: tuning studies and trials"))
+        #expect(applied.contains("v3: version parts (split GGUF sets)"))
         #expect(FileManager.default.fileExists(atPath: dbPath))
         #expect(try r.listModels().isEmpty)
         // Reopening does not re-run migrations.
