@@ -26,7 +26,7 @@ public struct ServerConfig: Sendable {
     /// (time for load balancers to notice).
     public var unreadyDelay: Double = 0
     /// Extra routes mounted after the OpenAI ones (e.g. the registry's REST API).
-    public var extraRoutes: [@Sendable (Router<BasicRequestContext>) -> Void] = []
+    public var extraRoutes: [@Sendable (Router<ServerRequestContext>) -> Void] = []
 
     public init() {}
 }
