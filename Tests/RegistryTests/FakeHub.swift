@@ -60,7 +60,7 @@ final class FakeHub: @unchecked Sendable {
         self.commit = commit
         self.files = files
         self.digests = digests
-        guard case let (h, hp)? = FakeHub.openListener(), case let (c, cp)? = FakeHub.openListener() else { return nil }
+        guard case let (h, hp)? = openLoopbackListener(backlog: 16), case let (c, cp)? = openLoopbackListener(backlog: 16) else { return nil }
         hubFD = h; hubPort = hp; cdnFD = c; cdnPort = cp
         Thread { [self] in self.acceptLoop(fd: hubFD, host: "hub") }.start()
         Thread { [self] in self.acceptLoop(fd: cdnFD, host: "cdn") }.start()
@@ -71,26 +71,6 @@ final class FakeHub: @unchecked Sendable {
     }
 
     private func locked<T>(_ body: () -> T) -> T { lock.lock(); defer { lock.unlock() }; return body() }
-
-    private static func openListener() -> (Int32, UInt16)? {
-        #if canImport(Glibc)
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let s = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard s >= 0 else { return nil }
-        var one: Int32 = 1
-        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0, listen(s, 16) == 0 else { close(s); return nil }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        return (s, UInt16(bigEndian: addr.sin_port))
-    }
 
     private func acceptLoop(fd: Int32, host: String) {
         while true {
