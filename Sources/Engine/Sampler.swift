@@ -83,6 +83,19 @@ public struct Sampler: Sendable {
         return Int32(best)
     }
 
+    /// The `k` candidates with the largest logits, in descending order (k < cand.count): one pass
+    /// keeping a sorted buffer of k, so the cost is linear in the vocabulary for small k.
+    static func largest(_ cand: [(id: Int32, logit: Float)], _ k: Int) -> [(id: Int32, logit: Float)] {
+        var best = Array(cand.prefix(k))
+        best.sort { $0.logit > $1.logit }
+        for c in cand.dropFirst(k) where c.logit > best[k - 1].logit {
+            var i = k - 1
+            while i > 0, best[i - 1].logit < c.logit { best[i] = best[i - 1]; i -= 1 }
+            best[i] = c
+        }
+        return best
+    }
+
     /// Picks the next token. `logits` may be modified.
     public mutating func sample(_ logits: inout [Float], history: [Int32] = []) -> Int32 {
         applyPenalties(&logits, history: history)
@@ -92,21 +105,25 @@ public struct Sampler: Sendable {
         var mx = -Float.infinity
         for v in logits where v > mx { mx = v }
         guard mx.isFinite else { return Self.argmax(logits) }
-        // Candidates whose probability relative to the best is above e^-25: the rest carry
-        // less than 1e-5 of the mass even for a 262k vocabulary.
+        // Candidates whose probability relative to the best is above e^-25 (the rest carry less
+        // than 1e-5 of the mass even for a 262k vocabulary) and, with min-p, at least min-p of the
+        // best's. min-p keeps a prefix of the descending order, so filtering it first is the same as after top-k.
+        let top = mx * inv
         var cand: [(id: Int32, logit: Float)] = []
-        for (i, v) in logits.enumerated() where (v - mx) * inv > -25 { cand.append((Int32(i), v * inv)) }
-        cand.sort { $0.logit > $1.logit }
-        if p.topK > 0, cand.count > p.topK { cand.removeSubrange(p.topK...) }
-        let top = cand[0].logit
+        for (i, v) in logits.enumerated() where (v - mx) * inv > -25 {
+            let s = v * inv
+            if p.minP > 0, Foundation.exp(s - top) < p.minP { continue }
+            cand.append((Int32(i), s))
+        }
+        if cand.isEmpty { return Self.argmax(logits) }
+        if p.topK > 0, cand.count > p.topK { cand = Self.largest(cand, p.topK) }
+        // Only top-p needs the candidates in descending order; without it the draw below samples
+        // the same distribution in any order, so a full-vocabulary sort (the cost of a decode step
+        // at temperature 1 with no top-k) is skipped.
+        if p.topP < 1 { cand.sort { $0.logit > $1.logit } }
         var probs = cand.map { Foundation.exp($0.logit - top) }
         var sum = probs.reduce(0, +)
-        if p.minP > 0 {
-            let keep = probs.prefix { $0 >= p.minP }.count  // probs[0] == 1 is the max
-            probs.removeSubrange(max(keep, 1)...)
-        }
         if p.topP < 1 {
-            sum = probs.reduce(0, +)
             var acc: Float = 0
             var keep = probs.count
             for (i, q) in probs.enumerated() {

@@ -93,6 +93,10 @@ final class Runner: Sendable {
         var h = HTTPHeaders()
         h.add(name: "Content-Type", value: "application/json")
         h.add(name: "Accept", value: "text/event-stream")
+        // One connection per request: a pooled keep-alive connection that the server has already
+        // closed (llama-server closes idle and long-lived ones) would otherwise fail a request
+        // that never reached it and count as a server error. Loopback connects cost microseconds.
+        h.add(name: "Connection", value: "close")
         if let k = spec.apiKey, !k.isEmpty { h.add(name: "Authorization", value: "Bearer \(k)") }
         return h
     }
