@@ -24,6 +24,8 @@ let package = Package(
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
         .target(name: "GGUF"),
+        // The one JSON value type (OpenAI API bodies, Kubernetes API objects). No dependencies.
+        .target(name: "JSON"),
         // SIMD integer kernels in C (runtime CPU dispatch, portable scalar fallback).
         .target(
             name: "CKernels",
@@ -46,7 +48,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Tokenizers", "Models", "Registry",
+                "JSON", "Engine", "Tokenizers", "Models", "Registry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -56,6 +58,7 @@ let package = Package(
         ),
         // Spec schema + overlays, Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
+            "JSON",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
