@@ -158,6 +158,8 @@ void ck_pool_run(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
 /* ---- CPU dispatch ---------------------------------------------------------------------- */
 
 static ck_dot_fn g_tables[3][CK_NTYPES];
+static ck_qa32_fn g_qa32[3] = {ck_quant_qa32_scalar, ck_quant_qa32_scalar, ck_quant_qa32_scalar};
+static ck_qa256_fn g_qa256[3] = {ck_quant_qa256_scalar, ck_quant_qa256_scalar, ck_quant_qa256_scalar};
 static int g_supported, g_default, g_float_ref, g_tile = CK_TILE;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -169,10 +171,14 @@ static void init_tables(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         /* F16C has no __builtin_cpu_supports name in every compiler; AVX2+FMA CPUs have it. */
         ck_fill_avx2(g_tables[1]);
+        g_qa32[1] = ck_quant_qa32_avx2;
+        g_qa256[1] = ck_quant_qa256_avx2;
         g_supported = 1;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
             ck_fill_avx512(g_tables[2]);
+            g_qa32[2] = ck_quant_qa32_avx512;
+            g_qa256[2] = ck_quant_qa256_avx512;
             g_supported = 2;
         }
     }
@@ -237,33 +243,7 @@ long ck_type_size(int type) {
  *        1/(127/amax), not rounded (llama.cpp negates both when the extreme value is positive;
  *        the products are the same). */
 
-/* The float nearest to f in half precision (round to nearest, ties to even), including
- * subnormal halves, overflow to infinity and NaN. */
-static float ck_round_half(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    const uint32_t sign = b & 0x80000000u, a = b & 0x7fffffffu;
-    uint32_t r;
-    if (a >= 0x7f800000u) {
-        r = b; /* inf / NaN */
-    } else if (a >= 0x477ff000u) {
-        r = sign | 0x7f800000u; /* rounds past the largest half (65504) */
-    } else if (a >= 0x38800000u) {
-        /* normal half: keep 10 mantissa bits */
-        r = sign | ((a + 0x0fffu + ((a >> 13) & 1u)) & ~0x1fffu);
-    } else {
-        /* subnormal half (or zero): a multiple of 2^-24, rounded half to even */
-        float m = fabsf(f) * 16777216.0f; /* exact: scaling by a power of two */
-        m = nearbyintf(m) * (1.0f / 16777216.0f);
-        memcpy(&r, &m, 4);
-        r |= sign;
-    }
-    float out;
-    memcpy(&out, &r, 4);
-    return out;
-}
-
-static void quantize_qa32(const float *x, char *row, long nb) {
+void ck_quant_qa32_scalar(const float *x, char *row, long nb) {
     float *yd = (float *)row;
     int32_t *ysum = (int32_t *)(row + 4 * nb);
     int8_t *yq = (int8_t *)(row + 8 * nb);
@@ -283,7 +263,7 @@ static void quantize_qa32(const float *x, char *row, long nb) {
     }
 }
 
-static void quantize_qa256(const float *x, ck_qa256 *y, long nb) {
+void ck_quant_qa256_scalar(const float *x, ck_qa256 *y, long nb) {
     for (long b = 0; b < nb; b++, x += 256) {
         float amax = 0;
         for (int j = 0; j < 256; j++) amax = fmaxf(amax, fabsf(x[j]));
@@ -314,14 +294,16 @@ typedef struct {
     long xstride;
     int act; /* 0 float, 1 qa32, 2 qa256 */
     int type;
+    ck_qa32_fn qa32;
+    ck_qa256_fn qa256;
     int tile; /* tokens per pass over a weight row, 1..CK_TILE */
     float *out;
 } mm_job;
 
 static void quant_task(void *c, long t) {
     mm_job *j = c;
-    if (j->act == 1) quantize_qa32(j->x + t * j->cols, j->xq + t * j->xstride, j->nb);
-    else quantize_qa256(j->x + t * j->cols, (ck_qa256 *)(j->xq + t * j->xstride), j->nb);
+    if (j->act == 1) j->qa32(j->x + t * j->cols, j->xq + t * j->xstride, j->nb);
+    else j->qa256(j->x + t * j->cols, (ck_qa256 *)(j->xq + t * j->xstride), j->nb);
 }
 
 /* Float reference: dequantized weights times unquantized activations (CKERNELS_FLOAT=1). */
@@ -370,6 +352,8 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     mm_job j;
     j.fn = g_tables[level][type];
     j.type = type;
+    j.qa32 = g_qa32[level];
+    j.qa256 = g_qa256[level];
     j.tile = g_tile;
     const int float_ref = g_float_ref;
     j.w = w;
@@ -426,4 +410,19 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     dispatch(p, ntasks, float_ref ? float_row_task : row_task, &j);
     tls_pool = saved;
     pthread_mutex_unlock(&p->call_mu);
+}
+
+void ck_quantize_activations(int level, int type, const float *x, long cols, void *out) {
+    pthread_once(&g_once, init_tables);
+    if (level < 0) level = g_default;
+    if (level > g_supported) level = g_supported;
+    const long bsize = ck_block_size(type);
+    if (bsize <= 1 || cols <= 0 || cols % bsize != 0) return;
+    if (bsize == 32) g_qa32[level](x, out, cols / 32);
+    else g_qa256[level](x, out, cols / 256);
+}
+
+long ck_activation_block_bytes(int type) {
+    const long bsize = ck_block_size(type);
+    return bsize == 32 ? CK_QA32_BYTES : bsize == 256 ? (long)sizeof(ck_qa256) : 0;
 }

@@ -3,6 +3,7 @@
 #define CK_INTERNAL_H
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include "ckernels.h"
 
 /* Activations for 32-element weight blocks are stored per row as three arrays so that
@@ -64,6 +65,45 @@ static inline void ck_scale_min_k4(const uint8_t *s, int j, int *sc, int *m) {
         *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
     }
 }
+
+/* The float nearest to f in half precision (round to nearest, ties to even), including
+ * subnormal halves, overflow to infinity and NaN. */
+static inline float ck_round_half(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    const uint32_t sign = b & 0x80000000u, a = b & 0x7fffffffu;
+    uint32_t r;
+    if (a >= 0x7f800000u) {
+        r = b; /* inf / NaN */
+    } else if (a >= 0x477ff000u) {
+        r = sign | 0x7f800000u; /* rounds past the largest half (65504) */
+    } else if (a >= 0x38800000u) {
+        /* normal half: keep 10 mantissa bits */
+        r = sign | ((a + 0x0fffu + ((a >> 13) & 1u)) & ~0x1fffu);
+    } else {
+        /* subnormal half (or zero): a multiple of 2^-24, rounded half to even */
+        float m = fabsf(f) * 16777216.0f; /* exact: scaling by a power of two */
+        m = nearbyintf(m) * (1.0f / 16777216.0f);
+        memcpy(&r, &m, 4);
+        r |= sign;
+    }
+    float out;
+    memcpy(&out, &r, 4);
+    return out;
+}
+
+/* Activation quantizers (llama.cpp's q8_0 / q8_K rules, see ck_core.c): every level writes the
+ * same bytes. qa32 writes one row of nb blocks in the CK_QA32 layout; qa256 nb ck_qa256 blocks. */
+typedef void (*ck_qa32_fn)(const float *x, char *row, long nb);
+typedef void (*ck_qa256_fn)(const float *x, ck_qa256 *y, long nb);
+void ck_quant_qa32_scalar(const float *x, char *row, long nb);
+void ck_quant_qa256_scalar(const float *x, ck_qa256 *y, long nb);
+#if defined(__x86_64__)
+void ck_quant_qa32_avx2(const float *x, char *row, long nb);
+void ck_quant_qa256_avx2(const float *x, ck_qa256 *y, long nb);
+void ck_quant_qa32_avx512(const float *x, char *row, long nb);
+void ck_quant_qa256_avx512(const float *x, ck_qa256 *y, long nb);
+#endif
 
 /* Fill table[type] with the level's kernels (entries left NULL are not provided). */
 void ck_fill_scalar(ck_dot_fn *table);

@@ -326,3 +326,64 @@ void CK_FN(ck_fill)(ck_dot_fn *table) {
     table[CK_TYPE_Q5_K] = CK_FN(dot_q5_K);
     table[CK_TYPE_Q6_K] = CK_FN(dot_q6_K);
 }
+
+/* ---- activation quantization (same bytes as ck_quant_*_scalar) ------------------------ */
+
+/* Largest |x| of 8·k floats (k vectors), as the scalar fmaxf loop computes it for finite input. */
+INL float absmax(const float *x, int k) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < k; i++) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i)));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* round-half-even(x·id) clamped to ±127, for 8 floats (the default MXCSR rounding is the
+ * nearbyintf rounding). */
+INL __m256i quant8(const float *x, __m256 id) {
+    const __m256i v = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id),
+                                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return _mm256_max_epi32(_mm256_min_epi32(v, _mm256_set1_epi32(127)), _mm256_set1_epi32(-127));
+}
+
+/* Packs four int32x8 (values in ±127) into 32 int8 in order. */
+INL __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    const __m256i p = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+INL int hsum_i32(__m256i v) { return hsum_epi32(v); }
+
+CK_TARGET void CK_FN(ck_quant_qa32)(const float *x, char *row, long nb) {
+    float *yd = (float *)row;
+    int32_t *ysum = (int32_t *)(row + 4 * nb);
+    int8_t *yq = (int8_t *)(row + 8 * nb);
+    for (long b = 0; b < nb; b++, x += 32, yq += 32) {
+        const float amax = absmax(x, 4);
+        const float id = amax != 0 ? 127.0f / amax : 0.0f;
+        const __m256 idv = _mm256_set1_ps(id);
+        const __m256i a = quant8(x, idv), bq = quant8(x + 8, idv), c = quant8(x + 16, idv), d = quant8(x + 24, idv);
+        _mm256_storeu_si256((__m256i *)yq, pack32(a, bq, c, d));
+        ysum[b] = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(a, bq), _mm256_add_epi32(c, d)));
+        yd[b] = ck_round_half(amax / 127.0f);
+    }
+}
+
+CK_TARGET void CK_FN(ck_quant_qa256)(const float *x, ck_qa256 *y, long nb) {
+    for (long b = 0; b < nb; b++, x += 256) {
+        const float amax = absmax(x, 32);
+        const float id = amax != 0 ? 127.0f / amax : 0.0f;
+        const __m256 idv = _mm256_set1_ps(id);
+        for (int g = 0; g < 8; g++) {
+            const float *xg = x + 32 * g;
+            const __m256i a = quant8(xg, idv), bq = quant8(xg + 8, idv), c = quant8(xg + 16, idv), d = quant8(xg + 24, idv);
+            _mm256_storeu_si256((__m256i *)(y[b].q + 32 * g), pack32(a, bq, c, d));
+            y[b].bsum[2 * g] = (int16_t)hsum_i32(_mm256_add_epi32(a, bq));
+            y[b].bsum[2 * g + 1] = (int16_t)hsum_i32(_mm256_add_epi32(c, d));
+        }
+        y[b].d = amax != 0 ? 1.0f / id : 0.0f;
+    }
+}

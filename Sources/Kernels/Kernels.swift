@@ -172,3 +172,23 @@ public func gegluTanh(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, into
                       count: Int, level: SIMDLevel? = nil) {
     ck_geglu_tanh(Int32(level?.rawValue ?? -1), g, u, out, count)
 }
+
+// MARK: - Activation quantization (exposed for tests)
+
+/// The 8-bit activation blocks `matmul` makes from `x` for weights of `type` (llama.cpp's
+/// q8_0 rule for 32-element types, q8_K for the K-quants), as raw bytes; at the active SIMD
+/// level unless `level` is given (every level writes the same bytes). Empty for float types or
+/// when `x.count` is not a whole number of blocks.
+public func quantizeActivations(_ x: [Float], for type: GGMLType, level: SIMDLevel? = nil) -> [UInt8] {
+    let per = Int(ck_activation_block_bytes(Int32(type.rawValue)))
+    let bs = type.blockSize
+    guard per > 0, !x.isEmpty, x.count % bs == 0 else { return [] }
+    var out = [UInt8](repeating: 0, count: x.count / bs * per)
+    x.withUnsafeBufferPointer { xp in
+        out.withUnsafeMutableBytes { op in
+            ck_quantize_activations(Int32(level?.rawValue ?? -1), Int32(type.rawValue), xp.baseAddress,
+                                    x.count, op.baseAddress)
+        }
+    }
+    return out
+}

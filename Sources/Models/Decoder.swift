@@ -177,24 +177,32 @@ func gatedMLP(_ n: Int, h: UnsafePointer<Float>, out: UnsafeMutablePointer<Float
     case .separate(let gate, let up):
         matmul(gate, h, nTokens: n, g, pool: pool)
         matmul(up, h, nTokens: n, S.gateUp.ptr, pool: pool)
-        activate(g, times: S.gateUp.ptr, count: n * ff, activation)
+        activate(g, times: S.gateUp.ptr, count: n * ff, activation, pool: pool)
     case .fused(let m):
         matmul(m, h, nTokens: n, S.gateUp.ptr, pool: pool)
         for t in 0..<n {
             let row = S.gateUp.row(t, 2 * ff)
             // gate is the first half of each row, up the second; write act(gate)·up over the gate half.
-            activate(row, times: row + ff, count: ff, activation)
+            activate(row, times: row + ff, count: ff, activation, pool: pool)
             (g + t * ff).update(from: row, count: ff)
         }
     }
     matmul(W.down, g, nTokens: n, out, pool: pool)
 }
 
-/// x[i] = act(x[i]) * y[i]
-func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, count: Int, _ a: Activation) {
-    switch a {
-    case .silu: for i in 0..<count { x[i] = silu(x[i]) * y[i] }
-    case .geluTanh: for i in 0..<count { x[i] = geluTanh(x[i]) * y[i] }
+/// x[i] = act(x[i]) * y[i], split across the pool in chunks (each element is computed by the
+/// same scalar function on whichever thread runs its chunk, so the result does not depend on
+/// the thread count).
+func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, count: Int, _ a: Activation,
+              pool: ThreadPool) {
+    let chunk = 2048
+    let tasks = (count + chunk - 1) / chunk
+    pool.parallelFor(tasks) { i in
+        let lo = i * chunk, hi = min(count, lo + chunk)
+        switch a {
+        case .silu: for j in lo..<hi { x[j] = silu(x[j]) * y[j] }
+        case .geluTanh: for j in lo..<hi { x[j] = geluTanh(x[j]) * y[j] }
+        }
     }
 }
 

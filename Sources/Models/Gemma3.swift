@@ -121,7 +121,7 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
             rmsNorm(x.ptr, L.ffnNorm, h.ptr, rows: n, n: d, eps: c.rmsEps)
             matmul(L.gate, h.ptr, nTokens: n, g.ptr, pool: pool)
             matmul(L.up, h.ptr, nTokens: n, u.ptr, pool: pool)
-            for i in 0..<(n * c.feedForward) { g.ptr[i] = geluTanh(g.ptr[i]) * u.ptr[i] }
+            activate(g.ptr, times: u.ptr, count: n * c.feedForward, .geluTanh, pool: pool)
             matmul(L.down, g.ptr, nTokens: n, o.ptr, pool: pool)
             rmsNorm(o.ptr, L.postFfnNorm, o.ptr, rows: n, n: d, eps: c.rmsEps)
             addInPlace(x.ptr, o.ptr, n * d)

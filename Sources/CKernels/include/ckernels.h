@@ -60,6 +60,13 @@ long ck_type_size(int type);
 void ck_matmul(ck_pool *pool, int level, int type, const void *w, long rows, long cols,
                const float *x, long ntok, float *out);
 
+/* The 8-bit activation blocks ck_matmul makes from `cols` floats for weights of `type` (a
+ * block-quantized type): cols/32 blocks of ck_activation_block_bytes(type) bytes for the 32-element
+ * types, cols/256 for the K-quants. For tests: every level writes the same bytes. */
+void ck_quantize_activations(int level, int type, const float *x, long cols, void *out);
+/* Bytes of one activation block for weights of `type` (0 for float types). */
+long ck_activation_block_bytes(int type);
+
 /* Dequantizes count/blocksize whole blocks of `type` from src into dst. */
 void ck_dequantize(int type, const void *src, long count, float *dst);
 
