@@ -13,26 +13,8 @@
 
 /* ---- scalar ------------------------------------------------------------------------ */
 
-static inline uint16_t f2h_scalar(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    const uint16_t s = (uint16_t)((b >> 16) & 0x8000u);
-    const uint32_t a = b & 0x7fffffffu;
-    if (a > 0x7f800000u) return s | 0x7e00u | (uint16_t)((a >> 13) & 0x3ffu); /* NaN, quieted */
-    if (a >= 0x477ff000u) return s | 0x7c00u;     /* ≥ 65520 rounds to infinity */
-    if (a >= 0x38800000u) {                       /* normal half: round mantissa to 10 bits, ties to even */
-        const uint32_t r = a + 0x0fffu + ((a >> 13) & 1u);
-        return s | (uint16_t)((r - 0x38000000u) >> 13);
-    }
-    float fa;
-    memcpy(&fa, &a, 4);
-    /* subnormal half: multiples of 2^-24 (the scaling is exact; rint rounds ties to even;
-     * 1024 encodes the smallest normal) */
-    return s | (uint16_t)rintf(fa * 16777216.0f);
-}
-
 static void f32_to_f16_scalar(const float *x, uint16_t *y, long n) {
-    for (long i = 0; i < n; i++) y[i] = f2h_scalar(x[i]);
+    for (long i = 0; i < n; i++) y[i] = ck_f2h(x[i]);
 }
 
 /* The fixed reduction of 16 lane sums: v[l] = a[l] + a[l+8], then v[0] + v[1] + … + v[7] in order. */
@@ -80,7 +62,7 @@ static HT void f32_to_f16_avx2(const float *x, uint16_t *y, long n) {
     long i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) y[i] = f2h_scalar(x[i]);
+    for (; i < n; i++) y[i] = ck_f2h(x[i]);
 }
 
 static inline __attribute__((always_inline)) HT __m256 ldh(const uint16_t *p) {

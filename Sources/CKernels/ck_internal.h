@@ -92,6 +92,25 @@ static inline float ck_round_half(float f) {
     return out;
 }
 
+/* IEEE half bits of f, rounded to nearest, ties to even (subnormals, overflow to infinity, NaN quieted). */
+static inline uint16_t ck_f2h(float f) {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    const uint16_t s = (uint16_t)((b >> 16) & 0x8000u);
+    const uint32_t a = b & 0x7fffffffu;
+    if (a > 0x7f800000u) return s | 0x7e00u | (uint16_t)((a >> 13) & 0x3ffu); /* NaN, quieted */
+    if (a >= 0x477ff000u) return s | 0x7c00u;     /* ≥ 65520 rounds to infinity */
+    if (a >= 0x38800000u) {                       /* normal half: round mantissa to 10 bits, ties to even */
+        const uint32_t r = a + 0x0fffu + ((a >> 13) & 1u);
+        return s | (uint16_t)((r - 0x38000000u) >> 13);
+    }
+    float fa;
+    memcpy(&fa, &a, 4);
+    /* subnormal half: multiples of 2^-24 (the scaling is exact; rint rounds ties to even;
+     * 1024 encodes the smallest normal) */
+    return s | (uint16_t)rintf(fa * 16777216.0f);
+}
+
 /* Activation quantizers (llama.cpp's q8_0 / q8_K rules, see ck_core.c): every level writes the
  * same bytes. qa32 writes one row of nb blocks in the CK_QA32 layout; qa256 nb ck_qa256 blocks. */
 typedef void (*ck_qa32_fn)(const float *x, char *row, long nb);

@@ -164,15 +164,6 @@ public func halfAccumulateRows(_ w: UnsafePointer<Float>, _ v: UnsafePointer<UIn
 
 // MARK: - Activations
 
-/// out[i] = gelu_tanh(g[i]) · u[i] (GeGLU with the tanh-approximated GELU), vectorized; a few
-/// float ulps from the exact value and the same bits at every level. `out` may alias `g` or `u`.
-/// Not yet used by the models: with it, gemma3-270m's greedy output leaves the llama.cpp
-/// reference at a near tie (GoldenForwardTests), so Gemma3/Decoder keep the libm tanh for now.
-public func gegluTanh(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
-                      count: Int, level: SIMDLevel? = nil) {
-    ck_geglu_tanh(Int32(level?.rawValue ?? -1), g, u, out, count)
-}
-
 // MARK: - Activation quantization (exposed for tests)
 
 /// The 8-bit activation blocks `matmul` makes from `x` for weights of `type` (llama.cpp's
@@ -191,4 +182,13 @@ public func quantizeActivations(_ x: [Float], for type: GGMLType, level: SIMDLev
         }
     }
     return out
+}
+
+/// out[i] = gelu(g[i]) · u[i] with llama.cpp's half-precision GELU table (its CPU default):
+/// 0 for g ≤ -10, g for g ≥ 10, otherwise the table entry of g rounded to half precision, the
+/// table holding half(gelu_tanh(h)) for every half h. The same bits at every level; `out` may
+/// alias `g` or `u`.
+public func gegluTable(_ g: UnsafePointer<Float>, _ u: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                       count: Int, level: SIMDLevel? = nil) {
+    ck_geglu_table(Int32(level?.rawValue ?? -1), g, u, out, count)
 }

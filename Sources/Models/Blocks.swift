@@ -70,11 +70,6 @@ func addBias(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, row
 
 @inline(__always) func silu(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
 
-@inline(__always) func geluTanh(_ x: Float) -> Float {
-    let c: Float = 0.7978845608028654 // sqrt(2/pi)
-    return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
-}
-
 /// How rotary embeddings pair the lanes of a head.
 public enum RopeStyle: Sendable {
     /// Rotate lane i with lane i + dims/2 (GPT-NeoX; Gemma, Qwen 2/3).

@@ -47,6 +47,7 @@ struct GatedMLPWeights {
 
 enum Activation {
     case silu
+    /// The tanh-approximated GELU, evaluated through llama.cpp's half-precision table.
     case geluTanh
 }
 
@@ -190,9 +191,11 @@ func gatedMLP(_ n: Int, h: UnsafePointer<Float>, out: UnsafeMutablePointer<Float
     matmul(W.down, g, nTokens: n, out, pool: pool)
 }
 
-/// x[i] = act(x[i]) * y[i], split across the pool in chunks (each element is computed by the
-/// same scalar function on whichever thread runs its chunk, so the result does not depend on
-/// the thread count).
+/// x[i] = act(x[i]) * y[i], split across the pool in chunks (each element's result does not
+/// depend on the chunking or the thread count). GELU is llama.cpp's half-precision table rule
+/// (`gegluTable`): it is what the reference engine computes, and with it gemma3's first-step
+/// logits land closer to llama.cpp's goldens than with an exact tanh (mean top-5 deviation lower
+/// on 6 of the 8 golden prompts, e.g. code_python 0.27 vs 0.58).
 func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, count: Int, _ a: Activation,
               pool: ThreadPool) {
     let chunk = 2048
@@ -201,7 +204,7 @@ func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, c
         let lo = i * chunk, hi = min(count, lo + chunk)
         switch a {
         case .silu: for j in lo..<hi { x[j] = silu(x[j]) * y[j] }
-        case .geluTanh: for j in lo..<hi { x[j] = geluTanh(x[j]) * y[j] }
+        case .geluTanh: gegluTable(x + lo, y + lo, into: x + lo, count: hi - lo)
         }
     }
 }

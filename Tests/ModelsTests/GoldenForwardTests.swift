@@ -26,9 +26,11 @@ struct GreedyComparison {
 }
 
 /// Walks the reference steps: ours must equal the reference exactly up to the first step whose
-/// reference top-2 gap is < 0.05 (the rule). At that near tie either of the two reference
-/// candidates is accepted, and the comparison stops there: beyond it, sub-1% numeric differences
-/// may legitimately pick the other branch.
+/// reference top-2 gap is < 0.05 (the rule: exact before that point). The comparison stops
+/// at that near tie without judging it: a near tie can involve more than two candidates. At
+/// chat_haiku step 9 (reference gap 0.039) llama.cpp's own top-4 lie within 0.33 (2.912, 2.873,
+/// 2.811, 2.586 for 54973, 818, 3048, 106094), and fed the same tokens one at a time (a change
+/// of summation order only) llama.cpp ranks 106094 second, 0.07 below the top.
 func compareGreedy(model: any LanguageModel, ref: GreedyReference, pool: ThreadPool,
                    tieGap: Double = 0.05, precision: KVCache.Precision = .f16) throws -> (GreedyComparison, [Float]) {
     let cache = model.makeCache(maxPositions: 256, precision: precision)
@@ -38,9 +40,6 @@ func compareGreedy(model: any LanguageModel, ref: GreedyReference, pool: ThreadP
     for (i, expected) in ref.greedy_ids.enumerated() {
         let ours = argmax(logits)
         if ref.top2_gaps[i] < tieGap {
-            if ours != expected && ours != ref.top2_ids[i] {
-                result.mismatch = "step \(i) (near tie): got \(ours), expected \(expected) or \(ref.top2_ids[i])"
-            }
             result.endedAtTie = true
             return (result, first)
         }
@@ -97,7 +96,7 @@ struct GoldenForwardTests {
     /// tiny reference models), so what is left is this order-only noise. The test holds gemma3 to
     /// the 2% or 3× llama.cpp's own measured spread, whichever is larger, and treats steps
     /// with a reference gap up to the largest gap llama.cpp's own order-only run departed at as
-    /// near ties (either of the two reference candidates is accepted, then the walk stops).
+    /// near ties (the walk stops there).
     struct Spread { let logits: [String: Float]; let tieGap: Double }
     static func gemmaSpread() throws -> Spread {
         struct KV: Decodable { struct Entry: Decodable { let name: String; let spread: [Float] }; let entries: [Entry] }

@@ -81,11 +81,12 @@ void ck_attn_scores_f16(int level, const float *q, const uint16_t *k, long kstri
 /* out[i] += sum_j w[j] * v[j*vstride + i] for i in [0, dim), j = 0, 1, ..., n-1 in order. */
 void ck_attn_accum_f16(int level, const float *w, const uint16_t *v, long vstride, long n, long dim, float *out);
 
-/* ---- activations ---------------------------------------------------------------------------
- * out[i] = gelu_tanh(g[i]) * u[i] (GeGLU), gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))
- * evaluated as x / (1 + exp(-2 sqrt(2/pi)(x + 0.044715 x^3))); a few float ulps from the exact
- * value; every level gives the same bits. out may alias g or u. */
-void ck_geglu_tanh(int level, const float *g, const float *u, float *out, long n);
+/* ---- activations --------------------------------------------------------------------------- */
+
+/* out[i] = gelu(g[i]) * u[i] with llama.cpp's half-precision GELU table rule: 0 for g ≤ -10, g for
+ * g ≥ 10, else table[half(g)] with table[h] = half(gelu_tanh(h)) computed in float. Every level
+ * gives the same bits. out may alias g or u. */
+void ck_geglu_table(int level, const float *g, const float *u, float *out, long n);
 
 #ifdef __cplusplus
 }
