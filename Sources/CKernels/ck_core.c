@@ -158,6 +158,7 @@ void ck_pool_run(ck_pool *p, long n, ck_task_fn fn, void *ctx) {
 /* ---- CPU dispatch ---------------------------------------------------------------------- */
 
 static ck_dot_fn g_tables[3][CK_NTYPES];
+static ck_pdot_fn g_ptables[3][CK_NTYPES];
 static ck_qa32_fn g_qa32[3] = {ck_quant_qa32_scalar, ck_quant_qa32_scalar, ck_quant_qa32_scalar};
 static ck_qa256_fn g_qa256[3] = {ck_quant_qa256_scalar, ck_quant_qa256_scalar, ck_quant_qa256_scalar};
 static int g_supported, g_default, g_float_ref, g_tile = CK_TILE;
@@ -171,12 +172,14 @@ static void init_tables(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         /* F16C has no __builtin_cpu_supports name in every compiler; AVX2+FMA CPUs have it. */
         ck_fill_avx2(g_tables[1]);
+        ck_pfill_avx2(g_ptables[1]);
         g_qa32[1] = ck_quant_qa32_avx2;
         g_qa256[1] = ck_quant_qa256_avx2;
         g_supported = 1;
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) {
             ck_fill_avx512(g_tables[2]);
+            ck_pfill_avx512(g_ptables[2]);
             g_qa32[2] = ck_quant_qa32_avx512;
             g_qa256[2] = ck_quant_qa256_avx512;
             g_supported = 2;
@@ -286,6 +289,9 @@ void ck_quant_qa256_scalar(const float *x, ck_qa256 *y, long nb) {
 
 typedef struct {
     ck_dot_fn fn;
+    ck_pdot_fn pfn; /* packed kernel, or NULL */
+    const char *pw; /* packed copy (ck_pack), or NULL */
+    long groups;    /* whole 8-row groups in pw */
     const char *w;
     long row_bytes, rows, nb, ntok, chunk;
     const float *x;
@@ -340,8 +346,43 @@ static void row_task(void *c, long i) {
     }
 }
 
+/* Packed path: task i covers groups [i·chunk, (i+1)·chunk); the task past the last group runs the
+ * leftover rows (rows % 8) with the unpacked kernel. */
+static void group_task(void *c, long i) {
+    const mm_job *j = c;
+    const long g0 = i * j->chunk;
+    if (g0 >= j->groups) {
+        float res[CK_TILE];
+        for (long t0 = 0; t0 < j->ntok; t0 += j->tile) {
+            const int nt = j->ntok - t0 < j->tile ? (int)(j->ntok - t0) : j->tile;
+            for (long r = j->groups * CK_PACK_ROWS; r < j->rows; r++) {
+                j->fn(j->nb, j->w + r * j->row_bytes, j->xq + t0 * j->xstride, j->xstride, nt, res);
+                for (int k = 0; k < nt; k++) j->out[(t0 + k) * j->rows + r] = res[k];
+            }
+        }
+        return;
+    }
+    const long g1 = g0 + j->chunk < j->groups ? g0 + j->chunk : j->groups;
+    const long gbytes = CK_PACK_ROWS * j->row_bytes;
+    float res[CK_TILE * CK_PACK_ROWS];
+    for (long t0 = 0; t0 < j->ntok; t0 += j->tile) {
+        const int nt = j->ntok - t0 < j->tile ? (int)(j->ntok - t0) : j->tile;
+        const char *xt = j->xq + t0 * j->xstride;
+        for (long g = g0; g < g1; g++) {
+            j->pfn(j->nb, j->pw + g * gbytes, xt, j->xstride, nt, res);
+            for (int k = 0; k < nt; k++) memcpy(j->out + (t0 + k) * j->rows + g * CK_PACK_ROWS, res + CK_PACK_ROWS * k,
+                                                CK_PACK_ROWS * sizeof(float));
+        }
+    }
+}
+
 void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long cols,
                const float *x, long ntok, float *out) {
+    ck_matmul_packed(p, level, type, w, NULL, rows, cols, x, ntok, out);
+}
+
+void ck_matmul_packed(ck_pool *p, int level, int type, const void *w, const void *packed, long rows, long cols,
+                      const float *x, long ntok, float *out) {
     if (rows <= 0 || ntok <= 0 || !ck_type_supported(type)) return;
     pthread_once(&g_once, init_tables);
     if (level < 0) level = g_default;
@@ -351,6 +392,9 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
 
     mm_job j;
     j.fn = g_tables[level][type];
+    j.pfn = packed && !g_float_ref && rows >= CK_PACK_ROWS ? g_ptables[level][type] : NULL;
+    j.pw = packed;
+    j.groups = j.pfn ? rows / CK_PACK_ROWS : 0;
     j.type = type;
     j.qa32 = g_qa32[level];
     j.qa256 = g_qa256[level];
@@ -370,10 +414,20 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
 
     const int nested = p && tls_pool == p;
     const int threads = (p && !nested) ? p->nthreads : 1;
-    long chunk = rows / (threads * 8L);
-    chunk = chunk < 4 ? 4 : chunk > 64 ? 64 : chunk;
-    j.chunk = chunk;
-    const long ntasks = (rows + chunk - 1) / chunk;
+    long ntasks;
+    if (j.pfn) {
+        /* groups per task: about 8 tasks per thread, at most 8 groups (64 rows) */
+        long chunk = j.groups / (threads * 8L);
+        chunk = chunk < 1 ? 1 : chunk > 8 ? 8 : chunk;
+        j.chunk = chunk;
+        ntasks = (j.groups + chunk - 1) / chunk + (rows % CK_PACK_ROWS != 0);
+    } else {
+        long chunk = rows / (threads * 8L);
+        chunk = chunk < 4 ? 4 : chunk > 64 ? 64 : chunk;
+        j.chunk = chunk;
+        ntasks = (rows + chunk - 1) / chunk;
+    }
+    ck_task_fn task = float_ref ? float_row_task : j.pfn ? group_task : row_task;
 
     if (!p || nested) {
         void *tmp = NULL;
@@ -385,7 +439,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
         } else {
             j.xq = (char *)x;
         }
-        for (long i = 0; i < ntasks; i++) (float_ref ? float_row_task : row_task)(&j, i);
+        for (long i = 0; i < ntasks; i++) task(&j, i);
         free(tmp);
         return;
     }
@@ -407,7 +461,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
     } else {
         j.xq = (char *)x;
     }
-    dispatch(p, ntasks, float_ref ? float_row_task : row_task, &j);
+    dispatch(p, ntasks, task, &j);
     tls_pool = saved;
     pthread_mutex_unlock(&p->call_mu);
 }

@@ -124,11 +124,18 @@ void ck_quant_qa32_avx512(const float *x, char *row, long nb);
 void ck_quant_qa256_avx512(const float *x, ck_qa256 *y, long nb);
 #endif
 
+/* Packed 8-row groups (ck_pack.c): dot products of one group (8 rows) with nt activation rows;
+ * res[t * 8 + r] = row r · token t. pw: the group's first group-block; nb blocks per row. */
+#define CK_PACK_ROWS 8
+typedef void (*ck_pdot_fn)(long nb, const void *pw, const void *x, long xstride, int nt, float *res);
+
 /* Fill table[type] with the level's kernels (entries left NULL are not provided). */
 void ck_fill_scalar(ck_dot_fn *table);
 #if defined(__x86_64__)
 void ck_fill_avx2(ck_dot_fn *table);
 void ck_fill_avx512(ck_dot_fn *table);
+void ck_pfill_avx2(ck_pdot_fn *table);
+void ck_pfill_avx512(ck_pdot_fn *table);
 #endif
 
 #endif

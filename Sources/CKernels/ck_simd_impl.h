@@ -327,6 +327,93 @@ void CK_FN(ck_fill)(ck_dot_fn *table) {
     table[CK_TYPE_Q6_K] = CK_FN(dot_q6_K);
 }
 
+/* ---- packed 8-row groups (layout: ck_pack.c) ------------------------------------------ */
+
+/* kind: 0 = Q8_0, 1 = Q4_0, 2 = Q5_0. Per group-block the eight quant vectors are unpacked once
+ * and used for every token of the tile; for each token, lane r of one int32 vector accumulates row
+ * r's exact block sum (four products per instruction), then one multiply-add by the eight rows'
+ * scales times the token's block scale. Unsigned quants (Q4_0/Q5_0, and Q8_0 + 128 under VNNI)
+ * are offset exactly in integers through the activation block sums. */
+INL void p32_body(long nb, const void *pw, const char *x, long xs, const int nt, float *res, const int kind) {
+    const uint8_t *w = pw;
+    const long gb = kind == 0 ? 272 : kind == 1 ? 144 : 176;
+    /* offset subtracted per activation-block sum: 128 (Q8_0 as u8 under VNNI), 8 (Q4_0), 16 (Q5_0) */
+    const int shift = kind == 0 ? 7 : kind == 1 ? 3 : 4;
+    const int offset = kind != 0 || CK_VNNI;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[CK_TILE];
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (long b = 0; b < nb; b++, w += gb) {
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        __m256i q[8];
+#if !CK_VNNI
+        __m256i qa[8]; /* |q| for the AVX2 sign trick (Q8_0) */
+#endif
+        if (kind == 0) {
+            for (int k = 0; k < 8; k++) {
+                const __m256i v = ld(w + 16 + 32 * k);
+#if CK_VNNI
+                q[k] = _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80));
+#else
+                q[k] = v;
+                qa[k] = _mm256_abs_epi8(v);
+#endif
+            }
+        } else {
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = ld(w + 16 + 32 * j);
+                q[j] = _mm256_and_si256(raw, m4);
+                q[j + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            }
+            if (kind == 2) {
+                const __m256i h = ld(w + 144);
+                for (int k = 0; k < 8; k++) {
+#if CK_VNNI
+                    const __mmask32 m = _mm256_test_epi8_mask(h, _mm256_set1_epi8((char)(1 << k)));
+                    q[k] = _mm256_mask_add_epi8(q[k], m, q[k], _mm256_set1_epi8(0x10));
+#else
+                    const __m256i bit = _mm256_set1_epi8((char)(1 << k));
+                    q[k] = _mm256_or_si256(q[k], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit),
+                                                                  _mm256_set1_epi8(0x10)));
+#endif
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const char *row = x + t * xs;
+            const uint8_t *yq = (const uint8_t *)(CK_QA32_Q(row, nb) + 32 * b);
+            __m256i s = offset ? _mm256_set1_epi32(-(CK_QA32_SUM(row, nb)[b] << shift)) : _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                const __m256i y = _mm256_set1_epi32((int)ck_rd32(yq + 4 * k));
+#if CK_VNNI
+                s = _mm256_dpbusd_epi32(s, q[k], y);
+#else
+                if (kind == 0)
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(qa[k], _mm256_sign_epi8(y, q[k])),
+                                                              _mm256_set1_epi16(1)));
+                else
+                    s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], y), _mm256_set1_epi16(1)));
+#endif
+            }
+            const __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(CK_QA32_D(row, nb)[b]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), sc, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm256_storeu_ps(res + 8 * t, acc[t]);
+}
+INL void p8_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { p32_body(nb, w, x, xs, nt, res, 0); }
+INL void p4_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { p32_body(nb, w, x, xs, nt, res, 1); }
+INL void p5_0_body(long nb, const void *w, const char *x, long xs, const int nt, float *res) { p32_body(nb, w, x, xs, nt, res, 2); }
+NT_DISPATCH(pdot_q8_0, p8_0_body)
+NT_DISPATCH(pdot_q4_0, p4_0_body)
+NT_DISPATCH(pdot_q5_0, p5_0_body)
+
+void CK_FN(ck_pfill)(ck_pdot_fn *table) {
+    table[CK_TYPE_Q8_0] = CK_FN(pdot_q8_0);
+    table[CK_TYPE_Q4_0] = CK_FN(pdot_q4_0);
+    table[CK_TYPE_Q5_0] = CK_FN(pdot_q5_0);
+}
+
 /* ---- activation quantization (same bytes as ck_quant_*_scalar) ------------------------ */
 
 /* Largest |x| of 8·k floats (k vectors), as the scalar fmaxf loop computes it for finite input. */

@@ -95,6 +95,18 @@ public final class GGUFFile: @unchecked Sendable {
         _ = madvise(start, fileSize, MADV_WILLNEED)
     }
 
+    /// Drops this process's resident copy of the whole pages inside `range` (byte offsets in the
+    /// file), e.g. after their tensor was copied into another layout; reading them again later
+    /// simply faults them back in from the file.
+    public func releasePages(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let lo = (max(0, range.lowerBound) + page - 1) / page * page
+        let hi = min(fileSize, range.upperBound) / page * page
+        guard hi > lo else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED)
+    }
+
     // Typed metadata accessors.
     public subscript(key: String) -> GGUFValue? { metadata[key] }
     public func string(_ key: String) -> String? { metadata[key]?.string }

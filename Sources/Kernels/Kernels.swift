@@ -98,6 +98,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let data: UnsafeRawPointer
+    /// Row-interleaved copy for the SIMD kernels (`withPackedCopy`), or nil.
+    public private(set) var packed: PackedWeights?
 
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) throws(KernelError) {
         guard isSupported(type) else { throw .unsupportedType(type) }
@@ -113,19 +115,67 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Bytes of one row.
     public var rowBytes: Int { cols / type.blockSize * type.typeSize }
+
+    /// Whether `withPackedCopy` makes a packed copy for this type and shape (Q8_0, Q4_0, Q5_0
+    /// with at least 8 rows).
+    public var canPack: Bool { ck_pack_size(Int32(type.rawValue), rows, cols) > 0 }
+
+    /// This matrix with a row-interleaved copy of its whole 8-row groups, which the AVX2 and
+    /// AVX-512 kernels multiply several times faster (same size as the rows it covers; the scalar
+    /// level and rows past the last group keep reading `data`). Itself when `canPack` is false.
+    /// Packs in parallel on `pool`; `progress(rowsDone)` runs on the calling thread between pieces
+    /// (e.g. to release the source pages already packed).
+    public func withPackedCopy(pool: ThreadPool, progress: ((_ rowsDone: Int) -> Void)? = nil) -> WeightMatrix {
+        let bytes = Int(ck_pack_size(Int32(type.rawValue), rows, cols))
+        guard bytes > 0 else { return self }
+        let storage = PackedWeights(bytes: bytes)
+        let groupRows = Int(ck_pack_group_rows())
+        let groups = rows / groupRows
+        // Pieces of ~4 MiB of source, so progress can release memory as it goes.
+        let perPiece = max(1, (4 << 20) / max(1, groupRows * rowBytes))
+        var g = 0
+        while g < groups {
+            let n = min(perPiece, groups - g)
+            let tasks = pool.threadCount
+            let per = (n + tasks - 1) / tasks
+            let start = g
+            pool.parallelFor(tasks) { i in
+                let lo = start + i * per, cnt = min(per, start + n - lo)
+                if cnt > 0 { ck_pack(Int32(type.rawValue), data, rows, cols, storage.raw, lo, cnt) }
+            }
+            g += n
+            progress?(g * groupRows)
+        }
+        var m = self
+        m.packed = storage
+        return m
+    }
+}
+
+/// Memory of a packed weight copy (freed with the last matrix that uses it).
+public final class PackedWeights: @unchecked Sendable {
+    public let raw: UnsafeMutableRawPointer
+    public let bytes: Int
+    init(bytes: Int) {
+        self.bytes = bytes
+        raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    }
+    deinit { raw.deallocate() }
 }
 
 /// out[t*rows + r] = dot(row r of w, x[t*cols ..< (t+1)*cols]) for t in 0..<nTokens,
 /// at the active SIMD level.
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
                    _ out: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-    ck_matmul(pool.raw, -1, Int32(w.type.rawValue), w.data, w.rows, w.cols, x, nTokens, out)
+    ck_matmul_packed(pool.raw, -1, Int32(w.type.rawValue), w.data, w.packed.map { UnsafeRawPointer($0.raw) },
+                     w.rows, w.cols, x, nTokens, out)
 }
 
 /// `matmul` at an explicit SIMD level (capped at `SIMDLevel.supported`); for tests and benchmarks.
 public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
                    _ out: UnsafeMutablePointer<Float>, pool: ThreadPool, level: SIMDLevel) {
-    ck_matmul(pool.raw, Int32(level.rawValue), Int32(w.type.rawValue), w.data, w.rows, w.cols, x, nTokens, out)
+    ck_matmul_packed(pool.raw, Int32(level.rawValue), Int32(w.type.rawValue), w.data,
+                     w.packed.map { UnsafeRawPointer($0.raw) }, w.rows, w.cols, x, nTokens, out)
 }
 
 /// Dequantizes row `row` of `w` (cols floats) into dst.

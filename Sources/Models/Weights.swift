@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import Kernels
 
@@ -10,6 +11,9 @@ public final class WeightLoader {
     private(set) var problems: [ModelError] = []
     /// F32 copies of small vectors stored in other types (rare; norms are F32 in practice).
     private var owned: [UnsafeMutablePointer<Float>] = []
+
+    /// Threads that pack weights at load time.
+    private lazy var packingPool = ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
 
     public init(file: GGUFFile, prefix: String) {
         self.file = file
@@ -57,7 +61,15 @@ public final class WeightLoader {
             return nil
         }
         do {
-            return try WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.base + t.offset)
+            let m = try WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.base + t.offset)
+            guard m.canPack else { return m }
+            // The SIMD kernels read a row-interleaved copy; the original pages are released as
+            // they are packed (they fault back in for the few reads that still use them: the
+            // embedding rows of a tied output matrix, rows past the last 8-row group).
+            let start = t.offset
+            return m.withPackedCopy(pool: packingPool) { rowsDone in
+                self.file.releasePages(start..<(start + rowsDone * m.rowBytes))
+            }
         } catch {
             problems.append(.unsupportedTensorType(path: path, tensor: name, type: t.type))
             return nil

@@ -1,7 +1,9 @@
 // kernelbench: matrix×vector bandwidth of each weight type, per SIMD level and thread count.
 //
 //   swift run -c release kernelbench [--mb 160] [--threads 1,2] [--levels all|active]
-//                                    [--types Q4_K,Q6_K,...] [--tokens 1] [--seconds 0.6]
+//                                    [--types Q4_K,Q6_K,...] [--tokens 1] [--seconds 0.6] [--packed]
+//
+// --packed: Q8_0/Q4_0/Q5_0 matrices carry their row-interleaved copy (WeightMatrix.withPackedCopy).
 //
 // GB/s = weight bytes streamed per second (the matrix is larger than the caches, so
 // matvec is bound by memory bandwidth; activations are negligible). With --tokens N > 1
@@ -17,12 +19,14 @@ struct Options {
     var types: [GGMLType] = supportedTypes
     var tokens = 1
     var seconds = 0.6
+    var packed = false
 }
 
 func parse() -> Options {
     var o = Options()
     var args = CommandLine.arguments.dropFirst().makeIterator()
     while let a = args.next() {
+        if a == "--packed" { o.packed = true; continue }
         let v = args.next() ?? ""
         switch a {
         case "--mb": o.megabytes = Int(v) ?? o.megabytes
@@ -90,7 +94,8 @@ for type in o.types {
     let rows = max(1, o.megabytes * 1_000_000 / rowBytes)
     let raw = makeWeights(type, rows: rows, cols: cols)
     defer { raw.deallocate() }
-    guard let w = try? WeightMatrix(type: type, rows: rows, cols: cols, data: UnsafeRawPointer(raw)) else { continue }
+    guard let plain = try? WeightMatrix(type: type, rows: rows, cols: cols, data: UnsafeRawPointer(raw)) else { continue }
+    let w = o.packed ? plain.withPackedCopy(pool: pools.values.first ?? ThreadPool(threads: 1)) : plain
     let x = UnsafeMutablePointer<Float>.allocate(capacity: cols * o.tokens)
     let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * o.tokens)
     defer { x.deallocate(); out.deallocate() }

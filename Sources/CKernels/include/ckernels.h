@@ -14,6 +14,7 @@
  * unquantized activations in double precision, to separate kernel error from model error.
  * CKERNELS_TILE=1..8 (diagnostic) sets how many tokens ck_matmul runs per pass over a weight
  * row (default 8), for timing comparisons.
+ * CKERNELS_PACK=0 (diagnostic) makes ck_pack_size return 0, so no packed copies are made.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -66,6 +67,21 @@ void ck_matmul(ck_pool *pool, int level, int type, const void *w, long rows, lon
 void ck_quantize_activations(int level, int type, const float *x, long cols, void *out);
 /* Bytes of one activation block for weights of `type` (0 for float types). */
 long ck_activation_block_bytes(int type);
+
+/* ---- packed weights ------------------------------------------------------------------------
+ * A row-interleaved copy of a Q8_0 / Q4_0 / Q5_0 matrix (groups of ck_pack_group_rows() rows, see
+ * ck_pack.c) that the SIMD levels multiply several times faster; the scalar level ignores it.
+ * Rows past the last whole group are always read from the original. */
+long ck_pack_group_rows(void);
+int ck_pack_supported(int type);
+/* Bytes of the packed copy of a rows×cols matrix (0 when the type or shape has none). */
+long ck_pack_size(int type, long rows, long cols);
+/* Writes groups [first_group, first_group + ngroups) of the packed copy of w into dst (the whole
+ * packed buffer), so a large matrix can be packed piece by piece. */
+void ck_pack(int type, const void *w, long rows, long cols, void *dst, long first_group, long ngroups);
+/* ck_matmul with an optional packed copy made by ck_pack (NULL: as ck_matmul). */
+void ck_matmul_packed(ck_pool *pool, int level, int type, const void *w, const void *packed, long rows, long cols,
+                      const float *x, long ntok, float *out);
 
 /* Dequantizes count/blocksize whole blocks of `type` from src into dst. */
 void ck_dequantize(int type, const void *src, long count, float *dst);
