@@ -102,9 +102,11 @@ public struct Sampler: Sendable {
         let p = params
         if p.temperature <= 0 || p.topK == 1 { return Self.argmax(logits) }
         let inv = 1 / p.temperature
-        var mx = -Float.infinity
-        for v in logits where v > mx { mx = v }
+        let mx = Self.maximum(logits)
         guard mx.isFinite else { return Self.argmax(logits) }
+        if p.topK == 0 && p.topP >= 1 && p.minP <= 0 {
+            return drawFromWholeVocabulary(&logits, max: mx, inv: inv)
+        }
         // Candidates whose probability relative to the best is above e^-25 (the rest carry less
         // than 1e-5 of the mass even for a 262k vocabulary) and, with min-p, at least min-p of the
         // best's. min-p keeps a prefix of the descending order, so filtering it first is the same as after top-k.
@@ -139,5 +141,93 @@ public struct Sampler: Sendable {
             if r < 0 { return cand[i].id }
         }
         return cand[probs.count - 1].id
+    }
+
+    /// Plain temperature sampling over every token, in place: logits become e^((l − max)/T) in
+    /// one vectorised pass that also sums blocks of 64, then a uniform draw is located through the
+    /// block sums and within its block. Exact up to float rounding of the weights (~1e-7 relative).
+    mutating func drawFromWholeVocabulary(_ logits: inout [Float], max mx: Float, inv: Float) -> Int32 {
+        let n = logits.count
+        let blocks = (n + 63) / 64
+        return logits.withUnsafeMutableBufferPointer { lp -> Int32 in
+            guard let base = lp.baseAddress else { return 0 }
+            var blockSums = [Float](repeating: 0, count: blocks)
+            var total: Float = 0
+            blockSums.withUnsafeMutableBufferPointer { bp in
+                let raw = UnsafeMutableRawPointer(base)
+                let lo = SIMD8<Float>(repeating: -87)
+                for b in 0..<blocks {
+                    let start = b * 64, end = min(n, start + 64)
+                    var acc = SIMD8<Float>(repeating: 0)
+                    var i = start
+                    while i + 8 <= end {
+                        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                        let e = Self.exp8(pointwiseMax((v - mx) * inv, lo))
+                        raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+                        acc += e
+                        i += 8
+                    }
+                    var sum = acc.sum()
+                    while i < end {
+                        let e = Foundation.exp(Swift.max((base[i] - mx) * inv, -87))
+                        base[i] = e
+                        sum += e
+                        i += 1
+                    }
+                    bp[b] = sum
+                    total += sum
+                }
+            }
+            var r = rng.nextUnit() * total
+            var b = 0
+            while b < blocks - 1, r >= blockSums[b] { r -= blockSums[b]; b += 1 }
+            // Rounding can carry r past the last weighted block: fall back to one that has weight.
+            while b > 0, blockSums[b] == 0 { b -= 1 }
+            let start = b * 64, end = min(n, start + 64)
+            var last = Int32(start)
+            for i in start..<end where base[i] > 0 {
+                last = Int32(i)
+                r -= base[i]
+                if r < 0 { return Int32(i) }
+            }
+            return last
+        }
+    }
+
+    /// Largest element (vectorised); -inf for an empty array, NaN-free input assumed finite.
+    static func maximum(_ v: [Float]) -> Float {
+        v.withUnsafeBufferPointer { p -> Float in
+            guard let base = p.baseAddress else { return -.infinity }
+            let raw = UnsafeRawPointer(base)
+            var m8 = SIMD8<Float>(repeating: -.infinity)
+            var i = 0
+            while i + 8 <= p.count {
+                m8 = pointwiseMax(m8, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+                i += 8
+            }
+            var m = m8.max()
+            while i < p.count { m = Swift.max(m, base[i]); i += 1 }
+            return m
+        }
+    }
+
+    /// e^x for x in [-87, 88] (8 lanes, ~1e-7 relative): x = k·ln2 + r with |r| ≤ ln2/2, ln2 in two
+    /// parts, a degree-7 Taylor polynomial for e^r, and 2^k put into the exponent bits. Built from
+    /// adds, multiplies and integer lane operations only, so it vectorises without a target CPU.
+    @inline(__always) static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let magic = SIMD8<Float>(repeating: 12_582_912) // 1.5·2^23: adding it rounds to an integer
+        let t = x * 1.442_695_04 + magic
+        let k = t - magic
+        var r = x - k * 0.693_145_751_953_125
+        r = r - k * 1.428_606_820_309_417_232_12e-6
+        var p = SIMD8<Float>(repeating: 1.984_127e-4)
+        p = p * r + 1.388_888_9e-3
+        p = p * r + 8.333_333e-3
+        p = p * r + 4.166_666_6e-2
+        p = p * r + 0.166_666_67
+        p = p * r + 0.5
+        p = p * (r * r) + r + 1
+        let ki = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000
+        return unsafeBitCast(unsafeBitCast(p, to: SIMD8<UInt32>.self) &+ (ki &<< 23), to: SIMD8<Float>.self)
     }
 }

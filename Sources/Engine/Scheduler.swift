@@ -510,18 +510,28 @@ public final class Scheduler: @unchecked Sendable {
         let now = clock.now
         var tokens = 0
 
-        // 4. Sample, detokenize, check stop conditions.
-        var finished: Set<ObjectIdentifier> = []
+        // 4. Sample, detokenize, check stop conditions: each sequence touches only its own state
+        // (sampler, detokenizer, stream), so they run in parallel on the engine's pool.
+        var sampling: [(seq: ScheduledSequence, out: Int)] = []
         for (k, (s, n)) in batch.enumerated() {
             tokens += n
             s.computed += n
-            guard s.computed == s.tokens.count else { continue }
-            var logits = out[k]
-            guard !logits.isEmpty else { continue }
-            if let reason = s.accept(logits: &logits, time: now, eog: loaded.tokenizer.endOfGenerationIDs,
-                                     contextLength: contextLength) {
-                finish(s, reason)
-                finished.insert(ObjectIdentifier(s))
+            guard s.computed == s.tokens.count, !out[k].isEmpty else { continue }
+            sampling.append((s, k))
+        }
+        let reasons = UnsafeMutableBufferPointer<SequenceFinishReason?>.allocate(capacity: sampling.count)
+        defer { reasons.deallocate() }
+        _ = reasons.initialize(from: repeatElement(nil, count: sampling.count))
+        let eog = loaded.tokenizer.endOfGenerationIDs, context = contextLength
+        loaded.pool.parallelFor(sampling.count) { j in
+            var logits = out[sampling[j].out]
+            reasons[j] = sampling[j].seq.accept(logits: &logits, time: now, eog: eog, contextLength: context)
+        }
+        var finished: Set<ObjectIdentifier> = []
+        for (j, item) in sampling.enumerated() {
+            if let reason = reasons[j] {
+                finish(item.seq, reason)
+                finished.insert(ObjectIdentifier(item.seq))
             }
         }
         if !finished.isEmpty { running.removeAll { finished.contains(ObjectIdentifier($0)) } }

@@ -31,6 +31,40 @@ import Testing
         }
     }
 
+    /// A vocabulary of many blocks (the vectorised whole-vocabulary path, a partial last block):
+    /// the frequencies of groups of tokens follow the softmax computed in Double, and a token whose
+    /// weight underflows is never drawn.
+    @Test func wholeVocabularyFrequenciesFollowSoftmax() {
+        let vocab = 1003
+        var rng = Xoshiro256(seed: 9)
+        var logits = (0..<vocab).map { _ in Float(rng.nextUnit() * 6 - 3) }
+        logits[vocab - 1] = 4      // the largest, in the partial last block
+        logits[500] = -1e30        // weight 0
+        let temperature: Float = 0.7
+        let w = logits.map { Foundation.exp(Double($0 - 4) / Double(temperature)) }
+        let z = w.reduce(0, +)
+        var s = Sampler(params { $0.temperature = temperature; $0.topK = 0; $0.topP = 1; $0.minP = 0 })
+        let groups = 10, n = 200_000
+        var counts = [Int](repeating: 0, count: groups)
+        var last = 0
+        for _ in 0..<n {
+            var l = logits
+            let t = Int(s.sample(&l))
+            #expect(t != 500)
+            if t == vocab - 1 { last += 1 }
+            counts[t * groups / vocab] += 1
+        }
+        for g in 0..<groups {
+            let lo = (g * vocab + groups - 1) / groups, hi = ((g + 1) * vocab + groups - 1) / groups
+            let want = w[lo..<hi].reduce(0, +) / z
+            // ±5 standard deviations of a binomial frequency
+            let sd = (want * (1 - want) / Double(n)).squareRoot()
+            #expect(abs(Double(counts[g]) / Double(n) - want) <= 5 * sd + 1e-4, "group \(g): \(counts[g]) of \(n), want \(want)")
+        }
+        let wantLast = w[vocab - 1] / z
+        #expect(abs(Double(last) / Double(n) - wantLast) <= 5 * (wantLast * (1 - wantLast) / Double(n)).squareRoot())
+    }
+
     @Test func temperatureSharpens() {
         // At T = 0.5 probabilities become p^2 / sum(p^2).
         let p: [Float] = [0.6, 0.4]
