@@ -156,13 +156,16 @@ public struct Sampler: Sendable {
             blockSums.withUnsafeMutableBufferPointer { bp in
                 let raw = UnsafeMutableRawPointer(base)
                 let lo = SIMD8<Float>(repeating: -87)
+                let scale = SIMD8<Float>(repeating: inv), top = SIMD8<Float>(repeating: mx)
                 for b in 0..<blocks {
                     let start = b * 64, end = min(n, start + 64)
                     var acc = SIMD8<Float>(repeating: 0)
                     var i = start
                     while i + 8 <= end {
                         let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                        let e = Self.exp8(pointwiseMax((v - mx) * inv, lo))
+                        var z = (v - top) * scale
+                        z.replace(with: lo, where: z .< lo)
+                        let e = Self.exp8(z)
                         raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
                         acc += e
                         i += 8
@@ -202,7 +205,8 @@ public struct Sampler: Sendable {
             var m8 = SIMD8<Float>(repeating: -.infinity)
             var i = 0
             while i + 8 <= p.count {
-                m8 = pointwiseMax(m8, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                m8.replace(with: v, where: v .> m8)
                 i += 8
             }
             var m = m8.max()
