@@ -39,6 +39,10 @@ run() {
 }
 
 for round in $(seq 1 "$ROUNDS"); do
+  # The engine alone, same model, threads and lengths, right before the servers (the C=1 bar
+  # compares serving at concurrency 1 with this decode speed).
+  "$AUTOGLM" bench --model "$MODEL" --threads "$THREADS" --prompt-tokens "$PROMPT" --gen-tokens "$OUTTOK" \
+    --json >"$RES/bench-r$round.json"
   for c in $CONCURRENCY; do
     READY_PATH=readyz run "autoglm-r$round" "$c" "$AUTOGLM" serve --model "$MODEL" --threads "$THREADS" \
       --max-seqs "$((c > 8 ? c : 8))" --kv-cache-mb 512 --ctx "$CTX_PER_SLOT"
@@ -75,5 +79,16 @@ for c in cs:
               f"{med(vs, lambda v: v['tpot']['p50']):>10.1f}{med(vs, lambda v: v['tpot']['p99']):>10.1f}{med(vs, lambda v: v['e2e']['p50']):>9.0f}"
               f"{sum(v['failed'] for v in vs):>6}{ratio:>13.2f}")
 print("(ratio = autoglm tok/s ÷ that row's tok/s; ms elsewhere)")
+benches = [json.load(open(os.path.join(res, f"bench-r{r}.json"))) for r in range(1, rounds + 1)
+           if os.path.exists(os.path.join(res, f"bench-r{r}.json"))]
+ones = load("autoglm", "1")
+if benches and ones:
+    dec = statistics.median(b["decode_tok_s"] for b in benches)
+    pre = statistics.median(b["prefill_tok_s"] for b in benches)
+    out1 = med(ones, lambda v: v["outputTokensPerSecond"])
+    tpot = med(ones, lambda v: v["tpot"]["p50"])
+    print(f"autoglm bench (same lengths, interleaved): prefill {pre:.1f} tok/s, decode {dec:.1f} tok/s")
+    print(f"C=1 serving: output {out1:.1f} tok/s = {out1 / dec:.2f}x bench decode (includes TTFT); "
+          f"1000/TPOT p50 = {1000 / tpot:.1f} tok/s = {1000 / tpot / dec:.2f}x bench decode")
 PY
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   raw results: $RES"

@@ -497,7 +497,7 @@ public final class Scheduler: @unchecked Sendable {
                                         logits: done ? .last : .none))
         }
         let t0 = clock.now
-        let out: [[Float]]
+        var out: [[Float]]
         do {
             out = try loaded.model.forward(inputs, pool: loaded.pool)
         } catch {
@@ -522,10 +522,14 @@ public final class Scheduler: @unchecked Sendable {
         let reasons = UnsafeMutableBufferPointer<SequenceFinishReason?>.allocate(capacity: sampling.count)
         defer { reasons.deallocate() }
         _ = reasons.initialize(from: repeatElement(nil, count: sampling.count))
+        // Each task owns its logits array outright, so sampling in place copies nothing.
+        let logits = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: sampling.count)
+        _ = logits.initialize(from: sampling.map { out[$0.out] })
+        out = []
+        defer { logits.deinitialize().deallocate() }
         let eog = loaded.tokenizer.endOfGenerationIDs, context = contextLength
         loaded.pool.parallelFor(sampling.count) { j in
-            var logits = out[sampling[j].out]
-            reasons[j] = sampling[j].seq.accept(logits: &logits, time: now, eog: eog, contextLength: context)
+            reasons[j] = sampling[j].seq.accept(logits: &logits[j], time: now, eog: eog, contextLength: context)
         }
         var finished: Set<ObjectIdentifier> = []
         for (j, item) in sampling.enumerated() {
