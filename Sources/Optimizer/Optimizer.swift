@@ -89,6 +89,42 @@ public enum Optimizer {
 
     /// The next configuration to try given the trials so far (deterministic for options.seed and the
     /// number of trials). Nil when every configuration of a finite space has been tried.
+    /// Exhaustive search: every feasible configuration of an all-discrete space (`SearchSpace.grid`),
+    /// in the grid's order, skipping those already in `history`, up to `maxTrials` trials in all.
+    public static func runGrid(space: SearchSpace, direction: Direction, options: OptimizerOptions,
+                               history: [Trial] = [],
+                               evaluate: (Config) async -> TrialResult,
+                               progress: ((TrialProgress) -> Void)? = nil) async throws -> StudyResult {
+        guard let grid = space.grid(limit: 100_000) else { throw SearchSpaceError.gridTooLarge }
+        let seen = Set(history.map(\.config))
+        let todo = grid.filter { space.feasible($0) && !seen.contains($0) }
+        let total = min(options.maxTrials, history.count + todo.count)
+        var trials = history
+        let clock = ContinuousClock()
+        let start = clock.now
+        var spent = 0.0
+        for config in todo {
+            if trials.count >= options.maxTrials {
+                return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .maxTrials)
+            }
+            if let budget = options.timeBudget, clock.now - start >= budget {
+                return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .timeBudget)
+            }
+            let t0 = clock.now
+            let result = await evaluate(config)
+            let dt = clock.now - t0
+            let seconds = Double(dt.components.seconds) + Double(dt.components.attoseconds) * 1e-18
+            spent += seconds
+            let trial = Trial(index: trials.count, config: config, result: result, origin: .grid, seconds: seconds)
+            trials.append(trial)
+            let ran = trials.count - history.count
+            progress?(TrialProgress(trial: trial, completed: trials.count, total: total,
+                                    best: best(trials, direction: direction),
+                                    etaSeconds: spent / Double(ran) * Double(total - trials.count)))
+        }
+        return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .exhausted)
+    }
+
     public static func propose(space: SearchSpace, direction: Direction, trials: [Trial],
                                options: OptimizerOptions) throws -> (Config, TrialOrigin)? {
         let index = trials.count
@@ -246,6 +282,9 @@ public enum Optimizer {
                 y[o] = min(max(y[o] + max(sigma, minStep) * rng.normal(), 0), 1)
             case .real:
                 y[o] = min(max(y[o] + sigma * rng.normal(), 0), 1)
+            case .ordinal(let v):
+                let minStep = v.count > 1 ? 0.6 / Double(v.count - 1) : 0
+                y[o] = min(max(y[o] + max(sigma, minStep) * rng.normal(), 0), 1)
             }
         }
         return y

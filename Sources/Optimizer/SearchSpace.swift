@@ -44,6 +44,8 @@ public enum KnobKind: Sendable, Hashable, Codable {
     /// One of a fixed list (one-hot in the GP's input space).
     case categorical([String])
     case bool
+    /// Ordered integer choices (ascending, distinct), e.g. a discretised int knob; normalised by index.
+    case ordinal([Int])
 }
 
 public struct Knob: Sendable, Hashable, Codable {
@@ -83,6 +85,8 @@ public enum SearchSpaceError: Error, CustomStringConvertible {
     case emptyKnob(String)
     case badBounds(String)
     case noFeasibleConfig(tried: Int)
+    /// An exhaustive grid was asked of a space with a real knob or too many configurations.
+    case gridTooLarge
     case unknownKnob(String)
     case wrongValue(knob: String, value: KnobValue)
 
@@ -92,6 +96,7 @@ public enum SearchSpaceError: Error, CustomStringConvertible {
         case .badBounds(let n): return "knob '\(n)' has invalid bounds (lo must be ≤ hi, and ≥ 1 for log-int)"
         case .noFeasibleConfig(let t):
             return "no configuration satisfies the machine/model constraints (\(t) random samples tried); lower the model's context, free memory, or widen the bounds"
+        case .gridTooLarge: return "the space is too large for an exhaustive grid (or has a real-valued knob); discretise it first (optimize --grid-levels N)"
         case .unknownKnob(let n): return "configuration has no knob named '\(n)'"
         case .wrongValue(let k, let v): return "value \(v) does not fit knob '\(k)'"
         }
@@ -121,6 +126,9 @@ public struct SearchSpace: Sendable {
             case .real(let r): if !(r.lowerBound <= r.upperBound) || !r.lowerBound.isFinite || !r.upperBound.isFinite { throw .badBounds(k.name) }
             case .categorical(let c): if c.isEmpty { throw .emptyKnob(k.name) }
             case .bool: break
+            case .ordinal(let v):
+                if v.isEmpty { throw .emptyKnob(k.name) }
+                if zip(v, v.dropFirst()).contains(where: { $0 >= $1 }) { throw .badBounds(k.name) }
             }
         }
         self.knobs = knobs
@@ -143,6 +151,7 @@ public struct SearchSpace: Sendable {
             case .real(let r): return "\(k.name):real[\(r.lowerBound),\(r.upperBound)]"
             case .categorical(let c): return "\(k.name):cat[\(c.joined(separator: ","))]"
             case .bool: return "\(k.name):bool"
+            case .ordinal(let v): return "\(k.name):ord[\(v.map(String.init).joined(separator: ","))]"
             }
         }.joined(separator: ";")
     }
@@ -174,6 +183,9 @@ public struct SearchSpace: Sendable {
                 if case .category(let s)? = v, let j = cats.firstIndex(of: s) { x[o + j] = 1 } else { x[o] = 1 }
             case .bool:
                 if case .bool(let b)? = v { x[o] = b ? 1 : 0 }
+            case .ordinal(let choices):
+                let i = v?.intValue.flatMap { choices.firstIndex(of: $0) } ?? 0
+                x[o] = choices.count == 1 ? 0.5 : Double(i) / Double(choices.count - 1)
             }
         }
         return x
@@ -202,6 +214,8 @@ public struct SearchSpace: Sendable {
                 values.append(.category(cats[best]))
             case .bool:
                 values.append(.bool(u >= 0.5))
+            case .ordinal(let choices):
+                values.append(.int(choices[min(Int((u * Double(choices.count - 1)).rounded()), choices.count - 1)]))
             }
         }
         return Config(names: names, values: values)
@@ -222,6 +236,8 @@ public struct SearchSpace: Sendable {
             case (.categorical(let cats), .category(let s)):
                 if !cats.contains(s) { throw .wrongValue(knob: k.name, value: v) }
             case (.bool, .bool): break
+            case (.ordinal(let choices), .int(let i)):
+                if !choices.contains(i) { throw .wrongValue(knob: k.name, value: v) }
             default: throw .wrongValue(knob: k.name, value: v)
             }
         }
@@ -238,6 +254,31 @@ public struct SearchSpace: Sendable {
         throw .noFeasibleConfig(tried: tries)
     }
 
+    /// The same space with every int / log-int knob of more than `levels` values replaced by an
+    /// ordinal knob of `levels` values spread over its range (evenly for int, geometrically for
+    /// log-int, both ends included; rounding duplicates dropped). Constraints are kept, so a grid
+    /// over it (`grid`) and a search in it explore exactly the same configurations.
+    public func discretized(levels: Int) throws(SearchSpaceError) -> SearchSpace {
+        let n = max(levels, 2)
+        let ks = knobs.map { k -> Knob in
+            switch k.kind {
+            case .int(let r) where r.count > n:
+                let v = (0..<n).map { r.lowerBound + Int((Double(r.upperBound - r.lowerBound) * Double($0) / Double(n - 1)).rounded()) }
+                return Knob(k.name, .ordinal(Array(Set(v)).sorted()))
+            case .logInt(let r) where r.count > n:
+                let lo = Foundation.log(Double(r.lowerBound)), hi = Foundation.log(Double(r.upperBound))
+                let v = (0..<n).map { i -> Int in
+                    let x = Int(Foundation.exp(lo + (hi - lo) * Double(i) / Double(n - 1)).rounded())
+                    return min(max(x, r.lowerBound), r.upperBound)
+                }
+                return Knob(k.name, .ordinal(Array(Set(v)).sorted()))
+            default:
+                return k
+            }
+        }
+        return try SearchSpace(knobs: ks, constraints: constraints)
+    }
+
     /// Every configuration of an all-discrete space (for grids and exhaustive checks); nil when a
     /// knob is real or the grid would exceed `limit`.
     public func grid(limit: Int = 1_000_000) -> [Config]? {
@@ -249,6 +290,7 @@ public struct SearchSpace: Sendable {
             case .int(let r), .logInt(let r): axis = r.map { .int($0) }
             case .categorical(let c): axis = c.map { .category($0) }
             case .bool: axis = [.bool(false), .bool(true)]
+            case .ordinal(let v): axis = v.map { .int($0) }
             case .real: return nil
             }
             total *= axis.count

@@ -49,6 +49,8 @@ public enum TrialResult: Sendable, Codable, Equatable {
 
 public enum TrialOrigin: String, Sendable, Codable {
     case initial, bayes, random
+    /// Exhaustive grid (`Optimizer.runGrid`).
+    case grid
 }
 
 public struct Trial: Sendable, Codable, Equatable {

@@ -30,6 +30,8 @@ struct Optimize: AsyncParsableCommand {
     @Option(name: .customLong("max-trials"), help: "Trials to run (counting resumed ones).") var maxTrials = 20
     @Option(name: .customLong("time-budget"), help: "Stop starting trials after this long, e.g. 30m, 90s, 1h.") var timeBudget: String?
     @Option(name: .long, help: "Seed: the same seed proposes the same configurations.") var seed: UInt64 = 0
+    @Option(name: .long, help: "bayes (constrained Bayesian optimisation) | grid (every configuration of the discretised space, for comparison).") var strategy = "bayes"
+    @Option(name: .customLong("grid-levels"), help: "Discretise each integer knob to this many values (grid default: 3; bayes default: the full integer range).") var gridLevels: Int?
     @Option(name: .long, help: "Backends to tune (native; llamacpp and openai:URL are not implemented yet).") var backends = "native"
     @Option(name: .customLong("trial-timeout"), help: "Seconds a trial's server may take to become ready.") var startupTimeout: Double = 120
     @Option(name: .customLong("request-timeout"), help: "Per-request timeout in seconds.") var requestTimeout: Double = 300
@@ -44,6 +46,8 @@ struct Optimize: AsyncParsableCommand {
         guard percentile == 95 || percentile == 99 else { throw ValidationError("--percentile must be 95 or 99 (got \(percentile))") }
         guard (spec == nil) != (model == nil) else { throw ValidationError("give a SPEC file or --model REF (exactly one)") }
         guard maxTrials >= 1 else { throw ValidationError("--max-trials must be ≥ 1 (got \(maxTrials))") }
+        guard strategy == "bayes" || strategy == "grid" else { throw ValidationError("--strategy must be bayes or grid (got '\(strategy)')") }
+        if let g = gridLevels, !(2...64).contains(g) { throw ValidationError("--grid-levels must be between 2 and 64 (got \(g))") }
         if write && spec == nil { throw ValidationError("--write needs a SPEC file to update") }
         if objective == "goodput" && slo.isEmpty { throw ValidationError("--objective goodput needs an SLO: --max-ttft-ms, --max-tpot-ms or --max-latency-ms") }
         for (n, v) in [("--max-ttft-ms", maxTTFT), ("--max-tpot-ms", maxTPOT), ("--max-latency-ms", maxLatency)] {
@@ -205,9 +209,16 @@ struct OptimizeRun {
         let context = min(cfg.contextLength, (tokensPerSequence + 15) / 16 * 16 + 16)
         let backend = NativeBackend(modelPath: studyModel.path, facts: facts, contextLength: context)
         let machine = MachineLimits.current()
-        let space: SearchSpace
-        do { space = try backend.searchSpace(machine: machine, tokensPerSequence: tokensPerSequence) } catch {
+        let fullSpace: SearchSpace
+        do { fullSpace = try backend.searchSpace(machine: machine, tokensPerSequence: tokensPerSequence) } catch {
             throw ValidationError("the workload's sequences (\(tokensPerSequence) tokens) do not fit this model/machine: \(error)")
+        }
+        // grid needs a discrete space; bayes searches the discretised one too when asked, so the two
+        // strategies can be compared on exactly the same configurations.
+        let gridLevels = command.gridLevels ?? (command.strategy == "grid" ? 3 : nil)
+        let space = try gridLevels.map { try fullSpace.discretized(levels: $0) } ?? fullSpace
+        if command.strategy == "grid", let g = space.grid(limit: 100_000) {
+            optLog("grid: \(g.filter { space.feasible($0) }.count) feasible configurations of \(g.count) (\(space.signature))")
         }
         template.promptTokenIDs = 1000...min(9999, max(1001, lm.tokenizer.vocabularySize - 1))
 
@@ -216,7 +227,7 @@ struct OptimizeRun {
         let workloadKey = (try? String(decoding: keyEncoder.encode(template), as: UTF8.self)) ?? command.workload
         let levelKey = levels.map { "\($0)" }.joined(separator: ",")
         let sloKey = command.slo.map { "\($0.0)<=\($0.1)" }.joined(separator: ",") + "@p\(command.percentile)"
-        let objectiveKey = "\(command.objective)|\(sloKey)|\(backend.name)"
+        let objectiveKey = "\(command.objective)|\(sloKey)|\(backend.name)|\(command.strategy)" + (gridLevels.map { "|L\($0)" } ?? "")
         // The study's identity uses the knob names and the core count, not the memory-derived bounds:
         // available memory moves between runs and must not orphan stored trials.
         let identitySpace = try SearchSpace(knobs: space.knobs.map { Knob($0.name, .categorical(["\(machine.cores) cores"])) })
@@ -240,12 +251,7 @@ struct OptimizeRun {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let unit = command.objectiveUnit
-        let result = try await Optimizer.run(
-            space: space, direction: command.direction,
-            options: OptimizerOptions(seed: command.seed, maxTrials: command.maxTrials, timeBudget: try command.parseDuration()),
-            history: history,
-            evaluate: { config in await evaluator.evaluate(config) },
-            progress: { p in
+        let progress: (TrialProgress) -> Void = { p in
                 if let data = try? enc.encode(p.trial) { try? registry.saveTrial(study: id, index: p.trial.index, payload: data) }
                 let status: String
                 switch p.trial.result {
@@ -256,7 +262,20 @@ struct OptimizeRun {
                 let best = p.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "none yet"
                 let eta = p.etaSeconds.map { String(format: "%.0fs", $0) } ?? "?"
                 optLog("trial \(p.completed)/\(p.total) [\(p.trial.origin.rawValue)] \(p.trial.config) → \(status) | best \(best) | ETA \(eta)")
-            })
+            }
+        let options = OptimizerOptions(seed: command.seed, maxTrials: command.maxTrials, timeBudget: try command.parseDuration())
+        let result: StudyResult
+        do {
+            if command.strategy == "grid" {
+                result = try await Optimizer.runGrid(space: space, direction: command.direction, options: options, history: history,
+                                                     evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
+            } else {
+                result = try await Optimizer.run(space: space, direction: command.direction, options: options, history: history,
+                                                 evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
+            }
+        } catch let e as SearchSpaceError {
+            throw ValidationError(e.description)
+        }
 
         let trials = result.trials
         print(OptimizeReport.table(trials, unit: unit))

@@ -95,7 +95,7 @@ struct LifecycleTests {
                              body: #"{"prompt": "Once upon a time", "max_tokens": 230, "ignore_eos": true}"#)
             #expect(fd >= 0)
             let started = await eventually { server.scheduler.stats.running == 1 && server.scheduler.stats.kvBlocksUsed > 0 }
-            #expect(started, "the request never started running")
+            #expect(started, "the request never started running: \(server.scheduler.stats)")
             close(fd)
             let freed = await eventually {
                 let s = server.scheduler.stats
