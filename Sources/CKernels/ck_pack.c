@@ -82,3 +82,35 @@ void ck_pack(int type, const void *w, long rows, long cols, void *dst, long firs
         }
     }
 }
+
+void ck_dequantize_packed_row(int type, const void *w, const void *packed, long rows, long cols, long row, float *dst) {
+    if (!ck_pack_supported(type) || cols <= 0 || cols % 32 != 0 || row < 0 || row >= rows) return;
+    const long nb = cols / 32, bs = ck_type_size(type), gb = CK_PACK_ROWS * bs;
+    const long groups = rows / CK_PACK_ROWS;
+    if (!packed || row >= groups * CK_PACK_ROWS) {
+        ck_dequantize(type, (const uint8_t *)w + row * nb * bs, cols, dst);
+        return;
+    }
+    const long g = row / CK_PACK_ROWS;
+    const int r = (int)(row % CK_PACK_ROWS);
+    for (long b = 0; b < nb; b++, dst += 32) {
+        const uint8_t *o = (const uint8_t *)packed + (g * nb + b) * gb;
+        const float d = ck_h2f(ck_rd16(o + 2 * r));
+        const uint8_t *p = o + 2 * CK_PACK_ROWS;
+        for (int k = 0; k < 8; k++)
+            for (int e = 0; e < 4; e++) {
+                const int i = 4 * k + e; /* element index within the block */
+                int q;
+                if (type == CK_TYPE_Q8_0) {
+                    q = (int8_t)p[32 * k + 4 * r + e];
+                } else {
+                    const int j = k & 3;
+                    const uint8_t byte = p[32 * j + 4 * r + e];
+                    q = k < 4 ? (byte & 0x0F) : (byte >> 4);
+                    if (type == CK_TYPE_Q5_0) q |= ((p[128 + 4 * r + e] >> k) & 1) << 4;
+                    q -= type == CK_TYPE_Q4_0 ? 8 : 16;
+                }
+                dst[i] = (float)q * d;
+            }
+    }
+}

@@ -179,8 +179,14 @@ public func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, nTokens: Int,
 }
 
 /// Dequantizes row `row` of `w` (cols floats) into dst.
+/// Reads the packed copy when the matrix has one, so a packed matrix never touches its original
+/// bytes (whose pages were released after packing).
 public func dequantizeRow(_ w: WeightMatrix, row: Int, into dst: UnsafeMutablePointer<Float>) {
-    ck_dequantize(Int32(w.type.rawValue), w.data + row * w.rowBytes, w.cols, dst)
+    if let p = w.packed {
+        ck_dequantize_packed_row(Int32(w.type.rawValue), w.data, p.raw, w.rows, w.cols, row, dst)
+    } else {
+        ck_dequantize(Int32(w.type.rawValue), w.data + row * w.rowBytes, w.cols, dst)
+    }
 }
 
 /// Dequantizes the `count / type.blockSize` whole blocks at src into dst. Unsupported types

@@ -37,6 +37,21 @@ import Testing
         }
     }
 
+    /// Rows read back from the packed copy (embedding lookups of a tied output matrix) equal the
+    /// original rows bit for bit, including rows past the last group.
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q5_0])
+    func rowsReadFromThePackedCopyEqualTheOriginal(_ type: GGMLType) throws {
+        var rng = SplitMix(seed: 77 &+ UInt64(type.rawValue))
+        let m = try OwnedMatrix(type: type, rows: 21, cols: 96, rng: &rng)
+        let packed = m.matrix.withPackedCopy(pool: ThreadPool(threads: 2))
+        var a = [Float](repeating: 0, count: 96), b = [Float](repeating: .nan, count: 96)
+        for r in 0..<21 {
+            a.withUnsafeMutableBufferPointer { dequantizeRow(m.matrix, row: r, into: $0.baseAddress!) }
+            b.withUnsafeMutableBufferPointer { dequantizeRow(packed, row: r, into: $0.baseAddress!) }
+            #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(type) row \(r)")
+        }
+    }
+
     @Test func typesAndShapesWithoutPacking() throws {
         var rng = SplitMix(seed: 3)
         let small = try OwnedMatrix(type: .q8_0, rows: 7, cols: 64, rng: &rng)

@@ -79,6 +79,9 @@ long ck_pack_size(int type, long rows, long cols);
 /* Writes groups [first_group, first_group + ngroups) of the packed copy of w into dst (the whole
  * packed buffer), so a large matrix can be packed piece by piece. */
 void ck_pack(int type, const void *w, long rows, long cols, void *dst, long first_group, long ngroups);
+/* Dequantizes row `row` of a rows×cols matrix from its packed copy (rows past the last whole group,
+ * or packed == NULL: from the original w); same values as ck_dequantize of the original row. */
+void ck_dequantize_packed_row(int type, const void *w, const void *packed, long rows, long cols, long row, float *dst);
 /* ck_matmul with an optional packed copy made by ck_pack (NULL: as ck_matmul). */
 void ck_matmul_packed(ck_pool *pool, int level, int type, const void *w, const void *packed, long rows, long cols,
                       const float *x, long ntok, float *out);
