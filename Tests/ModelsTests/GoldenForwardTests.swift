@@ -93,7 +93,8 @@ struct GoldenForwardTests {
     /// Fixtures/gemma3-order-spread.json, scripts/measure-gemma-order-spread.py), and in the latter
     /// run its greedy ids leave its own goldens at steps whose top-2 gap is up to 0.252. Our
     /// roundings match llama.cpp's (8-bit activation blocks and F16 KV/attention bit for bit on the
-    /// tiny reference models), so what is left is this order-only noise. The test holds gemma3 to
+    /// tiny reference models; GELU through the same half-precision table), so what is left is this
+    /// order-only noise. The test holds gemma3 to
     /// the 2% or 3× llama.cpp's own measured spread, whichever is larger, and treats steps
     /// with a reference gap up to the largest gap llama.cpp's own order-only run departed at as
     /// near ties (the walk stops there).
