@@ -56,9 +56,7 @@ static AT16 void geglu_table_avx2(const float *g, const float *u, float *out, lo
 
 void ck_geglu_table(int level, const float *g, const float *u, float *out, long n) {
     pthread_once(&g_gelu_once, gelu_table_init);
-    const int sup = ck_supported_level();
-    if (level < 0) level = ck_default_level();
-    if (level > sup) level = sup;
+    level = ck_resolve_level(level);
 #if defined(__x86_64__)
     if (level >= 1) { geglu_table_avx2(g, u, out, n); return; }
 #endif

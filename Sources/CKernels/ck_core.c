@@ -201,6 +201,11 @@ static void init_tables(void) {
 
 int ck_supported_level(void) { pthread_once(&g_once, init_tables); return g_supported; }
 int ck_default_level(void) { pthread_once(&g_once, init_tables); return g_default; }
+int ck_resolve_level(int level) {
+    pthread_once(&g_once, init_tables);
+    if (level < 0) level = g_default;
+    return level > g_supported ? g_supported : level;
+}
 
 int ck_type_supported(int type) {
     switch (type) {
@@ -384,9 +389,7 @@ void ck_matmul(ck_pool *p, int level, int type, const void *w, long rows, long c
 void ck_matmul_packed(ck_pool *p, int level, int type, const void *w, const void *packed, long rows, long cols,
                       const float *x, long ntok, float *out) {
     if (rows <= 0 || ntok <= 0 || !ck_type_supported(type)) return;
-    pthread_once(&g_once, init_tables);
-    if (level < 0) level = g_default;
-    if (level > g_supported) level = g_supported;
+    level = ck_resolve_level(level);
     const long bsize = ck_block_size(type);
     if (cols <= 0 || cols % bsize != 0) return;
 
@@ -467,9 +470,7 @@ void ck_matmul_packed(ck_pool *p, int level, int type, const void *w, const void
 }
 
 void ck_quantize_activations(int level, int type, const float *x, long cols, void *out) {
-    pthread_once(&g_once, init_tables);
-    if (level < 0) level = g_default;
-    if (level > g_supported) level = g_supported;
+    level = ck_resolve_level(level);
     const long bsize = ck_block_size(type);
     if (bsize <= 1 || cols <= 0 || cols % bsize != 0) return;
     if (bsize == 32) g_qa32[level](x, out, cols / 32);

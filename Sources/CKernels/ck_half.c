@@ -155,29 +155,24 @@ static HT void accum_f16_avx2(const float *w, const uint16_t *v, long vs, long n
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-static int half_level(int level) {
-    const int sup = ck_supported_level();
-    if (level < 0) level = ck_default_level();
-    return level > sup ? sup : level;
-}
 
 void ck_f32_to_f16(int level, const float *x, uint16_t *y, long n) {
 #if defined(__x86_64__)
-    if (half_level(level) >= 1) { f32_to_f16_avx2(x, y, n); return; }
+    if (ck_resolve_level(level) >= 1) { f32_to_f16_avx2(x, y, n); return; }
 #endif
     f32_to_f16_scalar(x, y, n);
 }
 
 void ck_attn_scores_f16(int level, const float *q, const uint16_t *k, long kstride, long n, long dim, float *out) {
 #if defined(__x86_64__)
-    if (half_level(level) >= 1) { scores_f16_avx2(q, k, kstride, n, dim, out); return; }
+    if (ck_resolve_level(level) >= 1) { scores_f16_avx2(q, k, kstride, n, dim, out); return; }
 #endif
     scores_f16_scalar(q, k, kstride, n, dim, out);
 }
 
 void ck_attn_accum_f16(int level, const float *w, const uint16_t *v, long vstride, long n, long dim, float *out) {
 #if defined(__x86_64__)
-    if (half_level(level) >= 1) { accum_f16_avx2(w, v, vstride, n, dim, out); return; }
+    if (ck_resolve_level(level) >= 1) { accum_f16_avx2(w, v, vstride, n, dim, out); return; }
 #endif
     accum_f16_scalar(w, v, vstride, n, dim, out);
 }

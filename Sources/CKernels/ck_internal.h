@@ -129,6 +129,9 @@ void ck_quant_qa256_avx512(const float *x, ck_qa256 *y, long nb);
 #define CK_PACK_ROWS 8
 typedef void (*ck_pdot_fn)(long nb, const void *pw, const void *x, long xstride, int nt, float *res);
 
+/* The level to run: -1 means the default level; capped at the supported one. */
+int ck_resolve_level(int level);
+
 /* Fill table[type] with the level's kernels (entries left NULL are not provided). */
 void ck_fill_scalar(ck_dot_fn *table);
 #if defined(__x86_64__)

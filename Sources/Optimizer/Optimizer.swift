@@ -61,6 +61,18 @@ public enum Optimizer {
                            history: [Trial] = [],
                            evaluate: (Config) async -> TrialResult,
                            progress: ((TrialProgress) -> Void)? = nil) async throws -> StudyResult {
+        try await drive(direction: direction, options: options, history: history, total: options.maxTrials,
+                        next: { try propose(space: space, direction: direction, trials: $0, options: options) },
+                        evaluate: evaluate, progress: progress)
+    }
+
+    /// The trial loop both strategies share: asks `next` for a configuration until the trial cap,
+    /// the time budget or `next` running out (nil), evaluates and times each, reports progress
+    /// (ETA over `total` trials).
+    static func drive(direction: Direction, options: OptimizerOptions, history: [Trial], total: Int,
+                      next: ([Trial]) throws -> (Config, TrialOrigin)?,
+                      evaluate: (Config) async -> TrialResult,
+                      progress: ((TrialProgress) -> Void)?) async throws -> StudyResult {
         var trials = history
         let clock = ContinuousClock()
         let start = clock.now
@@ -70,7 +82,7 @@ public enum Optimizer {
             if let budget = options.timeBudget, clock.now - start >= budget {
                 return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .timeBudget)
             }
-            guard let (config, origin) = try propose(space: space, direction: direction, trials: trials, options: options) else {
+            guard let (config, origin) = try next(trials) else {
                 return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .exhausted)
             }
             let t0 = clock.now
@@ -80,15 +92,13 @@ public enum Optimizer {
             spent += seconds; ran += 1
             let trial = Trial(index: trials.count, config: config, result: result, origin: origin, seconds: seconds)
             trials.append(trial)
-            progress?(TrialProgress(trial: trial, completed: trials.count, total: options.maxTrials,
-                               best: best(trials, direction: direction),
-                               etaSeconds: spent / Double(ran) * Double(options.maxTrials - trials.count)))
+            progress?(TrialProgress(trial: trial, completed: trials.count, total: total,
+                                    best: best(trials, direction: direction),
+                                    etaSeconds: spent / Double(ran) * Double(max(total - trials.count, 0))))
         }
         return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .maxTrials)
     }
 
-    /// The next configuration to try given the trials so far (deterministic for options.seed and the
-    /// number of trials). Nil when every configuration of a finite space has been tried.
     /// Exhaustive search: every feasible configuration of an all-discrete space (`SearchSpace.grid`),
     /// in the grid's order, skipping those already in `history`, up to `maxTrials` trials in all.
     public static func runGrid(space: SearchSpace, direction: Direction, options: OptimizerOptions,
@@ -98,33 +108,15 @@ public enum Optimizer {
         guard let grid = space.grid(limit: 100_000) else { throw SearchSpaceError.gridTooLarge }
         let seen = Set(history.map(\.config))
         let todo = grid.filter { space.feasible($0) && !seen.contains($0) }
-        let total = min(options.maxTrials, history.count + todo.count)
-        var trials = history
-        let clock = ContinuousClock()
-        let start = clock.now
-        var spent = 0.0
-        for config in todo {
-            if trials.count >= options.maxTrials {
-                return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .maxTrials)
-            }
-            if let budget = options.timeBudget, clock.now - start >= budget {
-                return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .timeBudget)
-            }
-            let t0 = clock.now
-            let result = await evaluate(config)
-            let dt = clock.now - t0
-            let seconds = Double(dt.components.seconds) + Double(dt.components.attoseconds) * 1e-18
-            spent += seconds
-            let trial = Trial(index: trials.count, config: config, result: result, origin: .grid, seconds: seconds)
-            trials.append(trial)
-            let ran = trials.count - history.count
-            progress?(TrialProgress(trial: trial, completed: trials.count, total: total,
-                                    best: best(trials, direction: direction),
-                                    etaSeconds: spent / Double(ran) * Double(total - trials.count)))
-        }
-        return StudyResult(trials: trials, best: best(trials, direction: direction), stopReason: .exhausted)
+        var queue = todo[...]
+        return try await drive(direction: direction, options: options, history: history,
+                               total: min(options.maxTrials, history.count + todo.count),
+                               next: { _ in queue.popFirst().map { ($0, .grid) } },
+                               evaluate: evaluate, progress: progress)
     }
 
+    /// The next configuration to try given the trials so far (deterministic for options.seed and the
+    /// number of trials). Nil when every configuration of a finite space has been tried.
     public static func propose(space: SearchSpace, direction: Direction, trials: [Trial],
                                options: OptimizerOptions) throws -> (Config, TrialOrigin)? {
         let index = trials.count
