@@ -77,10 +77,13 @@ let package = Package(
         ]),
         // Constrained Bayesian optimisation of serving configurations (pure Swift).
         .target(name: "Optimizer"),
+        // Serving backends the optimizer launches and measures through the OpenAI API: the native
+        // engine (`autoglm serve`), llama.cpp's llama-server, an OpenAI-compatible upstream.
+        .target(name: "Backends", dependencies: ["Optimizer", "LoadGen"]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen", "Optimizer",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -109,6 +112,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
+        .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen"]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

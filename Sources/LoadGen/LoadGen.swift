@@ -75,16 +75,23 @@ final class Runner: Sendable {
     let spec: LoadSpec
     let client: HTTPClient
     let progress: (@Sendable (LiveStats) -> Void)?
+    /// The first base URL (model discovery, calibration).
     let base: String
+    /// Every base URL; request i goes to bases[i % count].
+    let bases: [String]
+    private let nextBase = Counter()
 
     init(spec: LoadSpec, client: HTTPClient, progress: (@Sendable (LiveStats) -> Void)?) {
         self.spec = spec
         self.client = client
         self.progress = progress
-        var b = spec.url
-        while b.hasSuffix("/") { b.removeLast() }
-        if b.hasSuffix("/v1") { b.removeLast(3) }
-        base = b
+        bases = ([spec.url] + spec.replicaURLs).map { url in
+            var b = url
+            while b.hasSuffix("/") { b.removeLast() }
+            if b.hasSuffix("/v1") { b.removeLast(3) }
+            return b
+        }
+        base = bases[0]
     }
 
     var path: String { spec.chat ? "/v1/chat/completions" : "/v1/completions" }
@@ -216,7 +223,8 @@ final class Runner: Sendable {
     }
 
     func stream(_ body: ByteBuffer, plannedPrompt: Int) async -> Outcome {
-        var req = HTTPClientRequest(url: base + path)
+        let target = bases.count == 1 ? base : bases[nextBase.take() % bases.count]
+        var req = HTTPClientRequest(url: target + path)
         req.method = .POST
         req.headers = headers()
         req.body = .bytes(body)

@@ -83,6 +83,8 @@ public struct SLO: Sendable, Codable, Equatable {
 public struct LoadSpec: Sendable, Codable {
     /// Base URL, e.g. http://127.0.0.1:8080 (a trailing `/v1` is accepted too).
     public var url: String
+    /// More base URLs serving the same model (replicas); requests go round-robin over `url` and these.
+    public var replicaURLs: [String] = []
     public var apiKey: String?
     /// The request's "model" field; nil: the first id from GET /v1/models.
     public var model: String?
@@ -107,7 +109,7 @@ public struct LoadSpec: Sendable, Codable {
     public var abortWhen: (@Sendable (LiveStats) -> Bool)?
 
     enum CodingKeys: String, CodingKey {
-        case url, apiKey, model, chat, load, requests, promptTokens, maxTokens, ignoreEOS, warmupRequests,
+        case url, replicaURLs, apiKey, model, chat, load, requests, promptTokens, maxTokens, ignoreEOS, warmupRequests,
              timeoutSeconds, slo, seed, promptTokenIDs
     }
 
@@ -137,6 +139,7 @@ public struct LoadSpec: Sendable, Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(url: try c.decode(String.self, forKey: .url))
+        replicaURLs = try c.decodeIfPresent([String].self, forKey: .replicaURLs) ?? []
         apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
         model = try c.decodeIfPresent(String.self, forKey: .model)
         chat = try c.decodeIfPresent(Bool.self, forKey: .chat) ?? chat
@@ -155,6 +158,7 @@ public struct LoadSpec: Sendable, Codable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(url, forKey: .url)
+        if !replicaURLs.isEmpty { try c.encode(replicaURLs, forKey: .replicaURLs) }
         try c.encodeIfPresent(apiKey, forKey: .apiKey)
         try c.encodeIfPresent(model, forKey: .model)
         try c.encode(chat, forKey: .chat)
@@ -172,9 +176,11 @@ public struct LoadSpec: Sendable, Codable {
 
     /// Throws `LoadGenError.invalidSpec` naming the first bad field.
     public func validate() throws(LoadGenError) {
-        guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = u.host, !host.isEmpty else {
-            throw .invalidSpec("url must be an http(s) base URL such as http://127.0.0.1:8080 (got '\(url)')")
+        for url in [url] + replicaURLs {
+            guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                  let host = u.host, !host.isEmpty else {
+                throw .invalidSpec("url must be an http(s) base URL such as http://127.0.0.1:8080 (got '\(url)')")
+            }
         }
         switch load {
         case .closed(let c):

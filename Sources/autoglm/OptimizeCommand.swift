@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backends
 import Deploy
 import Engine
 import Foundation
@@ -32,7 +33,10 @@ struct Optimize: AsyncParsableCommand {
     @Option(name: .long, help: "Seed: the same seed proposes the same configurations.") var seed: UInt64 = 0
     @Option(name: .long, help: "bayes (constrained Bayesian optimisation) | grid (every configuration of the discretised space, for comparison).") var strategy = "bayes"
     @Option(name: .customLong("grid-levels"), help: "Discretise each integer knob to this many values (grid default: 3; bayes default: the full integer range).") var gridLevels: Int?
-    @Option(name: .long, help: "Backends to tune (native; llamacpp and openai:URL are not implemented yet).") var backends = "native"
+    @Option(name: .long, help: "Backends to tune and compare, comma-separated: native (this engine), llamacpp (llama.cpp's llama-server), openai:URL (an OpenAI-compatible server already running; measured once).") var backends = "native"
+    @Option(name: .customLong("llama-server"), help: "Path of llama-server for --backends llamacpp (default: $AUTOGLM_LLAMA_SERVER, the copy bench/build-llama-server.sh builds, then $PATH).") var llamaServer: String?
+    @Option(name: .customLong("upstream-api-key"), help: "API key for openai:URL backends (default: $OPENAI_API_KEY).") var upstreamAPIKey: String?
+    @Option(name: .long, help: "Search only these knobs (comma-separated names, e.g. threads,maxSeqs); the others keep the backend's defaults.") var knobs: String?
     @Option(name: .customLong("trial-timeout"), help: "Seconds a trial's server may take to become ready.") var startupTimeout: Double = 120
     @Option(name: .customLong("request-timeout"), help: "Per-request timeout in seconds.") var requestTimeout: Double = 300
     @Flag(name: .long, help: "Continue the stored trials of the same study instead of starting over.") var resume = false
@@ -58,10 +62,46 @@ struct Optimize: AsyncParsableCommand {
         if let m = maxTokens, m < 1 { throw ValidationError("--max-tokens must be ≥ 1 (got \(m))") }
         _ = try loadLevels()
         _ = try parseDuration()
-        let names = backends.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-        for b in names where b != "native" {
-            throw ValidationError("backend '\(b)' is not implemented yet; use --backends native")
+        let choices = try backendChoices()
+        if objective == "memory", choices.contains(where: { if case .openai = $0 { return true } else { return false } }) {
+            throw ValidationError("--objective memory needs backends whose processes autoglm starts; an openai:URL upstream's memory is not measurable from here")
         }
+        if choices.contains(.llamacpp), LlamaCppBackend.locate(explicit: llamaServer) == nil {
+            throw ValidationError(llamaServer.map { "--llama-server \($0) is not an executable file" }
+                ?? "--backends llamacpp: llama-server not found; give --llama-server PATH, set AUTOGLM_LLAMA_SERVER, or build it with bash bench/build-llama-server.sh")
+        }
+    }
+
+    enum BackendChoice: Equatable {
+        case native, llamacpp
+        case openai(String)
+    }
+
+    /// The parsed --backends list (distinct, in the order given).
+    func backendChoices() throws -> [BackendChoice] {
+        var out: [BackendChoice] = []
+        for raw in backends.split(separator: ",", omittingEmptySubsequences: false) {
+            let b = raw.trimmingCharacters(in: .whitespaces)
+            let choice: BackendChoice
+            switch b {
+            case "native": choice = .native
+            case "llamacpp", "llama.cpp": choice = .llamacpp
+            default:
+                guard b.hasPrefix("openai:") else {
+                    throw ValidationError("--backends: unknown backend '\(b)'; use native, llamacpp or openai:URL (e.g. openai:http://127.0.0.1:8000)")
+                }
+                let url = String(b.dropFirst("openai:".count))
+                guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                      let host = u.host, !host.isEmpty else {
+                    throw ValidationError("--backends openai:URL needs an http(s) base URL, e.g. openai:http://127.0.0.1:8000 (got '\(url)')")
+                }
+                choice = .openai(url)
+            }
+            if out.contains(choice) { throw ValidationError("--backends lists '\(b)' twice") }
+            out.append(choice)
+        }
+        guard !out.isEmpty else { throw ValidationError("--backends is empty; use native, llamacpp or openai:URL") }
+        return out
     }
 
     /// (name, limit) of the SLOs given.
@@ -193,34 +233,148 @@ struct OptimizeRun {
         return (StudyModel(path: mv.path, digest: mv.digest, registryModel: mv.model, registryVersion: mv.version), loaded)
     }
 
+    /// One backend's finished study.
+    struct BackendStudy {
+        var backend: any ServingBackend
+        var id: String
+        var space: SearchSpace
+        var result: StudyResult
+    }
+
     func run() async throws {
         let registry = try Registry()
-        let (studyModel, loadedSpec) = try resolveModel(registry: registry)
+        let (studyModel, _) = try resolveModel(registry: registry)
         var template = try command.workloadSpec()
         let levels = try command.loadLevels()
         let tokensPerSequence = Optimize.upperBound(template.promptTokens) + Optimize.upperBound(template.maxTokens)
 
-        // Model facts for the space's bounds (the same arithmetic as `serve`).
+        // Model facts for the spaces' bounds (the same arithmetic as `serve`).
         let lm = try LoadedModel(path: studyModel.path, threads: 1)
         let cfg = lm.model.config
-        let kvBytesPerToken = cfg.layers * cfg.kvHeads * (cfg.headDim + cfg.valueDim) * 4
+        let kvElements = cfg.layers * cfg.kvHeads * (cfg.headDim + cfg.valueDim)
         let weightBytes = ((try? FileManager.default.attributesOfItem(atPath: studyModel.path))?[.size] as? NSNumber)?.int64Value ?? 0
-        let facts = ModelFacts(weightBytes: weightBytes, kvBytesPerToken: kvBytesPerToken, contextLength: cfg.contextLength)
+        let facts = ModelFacts(weightBytes: weightBytes, kvElementsPerToken: kvElements, contextLength: cfg.contextLength)
         let context = min(cfg.contextLength, (tokensPerSequence + 15) / 16 * 16 + 16)
-        let backend = NativeBackend(modelPath: studyModel.path, facts: facts, contextLength: context)
+        template.promptTokenIDs = 1000...min(9999, max(1001, lm.tokenizer.vocabularySize - 1))
         let machine = MachineLimits.current()
-        let fullSpace: SearchSpace
-        do { fullSpace = try backend.searchSpace(machine: machine, tokensPerSequence: tokensPerSequence) } catch {
-            throw ValidationError("the workload's sequences (\(tokensPerSequence) tokens) do not fit this model/machine: \(error)")
+
+        var backendsToRun: [any ServingBackend] = []
+        for choice in try command.backendChoices() {
+            switch choice {
+            case .native:
+                backendsToRun.append(NativeBackend(executable: Self.executable, modelPath: studyModel.path, facts: facts, contextLength: context))
+            case .llamacpp:
+                guard let exe = LlamaCppBackend.locate(explicit: command.llamaServer) else { throw ValidationError("llama-server not found") }
+                backendsToRun.append(LlamaCppBackend(executable: exe, modelPath: studyModel.path, facts: facts, contextPerSlot: context))
+            case .openai(let url):
+                let key = command.upstreamAPIKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"]
+                backendsToRun.append(UpstreamBackend(url: url, apiKey: key))
+            }
         }
+        let searched = command.knobs.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let searched {
+            var known = Set(NativeKnob.all)
+            if backendsToRun.contains(where: { $0 is LlamaCppBackend }) { known.formUnion(LlamaCppKnob.all) }
+            for n in searched where !known.contains(n) {
+                throw ValidationError("--knobs: unknown knob '\(n)'; the native engine has \(NativeKnob.all.joined(separator: ", ")); llama.cpp has \(LlamaCppKnob.all.joined(separator: ", "))")
+            }
+        }
+
+        var studies: [BackendStudy] = []
+        for backend in backendsToRun {
+            studies.append(try await runStudy(backend, registry: registry, studyModel: studyModel, template: template,
+                                              levels: levels, machine: machine, tokensPerSequence: tokensPerSequence,
+                                              searched: searched))
+        }
+
+        let unit = command.objectiveUnit
+        let better: (Double, Double) -> Bool = command.direction == .maximize ? { $0 > $1 } : { $0 < $1 }
+        var winner: (study: BackendStudy, trial: Trial, objective: Double)?
+        for st in studies {
+            if studies.count > 1 { print("== backend \(st.backend.name)") }
+            print(OptimizeReport.table(st.result.trials, unit: unit))
+            print(OptimizeReport.summary(trials: st.result.trials, best: st.result.best, slo: command.slo,
+                                         percentile: command.percentile, unit: unit))
+            if let b = st.result.best, let m = b.result.measurement, winner.map({ better(m.objective, $0.objective) }) ?? true {
+                winner = (st, b, m.objective)
+            }
+        }
+        if studies.count > 1 {
+            let line = studies.map { st in
+                "\(st.backend.name) " + (st.result.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "nothing feasible")
+            }.joined(separator: ", ")
+            print("backends: \(line)" + (winner.map { " → winner: \($0.study.backend.name)" } ?? ""))
+        }
+
+        if let (st, best, _) = winner, let m = best.result.measurement {
+            let settings = st.backend.settings(best.config)
+            if let rm = studyModel.registryModel, let rv = studyModel.registryVersion, let v = try? SemVer(parsing: rv) {
+                var values = m.metrics
+                values["objective"] = m.objective
+                for (k, x) in zip(best.config.names, best.config.values) { if let d = x.doubleValue { values["knob." + k] = d } }
+                var machineInfo = ["cores": String(machine.cores), "study": st.id, "backend": st.backend.name]
+                for (k, x) in zip(best.config.names, best.config.values) where x.doubleValue == nil { machineInfo["knob." + k] = x.description }
+                try registry.recordMetric(model: rm, version: v, kind: "optimize.\(command.objective)", values: values,
+                                          configHash: stableHash(st.backend.name + "|" + best.config.description), machine: machineInfo)
+            }
+            if command.write, let specPath = command.spec {
+                try writeSpec(specPath, settings: settings)
+            }
+        } else if command.write {
+            optLog("--write: nothing met the SLOs; the spec is unchanged")
+        }
+        if let dir = command.report {
+            var written: [String] = []
+            for st in studies {
+                let sub = studies.count == 1 ? dir : dir + "/" + st.backend.name
+                let summary = OptimizeReport.summary(trials: st.result.trials, best: st.result.best, slo: command.slo,
+                                                     percentile: command.percentile, unit: unit)
+                try OptimizeReport.write(dir: sub, study: st.id, objective: command.objective, direction: command.direction,
+                                         unit: unit, slo: command.slo, percentile: command.percentile,
+                                         trials: st.result.trials, best: st.result.best, space: st.space, summary: summary)
+                written.append("\(sub)/report.html")
+            }
+            if studies.count > 1 {
+                try OptimizeReport.writeComparison(dir: dir, objective: command.objective, unit: unit,
+                                                   studies: studies.map { ($0.backend.name, $0.id, $0.result.best, $0.backend.settings) },
+                                                   winner: winner?.study.backend.name)
+                written.append("\(dir)/backends.json")
+            }
+            optLog("report: " + written.joined(separator: ", "))
+        }
+    }
+
+    static var executable: String {
+        if let p = Bundle.main.executablePath, FileManager.default.isExecutableFile(atPath: p) { return p }
+        return CommandLine.arguments[0]
+    }
+
+    /// The backend's space, discretised (--grid-levels) and restricted to --knobs; its study in the
+    /// registry (resumed or cleared); the trials, run with the chosen strategy.
+    func runStudy(_ backend: any ServingBackend, registry: Registry, studyModel: StudyModel, template: LoadSpec,
+                  levels: [LoadShape], machine: MachineLimits, tokensPerSequence: Int, searched: [String]?) async throws -> BackendStudy {
+        var space: SearchSpace
+        do { space = try backend.searchSpace(machine: machine, tokensPerSequence: tokensPerSequence) } catch {
+            throw ValidationError("\(backend.name): the workload's sequences (\(tokensPerSequence) tokens) do not fit this model/machine: \(error)")
+        }
+        let isUpstream = backend is UpstreamBackend
         // grid needs a discrete space; bayes searches the discretised one too when asked, so the two
         // strategies can be compared on exactly the same configurations.
         let gridLevels = command.gridLevels ?? (command.strategy == "grid" ? 3 : nil)
-        let space = try gridLevels.map { try fullSpace.discretized(levels: $0) } ?? fullSpace
-        if command.strategy == "grid", let g = space.grid(limit: 100_000) {
-            optLog("grid: \(g.filter { space.feasible($0) }.count) feasible configurations of \(g.count) (\(space.signature))")
+        let pinned: [String: KnobValue] = {
+            guard let searched, !isUpstream else { return [:] }
+            let defaults: [String: KnobValue] = backend is NativeBackend ? NativeBackend.defaults : LlamaCppBackend.defaults
+            var out: [String: KnobValue] = [:]
+            for k in space.knobs where !searched.contains(k.name) {
+                out[k.name] = Self.clamp(defaults[k.name] ?? .int(machine.cores), to: k)
+            }
+            return out
+        }()
+        space = try Self.restrict(space, levels: gridLevels, pinned: pinned, backend: backend.name)
+        let strategy = isUpstream ? "grid" : command.strategy
+        if strategy == "grid", let g = space.grid(limit: 100_000) {
+            optLog("\(backend.name) grid: \(g.filter { space.feasible($0) }.count) feasible configurations of \(g.count) (\(space.signature))")
         }
-        template.promptTokenIDs = 1000...min(9999, max(1001, lm.tokenizer.vocabularySize - 1))
 
         let keyEncoder = JSONEncoder()
         keyEncoder.outputFormatting = [.sortedKeys]
@@ -228,10 +382,13 @@ struct OptimizeRun {
         let levelKey = levels.map { "\($0)" }.joined(separator: ",")
         let sloKey = command.slo.map { "\($0.0)<=\($0.1)" }.joined(separator: ",") + "@p\(command.percentile)"
         let objectiveKey = "\(command.objective)|\(sloKey)|\(backend.name)|\(command.strategy)" + (gridLevels.map { "|L\($0)" } ?? "")
+            + (searched.map { "|K" + $0.sorted().joined(separator: "+") } ?? "")
         // The study's identity uses the knob names and the core count, not the memory-derived bounds:
         // available memory moves between runs and must not orphan stored trials.
         let identitySpace = try SearchSpace(knobs: space.knobs.map { Knob($0.name, .categorical(["\(machine.cores) cores"])) })
-        let id = studyID(modelDigest: studyModel.digest, space: identitySpace, workload: workloadKey + "|" + levelKey, objective: objectiveKey)
+        let upstreamKey = (backend as? UpstreamBackend).map { "|" + $0.url } ?? ""
+        let id = studyID(modelDigest: studyModel.digest, space: identitySpace, workload: workloadKey + "|" + levelKey + upstreamKey,
+                         objective: objectiveKey)
         try registry.openStudy(id: id, model: studyModel.registryModel, version: studyModel.registryVersion,
                                modelDigest: studyModel.digest,
                                description: "{\"objective\":\"\(objectiveKey)\",\"space\":\"\(space.signature)\",\"levels\":\"\(levelKey)\"}")
@@ -239,10 +396,10 @@ struct OptimizeRun {
         if command.resume {
             let dec = JSONDecoder()
             history = try registry.trials(study: id).compactMap { try? dec.decode(Trial.self, from: $0.payload) }
-            optLog("study \(id): resuming after \(history.count) stored trial(s)")
+            optLog("\(backend.name) study \(id): resuming after \(history.count) stored trial(s)")
         } else {
             try registry.clearTrials(study: id)
-            optLog("study \(id): \(space.knobs.map(\.name).joined(separator: ", ")) on \(machine.cores) cores; objective \(command.objective)")
+            optLog("\(backend.name) study \(id): \(space.knobs.map(\.name).joined(separator: ", ")) on \(machine.cores) cores; objective \(command.objective)")
         }
 
         let evaluator = TrialEvaluator(backend: backend, template: template, levels: levels, slo: command.slo,
@@ -251,22 +408,24 @@ struct OptimizeRun {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let unit = command.objectiveUnit
+        let name = backend.name
         let progress: (TrialProgress) -> Void = { p in
-                if let data = try? enc.encode(p.trial) { try? registry.saveTrial(study: id, index: p.trial.index, payload: data) }
-                let status: String
-                switch p.trial.result {
-                case .feasible(let m): status = String(format: "%.2f %@", m.objective, unit as NSString)
-                case .infeasible(let r, let d, let m):
-                    status = "infeasible (\(r.rawValue)\(m.map { String(format: ", %.2f %@", $0.objective, unit as NSString) } ?? "")): \(d)"
-                }
-                let best = p.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "none yet"
-                let eta = p.etaSeconds.map { String(format: "%.0fs", $0) } ?? "?"
-                optLog("trial \(p.completed)/\(p.total) [\(p.trial.origin.rawValue)] \(p.trial.config) → \(status) | best \(best) | ETA \(eta)")
+            if let data = try? enc.encode(p.trial) { try? registry.saveTrial(study: id, index: p.trial.index, payload: data) }
+            let status: String
+            switch p.trial.result {
+            case .feasible(let m): status = String(format: "%.2f %@", m.objective, unit as NSString)
+            case .infeasible(let r, let d, let m):
+                status = "infeasible (\(r.rawValue)\(m.map { String(format: ", %.2f %@", $0.objective, unit as NSString) } ?? "")): \(d)"
             }
-        let options = OptimizerOptions(seed: command.seed, maxTrials: command.maxTrials, timeBudget: try command.parseDuration())
+            let best = p.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "none yet"
+            let eta = p.etaSeconds.map { String(format: "%.0fs", $0) } ?? "?"
+            optLog("\(name) trial \(p.completed)/\(p.total) [\(p.trial.origin.rawValue)] \(p.trial.config) → \(status) | best \(best) | ETA \(eta)")
+        }
+        let options = OptimizerOptions(seed: command.seed, maxTrials: isUpstream ? 1 : command.maxTrials,
+                                       timeBudget: try command.parseDuration())
         let result: StudyResult
         do {
-            if command.strategy == "grid" {
+            if strategy == "grid" {
                 result = try await Optimizer.runGrid(space: space, direction: command.direction, options: options, history: history,
                                                      evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
             } else {
@@ -274,54 +433,56 @@ struct OptimizeRun {
                                                  evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
             }
         } catch let e as SearchSpaceError {
-            throw ValidationError(e.description)
+            throw ValidationError("\(backend.name): \(e.description)")
         }
-
-        let trials = result.trials
-        print(OptimizeReport.table(trials, unit: unit))
-        let summary = OptimizeReport.summary(trials: trials, best: result.best, slo: command.slo,
-                                             percentile: command.percentile, unit: unit)
-        print(summary)
-
-        if let best = result.best, let m = best.result.measurement {
-            let fields = backend.specFields(best.config)
-            if let rm = studyModel.registryModel, let rv = studyModel.registryVersion, let v = try? SemVer(parsing: rv) {
-                var values = m.metrics
-                values["objective"] = m.objective
-                for (k, x) in fields { values["knob." + k] = Double(x) }
-                try registry.recordMetric(model: rm, version: v, kind: "optimize.\(command.objective)", values: values,
-                                          configHash: stableHash(best.config.description),
-                                          machine: ["cores": String(machine.cores), "study": id, "backend": backend.name])
-            }
-            if command.write, let specPath = command.spec {
-                try writeSpec(specPath, fields: fields)
-            }
-        } else if command.write {
-            optLog("--write: nothing met the SLOs; the spec is unchanged")
-        }
-        if let dir = command.report {
-            try OptimizeReport.write(dir: dir, study: id, objective: command.objective, direction: command.direction,
-                                     unit: unit, slo: command.slo, percentile: command.percentile,
-                                     trials: trials, best: result.best, space: space, summary: summary)
-            optLog("report: \(dir)/report.html, \(dir)/report.json")
-        }
-        _ = loadedSpec
+        return BackendStudy(backend: backend, id: id, space: space, result: result)
     }
 
-    /// Writes the best knobs into the spec's backend section through the Deploy loader/encoder.
-    func writeSpec(_ path: String, fields: [String: Int]) throws {
+    /// The space discretised to `levels` values per integer knob (when given) with `pinned` knobs fixed.
+    static func restrict(_ space: SearchSpace, levels: Int?, pinned: [String: KnobValue], backend: String) throws -> SearchSpace {
+        var s = space
+        do {
+            if let g = levels { s = try s.discretized(levels: g) }
+            // Discretising may have moved a default off the grid: clamp again to the new knob.
+            var p: [String: KnobValue] = [:]
+            for k in s.knobs { if let v = pinned[k.name] { p[k.name] = clamp(v, to: k) } }
+            if !p.isEmpty { s = try s.fixing(p) }
+        } catch {
+            throw ValidationError("\(backend): \(error.description)")
+        }
+        return s
+    }
+
+    /// A default value moved inside the knob's bounds (an int clamped; an ordinal's nearest choice).
+    static func clamp(_ v: KnobValue, to k: Knob) -> KnobValue {
+        guard let x = v.intValue else { return v }
+        switch k.kind {
+        case .int(let r), .logInt(let r): return .int(min(max(x, r.lowerBound), r.upperBound))
+        case .ordinal(let xs): return .int(xs.min { abs($0 - x) < abs($1 - x) } ?? x)
+        default: return v
+        }
+    }
+
+    /// Writes the winning backend's settings into the spec through the Deploy loader/encoder.
+    func writeSpec(_ path: String, settings: BackendSettings) throws {
         let text: String
         do { text = try SpecLoader.readFile(path) } catch { throw ValidationError(error.description) }
         var base: LoadedSpec
         do { base = try SpecLoader.load(yaml: text, file: path, environment: nil, variables: SpecLoader.processEnvironment()) } catch {
             throw ValidationError(error.diagnostics.map(\.description).joined(separator: "\n"))
         }
-        base.spec.backend.type = .native
-        base.spec.backend.threads = fields["threads"]
-        base.spec.backend.maxSeqs = fields["maxSeqs"]
-        base.spec.backend.maxBatchedTokens = fields["maxBatchedTokens"]
-        base.spec.backend.kvCacheMB = fields["kvCacheMB"]
-        base.spec.backend.contextLength = fields["contextLength"]
+        guard let type = BackendType(rawValue: settings.type) else { throw ValidationError("internal: backend type \(settings.type)") }
+        var b = BackendSpec()
+        b.type = type
+        b.url = settings.url
+        b.threads = settings.threads
+        b.maxSeqs = settings.maxSeqs
+        b.maxBatchedTokens = settings.maxBatchedTokens
+        b.kvCacheMB = settings.kvCacheMB
+        b.contextLength = settings.contextLength
+        // (kvCacheType, batchWaitMs, ubatchTokens, flashAttention: see Spec's backend fields)
+        base.spec.backend = b
+        if let r = settings.replicas { base.spec.replicas = r }
         let yaml = SpecEncoder.yaml(base.spec)
         // The encoder writes the resolved base spec; overlays would be lost, so a spec with
         // environments gets a sibling file instead of being overwritten.
@@ -331,107 +492,6 @@ struct OptimizeRun {
         }
         try yaml.write(toFile: target, atomically: true, encoding: .utf8)
         optLog("wrote the best backend configuration to \(target)\(target == path ? "" : " (the spec has environments overlays, which the encoder does not keep)")")
-    }
-}
-
-/// Runs one trial: launch, load at each level, stop, classify.
-struct TrialEvaluator: Sendable {
-    let backend: NativeBackend
-    let template: LoadSpec
-    let levels: [LoadShape]
-    let slo: [(String, Double)]
-    let percentile: Int
-    let objective: String
-    let startupTimeout: Double
-
-    func pick(_ s: LatencySummary) -> Double { percentile == 99 ? s.p99 : s.p95 }
-
-    func evaluate(_ config: Config) async -> TrialResult {
-        let handle: TrialHandle
-        do { handle = try await backend.launch(config, startupTimeout: startupTimeout) } catch let f as TrialFailure {
-            return .infeasible(reason: f.reason, detail: f.detail, measurement: nil)
-        } catch {
-            return .infeasible(reason: .crash, detail: "\(error)", measurement: nil)
-        }
-        var reports: [LoadReport] = []
-        let sloSpec = slo.isEmpty ? nil : SLO(ttftMs: slo.first { $0.0 == "ttft" }?.1, tpotMs: slo.first { $0.0 == "tpot" }?.1,
-                                              e2eMs: slo.first { $0.0 == "e2e" }?.1)
-        let limits = slo
-        let pct = percentile
-        for level in levels {
-            var spec = template
-            spec.url = handle.baseURL
-            spec.load = level
-            spec.slo = sloSpec
-            // Early stop: once 8 requests are in, a running percentile above twice a limit will not recover.
-            if !limits.isEmpty {
-                spec.abortWhen = { st in
-                    guard st.completed >= 8 else { return false }
-                    for (name, limit) in limits {
-                        let s = name == "ttft" ? st.ttft : name == "tpot" ? st.tpot : st.e2e
-                        if (pct == 99 ? s.p99 : s.p95) > 2 * limit { return true }
-                    }
-                    return false
-                }
-            }
-            do { reports.append(try await LoadGen.run(spec)) } catch {
-                _ = await backend.stop(handle)
-                return .infeasible(reason: .crash, detail: "load generator: \(error)", measurement: nil)
-            }
-            if !backend.isAlive(handle) {
-                let why = backend.exitDescription(handle)
-                _ = await backend.stop(handle)
-                return .infeasible(reason: why.oom ? .oom : .crash, detail: "server exited during the load run (\(why.text))", measurement: nil)
-            }
-        }
-        let peak = await backend.stop(handle)
-        guard let last = reports.last, last.completed > 0 else {
-            let errs = reports.last?.errors.map { "\($0.key) \($0.value)" }.joined(separator: ", ") ?? "no report"
-            let timedOut = (reports.last?.errors[LoadGen.ErrorKind.timeout] ?? 0) > 0
-            return .infeasible(reason: timedOut ? .timeout : .crash, detail: "no request completed (\(errs))", measurement: nil)
-        }
-        var metrics: [String: Double] = [
-            "ttft_p50_ms": last.ttft.p50, "ttft_p95_ms": last.ttft.p95, "ttft_p99_ms": last.ttft.p99,
-            "tpot_p50_ms": last.tpot.p50, "tpot_p95_ms": last.tpot.p95, "tpot_p99_ms": last.tpot.p99,
-            "itl_p95_ms": last.itl.p95, "itl_p99_ms": last.itl.p99,
-            "e2e_p50_ms": last.e2e.p50, "e2e_p95_ms": last.e2e.p95, "e2e_p99_ms": last.e2e.p99,
-            "output_tokens_per_s": last.outputTokensPerSecond, "requests_per_s": last.requestsPerSecond,
-            "completed": Double(last.completed), "failed": Double(last.failed),
-        ]
-        if let g = last.goodput { metrics["goodput"] = g }
-        if let p = peak { metrics["peak_rss_mb"] = Double(p) / 1_048_576 }
-        var slack: Double?
-        var worst = ""
-        for r in reports {
-            for (name, limit) in slo {
-                let s = name == "ttft" ? r.ttft : name == "tpot" ? r.tpot : r.e2e
-                let v = pick(s)
-                let sl = Foundation.log(max(v, 1e-6) / limit)
-                if sl > (slack ?? -Double.infinity) {
-                    slack = sl
-                    worst = String(format: "%@ p%d %.1f ms vs %.1f ms", name as NSString, percentile, v, limit)
-                }
-            }
-        }
-        if let s = slack { metrics["slack"] = s }
-        let value: Double
-        switch objective {
-        case "throughput": value = last.outputTokensPerSecond
-        case "goodput": value = last.goodput ?? 0
-        case "latency": value = pick(last.e2e)
-        default: value = metrics["peak_rss_mb"] ?? 0
-        }
-        let m = Measurement(objective: value, slack: slack, metrics: metrics)
-        let failedShare = Double(last.failed) / Double(max(last.completed + last.failed, 1))
-        if failedShare > 0.25 {
-            let timedOut = (last.errors[LoadGen.ErrorKind.timeout] ?? 0) > 0
-            return .infeasible(reason: timedOut ? .timeout : .crash,
-                               detail: "\(last.failed) of \(last.completed + last.failed) requests failed: \(last.errors)", measurement: m)
-        }
-        if reports.contains(where: \.aborted) {
-            return .infeasible(reason: .slo, detail: "stopped early: \(worst)", measurement: m)
-        }
-        return .measured(m, sloDetail: worst)
     }
 }
 

@@ -1,3 +1,4 @@
+import Backends
 import Foundation
 import Optimizer
 
@@ -87,11 +88,40 @@ enum OptimizeReport {
                              percentile: percentile, slo: sloMap, space: space.signature, best: best.map(jsonTrial),
                              summary: summary, trials: trials.map(jsonTrial))
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try enc.encode(rep).write(to: URL(fileURLWithPath: dir + "/report.json"))
         let html = self.html(rep, trials: trials, direction: direction, slo: slo, percentile: percentile, space: space)
         try html.write(toFile: dir + "/report.html", atomically: true, encoding: .utf8)
+    }
+
+    struct JSONBackend: Encodable {
+        var backend: String
+        var study: String
+        var report: String
+        var best: JSONTrial?
+        var settings: BackendSettings?
+    }
+
+    struct JSONComparison: Encodable {
+        var objective: String
+        var unit: String
+        var winner: String?
+        var backends: [JSONBackend]
+    }
+
+    /// backends.json: each backend's best trial and what it means in the spec, and the winner.
+    static func writeComparison(dir: String, objective: String, unit: String,
+                                studies: [(name: String, id: String, best: Trial?, settings: (Config) -> BackendSettings)],
+                                winner: String?) throws {
+        let rep = JSONComparison(objective: objective, unit: unit, winner: winner, backends: studies.map { st in
+            JSONBackend(backend: st.name, study: st.id, report: st.name + "/report.json", best: st.best.map(jsonTrial),
+                        settings: st.best.map { st.settings($0.config) })
+        })
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try enc.encode(rep).write(to: URL(fileURLWithPath: dir + "/backends.json"))
     }
 
     static func esc(_ s: String) -> String {

@@ -135,6 +135,25 @@ import Testing
         }
     }
 
+    @Test func replicasShareTheRequestsRoundRobin() async throws {
+        let a = FakeServer { _ in .stream(tokens: 3, gap: 2) }
+        let b = FakeServer { _ in .stream(tokens: 3, gap: 2) }
+        try await a.with { urlA in
+            try await b.with { urlB in
+                var spec = LoadSpec(url: urlA, load: .closed(concurrency: 4), requests: 10, promptTokens: .fixed(8),
+                                    maxTokens: .fixed(3), warmupRequests: 2)
+                spec.replicaURLs = [urlB + "/v1/"]
+                let r = try await LoadGen.run(spec)
+                #expect(r.completed == 10 && r.failed == 0)
+                // 12 completions (2 warm-up + 10) alternate between the two servers.
+                #expect(a.state.arrivals == 6 && b.state.arrivals == 6, "\(a.state.arrivals) + \(b.state.arrivals)")
+            }
+        }
+        var bad = LoadSpec(url: "http://127.0.0.1:1")
+        bad.replicaURLs = ["not a url"]
+        #expect(throws: LoadGenError.self) { try bad.validate() }
+    }
+
     @Test func withoutUsageTheChunksAreCounted() async throws {
         let fake = FakeServer { _ in .stream(tokens: 4, usage: false) }
         try await fake.with { url in

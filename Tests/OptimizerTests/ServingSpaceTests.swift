@@ -4,11 +4,11 @@ import Testing
 
 @Suite struct ServingSpaceTests {
     @Test func nativeSpaceNeverProposesWhatCannotFit() async throws {
-        // 4 cores, 1 GiB for the trial; 200 MiB of weights; 36 KiB of KV per token; 512-token sequences.
+        // 4 cores, 1 GiB for the trial; 200 MiB of weights; 18 Ki KV elements (36 KiB at F16) per token; 512-token sequences.
         let machine = MachineLimits(cores: 4, memoryBytes: 1 << 30)
-        let model = ModelFacts(weightBytes: 200 << 20, kvBytesPerToken: 36 * 1024, contextLength: 2048)
+        let model = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 18 * 1024, contextLength: 2048)
         let space = try ServingSpaces.native(machine: machine, model: model, tokensPerSequence: 512)
-        let perSeq = Int64(36 * 1024 * 512)
+        let perSeqF16 = Int64(36 * 1024 * 512)
         let budget = Int64(1 << 30) - (200 << 20) - ServingSpaces.processOverheadBytes
         var proposals: [Config] = []
         _ = try await Optimizer.run(space: space, direction: .maximize, options: OptimizerOptions(seed: 4, maxTrials: 12)) { c in
@@ -21,15 +21,19 @@ import Testing
             let threads = try #require(c.int(NativeKnob.threads))
             let seqs = try #require(c.int(NativeKnob.maxSeqs))
             let kv = Int64(try #require(c.int(NativeKnob.kvCacheMB))) << 20
+            let replicas = try #require(c.int(NativeKnob.replicas))
+            let perSeq = c.string(NativeKnob.kvCacheType) == "f32" ? 2 * perSeqF16 : perSeqF16
             #expect((1...4).contains(threads))
-            #expect(kv >= Int64(seqs) * perSeq, "KV \(kv) for \(seqs) sequences")
+            #expect(replicas * threads <= 4, "\(replicas) replicas × \(threads) threads on 4 cores")
+            #expect(kv >= Int64(seqs) * perSeq, "KV \(kv) for \(seqs) sequences of \(c.string(NativeKnob.kvCacheType) ?? "?")")
+            #expect(Int64(replicas) * (kv + (200 << 20) + ServingSpaces.processOverheadBytes) <= 1 << 30)
             #expect(kv <= budget)
         }
     }
 
     @Test func impossibleWorkloadIsRejectedUpFront() {
         let machine = MachineLimits(cores: 2, memoryBytes: 300 << 20)
-        let model = ModelFacts(weightBytes: 200 << 20, kvBytesPerToken: 1 << 20, contextLength: 2048)
+        let model = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 1 << 19, contextLength: 2048)
         #expect(throws: SearchSpaceError.self) {
             try ServingSpaces.native(machine: machine, model: model, tokensPerSequence: 512)
         }
@@ -37,5 +41,44 @@ import Testing
         #expect(throws: SearchSpaceError.self) {
             try ServingSpaces.native(machine: roomy, model: model, tokensPerSequence: 4096)
         }
+    }
+
+    @Test func llamaCppSpaceKeepsUbatchWithinBatchAndQuantizedVWithFlashAttention() async throws {
+        let machine = MachineLimits(cores: 2, memoryBytes: 2 << 30)
+        let model = ModelFacts(weightBytes: 250 << 20, kvElementsPerToken: 18 * 1024, contextLength: 32768)
+        let space = try ServingSpaces.llamaCpp(machine: machine, model: model, tokensPerSequence: 256)
+        var proposals: [Config] = []
+        _ = try await Optimizer.run(space: space, direction: .maximize, options: OptimizerOptions(seed: 2, maxTrials: 16)) { c in
+            proposals.append(c)
+            return .feasible(Measurement(objective: Double(c.int(LlamaCppKnob.parallel) ?? 1)))
+        }
+        #expect(proposals.count == 16)
+        for c in proposals {
+            let b = try #require(c.int(LlamaCppKnob.batch)), ub = try #require(c.int(LlamaCppKnob.ubatch))
+            #expect(ub <= b)
+            if c.string(LlamaCppKnob.cacheType) == "q8_0" { #expect(c.string(LlamaCppKnob.flashAttention) == "on") }
+            // q8_0: 34 bytes per 32 elements; f16: 2 bytes per element.
+            let perElement = c.string(LlamaCppKnob.cacheType) == "q8_0" ? 34.0 / 32 : 2
+            let kv = Double(try #require(c.int(LlamaCppKnob.parallel))) * 256 * 18 * 1024 * perElement
+            #expect(kv + Double(250 << 20) + Double(ServingSpaces.processOverheadBytes) <= Double(2 << 30))
+        }
+        #expect(Set(proposals.compactMap { $0.string(LlamaCppKnob.cacheType) }).count == 2, "both cache types are tried")
+    }
+
+    @Test func pinnedKnobsKeepTheirValueAndBadPinsAreRejected() throws {
+        let machine = MachineLimits(cores: 4, memoryBytes: 4 << 30)
+        let model = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 18 * 1024, contextLength: 2048)
+        let space = try ServingSpaces.native(machine: machine, model: model, tokensPerSequence: 256)
+        let pinned = try space.fixing([NativeKnob.kvCacheType: .category("f16"), NativeKnob.replicas: .int(1),
+                                       NativeKnob.batchWaitMs: .int(0)])
+        var rng = SeededRNG(seed: 9)
+        for _ in 0..<50 {
+            let c = pinned.decode(try pinned.randomFeasible(&rng))
+            #expect(c.string(NativeKnob.kvCacheType) == "f16" && c.int(NativeKnob.replicas) == 1 && c.int(NativeKnob.batchWaitMs) == 0)
+        }
+        #expect(throws: SearchSpaceError.self) { try space.fixing(["nope": .int(1)]) }
+        #expect(throws: SearchSpaceError.self) { try space.fixing([NativeKnob.kvCacheType: .category("q4_0")]) }
+        #expect(throws: SearchSpaceError.self) { try space.fixing([NativeKnob.threads: .int(99)]) }
+        #expect(throws: SearchSpaceError.self) { try space.fixing([NativeKnob.batchWaitMs: .int(7)]) }
     }
 }

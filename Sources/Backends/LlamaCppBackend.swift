@@ -1,0 +1,118 @@
+import Foundation
+import Optimizer
+
+/// llama.cpp's `llama-server`, started as a subprocess on 127.0.0.1 with `-t -np -b -ub -c -ctk
+/// -ctv -fa` from the configuration. The context is parallel × tokens per sequence, so each slot
+/// holds a whole sequence of the workload.
+public struct LlamaCppBackend: ServingBackend {
+    public let executable: String
+    public let modelPath: String
+    public let facts: ModelFacts
+    /// Positions one sequence of the workload needs (the per-slot context).
+    public let contextPerSlot: Int
+    public var name: String { "llamacpp" }
+
+    public init(executable: String, modelPath: String, facts: ModelFacts, contextPerSlot: Int) {
+        self.executable = executable; self.modelPath = modelPath; self.facts = facts; self.contextPerSlot = contextPerSlot
+    }
+
+    /// llama-server's own defaults for the knobs a study pins instead of searching.
+    public static let defaults: [String: KnobValue] = [
+        LlamaCppKnob.parallel: .int(1), LlamaCppKnob.batch: .int(2048), LlamaCppKnob.ubatch: .int(512),
+        LlamaCppKnob.cacheType: .category("f16"), LlamaCppKnob.flashAttention: .category("off"),
+    ]
+
+    /// Finds `llama-server`: the explicit path, then $AUTOGLM_LLAMA_SERVER, then the copy
+    /// bench/build-llama-server.sh builds, then $PATH. Nil when none is executable.
+    public static func locate(explicit: String?) -> String? {
+        let fm = FileManager.default
+        var candidates: [String] = []
+        if let e = explicit { return fm.isExecutableFile(atPath: e) ? e : nil }
+        let env = ProcessInfo.processInfo.environment
+        if let e = env["AUTOGLM_LLAMA_SERVER"], !e.isEmpty { candidates.append(e) }
+        let peers = env["AUTOGLM_PEERS"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() + "/.cache/autoglm/peers")
+        candidates.append(peers + "/llama-server/bin/llama-server")
+        for dir in (env["PATH"] ?? "").split(separator: ":") { candidates.append(String(dir) + "/llama-server") }
+        return candidates.first { fm.isExecutableFile(atPath: $0) }
+    }
+
+    public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
+        try ServingSpaces.llamaCpp(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
+    }
+
+    public func settings(_ c: Config) -> BackendSettings {
+        var s = BackendSettings(type: "llamacpp")
+        s.threads = c.int(LlamaCppKnob.threads)
+        s.maxSeqs = c.int(LlamaCppKnob.parallel)
+        s.maxBatchedTokens = c.int(LlamaCppKnob.batch)
+        s.ubatchTokens = c.int(LlamaCppKnob.ubatch)
+        s.kvCacheType = c.string(LlamaCppKnob.cacheType)
+        s.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
+        s.contextLength = contextPerSlot
+        return s
+    }
+
+    /// llama-server arguments for `config` on `port`.
+    public func arguments(_ c: Config, port: Int) -> [String] {
+        let parallel = max(c.int(LlamaCppKnob.parallel) ?? 1, 1)
+        let cache = c.string(LlamaCppKnob.cacheType) ?? "f16"
+        return ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "--alias", "trial",
+                "-t", String(c.int(LlamaCppKnob.threads) ?? 1), "-np", String(parallel),
+                "-c", String(parallel * contextPerSlot),
+                "-b", String(c.int(LlamaCppKnob.batch) ?? 2048), "-ub", String(c.int(LlamaCppKnob.ubatch) ?? 512),
+                "-ctk", cache, "-ctv", cache, "-fa", c.string(LlamaCppKnob.flashAttention) ?? "off",
+                "--no-webui"]
+    }
+
+    public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {
+        let exe = executable
+        // llama-server's /health answers 503 while the model loads and 200 once it can serve.
+        let procs = try await launchReplicas(count: 1, startupTimeout: startupTimeout, readyPath: "/health") { port in
+            (exe, self.arguments(c, port: port))
+        }
+        return TrialHandle(baseURLs: procs.map(\.baseURL), processes: procs, modelName: "trial")
+    }
+}
+
+/// An OpenAI-compatible server that is already running (vLLM, a hosted API, another autoglm):
+/// nothing to launch or tune, so its study is one measured trial of the same workload, to compare
+/// with the tuned local backends.
+public struct UpstreamBackend: ServingBackend {
+    public let url: String
+    public let apiKey: String?
+    public var name: String { "openai" }
+    public static let knob = "upstream"
+
+    public init(url: String, apiKey: String?) {
+        var u = url
+        while u.hasSuffix("/") { u.removeLast() }
+        if u.hasSuffix("/v1") { u.removeLast(3) }
+        self.url = u
+        self.apiKey = apiKey
+    }
+
+    public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
+        try SearchSpace(knobs: [Knob(Self.knob, .categorical([url]))])
+    }
+
+    public func settings(_ c: Config) -> BackendSettings {
+        var s = BackendSettings(type: "openai")
+        s.url = url
+        return s
+    }
+
+    public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {
+        let deadline = Date().addingTimeInterval(startupTimeout)
+        var last: Int?
+        repeat {
+            last = await httpStatus(url + "/v1/models", apiKey: apiKey, timeout: 10)
+            if last == 200 { return TrialHandle(baseURLs: [url], processes: [], modelName: nil, apiKey: apiKey) }
+            if last == 401 || last == 403 {
+                throw TrialFailure(reason: .crash, detail: "GET \(url)/v1/models answered HTTP \(last ?? 0): give the upstream's key with --upstream-api-key or OPENAI_API_KEY")
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        } while Date() < deadline
+        throw TrialFailure(reason: .timeout, detail: "GET \(url)/v1/models did not answer 200 within \(Int(startupTimeout)) s (last: \(last.map { "HTTP \($0)" } ?? "no connection"))")
+    }
+}

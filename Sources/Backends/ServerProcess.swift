@@ -1,0 +1,142 @@
+import Foundation
+import Optimizer
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Why a trial could not start or died.
+public struct TrialFailure: Error, CustomStringConvertible {
+    public var reason: InfeasibleReason
+    public var detail: String
+    public init(reason: InfeasibleReason, detail: String) { self.reason = reason; self.detail = detail }
+    public var description: String { "\(reason.rawValue): \(detail)" }
+}
+
+/// One server subprocess of a trial: started with its output in a log file, polled until a
+/// readiness URL answers 200, stopped with SIGTERM (SIGKILL after 5 s).
+/// Foundation's Process reaps the child itself; the class lets handles share it across tasks.
+public final class ServerProcess: @unchecked Sendable {
+    public let process: Process
+    public let logPath: String
+    public let baseURL: String
+    public var pid: Int32 { process.processIdentifier }
+
+    private init(process: Process, logPath: String, baseURL: String) {
+        self.process = process; self.logPath = logPath; self.baseURL = baseURL
+    }
+
+    /// Starts `executable arguments` (which must make it listen on `port` of 127.0.0.1).
+    public static func start(executable: String, arguments: [String], port: Int) throws(TrialFailure) -> ServerProcess {
+        let log = FileManager.default.temporaryDirectory
+            .appendingPathComponent("autoglm-trial-\(getpid())-\(port).log").path
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let fh = FileHandle(forWritingAtPath: log)
+        p.standardOutput = fh
+        p.standardError = fh
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch {
+            throw TrialFailure(reason: .crash, detail: "could not start \(executable): \(error)")
+        }
+        return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
+    }
+
+    public var isAlive: Bool { process.isRunning }
+
+    /// Waits until GET baseURL+`path` answers 200; throws (and stops the process) when it exits
+    /// first or the timeout passes.
+    public func waitReady(path: String, timeout: Double) async throws(TrialFailure) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !isAlive {
+                let why = exitDescription()
+                throw TrialFailure(reason: why.oom ? .oom : .crash, detail: "server exited (\(why.text)) before ready")
+            }
+            if await httpStatus(baseURL + path) == 200 { return }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        _ = await stop()
+        throw TrialFailure(reason: .timeout, detail: "not ready after \(Int(timeout)) s: \(tail())")
+    }
+
+    /// How an exited server ended, with the end of its log; `oom` when the kernel killed it.
+    public func exitDescription() -> (oom: Bool, text: String) {
+        process.waitUntilExit()
+        let signaled = process.terminationReason == .uncaughtSignal
+        return (signaled && process.terminationStatus == SIGKILL,
+                "\(signaled ? "signal" : "status") \(process.terminationStatus): \(tail())")
+    }
+
+    /// Stops the process; returns its peak resident set size in bytes when it was still readable.
+    public func stop() async -> Int64? {
+        let peak = ServerProcess.peakRSS(pid: pid)
+        if isAlive { kill(pid, SIGTERM) }
+        for _ in 0..<50 {
+            if !isAlive { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        if isAlive {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: logPath)
+        return peak
+    }
+
+    /// VmHWM (peak RSS) from /proc/PID/status, in bytes.
+    public static func peakRSS(pid: Int32) -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kb = Int64(parts[1]) { return kb * 1024 }
+        }
+        return nil
+    }
+
+    /// The last lines of the log.
+    public func tail() -> String {
+        guard let s = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
+        let lines = s.split(separator: "\n").suffix(3).joined(separator: " | ")
+        return lines.isEmpty ? "(empty log)" : String(lines.suffix(400))
+    }
+}
+
+/// A TCP port the kernel says is free now (bound to port 0, then released).
+public func freePort() throws(TrialFailure) -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TrialFailure(reason: .crash, detail: "socket() failed: errno \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw TrialFailure(reason: .crash, detail: "bind() failed: errno \(errno)") }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let got = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    guard got == 0 else { throw TrialFailure(reason: .crash, detail: "getsockname() failed: errno \(errno)") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// HTTP status of a GET (with an optional bearer key), nil when the connection fails.
+public func httpStatus(_ url: String, apiKey: String? = nil, timeout: Double = 2) async -> Int? {
+    guard let u = URL(string: url) else { return nil }
+    var req = URLRequest(url: u)
+    req.timeoutInterval = timeout
+    if let k = apiKey, !k.isEmpty { req.setValue("Bearer \(k)", forHTTPHeaderField: "Authorization") }
+    do {
+        let (_, resp) = try await URLSession.shared.data(for: req)
+        return (resp as? HTTPURLResponse)?.statusCode
+    } catch {
+        return nil
+    }
+}

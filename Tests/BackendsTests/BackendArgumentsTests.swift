@@ -1,0 +1,85 @@
+import Backends
+import Foundation
+import Optimizer
+import Testing
+
+@Suite struct BackendArgumentsTests {
+    static let facts = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 18 * 1024, contextLength: 32768)
+
+    /// Value following `flag` in an argument list.
+    static func value(_ args: [String], _ flag: String) -> String? {
+        guard let i = args.firstIndex(of: flag), i + 1 < args.count else { return nil }
+        return args[i + 1]
+    }
+
+    @Test func llamaServerGetsEveryKnobAndAContextPerSlot() throws {
+        let b = LlamaCppBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextPerSlot: 208)
+        let c = Config([LlamaCppKnob.threads: .int(2), LlamaCppKnob.parallel: .int(4), LlamaCppKnob.batch: .int(256),
+                        LlamaCppKnob.ubatch: .int(64), LlamaCppKnob.cacheType: .category("q8_0"),
+                        LlamaCppKnob.flashAttention: .category("on")])
+        let a = b.arguments(c, port: 4321)
+        #expect(Self.value(a, "-m") == "/m.gguf")
+        #expect(Self.value(a, "--port") == "4321")
+        #expect(Self.value(a, "--host") == "127.0.0.1")
+        #expect(Self.value(a, "-t") == "2")
+        #expect(Self.value(a, "-np") == "4")
+        #expect(Self.value(a, "-c") == "832", "llama-server splits -c across the slots: 4 × 208")
+        #expect(Self.value(a, "-b") == "256")
+        #expect(Self.value(a, "-ub") == "64")
+        #expect(Self.value(a, "-ctk") == "q8_0" && Self.value(a, "-ctv") == "q8_0")
+        #expect(Self.value(a, "-fa") == "on")
+        let s = b.settings(c)
+        #expect(s.type == "llamacpp" && s.threads == 2 && s.maxSeqs == 4 && s.maxBatchedTokens == 256)
+        #expect(s.ubatchTokens == 64 && s.kvCacheType == "q8_0" && s.flashAttention == true && s.contextLength == 208)
+    }
+
+    @Test func nativeServeGetsEveryKnobAndReplicasBecomeProcesses() throws {
+        let b = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 224)
+        let c = Config([NativeKnob.threads: .int(1), NativeKnob.maxSeqs: .int(6), NativeKnob.maxBatchedTokens: .int(128),
+                        NativeKnob.kvCacheMB: .int(96), NativeKnob.kvCacheType: .category("f32"),
+                        NativeKnob.batchWaitMs: .int(20), NativeKnob.replicas: .int(2)])
+        let a = b.arguments(c, port: 5000)
+        #expect(a.first == "serve")
+        #expect(Self.value(a, "--threads") == "1")
+        #expect(Self.value(a, "--max-seqs") == "6")
+        #expect(Self.value(a, "--max-batched-tokens") == "128")
+        #expect(Self.value(a, "--kv-cache-mb") == "96")
+        #expect(Self.value(a, "--kv-type") == "f32")
+        #expect(Self.value(a, "--batch-wait-ms") == "20")
+        #expect(Self.value(a, "--ctx") == "224")
+        #expect(!a.contains("--replicas"), "replicas are separate processes, not a serve flag")
+        let s = b.settings(c)
+        #expect(s.replicas == 2 && s.kvCacheType == "f32" && s.batchWaitMs == 20 && s.kvCacheMB == 96)
+    }
+
+    @Test func aReplicaThatCannotStartStopsTheOthersAndSaysWhy() async throws {
+        // `/bin/false serve …` exits at once: the trial is a crash with the exit status, not a hang.
+        let b = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 224)
+        let c = Config([NativeKnob.threads: .int(1), NativeKnob.replicas: .int(2)])
+        do {
+            _ = try await b.launch(c, startupTimeout: 30)
+            Issue.record("launch of /bin/false succeeded")
+        } catch {
+            #expect(error.reason == .crash)
+            #expect(error.detail.contains("status 1"), "\(error.detail)")
+        }
+    }
+
+    @Test func upstreamURLIsNormalisedAndUnreachableUpstreamTimesOut() async throws {
+        let u = UpstreamBackend(url: "http://127.0.0.1:9/v1/", apiKey: nil)
+        #expect(u.url == "http://127.0.0.1:9")
+        let space = try u.searchSpace(machine: MachineLimits(cores: 2, memoryBytes: 1 << 30), tokensPerSequence: 64)
+        #expect(space.grid()?.count == 1)
+        do {
+            _ = try await u.launch(Config([UpstreamBackend.knob: .category(u.url)]), startupTimeout: 1)
+            Issue.record("an upstream on the discard port answered")
+        } catch {
+            #expect(error.reason == .timeout)
+        }
+    }
+
+    @Test func explicitLlamaServerPathMustBeExecutable() {
+        #expect(LlamaCppBackend.locate(explicit: "/nonexistent/llama-server") == nil)
+        #expect(LlamaCppBackend.locate(explicit: "/bin/true") == "/bin/true")
+    }
+}
