@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-models.sh
+# llama.cpp's llama-server, for the optimizer's llamacpp backend test (built once into ~/.cache; slow the first time).
+AUTOGLM_LLAMA_SERVER="$(bash bench/build-llama-server.sh)"
+export AUTOGLM_LLAMA_SERVER
 if [ -z "${AUTOGLM_TEST_KUBECONFIG:-}" ]; then
   bash scripts/k8s-testbed.sh build
   trap 'bash scripts/k8s-testbed.sh stop' EXIT

@@ -46,8 +46,9 @@ public struct NativeBackend: ServingBackend {
                     "--max-batched-tokens", String(c.int(NativeKnob.maxBatchedTokens) ?? 512),
                     "--kv-cache-mb", String(c.int(NativeKnob.kvCacheMB) ?? 512),
                     "--ctx", String(contextLength), "--served-model-name", "trial"]
-        if let t = c.string(NativeKnob.kvCacheType) { args += ["--kv-type", t] }
-        if let w = c.int(NativeKnob.batchWaitMs) { args += ["--batch-wait-ms", String(w)] }
+        // Only when they differ from serve's defaults (f16, 0), so the command stays minimal.
+        if let t = c.string(NativeKnob.kvCacheType), t != "f16" { args += ["--kv-type", t] }
+        if let w = c.int(NativeKnob.batchWaitMs), w != 0 { args += ["--batch-wait-ms", String(w)] }
         return args
     }
 

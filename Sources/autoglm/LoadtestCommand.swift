@@ -6,7 +6,7 @@ struct Loadtest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drive an OpenAI-compatible server with streaming requests; report TTFT/TPOT/ITL/e2e percentiles, throughput and goodput.")
 
-    @Option(name: .long, help: "Server base URL, e.g. http://127.0.0.1:8080.") var url: String
+    @Option(name: .long, help: "Server base URL, e.g. http://127.0.0.1:8080; repeat it for replicas of one model (requests go round-robin).") var url: [String]
     @Option(name: .customLong("api-key"), help: "Bearer API key.") var apiKey: String?
     @Option(name: .long, help: "Model name to request (default: the first id from GET /v1/models).") var model: String?
     @Option(name: .long, help: "Closed loop: clients each keeping one request in flight.") var concurrency: Int?
@@ -62,13 +62,17 @@ struct Loadtest: AsyncParsableCommand {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1 (got \(maxTokens))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0 (got \(warmup))") }
         guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be > 0 seconds (got \(timeout))") }
-        guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = u.host, !host.isEmpty else {
-            throw ValidationError("--url must be an http(s) base URL such as http://127.0.0.1:8080 (got '\(url)')")
+        guard let first = url.first else { throw ValidationError("give --url, e.g. --url http://127.0.0.1:8080") }
+        for url in url {
+            guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                  let host = u.host, !host.isEmpty else {
+                throw ValidationError("--url must be an http(s) base URL such as http://127.0.0.1:8080 (got '\(url)')")
+            }
         }
-        let s = LoadSpec(url: url, apiKey: apiKey, model: model, chat: chat, load: shape, requests: requests,
+        var s = LoadSpec(url: first, apiKey: apiKey, model: model, chat: chat, load: shape, requests: requests,
                          promptTokens: .fixed(promptTokens), maxTokens: .fixed(maxTokens), ignoreEOS: !noIgnoreEOS,
                          warmupRequests: warmup, timeoutSeconds: timeout, slo: try slo.map(Self.parseSLO), seed: seed)
+        s.replicaURLs = Array(url.dropFirst())
         do { try s.validate() } catch { throw ValidationError(error.description) }
         return s
     }
