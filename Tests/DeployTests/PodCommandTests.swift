@@ -262,4 +262,90 @@ struct PodCommandTests {
             #expect(!fm.fileExists(atPath: dir + "/reg"), "nothing may be pulled for a refused spec")
         }
     }
+
+    /// Runs the binary to completion; returns (status, stdout + stderr).
+    static func run(_ args: [String], env: [String: String]) async throws -> (Int32, String) {
+        let out = Output()
+        let p = try start(["autoglm"] + args, env: env, output: out)
+        _ = await waitExit(p, seconds: 120)
+        try await Task.sleep(for: .milliseconds(50))  // let the pipe handler take the last bytes
+        return (p.terminationStatus, out.text)
+    }
+
+    /// `pull --channel` / `--models-dir`: the registry home is $AUTOGLM_MODELS_DIR when nothing
+    /// else names one; a channel that already names a registered version fetches nothing; a user
+    /// channel is pointed at what was pulled; `models show ID:CHANNEL` (the lookup `serve` does)
+    /// agrees with what pull reported.
+    @Test func pullChannelAndModelsDir() async throws {
+        let fm = FileManager.default
+        let file = Fixture.repoRoot + "/Tests/ModelsTests/Fixtures/reference/glm4-q.gguf"
+        let dir = fm.temporaryDirectory.appendingPathComponent("autoglm-pullch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try fm.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        let viaEnv = ["PATH": "/usr/bin:/bin", "HOME": dir + "/home", "AUTOGLM_MODELS_DIR": dir + "/models"]
+        let plain = ["PATH": "/usr/bin:/bin", "HOME": dir + "/home"]
+        let md = ["--models-dir", dir + "/models"]
+
+        var (status, out) = try await Self.run(["pull", file, "--channel", "prod", "--json"], env: viaEnv)
+        #expect(status == 0, "\(out)")
+        #expect(fm.fileExists(atPath: dir + "/models/registry.sqlite"), "AUTOGLM_MODELS_DIR is the registry home")
+        #expect(out.contains("\"version\" : \"1.0.0\""))
+        (status, out) = try await Self.run(["models", "show", "glm4-q:prod", "--json"] + ["--home", dir + "/models"], env: plain)
+        #expect(status == 0 && out.contains("\"version\" : \"1.0.0\"") && out.contains("\"prod\""), "\(out)")
+
+        // A second version; prod still names 1.0.0 and nothing is fetched for it, latest names 2.0.0.
+        (status, out) = try await Self.run(["pull", file, "--version", "2.0.0"] + md, env: plain)
+        #expect(status == 0, "\(out)")
+        (status, out) = try await Self.run(["pull", file, "--channel", "prod"] + md, env: plain)
+        #expect(status == 0 && out.contains("glm4-q:prod is 1.0.0, already registered: nothing to fetch"), "\(out)")
+        (status, out) = try await Self.run(["pull", file, "--channel", "latest"] + md, env: plain)
+        #expect(status == 0 && out.contains("glm4-q:latest is 2.0.0, already registered"), "\(out)")
+        #expect(!fm.fileExists(atPath: dir + "/home/.cache"), "nothing goes to ~/.cache when a models dir is named")
+
+        // Conflicting or malformed requests are one clear error each.
+        (status, out) = try await Self.run(["pull", file, "--version", "1.0.0", "--channel", "prod"] + md, env: plain)
+        #expect(status != 0 && out.contains("give one of them"), "\(out)")
+        (status, out) = try await Self.run(["pull", file, "--channel", "1.0.0"] + md, env: plain)
+        #expect(status != 0 && out.contains("--version"), "\(out)")
+        (status, out) = try await Self.run(["pull", file, "--home", dir + "/other"] + md, env: plain)
+        #expect(status != 0 && out.contains("--models-dir and --home"), "\(out)")
+    }
+
+    /// Flags given with --config override the spec; unset flags take the spec's values; the host
+    /// defaults to 0.0.0.0 with --config. Read from the server's start-up log line, then SIGTERM.
+    @Test func flagsOverrideTheSpec() async throws {
+        guard let model = Self.gemma else { return }
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("autoglm-override-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
+        let specPort = try Self.freePort(), flagPort = try Self.freePort()
+        try """
+        apiVersion: autoglm/v1
+        name: ov
+        model: {ref: not-a-model-anywhere}
+        backend: {maxSeqs: 4, maxBatchedTokens: 96, kvCacheMB: 40, kvCacheType: f32, batchWaitMs: 20, contextLength: 128}
+        server: {port: \(specPort), drainTimeoutSeconds: 3}
+
+        """.write(toFile: dir + "/s.yaml", atomically: true, encoding: .utf8)
+        let out = Output()
+        let p = try Self.start(["autoglm", "serve", "--config", dir + "/s.yaml", "--model", model, "--port", String(flagPort),
+                                "--max-seqs", "3", "--batch-wait-ms", "7", "--threads", "2"],
+                               env: ["PATH": "/usr/bin:/bin", "HOME": dir, "AUTOGLM_HOME": dir + "/reg"], output: out)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        var line = ""
+        for _ in 0..<1200 where p.isRunning {
+            if let l = out.text.split(separator: "\n").first(where: { $0.contains("serving") }) { line = String(l); break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(!line.isEmpty, "no start-up line: \(out.text)")
+        for field in ["port=\(flagPort)", "max_seqs=3", "batch_wait_ms=7",               // flags
+                      "max_batched_tokens=96", "kv_cache_mb=40", "kv_type=f32", "ctx=128",  // spec
+                      "host=0.0.0.0"] {
+            #expect(line.contains(field), "\(field) missing in: \(line)")
+        }
+        kill(p.processIdentifier, SIGTERM)
+        #expect(await Self.waitExit(p, seconds: 60))
+        #expect(p.terminationStatus == 0, "\(out.text)")
+    }
 }
