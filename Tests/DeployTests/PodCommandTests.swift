@@ -344,8 +344,15 @@ struct PodCommandTests {
                       "host=0.0.0.0"] {
             #expect(line.contains(field), "\(field) missing in: \(line)")
         }
+        // The flag's port is the one bound (SIGTERM is handled once the server is up).
+        var ready = false
+        for _ in 0..<600 where p.isRunning {
+            if await Self.http("GET", "http://127.0.0.1:\(flagPort)/readyz").0 == 200 { ready = true; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(ready, "not ready on --port \(flagPort): \(out.text)")
         kill(p.processIdentifier, SIGTERM)
         #expect(await Self.waitExit(p, seconds: 60))
-        #expect(p.terminationStatus == 0, "\(out.text)")
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(out.text)")
     }
 }
