@@ -404,7 +404,11 @@ public final class Scheduler: @unchecked Sendable {
         let secs = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) * 1e-18
         cond.lock()
         if inbox.isEmpty && cancels.isEmpty && !stopping && secs > 0 {
+            // Holding is deliberate, bounded work: /readyz must not read it as a stalled engine
+            // (its "no progress with work queued" clock would otherwise run from the last step,
+            // which may be long ago on an idle server).
             statsValue.lastHeartbeat = clock.now
+            statsValue.lastProgress = clock.now
             _ = cond.wait(until: Date().addingTimeInterval(secs))
         }
         cond.unlock()

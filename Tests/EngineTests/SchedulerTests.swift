@@ -209,6 +209,7 @@ struct BatchWaitTests {
                                                              batchWait: Self.hour))
         s.start()
         defer { s.terminate() }
+        let submitted = ContinuousClock.now
         let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Hello there"), maxTokens: 4))
         // Let the engine take it and start holding it (it then counts as waiting, with no step run).
         var held = false
@@ -219,6 +220,8 @@ struct BatchWaitTests {
         #expect(held)
         try await Task.sleep(for: .milliseconds(50))
         #expect(s.stats.steps == 0)
+        // A deliberate hold counts as progress for /readyz (no step has run, yet the engine is not stalled).
+        #expect(s.stats.lastProgress >= submitted)
         s.cancel(h.id)
         let c = await collect(h)
         #expect(c.completion?.reason == .cancelled)
