@@ -21,3 +21,5 @@ swift test -c release --skip-build "$@"
 bash scripts/test-openai-client.sh
 # `autoglm pull` across processes: concurrent pulls of one ref, a killed pull resumed.
 bash scripts/test-pull-processes.sh
+# The pod `deploy render` describes: its init container's pull and its server's `serve --config`.
+bash scripts/test-pod-commands.sh

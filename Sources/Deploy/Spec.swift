@@ -41,6 +41,11 @@ public enum BackendType: String, Sendable, Equatable, CaseIterable {
     case native, llamacpp, openai
 }
 
+/// Element type of the native engine's KV cache (`backend.kvCacheType`, `serve --kv-type`).
+public enum KVCacheType: String, Sendable, Equatable, CaseIterable {
+    case f16, f32
+}
+
 public struct BackendSpec: Sendable, Equatable {
     public var type: BackendType = .native
     /// Upstream base URL; only for `openai`.
@@ -50,6 +55,11 @@ public struct BackendSpec: Sendable, Equatable {
     public var maxBatchedTokens: Int?
     public var kvCacheMB: Int?
     public var contextLength: Int?
+    /// KV-cache element type (native engine; default f16).
+    public var kvCacheType: KVCacheType?
+    /// Milliseconds an idle engine waits for more requests before its first step (0...10000;
+    /// native engine; default 0).
+    public var batchWaitMs: Int?
     public init() {}
 }
 

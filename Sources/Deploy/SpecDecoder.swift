@@ -93,7 +93,7 @@ struct SpecDecoder {
             }
         }
         if spec.backend.type == .openai {
-            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength"]
+            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType", "batchWaitMs"]
             if let b = entries.value("backend"), case .mapping(let be, _) = b {
                 for e in be where knobs.contains(e.key) {
                     note(e.keyPos, "backend.\(e.key) is ignored by backend openai (the upstream owns its engine settings)")
@@ -138,7 +138,8 @@ struct SpecDecoder {
     mutating func decodeBackend(_ node: PNode) -> BackendSpec {
         var b = BackendSpec()
         guard let entries = mapping(node, path: "backend") else { return b }
-        checkKeys(entries, allowed: ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength"], path: "backend")
+        checkKeys(entries, allowed: ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
+                                     "kvCacheType", "batchWaitMs"], path: "backend")
         if let v = entries.value("type"), let t: BackendType = enumValue(v, path: "backend.type") { b.type = t }
         if let v = entries.value("url"), let s = string(v, path: "backend.url") {
             if s.hasPrefix("http://") || s.hasPrefix("https://"), s.count > 8 { b.url = s } else {
@@ -156,6 +157,12 @@ struct SpecDecoder {
         if let v = entries.value("maxBatchedTokens") { b.maxBatchedTokens = int(v, path: "backend.maxBatchedTokens", 1...1_048_576) }
         if let v = entries.value("kvCacheMB") { b.kvCacheMB = int(v, path: "backend.kvCacheMB", 1...4_194_304) }
         if let v = entries.value("contextLength") { b.contextLength = int(v, path: "backend.contextLength", 16...2_097_152) }
+        if let v = entries.value("kvCacheType"), let s = string(v, path: "backend.kvCacheType") {
+            if let t = KVCacheType(rawValue: s.lowercased()) { b.kvCacheType = t } else {
+                error(v.pos, "backend.kvCacheType '\(s)' is not supported; use f16 (half the memory, the default) or f32")
+            }
+        }
+        if let v = entries.value("batchWaitMs") { b.batchWaitMs = int(v, path: "backend.batchWaitMs", 0...10_000) }
         return b
     }
 

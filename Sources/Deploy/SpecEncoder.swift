@@ -13,7 +13,8 @@ public enum SpecEncoder {
         let backend: YAMLValue = .obj(("type", .string(b.type.rawValue)), ("url", .str(b.url)),
                                       ("threads", .num(b.threads)), ("maxSeqs", .num(b.maxSeqs)),
                                       ("maxBatchedTokens", .num(b.maxBatchedTokens)),
-                                      ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)))
+                                      ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)),
+                                      ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)))
         let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map { k in
             switch k {
             case .secretRef(let name, let key):

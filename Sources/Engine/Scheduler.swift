@@ -99,10 +99,19 @@ public struct SchedulerConfig: Sendable {
     public var kvCacheBlocks: Int? = nil
     /// Precision of the sequences' KV caches (F16 like llama.cpp's default; the KV budget counts its real bytes).
     public var kvPrecision: KVCache.Precision = .f16
+    /// Batch wait (like Triton's max queue delay): when no sequence is running and fewer than
+    /// `maxSeqs` are waiting, the engine holds the first step until the oldest waiting request is
+    /// this old, `maxSeqs` requests (or a full step of prompt tokens) are waiting, or a stop
+    /// arrives, so requests arriving together are prefilled in one batch. Never delays a step
+    /// while sequences are running. Zero (the default) never waits.
+    public var batchWait: Duration = .zero
 
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
-                blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil) {
+                blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil,
+                kvPrecision: KVCache.Precision = .f16, batchWait: Duration = .zero) {
         self.kvCacheBlocks = kvCacheBlocks
+        self.kvPrecision = kvPrecision
+        self.batchWait = batchWait
         self.maxSeqs = maxSeqs
         self.maxBatchedTokens = maxBatchedTokens
         self.kvCacheMB = kvCacheMB
@@ -337,6 +346,10 @@ public final class Scheduler: @unchecked Sendable {
                 break
             }
             if waiting.isEmpty && running.isEmpty { publishStats(step: nil); continue }
+            if !stop, let deadline = batchWaitDeadline() {
+                holdForBatch(until: deadline)
+                continue  // take what arrived (new requests, cancels, a stop) and decide again
+            }
             let info = step()
             publishStats(step: info)
             if let info, let obs { obs(info) }
@@ -370,6 +383,36 @@ public final class Scheduler: @unchecked Sendable {
         hardStop = true
         cond.signal()
         cond.unlock()
+    }
+
+    /// When the first step should wait for more requests: nothing runs, some (but fewer than
+    /// `maxSeqs`, and less than a step's token budget) are waiting, and the oldest of them has
+    /// waited less than `batchWait`. Returns the instant the wait ends, or nil to step now.
+    private func batchWaitDeadline() -> ContinuousClock.Instant? {
+        guard config.batchWait > .zero, running.isEmpty, !waiting.isEmpty,
+              waiting.count < max(1, config.maxSeqs) else { return nil }
+        let pending = waiting.reduce(0) { $0 + ($1.tokens.count - $1.computed) }
+        guard pending < max(1, config.maxBatchedTokens) else { return nil }
+        guard let oldest = waiting.map(\.timings.queued).min() else { return nil }
+        let deadline = oldest + config.batchWait
+        return clock.now < deadline ? deadline : nil
+    }
+
+    /// Sleeps until `deadline` or until a submit, cancel or stop signals the condition.
+    private func holdForBatch(until deadline: ContinuousClock.Instant) {
+        let remaining = deadline - clock.now
+        let secs = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) * 1e-18
+        cond.lock()
+        if inbox.isEmpty && cancels.isEmpty && !stopping && secs > 0 {
+            // Holding is deliberate, bounded work: /readyz must not read it as a stalled engine
+            // (its "no progress with work queued" clock would otherwise run from the last step,
+            // which may be long ago on an idle server).
+            statsValue.lastHeartbeat = clock.now
+            statsValue.lastProgress = clock.now
+            _ = cond.wait(until: Date().addingTimeInterval(secs))
+        }
+        cond.unlock()
+        publishStats(step: nil)
     }
 
     private func applyCancels(_ ids: Set<UInt64>) {

@@ -359,6 +359,21 @@ public struct Puller: Sendable {
         }
     }
 
+    /// The model id `pull(ref, as: id)` registers under, computed without fetching anything:
+    /// `id` when given, a catalog alias's id, the id derived from a path, URL, pip package or hub
+    /// file, or `ref` itself when it is a plain model id (possibly registered already).
+    public func modelID(for ref: String, as id: String? = nil) throws -> String {
+        if let id { try Registry.validateModelID(id); return id }
+        switch try ModelRef.parse(ref) {
+        case let .alias(name):
+            if let entry = Catalog.entry(name) { return Catalog.modelID(for: entry.alias) }
+            try Registry.validateModelID(name)
+            return name
+        case let .source(source):
+            return defaultID(source)
+        }
+    }
+
     func phase(_ name: String) -> ((Int64) -> Void)? {
         guard let progress else { return nil }
         return { progress(name, $0, nil) }

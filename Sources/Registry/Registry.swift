@@ -63,9 +63,12 @@ public final class Registry: Sendable {
     public let blobs: BlobStore
     let dbQueue: DatabaseQueue
 
-    /// `$AUTOGLM_HOME`, else `~/.cache/autoglm`.
+    /// `$AUTOGLM_HOME`, else `$AUTOGLM_MODELS_DIR` (the container image sets it to the `/models`
+    /// volume, so `pull --models-dir /models` in a pod's init container and `serve` in the pod
+    /// share one registry), else `~/.cache/autoglm`.
     public static func defaultHome(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let h = environment["AUTOGLM_HOME"], !h.isEmpty { return h }
+        if let h = environment["AUTOGLM_MODELS_DIR"], !h.isEmpty { return h }
         let user = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return "\(user)/.cache/autoglm"
     }

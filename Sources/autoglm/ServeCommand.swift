@@ -1,42 +1,66 @@
 import ArgumentParser
+import Deploy
 import Engine
 import Foundation
 import Logging
+import Models
 import Registry
 import Server
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a model over an OpenAI-compatible HTTP API with continuous batching.")
+        abstract: "Serve a model over an OpenAI-compatible HTTP API with continuous batching.",
+        discussion: """
+        --config SPEC serves what an autoglm.yaml describes (the file `autoglm deploy` mounts into \
+        every pod; --env picks an environments overlay): model.ref with model.version or \
+        model.channel; backend.threads, maxSeqs, maxBatchedTokens, kvCacheMB, contextLength, \
+        kvCacheType and batchWaitMs; server.port, server.drainTimeoutSeconds and server.apiKeys \
+        ({env: VAR} reads $VAR, which must be set; the rendered Deployment fills \
+        AUTOGLM_API_KEY_<i> from each secretRef). A flag given on the command line overrides the \
+        spec's value (--model replaces model.ref, version and channel). With --config the host \
+        defaults to 0.0.0.0, so a pod answers its probes and its Service; otherwise 127.0.0.1. \
+        Only backend.type native is served: a llamacpp or openai spec is refused.
+
+        Models come from the registry at $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR (the image sets \
+        /models, the volume `autoglm pull --models-dir /models` fills in the init container), else \
+        ~/.cache/autoglm; a model that is not there is pulled on demand.
+        """)
 
     @OptionGroup var options: ModelOptions
-    @Option(name: .long, help: "Address to bind.") var host = "127.0.0.1"
-    @Option(name: .long, help: "Port to listen on.") var port = 8080
-    @Option(name: .customLong("max-seqs"), help: "Sequences decoded together.") var maxSeqs = 8
-    @Option(name: .customLong("max-batched-tokens"), help: "Tokens per engine step (decode + prefill chunks).") var maxBatchedTokens = 512
-    @Option(name: .customLong("kv-cache-mb"), help: "KV-cache budget in MiB.") var kvCacheMB = 512
+    @Option(name: .long, help: "An autoglm.yaml to serve (see below); flags given with it override it.") var config: String?
+    @Option(name: .long, help: "Environments overlay of --config to apply.") var env: String?
+    @Option(name: .long, help: "Address to bind (default: 127.0.0.1; 0.0.0.0 with --config).") var host: String?
+    @Option(name: .long, help: "Port to listen on (default: 8080 or server.port).") var port: Int?
+    @Option(name: .customLong("max-seqs"), help: "Sequences decoded together (default: 8).") var maxSeqs: Int?
+    @Option(name: .customLong("max-batched-tokens"), help: "Tokens per engine step, decode + prefill chunks (default: 512).") var maxBatchedTokens: Int?
+    @Option(name: .customLong("kv-cache-mb"), help: "KV-cache budget in MiB (default: 512).") var kvCacheMB: Int?
+    @Option(name: .customLong("kv-type"), help: "KV-cache element type: f16 (default) or f32.") var kvType: String?
+    @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
     @Option(name: .customLong("max-queue"), help: "Waiting requests before 429.") var maxQueue = 64
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the file name).") var servedModelName: String?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
-    @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for in-flight requests.") var drainTimeout: Double = 30
+    @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM waits for in-flight requests (default: 30 or server.drainTimeoutSeconds).") var drainTimeout: Double?
     @Option(name: .customLong("unready-delay"), help: "Seconds after SIGTERM that /readyz answers 503 before the listener closes.") var unreadyDelay: Double = 0
     @Option(name: .customLong("request-timeout"), help: "Seconds before a request is cancelled (0: none).") var requestTimeout: Double = 600
     @Option(name: .customLong("max-body-mb"), help: "Largest request body in MiB.") var maxBodyMB: Double = 4
 
     func validate() throws {
-        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be in 0...65535 (got \(port))") }
-        guard maxSeqs >= 1 else { throw ValidationError("--max-seqs must be ≥ 1 (got \(maxSeqs))") }
-        guard maxBatchedTokens >= 1 else { throw ValidationError("--max-batched-tokens must be ≥ 1 (got \(maxBatchedTokens))") }
-        guard kvCacheMB >= 1 else { throw ValidationError("--kv-cache-mb must be ≥ 1 (got \(kvCacheMB))") }
+        if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (got \(port))") } }
+        if let maxSeqs { guard maxSeqs >= 1 else { throw ValidationError("--max-seqs must be ≥ 1 (got \(maxSeqs))") } }
+        if let maxBatchedTokens { guard maxBatchedTokens >= 1 else { throw ValidationError("--max-batched-tokens must be ≥ 1 (got \(maxBatchedTokens))") } }
+        if let kvCacheMB { guard kvCacheMB >= 1 else { throw ValidationError("--kv-cache-mb must be ≥ 1 (got \(kvCacheMB))") } }
+        if let kvType { guard KVCacheType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f16 or f32 (got \(kvType))") } }
+        if let batchWaitMs { guard (0...10_000).contains(batchWaitMs) else { throw ValidationError("--batch-wait-ms must be in 0...10000 (got \(batchWaitMs))") } }
         if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0 (got \(maxQueue))") }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json (got \(logFormat))") }
-        guard drainTimeout >= 0, requestTimeout >= 0, unreadyDelay >= 0 else {
+        guard (drainTimeout ?? 0) >= 0, requestTimeout >= 0, unreadyDelay >= 0 else {
             throw ValidationError("--drain-timeout, --request-timeout and --unready-delay must be ≥ 0")
         }
         guard maxBodyMB > 0 else { throw ValidationError("--max-body-mb must be > 0") }
+        if env != nil && config == nil { throw ValidationError("--env selects an overlay of --config; give --config SPEC too") }
     }
 
     func run() async throws {
@@ -45,17 +69,36 @@ struct Serve: AsyncParsableCommand {
             json ? AnyLogHandlerBox.json(label) : AnyLogHandlerBox.text(label)
         }
         let logger = Logger(label: "autoglm.serve")
-        let resolved = try options.resolveModel(default: ModelResolver.defaultAlias)
-        let lm = try LoadedModel(path: resolved.path, threads: options.threads)
+        let spec = try config.map { try loadServeSpec($0, env: env) }
+        let b = spec?.backend ?? BackendSpec()
+
+        let resolved: ModelResolver.Resolved
+        if let spec, options.model == nil {
+            resolved = try resolveSpecModel(spec.model)
+        } else {
+            resolved = try options.resolveModel(default: ModelResolver.defaultAlias)
+        }
+        let maxSeqs = self.maxSeqs ?? b.maxSeqs ?? 8
+        let maxBatchedTokens = self.maxBatchedTokens ?? b.maxBatchedTokens ?? 512
+        let kvCacheMB = self.kvCacheMB ?? b.kvCacheMB ?? 512
+        let kvType = self.kvType.flatMap(KVCacheType.init(rawValue:)) ?? b.kvCacheType ?? .f16
+        let precision: KVCache.Precision = kvType == .f32 ? .f32 : .f16
+        let batchWaitMs = self.batchWaitMs ?? b.batchWaitMs ?? 0
+        let host = self.host ?? (spec == nil ? "127.0.0.1" : "0.0.0.0")
+        let port = self.port ?? spec?.server.port ?? ServerSpec.defaultPort
+        let drainTimeout = self.drainTimeout ?? spec.map { Double($0.server.drainTimeoutSeconds) } ?? Double(ServerSpec.defaultDrainTimeoutSeconds)
+
+        let lm = try LoadedModel(path: resolved.path, threads: options.threads ?? b.threads)
         let c = lm.model.config
-        let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: SchedulerConfig().kvPrecision)
+        let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: precision)
         let kvPositions = kvCacheMB * 1_048_576 / max(1, bytesPerPos) / 16 * 16
-        let context = min(ctx ?? c.contextLength, c.contextLength, kvPositions)
+        let context = min(ctx ?? b.contextLength ?? c.contextLength, c.contextLength, kvPositions)
         guard context >= 16 else {
             throw ValidationError("--kv-cache-mb \(kvCacheMB) holds only \(kvPositions) positions of this model; raise it")
         }
         let scheduler = Scheduler(model: lm, config: SchedulerConfig(
-            maxSeqs: maxSeqs, maxBatchedTokens: maxBatchedTokens, kvCacheMB: kvCacheMB, contextLength: context))
+            maxSeqs: maxSeqs, maxBatchedTokens: maxBatchedTokens, kvCacheMB: kvCacheMB, contextLength: context,
+            kvPrecision: precision, batchWait: .milliseconds(batchWaitMs)))
         var cfg = ServerConfig()
         cfg.host = host
         cfg.port = port
@@ -66,9 +109,11 @@ struct Serve: AsyncParsableCommand {
         cfg.unreadyDelay = unreadyDelay
         cfg.maxBodyBytes = Int(maxBodyMB * 1_048_576)
         var keys = Set(apiKeys.filter { !$0.isEmpty })
-        if let env = ProcessInfo.processInfo.environment["AUTOGLM_API_KEYS"] {
+        let environment = ProcessInfo.processInfo.environment
+        if let env = environment["AUTOGLM_API_KEYS"] {
             for k in env.split(separator: ",") where !k.isEmpty { keys.insert(String(k)) }
         }
+        if let spec { keys.formUnion(try specAPIKeys(spec.server.apiKeys, environment: environment)) }
         cfg.apiKeys = keys
         if let registry = openRegistryIfPresent() {
             cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry) }
@@ -76,12 +121,84 @@ struct Serve: AsyncParsableCommand {
         logger.info("serving", metadata: [
             "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)", "ctx": "\(context)",
             "max_seqs": "\(maxSeqs)", "max_batched_tokens": "\(maxBatchedTokens)", "kv_cache_mb": "\(kvCacheMB)",
+            "kv_type": "\(kvType.rawValue)", "batch_wait_ms": "\(batchWaitMs)",
             "kv_blocks": "\(scheduler.stats.kvBlocksTotal)", "auth": "\(keys.isEmpty ? "off" : "\(keys.count) keys")",
         ])
         let server = OpenAIServer(scheduler: scheduler, config: cfg, logger: logger)
         try await server.run()
         logger.info("drained; exiting")
     }
+
+    /// Reads `--config` through the one spec loader (overlay, `${VAR}`), printing every problem
+    /// and refusing backends `serve` does not run.
+    func loadServeSpec(_ file: String, env: String?) throws -> Spec {
+        let loaded: LoadedSpec
+        do {
+            let text = try SpecLoader.readFile(file)
+            loaded = try SpecLoader.load(yaml: text, file: file, environment: env, variables: SpecLoader.processEnvironment())
+        } catch let e as DeployError {
+            serveError(e.description)
+            throw ExitCode(1)
+        } catch let e as SpecError {
+            for d in e.diagnostics { serveError(d.description) }
+            throw ExitCode(1)
+        }
+        for n in loaded.notes { FileHandle.standardError.write(Data("note: \(n.description)\n".utf8)) }
+        let spec = loaded.spec
+        switch spec.backend.type {
+        case .native: return spec
+        case .llamacpp:
+            serveError("\(file): backend.type llamacpp: `autoglm serve --config` serves the native engine only; run llama.cpp's llama-server for this spec, or set backend.type: native to serve model.ref with autoglm")
+            throw ExitCode(1)
+        case .openai:
+            serveError("\(file): backend.type openai forwards to \(spec.backend.url ?? "an upstream"), which `autoglm serve --config` does not do (it serves the native engine only); point clients at the upstream, or set backend.type: native (and drop backend.url) to serve model.ref with autoglm")
+            throw ExitCode(1)
+        }
+    }
+
+    /// model.ref / version / channel through the registry (the same rule as the pod's
+    /// `autoglm pull REF [--version V | --channel C] --models-dir DIR`).
+    func resolveSpecModel(_ m: ModelSpec) throws -> ModelResolver.Resolved {
+        let version = try m.version.map(parseVersion)
+        let printer = ProgressPrinter()
+        defer { printer.finish() }
+        return try registryRun {
+            let registry = try Registry()
+            let puller = Puller(registry: registry, progress: { printer.update($0, $1, $2) },
+                                log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+            let (v, pulled) = try SpecModel.ensure(ref: m.ref, version: version, channel: m.channel, puller: puller)
+            if pulled { FileHandle.standardError.write(Data("pulled \(v.model)@\(v.version) into \(registry.home)\n".utf8)) }
+            return ModelResolver.Resolved(path: try SpecModel.loadablePath(v, registry), name: v.model, version: v)
+        }
+    }
+
+    /// server.apiKeys: each `{env: VAR}` must be set (a listed key that is missing would
+    /// silently weaken auth, so it is an error).
+    func specAPIKeys(_ sources: [APIKeySource], environment: [String: String]) throws -> Set<String> {
+        var keys = Set<String>()
+        for (i, k) in sources.enumerated() {
+            switch k {
+            case .env(let name):
+                guard let v = environment[name], !v.isEmpty else {
+                    serveError("server.apiKeys[\(i)] reads $\(name), which is not set or empty; set it (in Kubernetes the Deployment fills it from the Secret) or remove the entry")
+                    throw ExitCode(1)
+                }
+                keys.insert(v)
+            case .secretRef(let name, let key):
+                // Outside Kubernetes nothing maps the Secret into the environment.
+                guard let v = environment["AUTOGLM_API_KEY_\(i)"], !v.isEmpty else {
+                    serveError("server.apiKeys[\(i)] is secretRef \(name)/\(key), which only Kubernetes resolves; set AUTOGLM_API_KEY_\(i) to the key, or serve the ConfigMap's spec rendered by `autoglm deploy render`")
+                    throw ExitCode(1)
+                }
+                keys.insert(v)
+            }
+        }
+        return keys
+    }
+}
+
+private func serveError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
 }
 
 enum AnyLogHandlerBox {

@@ -290,3 +290,60 @@ import Testing
         #expect(isSemVer("1.2.3-rc.1+build.5") && !isSemVer("01.2.3") && !isSemVer("1.2"))
     }
 }
+
+@Suite struct BackendEngineKnobTests {
+    @Test func kvCacheTypeAndBatchWaitDecodeAndRoundTrip() throws {
+        let yaml = minimal + """
+        backend:
+          kvCacheType: f32
+          batchWaitMs: 250
+        """
+        let spec = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).spec
+        #expect(spec.backend.kvCacheType == .f32)
+        #expect(spec.backend.batchWaitMs == 250)
+        let printed = SpecEncoder.yaml(spec)
+        #expect(printed.contains("kvCacheType: f32"))
+        #expect(printed.contains("batchWaitMs: 250"))
+        let again = try SpecLoader.load(yaml: printed, file: "printed.yaml", variables: [:]).spec
+        #expect(again == spec)
+    }
+
+    @Test func absentKnobsStayUnsetAndAreNotPrinted() throws {
+        let spec = try SpecLoader.load(yaml: minimal, file: "t.yaml", variables: [:]).spec
+        #expect(spec.backend.kvCacheType == nil)
+        #expect(spec.backend.batchWaitMs == nil)
+        let printed = SpecEncoder.yaml(spec)
+        #expect(!printed.contains("kvCacheType"))
+        #expect(!printed.contains("batchWaitMs"))
+    }
+
+    @Test func badValuesAreReportedWithTheFix() {
+        let yaml = minimal + """
+        backend:
+          kvCacheType: q8_0
+          batchWaitMs: 20000
+        """
+        #expect(errors(yaml) == [
+            "t.yaml:6:16: backend.kvCacheType 'q8_0' is not supported; use f16 (half the memory, the default) or f32",
+            "t.yaml:7:16: backend.batchWaitMs (20000) must be between 0 and 10000",
+        ])
+        let negative = minimal + """
+        backend:
+          batchWaitMs: -1
+        """
+        #expect(errors(negative) == ["t.yaml:6:16: backend.batchWaitMs (-1) must be between 0 and 10000"])
+    }
+
+    @Test func openaiBackendNotesTheNewKnobsAsIgnored() throws {
+        let yaml = minimal + """
+        backend:
+          type: openai
+          url: http://vllm:8000/v1
+          kvCacheType: f16
+          batchWaitMs: 5
+        """
+        let notes = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).notes.map(\.message)
+        #expect(notes.contains("backend.kvCacheType is ignored by backend openai (the upstream owns its engine settings)"))
+        #expect(notes.contains("backend.batchWaitMs is ignored by backend openai (the upstream owns its engine settings)"))
+    }
+}

@@ -161,6 +161,149 @@ struct SchedulerTests {
     }
 }
 
+/// `SchedulerConfig.batchWait`: an idle engine holds its first step for company. The wait is an
+/// hour, so every test below can only finish if the wait ends for the reason it checks (the time
+/// limit turns a wait that does not end into a failure instead of a hang).
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct BatchWaitTests {
+    static let hour = Duration.seconds(3600)
+
+    final class Steps: @unchecked Sendable {
+        let lock = NSLock()
+        var sizes: [Int] = []
+        func add(_ n: Int) { lock.lock(); sizes.append(n); lock.unlock() }
+        var all: [Int] { lock.lock(); defer { lock.unlock() }; return sizes }
+    }
+
+    @Test func requestsArrivingApartArePrefilledTogetherOnceMaxSeqsWait() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let prompts = ["The capital of France is", "1, 2, 3, 4,"]
+        let n = 3
+        let expected = try prompts.map { try lm.generate(promptIDs: lm.tokenizer.encode($0), maxTokens: n, sampling: .greedy).generatedIDs }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 64, kvCacheMB: 64,
+                                                             batchWait: Self.hour))
+        let steps = Steps()
+        s.setStepObserver { steps.add($0.sequences) }
+        s.start()
+        defer { s.terminate() }
+        let a = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode(prompts[0]), maxTokens: n))
+        try await Task.sleep(for: .milliseconds(100))
+        // A alone is held: one waiting request is fewer than maxSeqs and it is far younger than an hour.
+        #expect(s.stats.steps == 0)
+        #expect(steps.all.isEmpty)
+        let b = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode(prompts[1]), maxTokens: n))
+        let ca = await collect(a)
+        let cb = await collect(b)
+        // The hour did not pass: the wait ended because maxSeqs (2) requests were waiting, and the
+        // first forward pass carried both prompts.
+        #expect(steps.all.first == 2)
+        #expect(ca.ids == expected[0])
+        #expect(cb.ids == expected[1])
+        #expect(ca.completion?.reason == .length)
+        #expect(await waitForFreeKV(s) == 0)
+    }
+
+    @Test func cancellingTheOnlyWaitingRequestFreesIt() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64,
+                                                             batchWait: Self.hour))
+        s.start()
+        defer { s.terminate() }
+        let submitted = ContinuousClock.now
+        let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Hello there"), maxTokens: 4))
+        // Let the engine take it and start holding it (it then counts as waiting, with no step run).
+        var held = false
+        for _ in 0..<200 where !held {
+            held = s.stats.waiting == 1 && !s.stats.idle
+            if !held { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(held)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(s.stats.steps == 0)
+        // A deliberate hold counts as progress for /readyz (no step has run, yet the engine is not stalled).
+        #expect(s.stats.lastProgress >= submitted)
+        s.cancel(h.id)
+        let c = await collect(h)
+        #expect(c.completion?.reason == .cancelled)
+        #expect(c.ids.isEmpty)
+        var waiting = -1
+        for _ in 0..<200 {
+            waiting = s.stats.waiting
+            if waiting == 0 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(waiting == 0)
+        #expect(s.stats.steps == 0)
+        #expect(s.stats.kvBlocksUsed == 0)
+    }
+
+    @Test func drainingShutdownEndsTheWaitAndServesTheRequest() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64,
+                                                             batchWait: Self.hour))
+        s.start()
+        let prompt = lm.tokenizer.encode("Once upon a time")
+        let expected = try lm.generate(promptIDs: prompt, maxTokens: 2, sampling: .greedy).generatedIDs
+        let h = try s.submit(GenerationRequest(promptIDs: prompt, maxTokens: 2))
+        try await Task.sleep(for: .milliseconds(50))
+        s.shutdown()
+        let c = await collect(h)
+        #expect(c.completion?.reason == .length)
+        #expect(c.ids == expected)
+        s.join(timeout: 60)
+        #expect(s.stats.alive == false)
+    }
+
+    @Test func terminateDuringTheWaitCancelsAndExits() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64,
+                                                             batchWait: Self.hour))
+        s.start()
+        let h = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Hi"), maxTokens: 2))
+        try await Task.sleep(for: .milliseconds(50))
+        s.terminate()
+        let c = await collect(h)
+        #expect(c.completion?.reason == .cancelled)
+        s.join(timeout: 60)
+        #expect(s.stats.alive == false)
+        #expect(s.stats.steps == 0)
+    }
+
+    @Test func aFullStepOfPromptTokensIsNotHeldNorAreRunningSequences() async throws {
+        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+        // A's prompt alone fills a step (8 tokens), so it starts at once; B arrives while A runs
+        // and joins it. Neither would finish within the test's time limit if a step were held.
+        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 8, kvCacheMB: 64,
+                                                             batchWait: Self.hour))
+        let steps = Steps()
+        s.setStepObserver { steps.add($0.sequences) }
+        s.start()
+        defer { s.terminate() }
+        let long = lm.tokenizer.encode("A list of fruits: apple, banana, cherry, date,")
+        #expect(long.count >= 8)
+        let a = try s.submit(GenerationRequest(promptIDs: long, maxTokens: 12, ignoreEOS: true))
+        var aTokens = 0
+        var b: GenerationHandle?
+        var aReason: SequenceFinishReason?
+        for await e in a.events {
+            switch e {
+            case .token:
+                aTokens += 1
+                if aTokens == 1 { b = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Hi"), maxTokens: 4, ignoreEOS: true)) }
+            case .finished(let f): aReason = f.reason
+            }
+        }
+        #expect(aReason == .length)
+        #expect(aTokens == 12)
+        let cb = try #require(b.map { $0 })
+        let c = await collect(cb)
+        #expect(c.completion?.reason == .length)
+        #expect(c.ids.count == 4)
+        #expect(steps.all.first == 1)
+        #expect(steps.all.contains(2), "B was meant to join A's running batch")
+    }
+}
+
 @Suite struct BlockAllocatorTests {
     @Test func allocateAndRelease() {
         var a = BlockAllocator(totalBlocks: 4, blockSize: 16)

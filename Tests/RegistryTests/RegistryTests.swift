@@ -23,6 +23,8 @@ import Testing
     @Test func homeDefaultsToEnvironment() {
         #expect(Registry.defaultHome(environment: ["AUTOGLM_HOME": "/x/y"]) == "/x/y")
         #expect(Registry.defaultHome(environment: ["HOME": "/home/u"]) == "/home/u/.cache/autoglm")
+        #expect(Registry.defaultHome(environment: ["AUTOGLM_MODELS_DIR": "/models", "HOME": "/home/u"]) == "/models")
+        #expect(Registry.defaultHome(environment: ["AUTOGLM_HOME": "/x/y", "AUTOGLM_MODELS_DIR": "/models"]) == "/x/y")
     }
 
     @Test func registersGGUFFacts() throws {
