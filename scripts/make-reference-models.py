@@ -9,11 +9,19 @@ then runs llama.cpp (llama-cpp-python 0.3.36, CPU) over fixed token ids with eve
 logits kept, flash attention off and an F32 KV cache (both set explicitly below), and stores them as ARCH-*.logits (float32, little endian, positions ×
 vocabulary), plus reference.json describing it all. The Swift tests compare against these.
 
-Run with a Python that has gguf, numpy and llama-cpp-python, e.g. the venv that
-bench/compare-llamacpp.sh builds:
-  ~/.cache/autoglm/peers/llama-venv/bin/pip install gguf numpy
+reference.json also records each model's sha256: the logits belong to those exact bytes.
+
+Run with a Python that has llama-cpp-python and the pinned gguf/numpy of
+scripts/fixture-requirements.txt, e.g. the venv that bench/compare-llamacpp.sh builds:
+  ~/.cache/autoglm/peers/llama-venv/bin/pip install -r scripts/fixture-requirements.txt
   ~/.cache/autoglm/peers/llama-venv/bin/python scripts/make-reference-models.py
+
+The .gguf files are not in git. `--gguf-only` writes just them (no llama_cpp needed, the
+*.logits and reference.json are left alone) and installs each only if its sha256 is the one
+reference.json records (scripts/fixture_digests.py); scripts/make-test-fixtures.sh runs it:
+  ~/.cache/autoglm/fixtures-venv/bin/python scripts/make-reference-models.py --gguf-only
 """
+import hashlib
 import json
 import os
 import sys
@@ -82,11 +90,16 @@ def spec(arch):
     return s
 
 
-def build(arch, quantized, rng):
+def model_path(arch, quantized):
+    return os.path.join(OUT, f"{arch}-{'q' if quantized else 'f32'}.gguf")
+
+
+def build(arch, quantized, rng, path):
+    """Writes the model to `path`; returns its vocabulary size. Draws from `rng`, so the
+    models must be built in main()'s order for their weights to be the recorded ones."""
     s = spec(arch)
     head, kv = s["head"], KV_HEADS * s["head"]
     qdim = HEADS * head
-    path = os.path.join(OUT, f"{arch}-{'q' if quantized else 'f32'}.gguf")
     w = gguf.GGUFWriter(path, arch)
     w.add_name(f"tiny-{arch}-reference")
     w.add_context_length(128)
@@ -154,7 +167,7 @@ def build(arch, quantized, rng):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return path, vocab
+    return vocab
 
 
 def llama_logits(path, ids):
@@ -169,13 +182,38 @@ def llama_logits(path, ids):
     return np.array(llm.scores[: len(ids)], dtype=np.float32)
 
 
+ARCHITECTURES = ["llama", "qwen3", "glm4", "chatglm"]
+
+
+def write_gguf_only():
+    """Rewrites every model (the shared rng needs all of them built in order) and installs
+    each whose bytes are the ones reference.json's logits were made for."""
+    import fixture_digests
+    rng = np.random.default_rng(20261201)
+    for arch in ARCHITECTURES:
+        for quantized in [False, True]:
+            path = model_path(arch, quantized)
+            tmp = path + ".tmp"
+            build(arch, quantized, rng, tmp)
+            fixture_digests.install(tmp, path)
+            print("wrote", os.path.relpath(path), os.path.getsize(path), "bytes (sha256 as in reference.json)")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["--gguf-only"]:
+        write_gguf_only()
+        return
+    if sys.argv[1:]:
+        sys.exit("usage: make-reference-models.py [--gguf-only]")
     rng = np.random.default_rng(20261201)
     entries = []
-    for arch in ["llama", "qwen3", "glm4", "chatglm"]:
+    for arch in ARCHITECTURES:
         for quantized in [False, True]:
-            path, vocab = build(arch, quantized, rng)
+            path = model_path(arch, quantized)
+            vocab = build(arch, quantized, rng, path)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
             ids = [int(x) for x in np.random.default_rng(len(entries) + 7).integers(0, vocab, POSITIONS)]
             logits = llama_logits(path, ids)
             assert logits.shape == (POSITIONS, vocab), logits.shape
@@ -183,6 +221,8 @@ def main():
             logits.astype("<f4").tofile(os.path.join(OUT, base + ".logits"))
             entries.append(dict(architecture=arch, model=base + ".gguf", logits=base + ".logits",
                                 quantized=quantized, ids=ids, vocabulary=vocab,
+                                # The logits are llama.cpp's for exactly these model bytes.
+                                sha256=digest,
                                 # Quantized: the issue's bar. Activations are quantized to 8 bits
                                 # (Q8_0 blocks, F16 scale) as llama.cpp does, so the two engines
                                 # see the same int8 values; the rest is float summation order.

@@ -15,6 +15,9 @@ if [ -z "${AUTOGLM_TEST_KUBECONFIG:-}" ]; then
   AUTOGLM_TEST_KUBECONFIG="$(bash scripts/k8s-testbed.sh start)"
   export AUTOGLM_TEST_KUBECONFIG
 fi
+# The synthetic .gguf fixtures are not committed: regenerate them (pinned gguf/numpy; checked against
+# the sha256 their committed oracles record; only hashes when they are already there).
+bash scripts/make-test-fixtures.sh
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"
 # The real binary on 127.0.0.1 driven by the official `openai` Python client.

@@ -23,7 +23,7 @@ struct FuzzTests {
                                           0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFE0, 1 << 40]
 
     static func corpus() throws -> [[UInt8]] {
-        var out = [try smallFile().bytes(), try smallFile(alignment: 8).bytes(), try Fixture.bytes("all-types.gguf")]
+        var out = [try smallFile().bytes(), try smallFile(alignment: 8).bytes(), try Fixture.allTypes()]
         var w = GGUFWriter()
         try w.add(key: "general.architecture", value: .string("qwen2"))
         try w.add(key: "tokenizer.ggml.tokens", value: .array(.string, (0..<20).map { .string("t\($0)") }))

@@ -24,6 +24,8 @@ struct FixtureManifest: Decodable {
     let tensors: [Tensor]
     let file_size: Int
     let ggml_types: [String: QuantSize]
+    /// sha256 of the all-types.gguf this describes (the .gguf is regenerated, not committed).
+    let sha256: String
 
     static func load() throws -> FixtureManifest {
         try JSONDecoder().decode(FixtureManifest.self, from: Data(contentsOf: Fixture.url("all-types.json")))
@@ -34,6 +36,7 @@ struct FixtureManifest: Decodable {
 struct ReferenceFixtureTests {
     @Test func readerReadsExactlyWhatTheScriptWrote() throws {
         let m = try FixtureManifest.load()
+        _ = try Fixture.allTypes()
         let f = try GGUFFile(path: try Fixture.path("all-types.gguf"))
         #expect(f.version == m.version)
         #expect(f.alignment == m.alignment)
@@ -58,7 +61,7 @@ struct ReferenceFixtureTests {
 
     /// Re-serializing what we read with our writer reproduces the reference file byte for byte.
     @Test func writerReproducesTheReferenceBytes() throws {
-        let original = try Fixture.bytes("all-types.gguf")
+        let original = try Fixture.allTypes()
         let f = try GGUFFile(path: try Fixture.path("all-types.gguf"))
         var w = GGUFWriter()
         for k in f.metadataKeys { try w.add(key: k, value: try #require(f[k])) }
