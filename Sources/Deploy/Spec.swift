@@ -41,9 +41,12 @@ public enum BackendType: String, Sendable, Equatable, CaseIterable {
     case native, llamacpp, openai
 }
 
-/// Element type of the native engine's KV cache (`backend.kvCacheType`, `serve --kv-type`).
+/// Element type of the KV cache (`backend.kvCacheType`): the native engine (`serve --kv-type`)
+/// stores f16 or f32; llama.cpp (`-ctk/-ctv`) also q8_0.
 public enum KVCacheType: String, Sendable, Equatable, CaseIterable {
-    case f16, f32
+    case f16, f32, q8_0
+    /// Types the native engine can store.
+    public static let native: [KVCacheType] = [.f16, .f32]
 }
 
 public struct BackendSpec: Sendable, Equatable {
@@ -55,11 +58,15 @@ public struct BackendSpec: Sendable, Equatable {
     public var maxBatchedTokens: Int?
     public var kvCacheMB: Int?
     public var contextLength: Int?
-    /// KV-cache element type (native engine; default f16).
+    /// KV-cache element type (default f16; q8_0 only with llamacpp).
     public var kvCacheType: KVCacheType?
     /// Milliseconds an idle engine waits for more requests before its first step (0...10000;
     /// native engine; default 0).
     public var batchWaitMs: Int?
+    /// llama.cpp's physical micro-batch (`-ub`); llamacpp only.
+    public var ubatchTokens: Int?
+    /// llama.cpp's flash attention (`-fa on|off`); llamacpp only.
+    public var flashAttention: Bool?
     public init() {}
 }
 

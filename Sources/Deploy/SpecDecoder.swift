@@ -93,7 +93,8 @@ struct SpecDecoder {
             }
         }
         if spec.backend.type == .openai {
-            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType", "batchWaitMs"]
+            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType", "batchWaitMs",
+                         "ubatchTokens", "flashAttention"]
             if let b = entries.value("backend"), case .mapping(let be, _) = b {
                 for e in be where knobs.contains(e.key) {
                     note(e.keyPos, "backend.\(e.key) is ignored by backend openai (the upstream owns its engine settings)")
@@ -139,7 +140,7 @@ struct SpecDecoder {
         var b = BackendSpec()
         guard let entries = mapping(node, path: "backend") else { return b }
         checkKeys(entries, allowed: ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                                     "kvCacheType", "batchWaitMs"], path: "backend")
+                                     "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention"], path: "backend")
         if let v = entries.value("type"), let t: BackendType = enumValue(v, path: "backend.type") { b.type = t }
         if let v = entries.value("url"), let s = string(v, path: "backend.url") {
             if s.hasPrefix("http://") || s.hasPrefix("https://"), s.count > 8 { b.url = s } else {
@@ -158,11 +159,25 @@ struct SpecDecoder {
         if let v = entries.value("kvCacheMB") { b.kvCacheMB = int(v, path: "backend.kvCacheMB", 1...4_194_304) }
         if let v = entries.value("contextLength") { b.contextLength = int(v, path: "backend.contextLength", 16...2_097_152) }
         if let v = entries.value("kvCacheType"), let s = string(v, path: "backend.kvCacheType") {
-            if let t = KVCacheType(rawValue: s.lowercased()) { b.kvCacheType = t } else {
-                error(v.pos, "backend.kvCacheType '\(s)' is not supported; use f16 (half the memory, the default) or f32")
+            if let t = KVCacheType(rawValue: s.lowercased()), b.type == .llamacpp || KVCacheType.native.contains(t) {
+                b.kvCacheType = t
+            } else if KVCacheType(rawValue: s.lowercased()) != nil {
+                error(v.pos, "backend.kvCacheType '\(s)' is only supported by backend type llamacpp; the native engine stores f16 (the default) or f32")
+            } else {
+                error(v.pos, "backend.kvCacheType '\(s)' is not supported; use f16 (half the memory, the default) or f32"
+                      + (b.type == .llamacpp ? " or q8_0" : ""))
             }
         }
         if let v = entries.value("batchWaitMs") { b.batchWaitMs = int(v, path: "backend.batchWaitMs", 0...10_000) }
+        if let v = entries.value("ubatchTokens") { b.ubatchTokens = int(v, path: "backend.ubatchTokens", 1...1_048_576) }
+        if let v = entries.value("flashAttention") { b.flashAttention = bool(v, path: "backend.flashAttention") }
+        if b.type == .native {
+            for key in ["ubatchTokens", "flashAttention"] {
+                if let v = entries.value(key), !v.isNull {
+                    error(v.pos, "backend.\(key) is a llama.cpp setting; remove it or set backend.type: llamacpp")
+                }
+            }
+        }
         return b
     }
 

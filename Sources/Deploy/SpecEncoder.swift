@@ -14,7 +14,8 @@ public enum SpecEncoder {
                                       ("threads", .num(b.threads)), ("maxSeqs", .num(b.maxSeqs)),
                                       ("maxBatchedTokens", .num(b.maxBatchedTokens)),
                                       ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)),
-                                      ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)))
+                                      ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)),
+                                      ("ubatchTokens", .num(b.ubatchTokens)), ("flashAttention", b.flashAttention.map { .bool($0) }))
         let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map { k in
             switch k {
             case .secretRef(let name, let key):

@@ -480,7 +480,10 @@ struct OptimizeRun {
         b.maxBatchedTokens = settings.maxBatchedTokens
         b.kvCacheMB = settings.kvCacheMB
         b.contextLength = settings.contextLength
-        // (kvCacheType, batchWaitMs, ubatchTokens, flashAttention: see Spec's backend fields)
+        b.kvCacheType = settings.kvCacheType.flatMap { KVCacheType(rawValue: $0) }
+        b.batchWaitMs = settings.batchWaitMs
+        b.ubatchTokens = settings.ubatchTokens
+        b.flashAttention = settings.flashAttention
         base.spec.backend = b
         if let r = settings.replicas { base.spec.replicas = r }
         let yaml = SpecEncoder.yaml(base.spec)

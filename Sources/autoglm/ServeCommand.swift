@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
         if let maxSeqs { guard maxSeqs >= 1 else { throw ValidationError("--max-seqs must be ≥ 1 (got \(maxSeqs))") } }
         if let maxBatchedTokens { guard maxBatchedTokens >= 1 else { throw ValidationError("--max-batched-tokens must be ≥ 1 (got \(maxBatchedTokens))") } }
         if let kvCacheMB { guard kvCacheMB >= 1 else { throw ValidationError("--kv-cache-mb must be ≥ 1 (got \(kvCacheMB))") } }
-        if let kvType { guard KVCacheType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f16 or f32 (got \(kvType))") } }
+        if let kvType { guard let t = KVCacheType(rawValue: kvType), KVCacheType.native.contains(t) else { throw ValidationError("--kv-type must be f16 or f32 (got \(kvType))") } }
         if let batchWaitMs { guard (0...10_000).contains(batchWaitMs) else { throw ValidationError("--batch-wait-ms must be in 0...10000 (got \(batchWaitMs))") } }
         if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0 (got \(maxQueue))") }

@@ -152,13 +152,13 @@ import Testing
         }
         let winner = try #require(cmp["winner"] as? String)
         #expect(bests[winner] == bests.values.max())
-        #expect(r.stdout.contains("→ winner: \(winner)"), r.stdout)
+        #expect(r.stdout.contains("→ winner: \(winner)"), "\(r.stdout)")
 
         // The spec carries the winner's backend type (and the upstream's URL when it won).
         let v = try Self.run(["validate", specPath, "--print"], home: dir + "/home")
         #expect(v.status == 0, "stdout: \(v.stdout) stderr: \(v.stderr)")
-        #expect(v.stdout.contains("type: \(winner)"), v.stdout)
-        if winner == "openai" { #expect(v.stdout.contains("url: http://127.0.0.1:\(port)"), v.stdout) }
+        #expect(v.stdout.contains("type: \(winner)"), "\(v.stdout)")
+        if winner == "openai" { #expect(v.stdout.contains("url: http://127.0.0.1:\(port)"), "\(v.stdout)") }
 
         // llama.cpp alone: its knobs land in the spec's backend fields and the spec still validates.
         let l = try Self.run(["optimize", specPath, "--backends", "llamacpp", "--max-trials", "1", "--write",
@@ -167,13 +167,13 @@ import Testing
         let best = try #require((try Self.json(dir + "/llama/report.json")["best"] as? [String: Any])?["config"] as? [String: String])
         let lv = try Self.run(["validate", specPath, "--print"], home: dir + "/home")
         #expect(lv.status == 0, "stdout: \(lv.stdout) stderr: \(lv.stderr)")
-        #expect(lv.stdout.contains("type: llamacpp"), lv.stdout)
+        #expect(lv.stdout.contains("type: llamacpp"), "\(lv.stdout)")
         for (field, knob) in [("threads", "threads"), ("maxSeqs", "parallel"), ("maxBatchedTokens", "batch"),
                               ("ubatchTokens", "ubatch"), ("kvCacheType", "cacheType")] {
             let value = try #require(best[knob])
             #expect(lv.stdout.contains("\(field): \(value)"), "\(field): \(value) in \(lv.stdout)")
         }
-        #expect(lv.stdout.contains("flashAttention: \(best["flashAttention"] == "on")"), lv.stdout)
+        #expect(lv.stdout.contains("flashAttention: \(best["flashAttention"] == "on")"), "\(lv.stdout)")
     }
 
     @Test func badBackendListsAreRejectedWithTheFix() throws {
@@ -185,8 +185,8 @@ import Testing
             #expect(r.stderr.contains(mention), "\(backends): \(r.stderr)")
         }
         let l = try CLI.run(base + ["--backends", "llamacpp", "--llama-server", "/nonexistent/llama-server"])
-        #expect(l.status != 0 && l.stderr.contains("not an executable file"), l.stderr)
+        #expect(l.status != 0 && l.stderr.contains("not an executable file"), "\(l.stderr)")
         let k = try CLI.run(base + ["--backends", "openai:http://127.0.0.1:9", "--objective", "memory"])
-        #expect(k.status != 0 && k.stderr.contains("memory"), k.stderr)
+        #expect(k.status != 0 && k.stderr.contains("memory"), "\(k.stderr)")
     }
 }

@@ -320,12 +320,23 @@ import Testing
     @Test func badValuesAreReportedWithTheFix() {
         let yaml = minimal + """
         backend:
-          kvCacheType: q8_0
+          kvCacheType: q4_0
           batchWaitMs: 20000
         """
         #expect(errors(yaml) == [
-            "t.yaml:6:16: backend.kvCacheType 'q8_0' is not supported; use f16 (half the memory, the default) or f32",
+            "t.yaml:6:16: backend.kvCacheType 'q4_0' is not supported; use f16 (half the memory, the default) or f32",
             "t.yaml:7:16: backend.batchWaitMs (20000) must be between 0 and 10000",
+        ])
+        let llamaOnly = minimal + """
+        backend:
+          kvCacheType: q8_0
+          ubatchTokens: 64
+          flashAttention: true
+        """
+        #expect(errors(llamaOnly) == [
+            "t.yaml:6:16: backend.kvCacheType 'q8_0' is only supported by backend type llamacpp; the native engine stores f16 (the default) or f32",
+            "t.yaml:7:17: backend.ubatchTokens is a llama.cpp setting; remove it or set backend.type: llamacpp",
+            "t.yaml:8:19: backend.flashAttention is a llama.cpp setting; remove it or set backend.type: llamacpp",
         ])
         let negative = minimal + """
         backend:
@@ -345,5 +356,34 @@ import Testing
         let notes = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).notes.map(\.message)
         #expect(notes.contains("backend.kvCacheType is ignored by backend openai (the upstream owns its engine settings)"))
         #expect(notes.contains("backend.batchWaitMs is ignored by backend openai (the upstream owns its engine settings)"))
+    }
+
+    @Test func llamaCppSettingsDecodeAndRoundTrip() throws {
+        let yaml = minimal + """
+        backend:
+          type: llamacpp
+          threads: 2
+          maxSeqs: 4
+          maxBatchedTokens: 256
+          ubatchTokens: 64
+          kvCacheType: q8_0
+          flashAttention: true
+        """
+        let spec = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).spec
+        #expect(spec.backend.type == .llamacpp && spec.backend.kvCacheType == .q8_0)
+        #expect(spec.backend.ubatchTokens == 64 && spec.backend.flashAttention == true)
+        let printed = SpecEncoder.yaml(spec)
+        #expect(printed.contains("ubatchTokens: 64") && printed.contains("flashAttention: true") && printed.contains("kvCacheType: q8_0"))
+        #expect(try SpecLoader.load(yaml: printed, file: "printed.yaml", variables: [:]).spec == spec)
+        let bad = minimal + """
+        backend:
+          type: llamacpp
+          flashAttention: maybe
+          kvCacheType: q4_0
+        """
+        #expect(errors(bad) == [
+            "t.yaml:7:19: backend.flashAttention must be true or false, got 'maybe'",
+            "t.yaml:8:16: backend.kvCacheType 'q4_0' is not supported; use f16 (half the memory, the default) or f32 or q8_0",
+        ])
     }
 }
