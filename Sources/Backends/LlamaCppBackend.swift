@@ -16,11 +16,11 @@ public struct LlamaCppBackend: ServingBackend {
         self.executable = executable; self.modelPath = modelPath; self.facts = facts; self.contextPerSlot = contextPerSlot
     }
 
-    /// llama-server's own defaults for the knobs a study pins instead of searching.
-    public static let defaults: [String: KnobValue] = [
-        LlamaCppKnob.parallel: .int(1), LlamaCppKnob.batch: .int(2048), LlamaCppKnob.ubatch: .int(512),
-        LlamaCppKnob.cacheType: .category("f16"), LlamaCppKnob.flashAttention: .category("off"),
-    ]
+    /// llama-server's own defaults on a machine of `cores` cores, for the knobs a study pins instead of searching.
+    public func defaults(cores: Int) -> [String: KnobValue] {
+        [LlamaCppKnob.threads: .int(max(cores, 1)), LlamaCppKnob.parallel: .int(1), LlamaCppKnob.batch: .int(2048),
+         LlamaCppKnob.ubatch: .int(512), LlamaCppKnob.cacheType: .category("f16"), LlamaCppKnob.flashAttention: .category("off")]
+    }
 
     /// Finds `llama-server`: the explicit path, then $AUTOGLM_LLAMA_SERVER, then the copy
     /// bench/build-llama-server.sh builds, then $PATH. Nil when none is executable.
@@ -95,6 +95,8 @@ public struct UpstreamBackend: ServingBackend {
     public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
         try SearchSpace(knobs: [Knob(Self.knob, .categorical([url]))])
     }
+
+    public func defaults(cores: Int) -> [String: KnobValue] { [Self.knob: .category(url)] }
 
     public func settings(_ c: Config) -> BackendSettings {
         var s = BackendSettings(type: "openai")

@@ -15,11 +15,12 @@ public struct NativeBackend: ServingBackend {
         self.executable = executable; self.modelPath = modelPath; self.facts = facts; self.contextLength = contextLength
     }
 
-    /// `serve`'s defaults, for the knobs a study pins instead of searching.
-    public static let defaults: [String: KnobValue] = [
-        NativeKnob.maxSeqs: .int(8), NativeKnob.maxBatchedTokens: .int(512), NativeKnob.kvCacheType: .category("f16"),
-        NativeKnob.batchWaitMs: .int(0), NativeKnob.replicas: .int(1),
-    ]
+    /// `serve`'s defaults on a machine of `cores` cores, for the knobs a study pins instead of searching.
+    public func defaults(cores: Int) -> [String: KnobValue] {
+        [NativeKnob.threads: .int(max(cores, 1)), NativeKnob.maxSeqs: .int(8), NativeKnob.maxBatchedTokens: .int(512),
+         NativeKnob.kvCacheMB: .int(512), NativeKnob.kvCacheType: .category("f16"), NativeKnob.batchWaitMs: .int(0),
+         NativeKnob.replicas: .int(1)]
+    }
 
     public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
         try ServingSpaces.native(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)

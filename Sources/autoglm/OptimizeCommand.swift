@@ -361,16 +361,8 @@ struct OptimizeRun {
         // grid needs a discrete space; bayes searches the discretised one too when asked, so the two
         // strategies can be compared on exactly the same configurations.
         let gridLevels = command.gridLevels ?? (command.strategy == "grid" ? 3 : nil)
-        let pinned: [String: KnobValue] = {
-            guard let searched, !isUpstream else { return [:] }
-            let defaults: [String: KnobValue] = backend is NativeBackend ? NativeBackend.defaults : LlamaCppBackend.defaults
-            var out: [String: KnobValue] = [:]
-            for k in space.knobs where !searched.contains(k.name) {
-                out[k.name] = Self.clamp(defaults[k.name] ?? .int(machine.cores), to: k)
-            }
-            return out
-        }()
-        space = try Self.restrict(space, levels: gridLevels, pinned: pinned, backend: backend.name)
+        space = try Self.restrict(space, levels: gridLevels, searched: isUpstream ? nil : searched,
+                                  defaults: backend.defaults(cores: machine.cores), backend: backend.name)
         let strategy = isUpstream ? "grid" : command.strategy
         if strategy == "grid", let g = space.grid(limit: 100_000) {
             optLog("\(backend.name) grid: \(g.filter { space.feasible($0) }.count) feasible configurations of \(g.count) (\(space.signature))")
@@ -438,29 +430,18 @@ struct OptimizeRun {
         return BackendStudy(backend: backend, id: id, space: space, result: result)
     }
 
-    /// The space discretised to `levels` values per integer knob (when given) with `pinned` knobs fixed.
-    static func restrict(_ space: SearchSpace, levels: Int?, pinned: [String: KnobValue], backend: String) throws -> SearchSpace {
+    /// The space discretised to `levels` values per integer knob (when given), searching only
+    /// `searched` (the other knobs keep the backend's defaults).
+    static func restrict(_ space: SearchSpace, levels: Int?, searched: [String]?, defaults: [String: KnobValue],
+                         backend: String) throws -> SearchSpace {
         var s = space
         do {
             if let g = levels { s = try s.discretized(levels: g) }
-            // Discretising may have moved a default off the grid: clamp again to the new knob.
-            var p: [String: KnobValue] = [:]
-            for k in s.knobs { if let v = pinned[k.name] { p[k.name] = clamp(v, to: k) } }
-            if !p.isEmpty { s = try s.fixing(p) }
+            if let searched { s = try s.searching(only: Set(searched), defaults: defaults) }
         } catch {
             throw ValidationError("\(backend): \(error.description)")
         }
         return s
-    }
-
-    /// A default value moved inside the knob's bounds (an int clamped; an ordinal's nearest choice).
-    static func clamp(_ v: KnobValue, to k: Knob) -> KnobValue {
-        guard let x = v.intValue else { return v }
-        switch k.kind {
-        case .int(let r), .logInt(let r): return .int(min(max(x, r.lowerBound), r.upperBound))
-        case .ordinal(let xs): return .int(xs.min { abs($0 - x) < abs($1 - x) } ?? x)
-        default: return v
-        }
     }
 
     /// Writes the winning backend's settings into the spec through the Deploy loader/encoder.

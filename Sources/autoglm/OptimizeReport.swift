@@ -191,6 +191,8 @@ enum OptimizeReport {
         }
         if bestPts.count > 1 { history += "<polyline fill='none' stroke='#2a7' stroke-width='2' points='\(bestPts.joined(separator: " "))'/>" }
 
+        let effects = knobEffects(trials: trials, space: space, unit: rep.unit)
+
         var rows = ""
         for t in rep.trials {
             let cfg = t.config.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -208,11 +210,68 @@ enum OptimizeReport {
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(H))">\(scatter)</svg>
         <h2>Trial history</h2><p>objective per trial; green: best feasible so far; × : no measurement (crash, OOM, timeout).</p>
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(H))">\(history)</svg>
+        <h2>Each knob's effect</h2><p>objective of every measured trial against one knob's value (blue: met the SLOs, red: did not); knobs with one value in this study are left out.</p>
+        \(effects)
         <h2>Trials</h2>
         <table><tr><th>#</th><th>origin</th><th>config</th><th>objective</th><th>status</th></tr>\(rows)</table>
         <p>search space: <code>\(esc(space.signature))</code></p>
         </body></html>
         """
+    }
+
+    /// One small scatter per knob that took more than one value: the knob's value (position
+    /// along its normalised axis; categories by index) against the objective.
+    static func knobEffects(trials: [Trial], space: SearchSpace, unit: String) -> String {
+        let W = 300.0, H = 200.0, pad = 40.0
+        let measured = trials.compactMap { t in t.result.measurement.map { (t, $0.objective) } }
+        let maxY = max(measured.map(\.1).max() ?? 1, 1e-9) * 1.1
+        var out = ""
+        for knob in space.knobs {
+            let values = measured.compactMap { $0.0.config[knob.name] }
+            guard Set(values).count > 1 else { continue }
+            // Axis positions and tick labels per kind.
+            let pos: (KnobValue) -> Double
+            var labels: [(Double, String)] = []
+            switch knob.kind {
+            case .categorical(let cats):
+                pos = { v in if case .category(let c) = v, let i = cats.firstIndex(of: c) { return cats.count == 1 ? 0.5 : Double(i) / Double(cats.count - 1) }; return 0 }
+                labels = cats.enumerated().map { (cats.count == 1 ? 0.5 : Double($0.offset) / Double(cats.count - 1), $0.element) }
+            case .ordinal(let xs):
+                pos = { v in Double(xs.firstIndex(of: v.intValue ?? xs[0]) ?? 0) / Double(max(xs.count - 1, 1)) }
+                labels = xs.enumerated().map { (Double($0.offset) / Double(max(xs.count - 1, 1)), String($0.element)) }
+            case .logInt(let r):
+                let lo = Foundation.log(Double(r.lowerBound)), hi = Foundation.log(Double(r.upperBound))
+                pos = { v in hi > lo ? (Foundation.log(max(v.doubleValue ?? 1, 1)) - lo) / (hi - lo) : 0.5 }
+                labels = [(0, String(r.lowerBound)), (1, String(r.upperBound))]
+            case .int(let r):
+                pos = { v in r.upperBound > r.lowerBound ? ((v.doubleValue ?? 0) - Double(r.lowerBound)) / Double(r.upperBound - r.lowerBound) : 0.5 }
+                labels = [(0, String(r.lowerBound)), (1, String(r.upperBound))]
+            case .real(let r):
+                pos = { v in r.upperBound > r.lowerBound ? ((v.doubleValue ?? 0) - r.lowerBound) / (r.upperBound - r.lowerBound) : 0.5 }
+                labels = [(0, String(format: "%.3g", r.lowerBound)), (1, String(format: "%.3g", r.upperBound))]
+            case .bool:
+                pos = { v in (v.doubleValue ?? 0) }
+                labels = [(0, "false"), (1, "true")]
+            }
+            func sx(_ u: Double) -> Double { pad + 10 + u * (W - 2 * pad - 20) }
+            func sy(_ y: Double) -> Double { H - pad - y / maxY * (H - 1.5 * pad) }
+            var g = String(format: "<line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#888'/><line x1='%.0f' y1='%.0f' x2='%.0f' y2='%.0f' stroke='#888'/>",
+                           pad, H - pad, W - pad / 2, H - pad, pad, pad / 2, pad, H - pad)
+            for (u, l) in labels {
+                g += String(format: "<text x='%.1f' y='%.1f' font-size='10' text-anchor='middle'>%@</text>", sx(u), H - pad + 13, esc(l) as NSString)
+            }
+            g += String(format: "<text x='%.1f' y='%.1f' font-size='10' text-anchor='end'>%.3g</text>", pad - 3, sy(maxY / 1.1) + 3, maxY / 1.1)
+            g += "<text x='\(W / 2)' y='\(H - 8)' font-size='12' text-anchor='middle'>\(esc(knob.name))</text>"
+            g += "<text x='10' y='\(H / 2)' font-size='10' transform='rotate(-90 10 \(H / 2))' text-anchor='middle'>\(esc(unit))</text>"
+            for (t, o) in measured {
+                guard let v = t.config[knob.name] else { continue }
+                g += String(format: "<circle cx='%.1f' cy='%.1f' r='4' fill='%@' fill-opacity='0.8'><title>trial %d: %@=%@ → %.2f</title></circle>",
+                            sx(pos(v)), sy(o), (t.result.isFeasible ? "#27c" : "#d44") as NSString, t.index + 1,
+                            esc(knob.name) as NSString, esc(v.description) as NSString, o)
+            }
+            out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(H))\">\(g)</svg>"
+        }
+        return out.isEmpty ? "<p>(no knob took more than one value among the measured trials)</p>" : out
     }
 
     static func axes(W: Double, H: Double, pad: Double, xLabel: String, yLabel: String, maxX: Double, maxY: Double) -> String {

@@ -82,4 +82,28 @@ import Testing
         #expect(LlamaCppBackend.locate(explicit: "/nonexistent/llama-server") == nil)
         #expect(LlamaCppBackend.locate(explicit: "/bin/true") == "/bin/true")
     }
+
+    @Test func everyKnobHasADefaultAndUnsearchedKnobsKeepIt() throws {
+        let machine = MachineLimits(cores: 2, memoryBytes: 4 << 30)
+        let native = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 224)
+        let llama = LlamaCppBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextPerSlot: 208)
+        #expect(Set(native.defaults(cores: 2).keys) == Set(NativeKnob.all))
+        #expect(Set(llama.defaults(cores: 2).keys) == Set(LlamaCppKnob.all))
+        // serve's own defaults: 2 threads here, 8 sequences, 512 batched tokens, 512 MiB f16 KV, no wait, 1 process.
+        let space = try native.searchSpace(machine: machine, tokensPerSequence: 208).discretized(levels: 4)
+        let pinned = try space.searching(only: [NativeKnob.maxSeqs], defaults: native.defaults(cores: 2))
+        var rng = SeededRNG(seed: 3)
+        var seqs = Set<Int>()
+        for _ in 0..<40 {
+            let c = pinned.decode(try pinned.randomFeasible(&rng))
+            #expect(c.int(NativeKnob.threads) == 2 && c.int(NativeKnob.replicas) == 1 && c.int(NativeKnob.batchWaitMs) == 0)
+            #expect(c.string(NativeKnob.kvCacheType) == "f16")
+            // Discretised knobs take the level nearest the default.
+            let mbt = try #require(c.int(NativeKnob.maxBatchedTokens))
+            let levels: [Int] = { if case .ordinal(let xs) = space.knobs[2].kind { return xs } else { return [] } }()
+            #expect(mbt == levels.min { abs($0 - 512) < abs($1 - 512) })
+            seqs.insert(try #require(c.int(NativeKnob.maxSeqs)))
+        }
+        #expect(seqs.count > 1, "the searched knob still varies")
+    }
 }

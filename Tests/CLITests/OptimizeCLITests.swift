@@ -55,6 +55,7 @@ import Testing
         #expect(t1.allSatisfy { ($0["status"] as? String) == "ok" }, "\(t1)")
         let html = try String(contentsOfFile: dir + "/report/report.html", encoding: .utf8)
         #expect(html.contains("<svg") && html.contains("</html>"))
+        #expect(html.contains("Each knob's effect"))
 
         // --write: the spec still validates and carries the best trial's knobs.
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/report/report.json"))
