@@ -1,8 +1,8 @@
 import Foundation
 import Optimizer
 
-/// llama.cpp's `llama-server`, started as a subprocess on 127.0.0.1 with `-t -np -b -ub -c -ctk
-/// -ctv -fa` from the configuration. The context is parallel × tokens per sequence, so each slot
+/// llama.cpp's `llama-server`, started as `replicas` subprocesses on 127.0.0.1 with `-t -np -b -ub
+/// -c -ctk -ctv -fa` from the configuration. The context is parallel × tokens per sequence, so each slot
 /// holds a whole sequence of the workload.
 public struct LlamaCppBackend: ServingBackend {
     public let executable: String
@@ -19,7 +19,8 @@ public struct LlamaCppBackend: ServingBackend {
     /// llama-server's own defaults on a machine of `cores` cores, for the knobs a study pins instead of searching.
     public func defaults(cores: Int) -> [String: KnobValue] {
         [LlamaCppKnob.threads: .int(max(cores, 1)), LlamaCppKnob.parallel: .int(1), LlamaCppKnob.batch: .int(2048),
-         LlamaCppKnob.ubatch: .int(512), LlamaCppKnob.cacheType: .category("f16"), LlamaCppKnob.flashAttention: .category("off")]
+         LlamaCppKnob.ubatch: .int(512), LlamaCppKnob.cacheType: .category("f16"), LlamaCppKnob.flashAttention: .category("off"),
+         LlamaCppKnob.replicas: .int(1)]
     }
 
     /// Finds `llama-server`: the explicit path, then $AUTOGLM_LLAMA_SERVER, then the copy
@@ -50,6 +51,7 @@ public struct LlamaCppBackend: ServingBackend {
         s.kvCacheType = c.string(LlamaCppKnob.cacheType)
         s.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
         s.contextLength = contextPerSlot
+        s.replicas = c.int(LlamaCppKnob.replicas)
         return s
     }
 
@@ -68,7 +70,8 @@ public struct LlamaCppBackend: ServingBackend {
     public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {
         let exe = executable
         // llama-server's /health answers 503 while the model loads and 200 once it can serve.
-        let procs = try await launchReplicas(count: 1, startupTimeout: startupTimeout, readyPath: "/health") { port in
+        let procs = try await launchReplicas(count: c.int(LlamaCppKnob.replicas) ?? 1, startupTimeout: startupTimeout,
+                                             readyPath: "/health") { port in
             (exe, self.arguments(c, port: port))
         }
         return TrialHandle(baseURLs: procs.map(\.baseURL), processes: procs, modelName: "trial")

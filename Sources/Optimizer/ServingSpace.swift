@@ -73,7 +73,9 @@ public enum LlamaCppKnob {
     public static let cacheType = "cacheType"
     /// `-fa on|off`.
     public static let flashAttention = "flashAttention"
-    public static let all = [threads, parallel, batch, ubatch, cacheType, flashAttention]
+    /// llama-server processes sharing the machine, as for the native engine.
+    public static let replicas = "replicas"
+    public static let all = [threads, parallel, batch, ubatch, cacheType, flashAttention, replicas]
 }
 
 public enum ServingSpaces {
@@ -128,7 +130,7 @@ public enum ServingSpaces {
     /// llama.cpp server's space: `-t`, `-np`, `-b`, `-ub`, cache type, flash attention. The context
     /// (`-c`) is parallel × `tokensPerSequence`, so every slot holds a whole sequence. Constraints:
     /// ubatch ≤ batch; a quantized V cache needs flash attention (llama.cpp refuses it otherwise);
-    /// weights + KV + overhead fit in memory.
+    /// replicas × threads ≤ cores; every replica's weights + KV + overhead fit in memory together.
     public static func llamaCpp(machine: MachineLimits, model: ModelFacts, tokensPerSequence: Int,
                                 maxParallelCap: Int = 64) throws -> SearchSpace {
         let tokens = Int64(max(tokensPerSequence, 16))
@@ -146,17 +148,22 @@ public enum ServingSpaces {
             Knob(LlamaCppKnob.ubatch, .logInt(32...2048)),
             Knob(LlamaCppKnob.cacheType, .categorical(["f16", "q8_0"])),
             Knob(LlamaCppKnob.flashAttention, .categorical(["on", "off"])),
+            Knob(LlamaCppKnob.replicas, .int(1...cores)),
         ], constraints: [
+            SpaceConstraint("replicas × threads ≤ \(cores) cores") { c in
+                (c.int(LlamaCppKnob.replicas) ?? 1) * (c.int(LlamaCppKnob.threads) ?? 1) <= cores
+            },
             SpaceConstraint("ubatch ≤ batch") { c in
                 (c.int(LlamaCppKnob.ubatch) ?? 0) <= (c.int(LlamaCppKnob.batch) ?? 0)
             },
             SpaceConstraint("a q8_0 V cache needs flash attention") { c in
                 c.string(LlamaCppKnob.cacheType) != "q8_0" || c.string(LlamaCppKnob.flashAttention) == "on"
             },
-            SpaceConstraint("weights + KV cache fit in \(machine.memoryBytes >> 20) MiB") { c in
+            SpaceConstraint("replicas × (weights + KV cache) fit in \(machine.memoryBytes >> 20) MiB") { c in
                 let kv = Int64(c.int(LlamaCppKnob.parallel) ?? Int.max >> 40) * tokens
                     * model.kvBytesPerToken(c.string(LlamaCppKnob.cacheType) ?? "f16")
-                return model.weightBytes + kv + processOverheadBytes <= machine.memoryBytes
+                let replicas = Int64(c.int(LlamaCppKnob.replicas) ?? 1)
+                return replicas * (model.weightBytes + kv + processOverheadBytes) <= machine.memoryBytes
             },
         ])
     }

@@ -16,7 +16,7 @@ import Testing
         let b = LlamaCppBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextPerSlot: 208)
         let c = Config([LlamaCppKnob.threads: .int(2), LlamaCppKnob.parallel: .int(4), LlamaCppKnob.batch: .int(256),
                         LlamaCppKnob.ubatch: .int(64), LlamaCppKnob.cacheType: .category("q8_0"),
-                        LlamaCppKnob.flashAttention: .category("on")])
+                        LlamaCppKnob.flashAttention: .category("on"), LlamaCppKnob.replicas: .int(1)])
         let a = b.arguments(c, port: 4321)
         #expect(Self.value(a, "-m") == "/m.gguf")
         #expect(Self.value(a, "--port") == "4321")
@@ -31,6 +31,7 @@ import Testing
         let s = b.settings(c)
         #expect(s.type == "llamacpp" && s.threads == 2 && s.maxSeqs == 4 && s.maxBatchedTokens == 256)
         #expect(s.ubatchTokens == 64 && s.kvCacheType == "q8_0" && s.flashAttention == true && s.contextLength == 208)
+        #expect(s.replicas == 1)
     }
 
     @Test func nativeServeGetsEveryKnobAndReplicasBecomeProcesses() throws {

@@ -56,11 +56,13 @@ import Testing
         for c in proposals {
             let b = try #require(c.int(LlamaCppKnob.batch)), ub = try #require(c.int(LlamaCppKnob.ubatch))
             #expect(ub <= b)
+            let replicas = try #require(c.int(LlamaCppKnob.replicas))
+            #expect(replicas * (try #require(c.int(LlamaCppKnob.threads))) <= 2)
             if c.string(LlamaCppKnob.cacheType) == "q8_0" { #expect(c.string(LlamaCppKnob.flashAttention) == "on") }
             // q8_0: 34 bytes per 32 elements; f16: 2 bytes per element.
             let perElement = c.string(LlamaCppKnob.cacheType) == "q8_0" ? 34.0 / 32 : 2
             let kv = Double(try #require(c.int(LlamaCppKnob.parallel))) * 256 * 18 * 1024 * perElement
-            #expect(kv + Double(250 << 20) + Double(ServingSpaces.processOverheadBytes) <= Double(2 << 30))
+            #expect(Double(replicas) * (kv + Double(250 << 20) + Double(ServingSpaces.processOverheadBytes)) <= Double(2 << 30))
         }
         #expect(Set(proposals.compactMap { $0.string(LlamaCppKnob.cacheType) }).count == 2, "both cache types are tried")
     }
