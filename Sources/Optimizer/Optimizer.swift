@@ -3,7 +3,8 @@ import Foundation
 public struct OptimizerOptions: Sendable {
     public var seed: UInt64
     public var maxTrials: Int
-    /// Size of the Latin-hypercube initial design (default: min(maxTrials, max(5, d + 3))).
+    /// Size of the Latin-hypercube initial design (default: min(maxTrials, max(5, d + 3)) where d is
+    /// the width of the knobs that can take more than one value: a pinned knob teaches the design nothing).
     public var initialPoints: Int?
     /// Wall-clock budget for the loop; checked between trials.
     public var timeBudget: Duration?
@@ -122,7 +123,7 @@ public enum Optimizer {
         let index = trials.count
         let seen = Set(trials.map(\.config))
         var rng = SeededRNG(seed: options.seed, stream: UInt64(index) + 1)
-        let nInit = options.initialCount(dimension: space.dimension)
+        let nInit = options.initialCount(dimension: space.freeDimension)
         if let grid = space.grid(limit: 100_000), grid.allSatisfy({ seen.contains($0) || !space.feasible($0) }) {
             return nil
         }

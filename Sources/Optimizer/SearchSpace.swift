@@ -157,6 +157,20 @@ public struct SearchSpace: Sendable {
     }
 
     /// True when every constraint holds.
+    /// Width (in the normalised vector) of the knobs that can take more than one value: a pinned
+    /// knob, with a single choice, adds nothing to learn.
+    public var freeDimension: Int {
+        knobs.filter { k in
+            switch k.kind {
+            case .int(let r), .logInt(let r): return r.count > 1
+            case .real(let r): return r.upperBound > r.lowerBound
+            case .categorical(let c): return c.count > 1
+            case .ordinal(let v): return v.count > 1
+            case .bool: return true
+            }
+        }.reduce(0) { $0 + $1.width }
+    }
+
     public func feasible(_ c: Config) -> Bool { constraints.allSatisfy { $0.holds(c) } }
 
     /// Names of the constraints a configuration violates.

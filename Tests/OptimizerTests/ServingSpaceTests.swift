@@ -73,6 +73,9 @@ import Testing
         let space = try ServingSpaces.native(machine: machine, model: model, tokensPerSequence: 256)
         let pinned = try space.fixing([NativeKnob.kvCacheType: .category("f16"), NativeKnob.replicas: .int(1),
                                        NativeKnob.batchWaitMs: .int(0)])
+        // Pinned knobs add nothing to the initial design's size: 8 wide (kvCacheType one-hot) → 4.
+        #expect(space.freeDimension == 8 && space.dimension == 8)
+        #expect(pinned.freeDimension == 4 && pinned.dimension == 7)
         var rng = SeededRNG(seed: 9)
         for _ in 0..<50 {
             let c = pinned.decode(try pinned.randomFeasible(&rng))
