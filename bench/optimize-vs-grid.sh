@@ -10,7 +10,7 @@
 # Usage: bash bench/optimize-vs-grid.sh [TRIALS]
 # Env (a): OBJECTIVE (goodput), SLO_KIND (ttft|tpot|e2e; ttft), SLO_MS (1500), CONC (16), REQS (48),
 #          PROMPT (128), OUT (64), ROUNDS (3), KNOBS_A (searched knobs; default: all)
-# Env (b): B_CONC (4), B_REQS (16), B_PROMPT (64), B_OUT (32), B_SLO_MS (20000, e2e), LEVELS (3),
+# Env (b): B_ROUNDS (3), B_CONC (4), B_REQS (16), B_PROMPT (64), B_OUT (32), B_SLO_MS (20000, e2e), LEVELS (3),
 #          KNOBS_B (threads,maxSeqs,maxBatchedTokens,kvCacheMB)
 # PART=a|b|ab (ab)
 set -euo pipefail
@@ -45,26 +45,16 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ntrials() { python3 -c "import json; print(len(json.load(open('$1/report.json'))['trials']))"; }
 
-run_b() {
-  local common=(--model "$MODEL" --objective throughput --max-latency-ms "$B_SLO_MS" --concurrency "$B_CONC"
-    --requests "$B_REQS" --prompt-tokens "$B_PROMPT" --max-tokens "$B_OUT" --grid-levels "$LEVELS" --knobs "$KNOBS_B")
-  echo "== (b) exhaustive grid, $LEVELS levels per integer knob, knobs $KNOBS_B"
-  "$BIN" optimize "${common[@]}" --strategy grid --max-trials 100000 --report "$WORK/grid" 2>&1 | grep -E "grid:|^best:" || true
-  local n; n=$(ntrials "$WORK/grid")
-  local quarter=$(( n / 4 ))
-  echo "== (b) Bayesian search of the same discretised space, $quarter trials (a quarter of $n)"
-  "$BIN" optimize "${common[@]}" --max-trials "$quarter" --seed 1 --report "$WORK/bayes" 2>&1 | grep -E "^best:" || true
-  python3 - "$WORK/grid/report.json" "$WORK/bayes/report.json" <<'PY'
+# The best configuration of an optimize report as "REPLICAS serve-flags…" (0 when nothing was feasible).
+serve_flags() {
+  python3 - "$1" <<'PY'
 import json, sys
-g, b = (json.load(open(p)) for p in sys.argv[1:3])
-gb, bb = g.get("best"), b.get("best")
-print(f"grid:  {len(g['trials'])} trials, best {gb['objective']:.1f} tok/s with {gb['config']}" if gb else f"grid: {len(g['trials'])} trials, nothing feasible")
-print(f"bayes: {len(b['trials'])} trials, best {bb['objective']:.1f} tok/s with {bb['config']}" if bb else f"bayes: {len(b['trials'])} trials, nothing feasible")
-if gb and bb:
-    # the first bayes trial whose objective is within 5% of the grid's best
-    hit = next((t["index"] + 1 for t in b["trials"] if t["status"] == "ok" and t["objective"] >= 0.95 * gb["objective"]), None)
-    print(f"bayes/grid best = {bb['objective'] / gb['objective']:.3f}; trials used {len(b['trials'])}/{len(g['trials'])} = "
-          f"{len(b['trials']) / len(g['trials']):.2f}; first trial within 5% of the grid best: {hit}")
+b = json.load(open(sys.argv[1])).get("best")
+if not b: print("0"); sys.exit()
+c = b["config"]
+flags = {"threads": "--threads", "maxSeqs": "--max-seqs", "maxBatchedTokens": "--max-batched-tokens",
+         "kvCacheMB": "--kv-cache-mb", "kvCacheType": "--kv-type", "batchWaitMs": "--batch-wait-ms"}
+print(c.get("replicas", "1"), " ".join(f"{flags[k]} {v}" for k, v in sorted(c.items()) if k in flags))
 PY
 }
 
@@ -104,16 +94,7 @@ run_a() {
     --requests "$REQS" --prompt-tokens "$PROMPT" --max-tokens "$OUT" --max-trials "$TRIALS" --seed 1 "${knobs[@]}" \
     --report "$WORK/report" 2>&1 | grep -E "^best:|^no configuration" || true
   # The tuned configuration as serve flags (and its replica count).
-  read -r REPLICAS TUNED < <(python3 - "$WORK/report/report.json" <<'PY'
-import json, sys
-b = json.load(open(sys.argv[1])).get("best")
-if not b: print("0"); sys.exit()
-c = b["config"]
-flags = {"threads": "--threads", "maxSeqs": "--max-seqs", "maxBatchedTokens": "--max-batched-tokens",
-         "kvCacheMB": "--kv-cache-mb", "kvCacheType": "--kv-type", "batchWaitMs": "--batch-wait-ms"}
-print(c.get("replicas", "1"), " ".join(f"{flags[k]} {v}" for k, v in sorted(c.items()) if k in flags))
-PY
-)
+  read -r REPLICAS TUNED < <(serve_flags "$WORK/report/report.json")
   if [ "$REPLICAS" = 0 ]; then echo "optimize found nothing that meets the SLO"; return; fi
   echo "tuned: $REPLICAS replica(s) × serve $TUNED"
   for r in $(seq 1 "$ROUNDS"); do
@@ -142,6 +123,59 @@ if rows["default"] > 0:
 else:
     print(f"default {objective} is 0 (no request met the SLO); tuned {rows['tuned']:.2f} {unit}")
 PY
+}
+
+run_b() {
+  local common=(--model "$MODEL" --objective throughput --max-latency-ms "$B_SLO_MS" --concurrency "$B_CONC"
+    --requests "$B_REQS" --prompt-tokens "$B_PROMPT" --max-tokens "$B_OUT" --grid-levels "$LEVELS" --knobs "$KNOBS_B")
+  echo "== (b) exhaustive grid, $LEVELS levels per integer knob, knobs $KNOBS_B"
+  "$BIN" optimize "${common[@]}" --strategy grid --max-trials 100000 --report "$WORK/grid" 2>&1 | grep -E "grid:|^best:" || true
+  local n; n=$(ntrials "$WORK/grid")
+  local quarter=$(( n / 4 ))
+  echo "== (b) Bayesian search of the same discretised space, $quarter trials (a quarter of $n)"
+  "$BIN" optimize "${common[@]}" --max-trials "$quarter" --seed 1 --report "$WORK/bayes" 2>&1 | grep -E "^best:" || true
+  python3 - "$WORK/grid/report.json" "$WORK/bayes/report.json" <<'PY'
+import json, sys
+g, b = (json.load(open(p)) for p in sys.argv[1:3])
+gb, bb = g.get("best"), b.get("best")
+print(f"grid:  {len(g['trials'])} trials, best {gb['objective']:.1f} tok/s with {gb['config']}" if gb else f"grid: {len(g['trials'])} trials, nothing feasible")
+print(f"bayes: {len(b['trials'])} trials, best {bb['objective']:.1f} tok/s with {bb['config']}" if bb else f"bayes: {len(b['trials'])} trials, nothing feasible")
+if gb and bb:
+    # the first bayes trial whose objective is within 5% of the grid's best
+    hit = next((t["index"] + 1 for t in b["trials"] if t["status"] == "ok" and t["objective"] >= 0.95 * gb["objective"]), None)
+    print(f"bayes/grid best = {bb['objective'] / gb['objective']:.3f}; trials used {len(b['trials'])}/{len(g['trials'])} = "
+          f"{len(b['trials']) / len(g['trials']):.2f}; first trial within 5% of the grid best: {hit}")
+PY
+  # Each study's best is the maximum of noisy measurements (the grid's of 4x more), so the two
+  # winners are measured again side by side, alternating, B_ROUNDS times each: medians.
+  local gr gf br bf
+  read -r gr gf < <(serve_flags "$WORK/grid/report.json")
+  read -r br bf < <(serve_flags "$WORK/bayes/report.json")
+  if [ "$gr" = 0 ] || [ "$br" = 0 ]; then return; fi
+  for r in $(seq 1 "${B_ROUNDS:-3}"); do
+    # shellcheck disable=SC2086
+    start_servers "$gr" $gf; measure_b "$WORK/gridbest-$r.json"; stop_servers
+    # shellcheck disable=SC2086
+    start_servers "$br" $bf; measure_b "$WORK/bayesbest-$r.json"; stop_servers
+  done
+  python3 - "$WORK" "${B_ROUNDS:-3}" <<'PY'
+import json, statistics, sys
+work, n = sys.argv[1], int(sys.argv[2])
+med = {}
+for name in ("gridbest", "bayesbest"):
+    v = [json.load(open(f"{work}/{name}-{i}.json"))["outputTokensPerSecond"] for i in range(1, n + 1)]
+    med[name] = statistics.median(v)
+    print(f"re-measured {name}: median {med[name]:.1f} tok/s (per round {', '.join(f'{x:.1f}' for x in v)})")
+print(f"re-measured bayes/grid = {med['bayesbest'] / med['gridbest']:.3f}")
+PY
+}
+
+# One measured loadtest of the (b) workload; writes JSON to $1.
+measure_b() {
+  local args=()
+  for u in "${STARTED_URLS[@]}"; do args+=(--url "$u"); done
+  "$BIN" loadtest "${args[@]}" --concurrency "$B_CONC" --requests "$B_REQS" --prompt-tokens "$B_PROMPT" \
+    --max-tokens "$B_OUT" --warmup 2 --json >"$1"
 }
 
 case "$PART" in
