@@ -105,7 +105,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 
         // The upstream: another autoglm serve on a free port.
-        let port = 20000 + Int(getpid() % 20000)
+        let port = freePort()
         let up = Process()
         up.executableURL = URL(fileURLWithPath: CLI.binary)
         up.arguments = ["serve", "--model", model, "--host", "127.0.0.1", "--port", String(port), "--threads", "1",
