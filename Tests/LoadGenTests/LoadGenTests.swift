@@ -171,14 +171,16 @@ import Testing
             case 3: return .noDone
             case 4: return .notJSON
             case 5: return .errorEvent
-            case 6: return .stall(ms: 6000)
+            case 6: return .stall(ms: 30000)
             default: return .stream(tokens: 2)
             }
         }
         let fake = FakeServer(script: script)
         try await fake.with { url in
+            // The timeout leaves room for a loaded machine (3 s was not enough inside the full CI
+            // run: the first request timed out instead of answering 429); the stall outlasts it.
             let r = try await LoadGen.run(LoadSpec(url: url, load: .closed(concurrency: 1), requests: 10,
-                                                   maxTokens: .fixed(2), timeoutSeconds: 3))
+                                                   maxTokens: .fixed(2), timeoutSeconds: 15))
             #expect(r.errors == ["http_429": 1, "http_5xx": 1, "http_4xx": 1, "bad_stream": 3, "timeout": 1])
             #expect(r.failed == 7 && r.completed == 3 && r.outputTokens == 6)
             #expect(r.errorExamples["http_429"]?.contains("429") == true)
