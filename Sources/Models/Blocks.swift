@@ -188,6 +188,12 @@ func storeKV(_ layout: BatchLayout, layer: Int, k: UnsafePointer<Float>, v: Unsa
 func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                heads: Int, kvHeads: Int, headDim: Int, valueDim: Int, scale: Float, window: Int?,
                softcap: Float? = nil, pool: ThreadPool) {
+    // Preconditions the hyperparameter ranges guarantee (checked in debug builds).
+    assert(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, "heads \(heads) not a multiple of kvHeads \(kvHeads)")
+    assert(headDim > 0 && valueDim > 0, "head sizes \(headDim)/\(valueDim)")
+    assert(window.map { $0 > 0 } ?? true, "sliding window \(String(describing: window))")
+    assert(layout.positions.allSatisfy { $0 >= 0 }, "negative position")
+    assert(zip(layout.sequence, layout.positions).allSatisfy { layout.caches[$0].capacity > $1 }, "position past the KV cache")
     let group = heads / kvHeads
     let maxLen = (layout.positions.max() ?? 0) + 1
     let work = layout.count * heads

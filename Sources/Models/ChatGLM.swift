@@ -6,9 +6,9 @@ import GGUF
 enum ChatGLM {
     static func load(_ file: GGUFFile) throws -> any LanguageModel {
         let w = WeightLoader(file: file, prefix: "chatglm")
-        let hp = try DecoderHyper(w, arch: "chatglm", defaultContext: 8192)
+        let hp = try DecoderHyper(w, arch: "chatglm", defaultContext: 8192, defaultRopeBase: 10_000)
         let rope = Rope(dims: try hp.ropeDims(w, arch: "chatglm"),
-                        base: w.metaFloat("rope.freq_base", default: 10_000), style: .normal)
+                        base: hp.ropeBase, style: .normal)
         return try DecoderModel(file: file, loader: w, hyper: hp, rope: rope) { w, p in
             .preNorm(w, p, hp, bias: .optional, qkNorm: false)
         }

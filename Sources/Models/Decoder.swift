@@ -209,7 +209,10 @@ func activate(_ x: UnsafeMutablePointer<Float>, times y: UnsafePointer<Float>, c
     }
 }
 
-/// Common metadata of Llama-like architectures.
+/// The hyperparameters of an architecture, read once from GGUF metadata, each within a range
+/// and consistent with the others (heads divide into KV groups, the RoPE lanes fit a head, the
+/// window fits the context). Models size every buffer and loop from these; `Hyperparameters`
+/// ranges are the only place a metadata value is judged.
 struct DecoderHyper {
     let embedding: Int
     let layers: Int
@@ -218,31 +221,64 @@ struct DecoderHyper {
     let vocabulary: Int
     let context: Int
     let eps: Float
+    let ropeBase: Float
+    /// `rope.scaling.factor` (1: none).
+    let ropeScaling: Float
+    /// `attention.sliding_window` when the architecture has local layers.
+    let slidingWindow: Int?
 
-    init(_ w: WeightLoader, arch: String, defaultContext: Int) throws {
-        embedding = try w.metaInt("embedding_length")
-        layers = try w.metaInt("block_count")
-        let heads = try w.metaInt("attention.head_count")
-        let kvHeads = w.metaInt("attention.head_count_kv", default: heads)
+    /// Ranges of every value (generous: the largest published models are far inside them).
+    enum Range {
+        static let width = 1...(1 << 20)
+        static let layers = 1...4096
+        static let heads = 1...4096
+        static let headDim = 1...16384
+        static let context = 1...(1 << 24)
+        static let eps: ClosedRange<Float> = 1e-12...0.1
+        static let ropeBase: ClosedRange<Float> = 1...1e12
+        static let ropeScaling: ClosedRange<Float> = 1e-3...1e6
+    }
+
+    init(_ w: WeightLoader, arch: String, defaultContext: Int, defaultEps: Float = 1e-5, defaultRopeBase: Float,
+         slidingWindow defaultWindow: Int? = nil) throws {
+        embedding = try w.metaInt("embedding_length", Range.width)
+        layers = try w.metaInt("block_count", Range.layers)
+        let heads = try w.metaInt("attention.head_count", Range.heads)
+        let kvHeads = try w.metaInt("attention.head_count_kv", default: heads, 1...heads)
         guard heads % kvHeads == 0 else {
             throw ModelError.invalidMetadata(path: w.path, key: arch + ".attention.head_count_kv",
                                              detail: "(\(kvHeads)) must divide head_count (\(heads))")
         }
-        let keyLength = w.metaInt("attention.key_length", default: 0)
+        let keyLength = try w.metaInt("attention.key_length", default: 0, 0...Range.headDim.upperBound)
         guard keyLength > 0 || embedding % heads == 0 else {
             throw ModelError.invalidMetadata(path: w.path, key: arch + ".attention.head_count",
                                              detail: "(\(heads)) must divide embedding_length (\(embedding))")
         }
         let headDim = keyLength > 0 ? keyLength : embedding / heads
+        guard Range.headDim.contains(headDim) else {
+            throw ModelError.invalidMetadata(path: w.path, key: arch + ".attention.head_count",
+                                             detail: "gives heads of \(headDim) dimensions (expected \(Range.headDim.lowerBound) ... \(Range.headDim.upperBound))")
+        }
         shape = AttentionShape(heads: heads, kvHeads: kvHeads, headDim: headDim,
-                               valueDim: w.metaInt("attention.value_length", default: headDim))
-        feedForward = try w.metaInt("feed_forward_length")
+                               valueDim: try w.metaInt("attention.value_length", default: headDim, Range.headDim))
+        feedForward = try w.metaInt("feed_forward_length", Range.width)
         guard let emb = w.file.tensor(named: "token_embd.weight"), emb.dims.count == 2 else {
             throw ModelError.missingTensors(path: w.path, names: ["token_embd.weight"])
         }
         vocabulary = emb.dims[1]
-        context = w.metaInt("context_length", default: defaultContext)
-        eps = w.metaFloat("attention.layer_norm_rms_epsilon", default: 1e-5)
+        guard (1...(1 << 24)).contains(vocabulary) else {
+            throw ModelError.invalidMetadata(path: w.path, key: "token_embd.weight",
+                                             detail: "has \(vocabulary) rows (expected 1 ... \(1 << 24) tokens)")
+        }
+        context = try w.metaInt("context_length", default: defaultContext, Range.context)
+        eps = try w.metaFloat("attention.layer_norm_rms_epsilon", default: defaultEps, Range.eps)
+        ropeBase = try w.metaFloat("rope.freq_base", default: defaultRopeBase, Range.ropeBase)
+        ropeScaling = try w.metaFloat("rope.scaling.factor", default: 1, Range.ropeScaling)
+        if let defaultWindow {
+            slidingWindow = try w.metaInt("attention.sliding_window", default: defaultWindow, 1...context)
+        } else {
+            slidingWindow = nil
+        }
     }
 
     func config(_ arch: String) -> ModelConfig {
@@ -253,8 +289,8 @@ struct DecoderHyper {
 
     /// RoPE lanes per head from `rope.dimension_count` (default: the whole head), validated.
     func ropeDims(_ w: WeightLoader, arch: String) throws -> Int {
-        let dims = w.metaInt("rope.dimension_count", default: shape.headDim)
-        guard dims > 0, dims <= shape.headDim, dims % 2 == 0 else {
+        let dims = try w.metaInt("rope.dimension_count", default: shape.headDim, 1...shape.headDim)
+        guard dims % 2 == 0 else {
             throw ModelError.invalidMetadata(path: w.path, key: arch + ".rope.dimension_count",
                                              detail: "(\(dims)) must be even and at most the head size (\(shape.headDim))")
         }

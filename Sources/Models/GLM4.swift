@@ -8,9 +8,9 @@ import GGUF
 enum GLM4 {
     static func load(_ file: GGUFFile) throws -> any LanguageModel {
         let w = WeightLoader(file: file, prefix: "glm4")
-        let hp = try DecoderHyper(w, arch: "glm4", defaultContext: 32768)
+        let hp = try DecoderHyper(w, arch: "glm4", defaultContext: 32768, defaultRopeBase: 10_000)
         let rope = Rope(dims: try hp.ropeDims(w, arch: "glm4"),
-                        base: w.metaFloat("rope.freq_base", default: 10_000), style: .normal)
+                        base: hp.ropeBase, style: .normal)
         return try DecoderModel(file: file, loader: w, hyper: hp, rope: rope) { w, p in
             let v = { (n: String) in w.vector(p + n + ".weight", count: hp.embedding) }
             let norms = (v("attn_norm"), v("post_attention_norm"), v("ffn_norm"), v("post_ffw_norm"))

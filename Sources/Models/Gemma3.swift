@@ -26,30 +26,13 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
 
     public init(file: GGUFFile) throws {
         let w = WeightLoader(file: file, prefix: "gemma3")
-        let d = try w.metaInt("embedding_length")
-        let nLayers = try w.metaInt("block_count")
-        let heads = try w.metaInt("attention.head_count")
-        let kvHeads = w.metaInt("attention.head_count_kv", default: heads)
-        let headDim = w.metaInt("attention.key_length", default: d / heads)
-        let valueDim = w.metaInt("attention.value_length", default: headDim)
-        let ff = try w.metaInt("feed_forward_length")
-        guard heads % kvHeads == 0 else {
-            throw ModelError.invalidMetadata(path: file.path, key: "gemma3.attention.head_count_kv",
-                                             detail: "(\(kvHeads)) must divide head_count (\(heads))")
-        }
-        guard let embInfo = file.tensor(named: "token_embd.weight"), embInfo.dims.count == 2 else {
-            throw ModelError.missingTensors(path: file.path, names: ["token_embd.weight"])
-        }
-        let vocab = embInfo.dims[1]
-        config = ModelConfig(
-            architecture: "gemma3", layers: nLayers, embedding: d, heads: heads, kvHeads: kvHeads,
-            headDim: headDim, valueDim: valueDim, feedForward: ff, vocabulary: vocab,
-            contextLength: w.metaInt("context_length", default: 8192),
-            rmsEps: w.metaFloat("attention.layer_norm_rms_epsilon", default: 1e-6))
-        window = w.metaInt("attention.sliding_window", default: 512)
-        let base = w.metaFloat("rope.freq_base", default: 1_000_000)
-        let factor = w.metaFloat("rope.scaling.factor") ?? 1
-        globalRope = Rope(dims: headDim, base: base, style: .neox, scale: factor > 0 ? 1 / factor : 1)
+        let hp = try DecoderHyper(w, arch: "gemma3", defaultContext: 8192, defaultEps: 1e-6, defaultRopeBase: 1_000_000,
+                                  slidingWindow: 512)
+        let d = hp.embedding, nLayers = hp.layers, ff = hp.feedForward
+        let heads = hp.shape.heads, kvHeads = hp.shape.kvHeads, headDim = hp.shape.headDim, valueDim = hp.shape.valueDim
+        config = hp.config("gemma3")
+        window = hp.slidingWindow ?? hp.context
+        globalRope = Rope(dims: headDim, base: hp.ropeBase, style: .neox, scale: 1 / hp.ropeScaling)
         localRope = Rope(dims: headDim, base: 10_000, style: .neox)
         attnScale = 1 / Float(headDim).squareRoot()
         let pattern = 6 // every 6th layer attends globally
@@ -71,8 +54,8 @@ public final class Gemma3Model: LanguageModel, @unchecked Sendable {
                                 isLocal: (i + 1) % pattern != 0))
             }
         }
-        let emb = w.matrix("token_embd.weight", rows: vocab, cols: d)
-        let out = w.has("output.weight") ? w.matrix("output.weight", rows: vocab, cols: d) : emb
+        let emb = w.matrix("token_embd.weight", rows: hp.vocabulary, cols: d)
+        let out = w.has("output.weight") ? w.matrix("output.weight", rows: hp.vocabulary, cols: d) : emb
         let norm = w.vector("output_norm.weight", count: d)
         try w.finish()
         guard let emb, let out, let norm else { throw ModelError.missingTensors(path: file.path, names: ["token_embd.weight"]) }

@@ -6,9 +6,9 @@ import GGUF
 enum Qwen3 {
     static func load(_ file: GGUFFile) throws -> any LanguageModel {
         let w = WeightLoader(file: file, prefix: "qwen3")
-        let hp = try DecoderHyper(w, arch: "qwen3", defaultContext: 32768)
+        let hp = try DecoderHyper(w, arch: "qwen3", defaultContext: 32768, defaultRopeBase: 1_000_000)
         let rope = Rope(dims: try hp.ropeDims(w, arch: "qwen3"),
-                        base: w.metaFloat("rope.freq_base", default: 1_000_000), style: .neox)
+                        base: hp.ropeBase, style: .neox)
         return try DecoderModel(file: file, loader: w, hyper: hp, rope: rope) { w, p in
             .preNorm(w, p, hp, bias: .none, qkNorm: true)
         }

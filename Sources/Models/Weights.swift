@@ -24,19 +24,47 @@ public final class WeightLoader {
 
     // MARK: metadata
 
-    public func metaInt(_ key: String) throws -> Int {
-        guard let v = file.int(prefix + "." + key) else {
+    /// Every metadata read goes through these: a value outside its range, of the wrong type or
+    /// not finite is one `invalidMetadata` error naming the key and the range, before any
+    /// architecture code sizes a loop, divides or allocates by it.
+    public func metaInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let v = try optionalInt(key, range) else {
             throw ModelError.missingMetadata(path: path, key: prefix + "." + key)
-        }
-        guard v > 0 else {
-            throw ModelError.invalidMetadata(path: path, key: prefix + "." + key, detail: "must be positive (is \(v))")
         }
         return v
     }
 
-    public func metaInt(_ key: String, default d: Int) -> Int { file.int(prefix + "." + key) ?? d }
-    public func metaFloat(_ key: String, default d: Float) -> Float { file.float(prefix + "." + key) ?? d }
-    public func metaFloat(_ key: String) -> Float? { file.float(prefix + "." + key) }
+    public func metaInt(_ key: String, default d: Int, _ range: ClosedRange<Int>) throws -> Int {
+        try optionalInt(key, range) ?? d
+    }
+
+    public func metaFloat(_ key: String, default d: Float, _ range: ClosedRange<Float>) throws -> Float {
+        try metaFloat(key, range) ?? d
+    }
+
+    public func metaFloat(_ key: String, _ range: ClosedRange<Float>) throws -> Float? {
+        let full = prefix + "." + key
+        guard let raw = file[full] else { return nil }
+        guard let v = raw.float else {
+            throw ModelError.invalidMetadata(path: path, key: full, detail: "must be a number (is \(raw))")
+        }
+        guard v.isFinite, range.contains(v) else {
+            throw ModelError.invalidMetadata(path: path, key: full, detail: "is \(v) (expected \(range.lowerBound) ... \(range.upperBound))")
+        }
+        return v
+    }
+
+    private func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+        let full = prefix + "." + key
+        guard let raw = file[full] else { return nil }
+        guard let v = raw.int else {
+            throw ModelError.invalidMetadata(path: path, key: full, detail: "must be an integer (is \(raw))")
+        }
+        guard range.contains(v) else {
+            throw ModelError.invalidMetadata(path: path, key: full, detail: "is \(v) (expected \(range.lowerBound) ... \(range.upperBound))")
+        }
+        return v
+    }
 
     // MARK: tensors
 
