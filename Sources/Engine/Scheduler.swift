@@ -154,6 +154,8 @@ public enum SchedulerError: Error, CustomStringConvertible, Sendable {
     case exceedsKVBudget(positions: Int, capacity: Int)
     case shuttingDown
     case invalid(String)
+    /// Admitting `asked` more sequences would put more than `limit` in the queue.
+    case queueFull(waiting: Int, asked: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -164,6 +166,8 @@ public enum SchedulerError: Error, CustomStringConvertible, Sendable {
             return "the sequence needs \(n) KV positions but the whole KV budget holds \(c): raise --kv-cache-mb or lower --ctx"
         case .shuttingDown: return "the engine is shutting down; retry on another replica"
         case .invalid(let m): return m
+        case .queueFull(let w, let a, let l):
+            return "the server queue is full (\(w) sequences waiting, this request adds \(a), the limit is \(l)); retry shortly"
         }
     }
 }
@@ -267,25 +271,44 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Queues a request. Thread-safe; never blocks on compute.
     public func submit(_ r: GenerationRequest) throws(SchedulerError) -> GenerationHandle {
-        try validate(r)
-        let (stream, cont) = AsyncStream<GenerationEvent>.makeStream(bufferingPolicy: .unbounded)
+        try submitAll([r], maxWaiting: Int.max)[0]
+    }
+
+    /// Queues every request of one API call, or none: admission counts sequences, and the
+    /// check and the enqueue happen under one lock, so concurrent callers cannot together push
+    /// the queue past `maxWaiting` sequences.
+    public func submitAll(_ rs: [GenerationRequest], maxWaiting: Int) throws(SchedulerError) -> [GenerationHandle] {
+        for r in rs { try validate(r) }
+        let streams = rs.map { _ in AsyncStream<GenerationEvent>.makeStream(bufferingPolicy: .unbounded) }
         cond.lock()
         if stopping {
             cond.unlock()
             throw .shuttingDown
         }
-        let id = nextID
-        nextID += 1
-        let seq = ScheduledSequence(id: id, request: r, tokenizer: loaded.tokenizer, continuation: cont,
-                           queued: clock.now)
-        inbox.append(seq)
-        statsValue.waiting += 1
+        let queued = statsValue.waiting
+        if rs.count > maxWaiting - min(queued, maxWaiting) {
+            cond.unlock()
+            throw .queueFull(waiting: queued, asked: rs.count, limit: maxWaiting)
+        }
+        var handles: [GenerationHandle] = []
+        for (r, (stream, cont)) in zip(rs, streams) {
+            let id = nextID
+            nextID += 1
+            let seq = ScheduledSequence(id: id, request: r, tokenizer: loaded.tokenizer, continuation: cont,
+                                        queued: clock.now)
+            inbox.append(seq)
+            statsValue.waiting += 1
+            handles.append(GenerationHandle(id: id, events: stream))
+        }
         cond.signal()
         cond.unlock()
-        cont.onTermination = { [weak self] reason in
-            if case .cancelled = reason { self?.cancel(id) }
+        for (h, (_, cont)) in zip(handles, streams) {
+            let id = h.id
+            cont.onTermination = { [weak self] reason in
+                if case .cancelled = reason { self?.cancel(id) }
+            }
         }
-        return GenerationHandle(id: id, events: stream)
+        return handles
     }
 
     /// Cancels a request (its KV blocks are freed at the start of the next step).

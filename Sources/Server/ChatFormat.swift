@@ -21,13 +21,39 @@ struct ChatFormat: Sendable {
 
     var available: Bool { template != nil || kind != nil }
 
-    /// Prompt token ids for the messages (BOS once, special tokens parsed).
+    /// Prompt token ids for the messages (BOS once). Special tokens are parsed in the text the
+    /// template writes, never in what the messages say: a role marker typed into a message stays
+    /// text.
     func encode(_ messages: [ChatMessageInput]) throws(APIError) -> (ids: [Int32], text: String) {
         let text = try render(messages)
-        var ids = tokenizer.encode(text, addBOS: true, parseSpecial: true)
+        let literal = try contentRanges(messages, in: text)
+        var ids = tokenizer.encode(text, addBOS: true, parseSpecial: true, literal: literal)
         // Templates that write the BOS text themselves would otherwise get it twice.
         if let bos = tokenizer.bosID, ids.count >= 2, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
         return (ids, text)
+    }
+
+    /// UTF-8 byte ranges of each message's content in the rendered prompt, found in order (as
+    /// written, else trimmed, as templates often `trim` it). A content the template changed beyond
+    /// that cannot be located; if it holds control-token text it is refused rather than parsed.
+    func contentRanges(_ messages: [ChatMessageInput], in text: String) throws(APIError) -> [Range<Int>] {
+        let bytes = Array(text.utf8)
+        var cursor = 0
+        var ranges: [Range<Int>] = []
+        for (i, m) in messages.enumerated() where !m.content.isEmpty {
+            var found: Range<Int>?
+            for candidate in [m.content, m.content.trimmingSpaces()] where !candidate.isEmpty {
+                if let r = bytes[cursor...].firstRange(of: Array(candidate.utf8)) { found = r; break }
+            }
+            if let found {
+                ranges.append(found)
+                cursor = found.upperBound
+            } else if let marker = tokenizer.controlTokenTexts(in: m.content).first {
+                throw APIError.invalid("messages[\(i)].content contains the control token text '\(marker)', which this model's chat template changes beyond recognition; remove it",
+                                       param: "messages", code: "invalid_content")
+            }
+        }
+        return ranges
     }
 
     func render(_ messages: [ChatMessageInput]) throws(APIError) -> String {

@@ -21,6 +21,9 @@ public final class OpenAIServer: Sendable {
     let logger: Logger
     /// Set when graceful shutdown begins: /readyz answers 503 from then on.
     let drainingFlag = Flag()
+    /// Set when the drain timeout ends with work still running: that work is cancelled and each
+    /// of its responses ends with a `shutting_down` error (never cut silently).
+    let drainExpired = Flag()
 
     public init(scheduler: Scheduler, config: ServerConfig, logger: Logger) {
         self.scheduler = scheduler
@@ -53,7 +56,7 @@ public final class OpenAIServer: Sendable {
     }
 
     public func makeApplication() -> some ApplicationProtocol {
-        Application(router: buildRouter(),
+        Application(router: buildRouter(), server: config.httpServer,
                     configuration: .init(address: .hostname(config.host, port: config.port), serverName: "autoglm"),
                     logger: logger)
     }
@@ -90,6 +93,12 @@ public final class OpenAIServer: Sendable {
             s.alive ? "no engine progress for \(Int(since)) s with work queued" : "engine stopped")])
     }
 
+    /// The prompt token ids a chat request with these messages gets (what `/v1/chat/completions`
+    /// feeds the engine).
+    public func chatPromptIDs(_ messages: [(role: String, content: String)]) throws -> [Int32] {
+        try chat.encode(messages.map { ChatMessageInput(role: $0.role, content: $0.content) }).ids
+    }
+
     func models() -> Response {
         json(.ok, ["object": "list", "data": [[
             "id": .string(config.servedModelName), "object": "model", "created": .int(Self.startTime),
@@ -110,20 +119,21 @@ public final class OpenAIServer: Sendable {
     func handle(_ req: Request, chat isChat: Bool, channel: (any Channel)? = nil) async -> Response {
         let t0 = ContinuousClock.now
         do {
+            // Cheap early refusal before the body is read; the exact admission is `submitAll`'s.
             if scheduler.stats.waiting >= config.maxQueue {
-                var e = APIError(status: .tooManyRequests,
-                                 message: "the server queue is full (\(config.maxQueue) waiting); retry shortly",
-                                 type: "rate_limit_error", code: "queue_full")
-                e.headers = [(.retryAfter, "1")]
-                throw e
+                throw queueFull(SchedulerError.queueFull(waiting: scheduler.stats.waiting, asked: 1, limit: config.maxQueue).description)
             }
-            let body = try await readBody(req)
-            let (jobs, options, promptTokens) = try prepare(body, chat: isChat)
-            var handles: [GenerationHandle] = []
+            let bytes = try await readBody(req)
+            // JSON parsing, chat-template rendering and tokenization of a large prompt take
+            // CPU time: they run on the tokenizer queue, never on the event loops or the
+            // cooperative pool that answers /healthz and /readyz.
+            let (jobs, options, promptTokens) = try await Self.offPool { () throws(APIError) in
+                try self.prepare(try Self.parseBody(bytes), chat: isChat)
+            }
+            let handles: [GenerationHandle]
             do {
-                for j in jobs { handles.append(try scheduler.submit(j.request)) }
+                handles = try scheduler.submitAll(jobs.map(\.request), maxWaiting: config.maxQueue)
             } catch {
-                for h in handles { scheduler.cancel(h.id) }
                 throw mapSchedulerError(error)
             }
             let ctx = ResponseContext(id: (isChat ? "chatcmpl-" : "cmpl-") + Self.randomID(),
@@ -140,17 +150,43 @@ public final class OpenAIServer: Sendable {
         }
     }
 
-    func readBody(_ req: Request) async throws(APIError) -> JSONValue {
+    func queueFull(_ message: String) -> APIError {
+        var e = APIError(status: .tooManyRequests, message: message, type: "rate_limit_error", code: "queue_full")
+        e.headers = [(.retryAfter, "1")]
+        return e
+    }
+
+    /// Where request preparation (parse, template, tokenize) runs: GCD threads, not the
+    /// cooperative pool (2 threads on this box) whose tasks answer health probes.
+    static let prepareQueue = DispatchQueue(label: "autoglm.prepare", qos: .userInitiated, attributes: .concurrent)
+
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(APIError) -> T) async throws(APIError) -> T {
+        let r: Result<T, APIError> = await withCheckedContinuation { cont in
+            prepareQueue.async {
+                do throws(APIError) { cont.resume(returning: .success(try work())) } catch { cont.resume(returning: .failure(error)) }
+            }
+        }
+        return try r.get()
+    }
+
+    func readBody(_ req: Request) async throws(APIError) -> ByteBuffer {
         let tooLarge = APIError(status: .contentTooLarge,
                                 message: "the request body exceeds \(config.maxBodyBytes) bytes; send a smaller request",
                                 type: "invalid_request_error", code: "body_too_large")
         if let len = req.headers[.contentLength].flatMap(Int.init), len > config.maxBodyBytes { throw tooLarge }
-        let buffer: ByteBuffer
         do {
-            buffer = try await req.body.collect(upTo: config.maxBodyBytes)
-        } catch {
+            return try await req.body.collect(upTo: config.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
             throw tooLarge
+        } catch let e as HTTPError where e.status == .contentTooLarge {
+            throw tooLarge
+        } catch {
+            // A malformed chunked encoding, a connection reset mid-body, an idle timeout: not a size problem.
+            throw APIError.invalid("the request body could not be read (\(Self.shortError(error))); send a complete body with Content-Length or valid chunked encoding", code: "invalid_body")
         }
+    }
+
+    static func parseBody(_ buffer: ByteBuffer) throws(APIError) -> JSONValue {
         do {
             return try JSONValue.parse(Data(buffer.readableBytesView))
         } catch {
@@ -165,14 +201,27 @@ public final class OpenAIServer: Sendable {
     func prepare(_ body: JSONValue, chat isChat: Bool) throws(APIError) -> ([Job], GenerationOptions, Int) {
         var prompts: [(ids: [Int32], text: String)] = []
         let options: GenerationOptions
+        let tooLong = { (param: String, bytes: Int) in
+            APIError(status: .contentTooLarge,
+                     message: "the prompt text is \(bytes) bytes, more than the \(self.config.maxPromptBytes) this server tokenizes (--max-prompt-mb); send a shorter prompt",
+                     type: "invalid_request_error", param: param, code: "prompt_too_large")
+        }
         if isChat {
             let r = try RequestParser.chat(body)
             options = r.options
+            let bytes = r.messages.reduce(0) { $0 + $1.content.utf8.count }
+            if bytes > config.maxPromptBytes { throw tooLong("messages", bytes) }
+            if options.n > config.maxSeqsPerRequest { throw tooManySequences(options.n) }
             let p = try chat.encode(r.messages)
             prompts = [(p.ids, p.text)]
         } else {
             let r = try RequestParser.completion(body)
             options = r.options
+            var bytes = 0
+            for p in r.prompts { if case .text(let t) = p { bytes += t.utf8.count } }
+            if bytes > config.maxPromptBytes { throw tooLong("prompt", bytes) }
+            let sequences = r.prompts.count * options.n
+            if sequences > config.maxSeqsPerRequest { throw tooManySequences(sequences) }
             for p in r.prompts {
                 switch p {
                 case .text(let t): prompts.append((tokenizer.encode(t), t))
@@ -180,6 +229,7 @@ public final class OpenAIServer: Sendable {
                 }
             }
         }
+        if prompts.count * options.n > config.maxSeqsPerRequest { throw tooManySequences(prompts.count * options.n) }
         if let m = options.model, m != config.servedModelName {
             throw APIError(status: .notFound, message: "the model '\(m)' does not exist; this server serves '\(config.servedModelName)'",
                            type: "invalid_request_error", param: "model", code: "model_not_found")
@@ -201,6 +251,12 @@ public final class OpenAIServer: Sendable {
         return (jobs, options, promptTokens)
     }
 
+    /// One request asking for more sequences (prompts × n) than a request may hold.
+    func tooManySequences(_ n: Int) -> APIError {
+        APIError.invalid("this request asks for \(n) sequences (prompts × n); a request may hold at most \(config.maxSeqsPerRequest) (--max-seqs-per-request): send fewer prompts or a smaller n",
+                         param: "n", code: "too_many_sequences")
+    }
+
     func mapSchedulerError(_ e: any Error) -> APIError {
         guard let s = e as? SchedulerError else {
             return APIError(status: .internalServerError, message: "\(e)", type: "server_error")
@@ -216,6 +272,8 @@ public final class OpenAIServer: Sendable {
             return APIError.invalid(s.description, param: "prompt")
         case .invalid(let m):
             return APIError.invalid(m, param: "prompt")
+        case .queueFull:
+            return queueFull(s.description)
         }
     }
 

@@ -11,7 +11,7 @@ import Registry
 /// - `GET /v1/registry/models` → `{"object": "list", "data": [ModelSummary]}`
 /// - `GET /v1/registry/models/{id}/versions` → `{"object": "list", "data": [ModelVersion]}` (highest first)
 /// - `GET /v1/registry/models/{id}/resolve?channel=stable` (or `?version=X.Y.Z`) →
-///   `{"model", "version", "digest", "path", "size", "channel"}`
+///   `{"model", "version", "digest", "path", "size", "channel"}` (`path` only with `exposePaths`)
 ///
 /// Unknown models, versions and channels answer 404 with an OpenAI-shaped error body. Database
 /// reads run on a dispatch queue, off the server's event loops and the cooperative pool.
@@ -20,7 +20,9 @@ public enum RegistryRoutes {
         public var model: String
         public var version: String
         public var digest: String
-        public var path: String
+        /// The blob's path on the registry's host; omitted when the routes are mounted on a serving
+        /// API (`autoglm serve`), whose clients have no use for the host's file layout.
+        public var path: String?
         public var size: Int64
         public var channel: String?
     }
@@ -30,13 +32,13 @@ public enum RegistryRoutes {
         var data: [T]
     }
 
-    public static func add<Context: RequestContext>(to router: Router<Context>, registry: Registry) {
+    public static func add<Context: RequestContext>(to router: Router<Context>, registry: Registry, exposePaths: Bool = true) {
         router.get("/v1/registry/models") { _, _ in
             await respond { List(data: try registry.listModels()) }
         }
         router.get("/v1/registry/models/:id/versions") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return await respond { List(data: try registry.versions(of: id)) }
+            return await respond(dropping: exposePaths ? nil : "path") { List(data: try registry.versions(of: id)) }
         }
         router.get("/v1/registry/models/:id/resolve") { request, context in
             let id = context.parameters.get("id") ?? ""
@@ -53,7 +55,7 @@ public enum RegistryRoutes {
             let selector = version ?? channel ?? "stable"
             return await respond {
                 let v = try registry.resolve(id, channel: selector)
-                return Resolved(model: v.model, version: v.version, digest: v.digest, path: v.path, size: v.size,
+                return Resolved(model: v.model, version: v.version, digest: v.digest, path: exposePaths ? v.path : nil, size: v.size,
                                 channel: version == nil ? selector : nil)
             }
         }
@@ -61,14 +63,30 @@ public enum RegistryRoutes {
 
     static let queue = DispatchQueue(label: "autoglm.registry-routes", attributes: .concurrent)
 
-    static func respond<T: Encodable>(_ body: @escaping @Sendable () throws -> T) async -> Response {
+    /// Encodes `body()` off the event loops; `dropping` removes that key from every object in
+    /// `data` (host paths on a serving API).
+    static func respond<T: Encodable>(dropping: String? = nil, _ body: @escaping @Sendable () throws -> T) async -> Response {
         let result: Result<Data, any Error> = await withCheckedContinuation { cont in
             queue.async {
                 do {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                     enc.dateEncodingStrategy = .iso8601
-                    cont.resume(returning: .success(try enc.encode(try body())))
+                    var data = try enc.encode(try body())
+                    if let dropping, var o = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                       let items = o["data"] as? [[String: Any]] {
+                        o["data"] = items.map { item in
+                            var i = item
+                            i[dropping] = nil
+                            // A local file's source names the host path too: keep only its file name.
+                            if let src = i["source"] as? String, src.hasPrefix("file:") {
+                                i["source"] = "file:" + URL(fileURLWithPath: String(src.dropFirst(5))).lastPathComponent
+                            }
+                            return i
+                        }
+                        data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])
+                    }
+                    cont.resume(returning: .success(data))
                 } catch {
                     cont.resume(returning: .failure(error))
                 }

@@ -79,6 +79,9 @@ extension OpenAIServer {
             for id in ids { sched.cancel(id) }
         }
         for r in results { record(r, timedOut: timedOut.isSet) }
+        if drainExpired.isSet && !timedOut.isSet && results.contains(where: { $0.completion?.reason == .cancelled }) {
+            throw drainDeadlineError
+        }
         if gone.isSet && !timedOut.isSet {
             throw APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"),
                            message: "the client closed the connection; the request was cancelled", type: "cancelled", code: "client_closed")
@@ -143,12 +146,20 @@ extension OpenAIServer {
         }
     }
 
+    /// What a request still running at the drain deadline gets (as its status, or as the last
+    /// SSE event before `[DONE]`).
+    var drainDeadlineError: APIError {
+        APIError(status: .serviceUnavailable,
+                 message: "the server is shutting down and its drain timeout (\(Int(config.drainTimeout)) s) ended before this response was complete; retry on another replica",
+                 type: "server_error", code: "shutting_down")
+    }
+
     func record(_ r: ChoiceResult, timedOut: Bool) {
         guard let c = r.completion else { return }
         metrics.record(c, tokenTimes: r.tokenTimes)
         switch c.reason {
         case .stop, .length: metrics.success(c.reason.rawValue)
-        case .cancelled: metrics.failure(timedOut ? "timeout" : "cancelled")
+        case .cancelled: metrics.failure(timedOut ? "timeout" : drainExpired.isSet ? "shutdown" : "cancelled")
         case .error: metrics.failure("error")
         }
     }
@@ -244,7 +255,9 @@ extension OpenAIServer {
                         }
                     case .finished(let f):
                         results[k].completion = f
-                        if f.reason == .error || (f.reason == .cancelled && timedOut.isSet) {
+                        if f.reason == .cancelled && self.drainExpired.isSet && !timedOut.isSet {
+                            chunks.append(self.drainDeadlineError.json)
+                        } else if f.reason == .error || (f.reason == .cancelled && timedOut.isSet) {
                             let msg = f.error ?? "the request took longer than \(Int(timeout)) s and was cancelled"
                             let err = APIError(status: .internalServerError, message: msg,
                                                type: f.reason == .error ? "server_error" : "timeout_error")
@@ -264,7 +277,8 @@ extension OpenAIServer {
                     try await writer.write(ByteBuffer(string: "data: \(u.serialized())\n\n"))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                self.logRequest(ctx, status: 200, results, outcome: timedOut.isSet ? "timeout" : "ok")
+                let cut = self.drainExpired.isSet && results.contains { $0.completion?.reason == .cancelled }
+                self.logRequest(ctx, status: 200, results, outcome: timedOut.isSet ? "timeout" : cut ? "drain_deadline" : "ok")
                 try await writer.finish(nil)
             } catch {
                 for id in ids { sched.cancel(id) }
@@ -291,12 +305,22 @@ extension OpenAIServer {
 
 // MARK: - middleware
 
-/// `/v1/*` needs `Authorization: Bearer KEY` when keys are configured. Keys are never logged.
+/// Every route except the public probes needs `Authorization: Bearer KEY` when keys are
+/// configured. Keys are never logged.
+///
+/// The decision is made on the route the router resolved (`context.endpointPath`, set before
+/// any middleware runs), never on the raw path: the router's own path rule (empty segments
+/// dropped, ...) is then the only one, so no spelling of a path can reach a protected handler
+/// without the key. Deny by default: a path that matched no route, or a route added later, needs
+/// the key too; only `publicRoutes` are open.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: Set<String>
+    /// Routes that answer without a key: Kubernetes probes and Prometheus scrapes carry none.
+    static var publicRoutes: Set<String> { ["/healthz", "/readyz", "/metrics"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !keys.isEmpty, request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
+        if keys.isEmpty { return try await next(request, context) }
+        if let route = context.endpointPath, Self.publicRoutes.contains(route) { return try await next(request, context) }
         let header = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
         if header.hasPrefix(prefix), keys.contains(String(header.dropFirst(prefix.count))) {
@@ -323,7 +347,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let t0 = ContinuousClock.now
         do {
             let r = try await next(request, context)
-            if Self.loggedByHandler(request.uri.path, r.status) { return r }
+            if Self.loggedByHandler(context.endpointPath ?? request.uri.path, r.status) { return r }
             logger.info("request", metadata: [
                 "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(r.status.code)",
                 "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",

@@ -44,6 +44,19 @@ public struct DrainNotifier: Service {
         try? await gracefulShutdown()
         server.beginDraining()
         server.logger.info("draining: /readyz now answers 503", metadata: ["unready_delay_s": "\(delay)"])
+        // The drain deadline is the server's own: when it passes with work still running, that
+        // work is cancelled and each response ends with a `shutting_down` error while the
+        // connections are still open (before the service group's hard limit cuts them).
+        let server = server, total = delay + server.config.drainTimeout
+        Task {
+            try await Task.sleep(for: .seconds(total))
+            let s = server.scheduler.stats
+            guard s.alive, s.running + s.waiting > 0 else { return }
+            server.logger.warning("drain timeout reached: cancelling the requests still running",
+                                  metadata: ["running": "\(s.running)", "waiting": "\(s.waiting)"])
+            server.drainExpired.set()
+            server.scheduler.terminate()
+        }
         if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
     }
 }
@@ -61,7 +74,9 @@ extension OpenAIServer {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        cfg.maximumGracefulShutdownDuration = .seconds(config.drainTimeout + config.unreadyDelay + 1)
+        // Past the server's own drain deadline (DrainNotifier), time for the cut responses to
+        // write their error event and close.
+        cfg.maximumGracefulShutdownDuration = .seconds(config.drainTimeout + config.unreadyDelay + 5)
         let group = ServiceGroup(configuration: cfg)
         try await group.run()
     }

@@ -8,8 +8,18 @@ public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 8080
     public var servedModelName = "model"
-    /// Requests waiting in the engine queue before new ones get 429.
+    /// Sequences (prompts × n of every request) waiting in the engine queue before new requests
+    /// get 429.
     public var maxQueue = 64
+    /// Most sequences one request may ask for (400 above).
+    public var maxSeqsPerRequest = 64
+    /// Largest prompt text of one request in UTF-8 bytes, checked before tokenizing (413 above).
+    public var maxPromptBytes = 1 << 20
+    /// Seconds a connection may sit idle — no new request, or a request head or body that
+    /// stops arriving — before it is closed.
+    public var idleTimeout: Double = 60
+    /// Seconds a request head may take to arrive in full (a client trickling it is closed).
+    public var headerTimeout: Double = 10
     /// Largest request body in bytes (413 above).
     public var maxBodyBytes = 4 << 20
     /// Seconds a request may run before it is cancelled (0: no limit).

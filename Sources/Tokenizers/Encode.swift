@@ -8,16 +8,32 @@ extension Tokenizer {
     /// asks for it) only when the model's `add_bos_token` is true. With `parseSpecial`, texts of
     /// control tokens become their ids; user-defined tokens are always matched. GLM models get
     /// their `[gMASK]<sop>` prefix (`promptPrefix`) whenever special tokens are added.
-    public func encode(_ text: String, addBOS: Bool = true, parseSpecial: Bool = false) -> [Int32] {
+    ///
+    /// `literal` lists UTF-8 byte ranges of `text` in which control-token texts stay plain text
+    /// even with `parseSpecial` (a chat message's content inside its rendered template: a user
+    /// who types `<|im_start|>` must not open a turn). Outside them nothing changes, so text
+    /// without such markers tokenizes exactly as before.
+    public func encode(_ text: String, addBOS: Bool = true, parseSpecial: Bool = false, literal: [Range<Int>] = []) -> [Int32] {
         var s = text
-        return s.withUTF8 { buf in encodeBytes(buf, addSpecial: addBOS, parseSpecial: parseSpecial) }
+        return s.withUTF8 { buf in encodeBytes(buf, addSpecial: addBOS, parseSpecial: parseSpecial, literal: literal) }
     }
 
-    func encodeBytes(_ buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
+    /// The control tokens whose texts occur in `text` (what `parseSpecial` would turn into ids).
+    public func controlTokenTexts(in text: String) -> [String] {
+        var s = text
+        return s.withUTF8 { buf in
+            partition(buf, parseSpecial: true).compactMap { f -> String? in
+                guard case .token(let id) = f, types[Int(id)] != .userDefined else { return nil }
+                return String(decoding: table.bytes(of: Int(id)), as: UTF8.self)
+            }
+        }
+    }
+
+    func encodeBytes(_ buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool, literal: [Range<Int>] = []) -> [Int32] {
         var out: [Int32] = []
         out.reserveCapacity(buf.count / 3 + 2)
         if addSpecial && addBOS, let bos = bosID { out.append(bos) }
-        let frags = partition(buf, parseSpecial: parseSpecial)
+        let frags = partition(buf, parseSpecial: parseSpecial, literal: literal)
         switch kind {
         case .spm:
             var prevSpecial = true
@@ -55,10 +71,16 @@ extension Tokenizer {
 
     /// Splits raw text around special-token texts. Tokens are tried longest first; each one
     /// claims its non-overlapping occurrences (left to right) in text not yet claimed.
-    func partition(_ buf: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> [Fragment] {
+    func partition(_ buf: UnsafeBufferPointer<UInt8>, parseSpecial: Bool, literal: [Range<Int>] = []) -> [Fragment] {
         let n = buf.count
         guard n > 0 else { return [] }
         guard !specials.isEmpty, let base = buf.baseAddress else { return [.text(0..<n)] }
+        // Bytes inside a literal range: control tokens are not matched over them.
+        var plain: [Bool] = []
+        if parseSpecial && !literal.isEmpty {
+            plain = [Bool](repeating: false, count: n)
+            for r in literal { for k in max(0, r.lowerBound)..<min(n, max(r.upperBound, r.lowerBound)) { plain[k] = true } }
+        }
         // Candidate occurrences: (order of token in `specials`, start).
         var cands: [(order: Int32, start: Int32, id: Int32)] = []
         for i in 0..<n where specialFirstBytes[Int(buf[i])] {
@@ -66,7 +88,10 @@ extension Tokenizer {
                 guard let id = table.lookup(base + i, len) else { continue }
                 let t = types[Int(id)]
                 guard t == .control || t == .userDefined || t == .unknown else { continue }
-                if !parseSpecial && t != .userDefined { continue }
+                if t != .userDefined {
+                    if !parseSpecial { continue }
+                    if !plain.isEmpty, plain[i..<(i + len)].contains(true) { continue }
+                }
                 guard let o = specialOrder[id] else { continue }
                 cands.append((o, Int32(i), id))
             }

@@ -17,13 +17,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A GGUF path, a registered ID[@VERSION|:CHANNEL], a catalog alias or any `autoglm pull` reference (pulled on demand).")
     var model: String?
 
-    @Option(name: .long, help: "Worker threads (default: the number of cores).")
+    @Option(name: .long, help: "Worker threads, 1...512 (default: the number of cores; more than the cores is capped to them).")
     var threads: Int?
 
+    @Flag(name: .customLong("force-threads"), help: "Keep a --threads above the number of cores.")
+    var forceThreads = false
+
     func validate() throws {
-        if let t = threads, t < 1 || t > 512 {
-            throw ValidationError("--threads must be between 1 and 512 (got \(t))")
-        }
+        try FlagRange.check("--threads", threads, 1...512)
+    }
+
+    /// `--threads` (or the spec's value) after the core cap.
+    func effectiveThreads(_ fallback: Int? = nil) -> Int? {
+        FlagRange.threads(threads ?? fallback, force: forceThreads)
     }
 }
 
@@ -37,11 +43,12 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: .long, help: "Random seed for reproducible sampling.") var seed: UInt64?
 
     func validate() throws {
-        guard temp >= 0, temp.isFinite else { throw ValidationError("--temp must be ≥ 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0") }
-        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1)") }
-        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0") }
+        try FlagRange.check("--temp", temp, 0...100)
+        try FlagRange.check("--top-k", topK, 0...1_000_000)
+        guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (got \(topP))") }
+        guard minP >= 0, minP < 1 else { throw ValidationError("--min-p must be in [0, 1) (got \(minP))") }
+        guard repeatPenalty > 0 else { throw ValidationError("--repeat-penalty must be > 0 (got \(repeatPenalty))") }
+        try FlagRange.check("--repeat-penalty", repeatPenalty, 0...100)
     }
 
     var params: SamplingParams {

@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let model = try options.modelPath()
-        let lm = try LoadedModel(path: model, threads: options.threads)
+        let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         guard promptTokens + genTokens <= lm.model.config.contextLength else {
             throw ValidationError("--prompt-tokens + --gen-tokens (\(promptTokens + genTokens)) exceeds the model context (\(lm.model.config.contextLength))")
         }

@@ -39,7 +39,7 @@ struct Chat: ParsableCommand {
             }
         }
         let model = try options.modelPath()
-        let lm = try LoadedModel(path: model, threads: options.threads)
+        let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let session = try ChatSession(model: lm, templateSource: source, system: system, context: ctx)
         let params = sampling.params
         installInterruptHandler()

@@ -23,7 +23,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let model = try options.modelPath()
-        let lm = try LoadedModel(path: model, threads: options.threads)
+        let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
         let params = sampling.params
         var detok = StreamingDetokenizer(tokenizer: lm.tokenizer)

@@ -31,7 +31,7 @@ struct Logits: ParsableCommand {
 
     func run() throws {
         let model = try options.modelPath()
-        let lm = try LoadedModel(path: model, threads: options.threads)
+        let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let tokens = try parsedIDs()
         let vocab = lm.model.config.vocabulary
         let cache = lm.model.makeCache(maxPositions: tokens.count)

@@ -37,7 +37,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("kv-type"), help: "KV-cache element type: f16 (default) or f32.") var kvType: String?
     @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
-    @Option(name: .customLong("max-queue"), help: "Waiting requests before 429.") var maxQueue = 64
+    @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = 64
+    @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64, at most --max-queue when that is larger than 0).") var maxSeqsPerRequest: Int?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the file name).") var servedModelName: String?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
@@ -45,21 +46,31 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("unready-delay"), help: "Seconds after SIGTERM that /readyz answers 503 before the listener closes.") var unreadyDelay: Double = 0
     @Option(name: .customLong("request-timeout"), help: "Seconds before a request is cancelled (0: none).") var requestTimeout: Double = 600
     @Option(name: .customLong("max-body-mb"), help: "Largest request body in MiB.") var maxBodyMB: Double = 4
+    @Option(name: .customLong("max-prompt-mb"), help: "Largest prompt text of one request in MiB, checked before tokenizing (default: 1).") var maxPromptMB: Double = 1
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may sit idle (no request, or a request head or body not arriving) before it is closed.") var idleTimeout: Double = 60
+    @Option(name: .customLong("header-timeout"), help: "Seconds a request head may take to arrive in full.") var headerTimeout: Double = 10
 
     func validate() throws {
-        if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (got \(port))") } }
-        if let maxSeqs { guard maxSeqs >= 1 else { throw ValidationError("--max-seqs must be ≥ 1 (got \(maxSeqs))") } }
-        if let maxBatchedTokens { guard maxBatchedTokens >= 1 else { throw ValidationError("--max-batched-tokens must be ≥ 1 (got \(maxBatchedTokens))") } }
-        if let kvCacheMB { guard kvCacheMB >= 1 else { throw ValidationError("--kv-cache-mb must be ≥ 1 (got \(kvCacheMB))") } }
+        try FlagRange.check("--port", port, 0...65535)
+        try FlagRange.check("--max-seqs", maxSeqs, 1...4096)
+        try FlagRange.check("--max-batched-tokens", maxBatchedTokens, 1...1_048_576)
+        try FlagRange.check("--kv-cache-mb", kvCacheMB, 1...1_048_576, unit: " MiB")
         if let kvType { guard let t = KVCacheType(rawValue: kvType), KVCacheType.native.contains(t) else { throw ValidationError("--kv-type must be f16 or f32 (got \(kvType))") } }
-        if let batchWaitMs { guard (0...10_000).contains(batchWaitMs) else { throw ValidationError("--batch-wait-ms must be in 0...10000 (got \(batchWaitMs))") } }
-        if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
-        guard maxQueue >= 0 else { throw ValidationError("--max-queue must be ≥ 0 (got \(maxQueue))") }
+        try FlagRange.check("--batch-wait-ms", batchWaitMs, 0...10_000)
+        try FlagRange.check("--ctx", ctx, 16...16_777_216)
+        try FlagRange.check("--max-queue", maxQueue, 0...1_000_000, unit: " sequences")
+        try FlagRange.check("--max-seqs-per-request", maxSeqsPerRequest, 1...4096)
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json (got \(logFormat))") }
-        guard (drainTimeout ?? 0) >= 0, requestTimeout >= 0, unreadyDelay >= 0 else {
-            throw ValidationError("--drain-timeout, --request-timeout and --unready-delay must be ≥ 0")
+        try FlagRange.check("--drain-timeout", drainTimeout, 0...86_400, unit: " s")
+        try FlagRange.check("--unready-delay", unreadyDelay, 0...3_600, unit: " s")
+        try FlagRange.check("--request-timeout", requestTimeout, 0...604_800, unit: " s")
+        try FlagRange.check("--idle-timeout", idleTimeout, 1...86_400, unit: " s")
+        try FlagRange.check("--header-timeout", headerTimeout, 1...3_600, unit: " s")
+        try FlagRange.check("--max-body-mb", maxBodyMB, 0.001...1024, unit: " MiB")
+        try FlagRange.check("--max-prompt-mb", maxPromptMB, 0.001...1024, unit: " MiB")
+        if apiKeys.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--api-key is empty: an empty key would turn authentication off; give the key, or leave --api-key out to serve without auth")
         }
-        guard maxBodyMB > 0 else { throw ValidationError("--max-body-mb must be > 0") }
         if env != nil && config == nil { throw ValidationError("--env selects an overlay of --config; give --config SPEC too") }
     }
 
@@ -88,7 +99,7 @@ struct Serve: AsyncParsableCommand {
         let port = self.port ?? spec?.server.port ?? ServerSpec.defaultPort
         let drainTimeout = self.drainTimeout ?? spec.map { Double($0.server.drainTimeoutSeconds) } ?? Double(ServerSpec.defaultDrainTimeoutSeconds)
 
-        let lm = try LoadedModel(path: resolved.path, threads: options.threads ?? b.threads)
+        let lm = try LoadedModel(path: resolved.path, threads: options.effectiveThreads(b.threads))
         let c = lm.model.config
         let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: precision)
         let kvPositions = kvCacheMB * 1_048_576 / max(1, bytesPerPos) / 16 * 16
@@ -108,15 +119,24 @@ struct Serve: AsyncParsableCommand {
         cfg.requestTimeout = requestTimeout
         cfg.unreadyDelay = unreadyDelay
         cfg.maxBodyBytes = Int(maxBodyMB * 1_048_576)
-        var keys = Set(apiKeys.filter { !$0.isEmpty })
+        cfg.maxPromptBytes = Int(maxPromptMB * 1_048_576)
+        cfg.idleTimeout = idleTimeout
+        cfg.headerTimeout = headerTimeout
+        if let maxSeqsPerRequest { cfg.maxSeqsPerRequest = maxSeqsPerRequest }
+        var keys = Set(apiKeys)
         let environment = ProcessInfo.processInfo.environment
         if let env = environment["AUTOGLM_API_KEYS"] {
-            for k in env.split(separator: ",") where !k.isEmpty { keys.insert(String(k)) }
+            let listed = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !listed.isEmpty else {
+                serveError("AUTOGLM_API_KEYS is set but holds no key: that would turn authentication off; set it to KEY[,KEY...] or unset it to serve without auth")
+                throw ExitCode(1)
+            }
+            keys.formUnion(listed)
         }
         if let spec { keys.formUnion(try specAPIKeys(spec.server.apiKeys, environment: environment)) }
         cfg.apiKeys = keys
         if let registry = openRegistryIfPresent() {
-            cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry) }
+            cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry, exposePaths: false) }
         }
         logger.info("serving", metadata: [
             "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)", "ctx": "\(context)",
