@@ -40,7 +40,7 @@ public indirect enum PNode: Sendable, Equatable {
         switch self {
         case .scalar(let s, let quoted, _):
             if isNull { return "null" }
-            return quoted ? "string \"\(s)\"" : "'\(s)'"
+            return quoted ? "string \"\(abbreviated(s))\"" : "'\(abbreviated(s))'"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         }
@@ -245,14 +245,19 @@ enum YAMLTree {
     // MARK: overlays
 
     /// Deep merge: mappings merge key by key (recursively), scalars and lists replace.
+    /// Linear in both mappings (keys are found through an index, not a search per key).
     static func merge(base: PNode, overlay: PNode) -> PNode {
         guard case .mapping(var baseEntries, let pos) = base,
               case .mapping(let overEntries, _) = overlay else { return overlay }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(baseEntries.count)
+        for (i, e) in baseEntries.enumerated() where index[e.key] == nil { index[e.key] = i }
         for e in overEntries {
-            if let i = baseEntries.firstIndex(where: { $0.key == e.key }) {
+            if let i = index[e.key] {
                 baseEntries[i] = PEntry(key: e.key, keyPos: e.keyPos,
                                         value: merge(base: baseEntries[i].value, overlay: e.value))
             } else {
+                index[e.key] = baseEntries.count
                 baseEntries.append(e)
             }
         }

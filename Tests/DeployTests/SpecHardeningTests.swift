@@ -2,7 +2,8 @@ import Foundation
 import Testing
 @testable import Deploy
 
-/// The spec loader under hostile input: anchors/aliases are refused without being expanded.
+/// The spec loader under hostile or very large input: anchors/aliases are refused without
+/// being expanded, and validation stays linear in the file.
 /// Time is only ever bounded generously (a hang guard), never compared with a tight figure.
 @Suite struct SpecHardeningTests {
     static func anchorError(_ pos: String, _ token: String, file: String = "t.yaml") -> String {
@@ -92,5 +93,200 @@ import Testing
             let loaded = try SpecLoader.load(yaml: text, file: "t.yaml", variables: [:])
             #expect(loaded.spec.model.ref == expected, "ref: \(written)")
         }
+    }
+
+    // MARK: linear validation
+
+    struct Generated {
+        var yaml: String
+        var errors: [String]
+        var notes: [String]
+    }
+
+    /// A spec with `count` environments of about 1 KB each. Every 100th overlay asks for a GPU
+    /// (a note), a few carry a planted error; the base has one error that overlays do not fix.
+    static func manyEnvironments(_ count: Int) -> Generated {
+        var lines = [
+            "apiVersion: autoglm/v1",
+            "name: demo",
+            "model:",
+            "  ref: gemma3-270m",
+            "resources:",
+            "  cpu: \"2\"",
+            "  memory: 4Gi",
+            "probes:",
+            "  startup: {periodSeconds: 0}",
+            "environments:",
+        ]
+        var errors = ["t.yaml:9:28: probes.startup.periodSeconds (0) must be between 1 and 3600"]
+        var notes: [String] = []
+        let padding = "    # " + String(repeating: "-", count: 720)
+        for i in 0..<count {
+            let name = "env-\(i)"
+            lines += [
+                "  \(name):",
+                "    replicas: \(i % 7 + 1)",
+                "    resources:",
+                "      cpu: \"\(i % 16 + 1)\"",
+                "      memory: \(i % 64 + 1)Gi",
+            ]
+            if i % 100 == 7 {
+                lines.append("      nvidia.com/gpu: 1")
+                notes.append("t.yaml:\(lines.count):23: resources.nvidia.com/gpu: the native backend runs on CPU; the GPU is requested for the pod but not used by the engine (use backend.type llamacpp to use it)")
+            }
+            lines += [
+                "    server:",
+                "      port: \(8000 + i % 1000)",
+                "      drainTimeoutSeconds: \(i % 60)",
+                "    backend:",
+                "      threads: \(i % 8 + 1)",
+                "      maxSeqs: \(i % 16 + 1)",
+                "      kvCacheMB: \(256 * (i % 8 + 1))",
+                "      contextLength: 4096",
+                "    rollout: {strategy: RollingUpdate, maxSurge: 25%, maxUnavailable: 0}",
+            ]
+            if i % 250 == 3 {
+                lines.append("    replica: 3")
+                errors.append("t.yaml:\(lines.count):5: replica: unknown key 'replica'; did you mean 'replicas'? (with --env \(name))")
+            }
+            if i % 250 == 5 {
+                lines.append("    monitoring: {serviceMonitor: maybe}")
+                errors.append("t.yaml:\(lines.count):34: monitoring.serviceMonitor must be true or false, got 'maybe' (with --env \(name))")
+            }
+            lines.append(padding)
+        }
+        return Generated(yaml: lines.joined(separator: "\n") + "\n", errors: errors, notes: notes)
+    }
+
+    @Test func aThousandEnvironmentsValidateInLinearTime() throws {
+        let g = Self.manyEnvironments(1_000)
+        #expect(g.yaml.utf8.count > 1_000_000)
+        var result: (errors: [Diagnostic], notes: [Diagnostic]) = ([], [])
+        let elapsed = ContinuousClock().measure {
+            result = SpecLoader.validate(yaml: g.yaml, file: "t.yaml", variables: [:])
+        }
+        print("validate, 1,000 environments (\(g.yaml.utf8.count) bytes): \(elapsed)")
+        #expect(result.errors.map(\.description) == g.errors)
+        #expect(result.notes.map(\.description) == g.notes)
+        #expect(elapsed < .seconds(20), "validate of 1,000 environments took \(elapsed)")
+
+        // One overlay of the big file, loaded directly, carries its own values.
+        var loaded: LoadedSpec?
+        let one = ContinuousClock().measure {
+            loaded = try? SpecLoader.load(yaml: g.yaml.replacingOccurrences(of: "startup: {periodSeconds: 0}", with: "startup: {periodSeconds: 5}"),
+                                          file: "t.yaml", environment: "env-407", variables: [:])
+        }
+        let spec = try #require(loaded).spec
+        #expect(spec.replicas == 407 % 7 + 1)
+        #expect(spec.resources.cpu == "\(407 % 16 + 1)" && spec.resources.memory == "\(407 % 64 + 1)Gi")
+        #expect(spec.resources.gpu == 1)
+        #expect(spec.server.port == 8407 && spec.backend.kvCacheMB == 256 * (407 % 8 + 1))
+        #expect(spec.environmentNames.count == 1_000)
+        #expect(one < .seconds(20))
+    }
+
+    @Test func manyKeysValidateInLinearTime() throws {
+        let apiKeys = 30_000, unknown = 8_000, envs = 1_000
+        var lines = ["apiVersion: autoglm/v1", "name: demo", "model: {ref: gemma3-270m}", "server:", "  apiKeys:"]
+        for i in 0..<apiKeys { lines.append("    - env: KEY_\(i)") }
+        var expected: [String] = []
+        let known = SpecDecoder.topKeys.joined(separator: ", ")
+        for i in 0..<unknown {
+            lines.append("x-annotation-\(i): value-\(i)")
+            expected.append("t.yaml:\(lines.count):1: x-annotation-\(i): unknown key 'x-annotation-\(i)'; known keys: \(known)")
+        }
+        // A key far longer than any known one: no edit-distance table of its size is built.
+        let huge = String(repeating: "k", count: 200_000)
+        lines += ["? \(huge)", ": 1"]
+        let shown = String(repeating: "k", count: 64) + "… (200000 characters)"
+        expected.append("t.yaml:\(lines.count - 1):3: \(shown): unknown key '\(shown)'; known keys: \(known)")
+        lines.append("environments:")
+        for i in 0..<envs { lines.append("  e\(i): {replicas: \(i % 5)}") }
+        let yaml = lines.joined(separator: "\n") + "\n"
+        #expect(yaml.utf8.count > 1_000_000)
+
+        var result: (errors: [Diagnostic], notes: [Diagnostic]) = ([], [])
+        let elapsed = ContinuousClock().measure {
+            result = SpecLoader.validate(yaml: yaml, file: "t.yaml", variables: [:])
+        }
+        print("validate, \(apiKeys) apiKeys + \(unknown) unknown keys + \(envs) environments (\(yaml.utf8.count) bytes): \(elapsed)")
+        // Each base error once, untagged: the overlays do not touch those keys.
+        #expect(result.errors.count == expected.count)
+        #expect(result.errors.map(\.description) == expected)
+        #expect(result.notes.isEmpty)
+        #expect(elapsed < .seconds(20), "validate of many keys took \(elapsed)")
+
+        let valid = lines.prefix(5 + apiKeys).joined(separator: "\n") + "\n"
+        let spec = try SpecLoader.load(yaml: valid, file: "t.yaml", variables: [:]).spec
+        #expect(spec.server.apiKeys.count == apiKeys)
+        #expect(spec.server.apiKeys.last == .env("KEY_\(apiKeys - 1)"))
+    }
+
+    /// The straightforward validation (every overlay loaded on its own, errors that the base
+    /// does not have tagged) is the oracle for `validate`'s one-pass version.
+    static func naiveErrors(_ yaml: String) throws -> [String] {
+        var base: [Diagnostic] = []
+        do { _ = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]) } catch { base = error.diagnostics }
+        let tree = try YAMLTree.parse(yaml, file: "t.yaml")
+        guard case .mapping(let envs, _)? = tree["environments"] else { return SpecLoader.dedupe(base).map(\.description) }
+        var all = base
+        for env in envs {
+            do { _ = try SpecLoader.load(yaml: yaml, file: "t.yaml", environment: env.key, variables: [:]) } catch {
+                for d in error.diagnostics {
+                    if base.contains(d) { all.append(d) } else {
+                        var t = d
+                        t.message += " (with --env \(env.key))"
+                        all.append(t)
+                    }
+                }
+            }
+        }
+        return SpecLoader.dedupe(all).map(\.description)
+    }
+
+    @Test func validateAgreesWithLoadingEveryOverlay() throws {
+        let yaml = """
+        apiVersion: autoglm/v1
+        name: demo
+        model: {ref: gemma3-270m}
+        replicas: 2
+        backend: {type: native, threads: 4}
+        resources: {cpu: "2", nvidia.com/gpu: 1}
+        autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 3}
+        server: {port: 8080, drainTimeoutSeconds: 99999}
+        frobnicate: 1
+        environments:
+          ok: {replicas: 3}
+          bad-replicas: {replicas: 9}
+          fix-server: {server: {drainTimeoutSeconds: 10}}
+          keep-server: {server: {port: 9090}}
+          openai: {backend: {type: openai, url: "http://up:8000/v1"}}
+          llama: {backend: {type: llamacpp, kvCacheType: q8_0, flashAttention: maybe}}
+          scale: {autoscaling: {maxReplicas: 1}}
+          cpu-metric: {autoscaling: {metric: cpu}, resources: {cpu: null}}
+          Bad_Name: {}
+          notmap: 3
+          empty:
+          nested: {environments: {x: {}}, kind: Other}
+          vars: {image: "${IMG}"}
+          unknown: {replica: 1, backend: {thread: 2}, probes: {startup: {periodSeconds: .inf}}}
+          renamed: {name: Demo, model: {ref: ""}}
+        """
+        let oracle = try Self.naiveErrors(yaml)
+        let result = SpecLoader.validate(yaml: yaml, file: "t.yaml", variables: [:])
+        #expect(result.errors.map(\.description) == oracle)
+        #expect(oracle.count > 12, "the oracle sees the planted errors: \(oracle)")
+        // Notes come from the base and every overlay.
+        let notes = result.notes.map(\.message)
+        #expect(notes.contains("resources.nvidia.com/gpu: the native backend runs on CPU; the GPU is requested for the pod but not used by the engine (use backend.type llamacpp to use it)"))
+        #expect(notes.contains("resources.nvidia.com/gpu: backend openai forwards to an upstream; the GPU is requested for the pod but not used"))
+        #expect(notes.contains("backend.threads is ignored by backend openai (the upstream owns its engine settings)"))
+    }
+
+    @Test func unknownEnvironmentListIsBoundedAndSuggests() {
+        var yaml = minimal + "environments:\n"
+        for i in 0..<500 { yaml += "  env-\(i): {}\n" }
+        let e = errors(yaml, env: "env-4999")
+        #expect(e == ["t.yaml:5:1: unknown environment 'env-4999' (--env); did you mean 'env-499'? known environments: env-0, env-1, env-2, env-3, env-4, env-5, env-6, env-7, env-8, env-9, … (500 in all)"])
     }
 }
