@@ -289,8 +289,8 @@ struct SpecDecoder {
         var r = ResourcesSpec()
         guard let entries = mapping(node, path: "resources") else { return r }
         checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu"], path: "resources")
-        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'") }
-        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'") }
+        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'", bounds: .cpu) }
+        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'", bounds: .memory) }
         if let v = entries.value("nvidia.com/gpu") { r.gpu = int(v, path: "resources.nvidia.com/gpu", 0...16) }
         return r
     }
@@ -380,7 +380,7 @@ struct SpecDecoder {
                     error(v.pos, "modelCache.pvc.name '\(s)' is not a valid PersistentVolumeClaim name (lowercase letters, digits, '-', '.')")
                 }
             }
-            if let v = pe.value("size") { size = quantity(v, path: "modelCache.pvc.size", example: "'50Gi'") } else {
+            if let v = pe.value("size") { size = quantity(v, path: "modelCache.pvc.size", example: "'50Gi'", bounds: .storage) } else {
                 error(pvc.pos, "modelCache.pvc.size is required; e.g. 'size: 50Gi' (room for the model files)")
             }
             if let v = pe.value("storageClass"), let s = string(v, path: "modelCache.pvc.storageClass") {
@@ -394,7 +394,7 @@ struct SpecDecoder {
         var limit: String?
         if let ed, let ee = mapping(ed, path: "modelCache.emptyDir") {
             checkKeys(ee, allowed: ["sizeLimit"], path: "modelCache.emptyDir")
-            if let v = ee.value("sizeLimit") { limit = quantity(v, path: "modelCache.emptyDir.sizeLimit", example: "'20Gi'") }
+            if let v = ee.value("sizeLimit") { limit = quantity(v, path: "modelCache.emptyDir.sizeLimit", example: "'20Gi'", bounds: .storage) }
         }
         return .emptyDir(sizeLimit: limit)
     }
@@ -442,14 +442,22 @@ struct SpecDecoder {
 
     static let replicasRange = 0...1000
 
+    /// An integer within `range`. Everything else (words, quoted numbers, fractions, `.inf`,
+    /// `.nan`, numbers beyond 64 bits) is refused with the allowed range in the message.
     mutating func int(_ node: PNode, path: String, _ range: ClosedRange<Int>) -> Int? {
         if node.isNull { return nil }
+        let want = "an integer between \(range.lowerBound) and \(range.upperBound)"
         guard case .scalar(let s, let quoted, _) = node else {
-            error(node.pos, "\(path) must be an integer, got \(node.kindName)")
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)")
             return nil
         }
-        guard !quoted, let i = Int(s) else {
-            error(node.pos, "\(path) must be an integer, got \(quoted ? "string \"\(s)\"" : "'\(s)'")")
+        if quoted {
+            let hint = Int(s) != nil ? "; write it without quotes" : ""
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)\(hint)")
+            return nil
+        }
+        guard let i = Int(s) else {
+            error(node.pos, "\(path) must be \(want), got '\(abbreviated(s))'\(Self.numberProblem(s))")
             return nil
         }
         guard range.contains(i) else {
@@ -457,6 +465,23 @@ struct SpecDecoder {
             return nil
         }
         return i
+    }
+
+    /// Why a plain scalar that is not an `Int` is not one, when it looks like a number.
+    static func numberProblem(_ s: String) -> String {
+        let lower = s.lowercased()
+        let unsigned = lower.hasPrefix("-") || lower.hasPrefix("+") ? String(lower.dropFirst()) : lower
+        if [".inf", "inf", "infinity", ".nan", "nan"].contains(unsigned) { return " (not a finite number)" }
+        if !unsigned.isEmpty, unsigned.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            return lower.hasPrefix("-") ? " (far below the minimum)" : " (far above the maximum)"
+        }
+        if unsigned.hasPrefix("0x") || unsigned.hasPrefix("0o") || unsigned.hasPrefix("0b") || unsigned.contains("_") {
+            return " (write it as a plain decimal number)"
+        }
+        if let d = Double(s), d.isFinite {
+            return d == d.rounded() ? " (write it as a plain integer)" : " (not a whole number)"
+        }
+        return ""
     }
 
     mutating func bool(_ node: PNode, path: String) -> Bool? {
@@ -484,11 +509,28 @@ struct SpecDecoder {
         return nil
     }
 
-    mutating func quantity(_ node: PNode, path: String, example: String) -> String? {
+    /// The allowed range of a Kubernetes quantity, in its base unit (cores or bytes).
+    struct QuantityBounds {
+        var min: Double
+        var max: Double
+        /// How the range reads in a message, e.g. "between 1m and 4096".
+        var text: String
+        static let cpu = QuantityBounds(min: 0.001, max: 4096, text: "between 1m and 4096 (cores)")
+        static let memory = QuantityBounds(min: 1, max: 64 * 1_099_511_627_776, text: "between 1 byte and 64Ti")
+        static let storage = QuantityBounds(min: 1, max: 1_125_899_906_842_624, text: "between 1 byte and 1Pi")
+    }
+
+    mutating func quantity(_ node: PNode, path: String, example: String, bounds: QuantityBounds) -> String? {
         guard let s = string(node, path: path) else { return nil }
-        if isQuantity(s) { return s }
-        error(node.pos, "\(path) '\(s)' is not a Kubernetes quantity; write e.g. \(example) (suffixes m, k, M, G, Ki, Mi, Gi, Ti)")
-        return nil
+        guard isQuantity(s) else {
+            error(node.pos, "\(path) '\(abbreviated(s))' is not a Kubernetes quantity; write e.g. \(example) (suffixes m, k, M, G, Ki, Mi, Gi, Ti)")
+            return nil
+        }
+        guard let value = quantityValue(s), value.isFinite, value >= bounds.min, value <= bounds.max else {
+            error(node.pos, "\(path) '\(abbreviated(s))' is out of range; use a quantity \(bounds.text), e.g. \(example)")
+            return nil
+        }
+        return s
     }
 
     mutating func intOrPercent(_ node: PNode, path: String) -> IntOrPercent? {
@@ -500,7 +542,7 @@ struct SpecDecoder {
                 return .percent(p)
             }
         }
-        error(node.pos, "\(path) must be a non-negative integer or a percentage like '25%', got \(node.kindName)")
+        error(node.pos, "\(path) must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got \(node.kindName)")
         return nil
     }
 }
@@ -595,6 +637,55 @@ func isQuantity(_ s: String) -> Bool {
         return isDecimal(mant) && !exp.isEmpty && exp.allSatisfy { $0.isASCII && $0.isNumber }
     }
     return false
+}
+
+/// The value of a quantity accepted by `isQuantity`, in its base unit (cores or bytes); nil when
+/// it is not one. Digits beyond Double's range give infinity (refused by the range check).
+func quantityValue(_ s: String) -> Double? {
+    let multipliers: [(String, Double)] = [
+        ("Ki", 1024), ("Mi", 1_048_576), ("Gi", 1_073_741_824), ("Ti", 1_099_511_627_776),
+        ("Pi", 1_125_899_906_842_624), ("Ei", 1_152_921_504_606_846_976),
+        ("n", 1e-9), ("u", 1e-6), ("m", 1e-3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18),
+        ("", 1),
+    ]
+    for (suffix, factor) in multipliers where s.hasSuffix(suffix) {
+        let num = s.dropLast(suffix.count)
+        if isDecimal(num), let v = decimalValue(num) { return v * factor }
+    }
+    if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }), isDecimal(s[..<e]), let mant = decimalValue(s[..<e]) {
+        var exp = s[s.index(after: e)...]
+        var sign = 1
+        if exp.first == "+" || exp.first == "-" { sign = exp.first == "-" ? -1 : 1; exp = exp.dropFirst() }
+        guard !exp.isEmpty, exp.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        // Exponents beyond ±400 take any mantissa past Double's range (or to zero).
+        let magnitude = exp.count > 4 ? 400 : Swift.min(Int(exp) ?? 400, 400)
+        return mant * pow10(sign * magnitude)
+    }
+    return nil
+}
+
+private func decimalValue(_ s: Substring) -> Double? {
+    var value = 0.0
+    var scale = 1.0
+    var seenPoint = false
+    for c in s.utf8 {
+        if c == UInt8(ascii: ".") { seenPoint = true; continue }
+        guard c >= 48, c <= 57 else { return nil }
+        let digit = Double(c - 48)
+        if seenPoint {
+            scale /= 10
+            value += digit * scale
+        } else {
+            value = value * 10 + digit
+        }
+    }
+    return value
+}
+
+private func pow10(_ n: Int) -> Double {
+    var r = 1.0
+    for _ in 0..<abs(n) { r *= 10 }
+    return n < 0 ? 1 / r : r
 }
 
 private func isDecimal(_ s: Substring) -> Bool {

@@ -3,7 +3,7 @@ import Testing
 @testable import Deploy
 
 /// The spec loader under hostile or very large input: anchors/aliases are refused without
-/// being expanded, and validation stays linear in the file.
+/// being expanded, validation stays linear in the file, and every number is range-checked.
 /// Time is only ever bounded generously (a hang guard), never compared with a tight figure.
 @Suite struct SpecHardeningTests {
     static func anchorError(_ pos: String, _ token: String, file: String = "t.yaml") -> String {
@@ -288,5 +288,111 @@ import Testing
         for i in 0..<500 { yaml += "  env-\(i): {}\n" }
         let e = errors(yaml, env: "env-4999")
         #expect(e == ["t.yaml:5:1: unknown environment 'env-4999' (--env); did you mean 'env-499'? known environments: env-0, env-1, env-2, env-3, env-4, env-5, env-6, env-7, env-8, env-9, … (500 in all)"])
+    }
+
+    // MARK: numeric ranges
+
+    /// Errors for one `key: value` line, at top level or under `section`.
+    static func numberErrors(_ section: String?, _ key: String, _ value: String, prefix: String = "") -> [String] {
+        var yaml = minimal + prefix
+        if let section { yaml += "\(section):\n  \(key): \(value)\n" } else { yaml += "\(key): \(value)\n" }
+        return errors(yaml)
+    }
+
+    /// "L:C" of the value of that line: minimal is 4 lines, `prefix` adds its own.
+    static func at(_ section: String?, _ key: String, prefix: String = "") -> String {
+        let line = 5 + prefix.filter { $0 == "\n" }.count + (section == nil ? 0 : 1)
+        let column = (section == nil ? 0 : 2) + key.count + 3
+        return "t.yaml:\(line):\(column)"
+    }
+
+    @Test func integersOutsideTheirRangeNameTheRange() {
+        // (section, key, value, message after "t.yaml:L:C: ")
+        let cases: [(String?, String, String, String)] = [
+            (nil, "replicas", ".inf", "replicas must be an integer between 0 and 1000, got '.inf' (not a finite number)"),
+            (nil, "replicas", "-.Inf", "replicas must be an integer between 0 and 1000, got '-.Inf' (not a finite number)"),
+            (nil, "replicas", ".nan", "replicas must be an integer between 0 and 1000, got '.nan' (not a finite number)"),
+            (nil, "replicas", "2.5", "replicas must be an integer between 0 and 1000, got '2.5' (not a whole number)"),
+            (nil, "replicas", "1e3", "replicas must be an integer between 0 and 1000, got '1e3' (write it as a plain integer)"),
+            (nil, "replicas", "99999999999999999999", "replicas must be an integer between 0 and 1000, got '99999999999999999999' (far above the maximum)"),
+            (nil, "replicas", "-99999999999999999999", "replicas must be an integer between 0 and 1000, got '-99999999999999999999' (far below the minimum)"),
+            (nil, "replicas", "0x10", "replicas must be an integer between 0 and 1000, got '0x10' (write it as a plain decimal number)"),
+            (nil, "replicas", "\"3\"", "replicas must be an integer between 0 and 1000, got string \"3\"; write it without quotes"),
+            (nil, "replicas", "true", "replicas must be an integer between 0 and 1000, got 'true'"),
+            (nil, "replicas", "[1]", "replicas must be an integer between 0 and 1000, got a list"),
+            (nil, "replicas", "1001", "replicas (1001) must be between 0 and 1000"),
+            ("backend", "threads", "1025", "backend.threads (1025) must be between 1 and 1024"),
+            ("backend", "threads", ".inf", "backend.threads must be an integer between 1 and 1024, got '.inf' (not a finite number)"),
+            ("backend", "maxSeqs", "4097", "backend.maxSeqs (4097) must be between 1 and 4096"),
+            ("backend", "maxBatchedTokens", "1048577", "backend.maxBatchedTokens (1048577) must be between 1 and 1048576"),
+            ("backend", "kvCacheMB", "4194305", "backend.kvCacheMB (4194305) must be between 1 and 4194304"),
+            ("backend", "kvCacheMB", "1e12", "backend.kvCacheMB must be an integer between 1 and 4194304, got '1e12' (write it as a plain integer)"),
+            ("backend", "contextLength", "15", "backend.contextLength (15) must be between 16 and 2097152"),
+            ("backend", "batchWaitMs", ".nan", "backend.batchWaitMs must be an integer between 0 and 10000, got '.nan' (not a finite number)"),
+            ("server", "port", "0", "server.port (0) must be between 1 and 65535"),
+            ("server", "port", "65536", "server.port (65536) must be between 1 and 65535"),
+            ("server", "port", "80.5", "server.port must be an integer between 1 and 65535, got '80.5' (not a whole number)"),
+            ("server", "drainTimeoutSeconds", "3601", "server.drainTimeoutSeconds (3601) must be between 0 and 3600"),
+            ("server", "drainTimeoutSeconds", "-.inf", "server.drainTimeoutSeconds must be an integer between 0 and 3600, got '-.inf' (not a finite number)"),
+            ("resources", "nvidia.com/gpu", "17", "resources.nvidia.com/gpu (17) must be between 0 and 16"),
+            ("resources", "nvidia.com/gpu", "1.5", "resources.nvidia.com/gpu must be an integer between 0 and 16, got '1.5' (not a whole number)"),
+            ("autoscaling", "minReplicas", "0", "autoscaling.minReplicas (0) must be between 1 and 1000"),
+            ("autoscaling", "maxReplicas", "1001", "autoscaling.maxReplicas (1001) must be between 1 and 1000"),
+            ("autoscaling", "target", "100001", "autoscaling.target (100001) must be between 1 and 100000"),
+            ("rollout", "canaryPercent", "101", "rollout.canaryPercent (101) must be between 0 and 100"),
+            ("rollout", "progressDeadlineSeconds", "86401", "rollout.progressDeadlineSeconds (86401) must be between 1 and 86400"),
+            ("rollout", "progressDeadlineSeconds", ".inf", "rollout.progressDeadlineSeconds must be an integer between 1 and 86400, got '.inf' (not a finite number)"),
+            ("rollout", "maxSurge", "1001", "rollout.maxSurge must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '1001'"),
+            ("rollout", "maxSurge", "101%", "rollout.maxSurge must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '101%'"),
+            ("rollout", "maxUnavailable", ".inf", "rollout.maxUnavailable must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '.inf'"),
+        ]
+        for (section, key, value, message) in cases {
+            #expect(Self.numberErrors(section, key, value) == ["\(Self.at(section, key)): \(message)"], "\(section ?? "").\(key): \(value)")
+        }
+        // Probes are one level deeper.
+        let probeCases: [(String, String, String)] = [
+            ("initialDelaySeconds", "3601", "probes.startup.initialDelaySeconds (3601) must be between 0 and 3600"),
+            ("periodSeconds", "0", "probes.startup.periodSeconds (0) must be between 1 and 3600"),
+            ("failureThreshold", "10001", "probes.startup.failureThreshold (10001) must be between 1 and 10000"),
+            ("timeoutSeconds", ".inf", "probes.startup.timeoutSeconds must be an integer between 1 and 3600, got '.inf' (not a finite number)"),
+        ]
+        for (key, value, message) in probeCases {
+            let e = errors(minimal + "probes:\n  startup:\n    \(key): \(value)\n")
+            #expect(e == ["t.yaml:7:\(4 + key.count + 3): \(message)"], "probes.startup.\(key): \(value)")
+        }
+        // A cpu autoscaling target is a percentage.
+        #expect(errors(minimal + "resources: {cpu: \"1\"}\nautoscaling:\n  metric: cpu\n  target: 101\n")
+                == ["t.yaml:8:11: autoscaling.target (101) must be between 1 and 100"])
+    }
+
+    @Test func quantitiesOutsideTheirRangeNameTheRange() {
+        let cases: [(String, String, String, String)] = [
+            ("resources", "cpu", "\"5000\"", "resources.cpu '5000' is out of range; use a quantity between 1m and 4096 (cores), e.g. '4' or '500m'"),
+            ("resources", "cpu", "\"0\"", "resources.cpu '0' is out of range; use a quantity between 1m and 4096 (cores), e.g. '4' or '500m'"),
+            ("resources", "cpu", "1n", "resources.cpu '1n' is out of range; use a quantity between 1m and 4096 (cores), e.g. '4' or '500m'"),
+            ("resources", "cpu", "1e999", "resources.cpu '1e999' is out of range; use a quantity between 1m and 4096 (cores), e.g. '4' or '500m'"),
+            ("resources", "cpu", "1e99999999999999999999", "resources.cpu '1e99999999999999999999' is out of range; use a quantity between 1m and 4096 (cores), e.g. '4' or '500m'"),
+            ("resources", "cpu", ".inf", "resources.cpu '.inf' is not a Kubernetes quantity; write e.g. '4' or '500m' (suffixes m, k, M, G, Ki, Mi, Gi, Ti)"),
+            ("resources", "memory", "65Ti", "resources.memory '65Ti' is out of range; use a quantity between 1 byte and 64Ti, e.g. '16Gi'"),
+            ("resources", "memory", "\"0\"", "resources.memory '0' is out of range; use a quantity between 1 byte and 64Ti, e.g. '16Gi'"),
+            ("resources", "memory", String(repeating: "9", count: 400) + "Gi",
+             "resources.memory '\(String(repeating: "9", count: 64))… (402 characters)' is out of range; use a quantity between 1 byte and 64Ti, e.g. '16Gi'"),
+            ("resources", "memory", ".nan", "resources.memory '.nan' is not a Kubernetes quantity; write e.g. '16Gi' (suffixes m, k, M, G, Ki, Mi, Gi, Ti)"),
+        ]
+        for (section, key, value, message) in cases {
+            #expect(Self.numberErrors(section, key, value) == ["\(Self.at(section, key)): \(message)"], "\(section).\(key): \(value)")
+        }
+        #expect(errors(minimal + "modelCache:\n  pvc:\n    size: 2Pi\n")
+                == ["t.yaml:7:11: modelCache.pvc.size '2Pi' is out of range; use a quantity between 1 byte and 1Pi, e.g. '50Gi'"])
+        #expect(errors(minimal + "modelCache:\n  emptyDir:\n    sizeLimit: 1e400\n")
+                == ["t.yaml:7:16: modelCache.emptyDir.sizeLimit '1e400' is out of range; use a quantity between 1 byte and 1Pi, e.g. '20Gi'"])
+        // In range, every suffix still decodes.
+        for (cpu, memory) in [("500m", "1Gi"), ("4", "64Ti"), ("0.5", "1.5e9"), ("1.5e2", "512M"), ("1k", "1")] {
+            #expect(errors(minimal + "resources: {cpu: \"\(cpu)\", memory: \"\(memory)\"}\n") == [], "\(cpu) \(memory)")
+        }
+        #expect(quantityValue("16Gi") == 17_179_869_184)
+        #expect(quantityValue("500m") == 0.5)
+        #expect(quantityValue("1.5e2") == 150)
+        #expect(quantityValue("2k") == 2000)
     }
 }
