@@ -21,54 +21,101 @@ struct SpecDecoder {
 
     // MARK: root
 
+    /// What each top-level key decoded to, before the cross-field rules. `validate` keeps the
+    /// base's, so that an overlay re-decodes only the sections it sets.
+    struct RootSections: Sendable {
+        var name: String?
+        var model: ModelSpec?
+        var backend: BackendSpec?
+        var server: ServerSpec?
+        var image: String?
+        var replicas: Int?
+        var resources: ResourcesSpec?
+        var autoscaling: AutoscalingSpec?
+        var probes: ProbesSpec?
+        var rollout: RolloutSpec?
+        var modelCache: ModelCacheSpec?
+        var monitoring: MonitoringSpec?
+    }
+
     mutating func decodeRoot(_ root: PNode) -> Spec? {
         guard let entries = mapping(root, path: "") else { return nil }
-        checkKeys(entries, allowed: Self.topKeys, path: "")
-        let rootPos = root.pos
+        let fields = Fields(entries)
+        return decodeRoot(lookup: fields.value, checking: entries, rootPos: root.pos, base: nil, touched: []).spec
+    }
 
-        if let v = entries.value("apiVersion") {
-            if let s = string(v, path: "apiVersion"), s != Spec.apiVersion {
-                error(v.pos, "apiVersion '\(s)' is not supported; use '\(Spec.apiVersion)'")
-            }
-        } else {
-            error(rootPos, "apiVersion is required; add 'apiVersion: \(Spec.apiVersion)' at the top")
-        }
-        if let v = entries.value("kind"), let s = string(v, path: "kind"), s != "Deployment" {
-            error(v.pos, "kind '\(s)' is not supported; use 'Deployment' (or omit kind)")
-        }
-        var name: String?
-        if let v = entries.value("name") {
-            if let s = string(v, path: "name") {
-                if isDNSLabel(s) { name = s } else {
-                    error(v.pos, "name '\(s)' must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. 'glm-4-9b')")
+    /// Decodes the top level. `lookup` finds a top-level key's value; `checking` are the entries
+    /// whose keys are checked against the schema. With `base`, a key not in `touched` takes the
+    /// base's section as it is (its diagnostics were reported when the base was decoded);
+    /// the cross-field rules always run.
+    mutating func decodeRoot(lookup: (String) -> PNode?, checking: [PEntry], rootPos: SourcePosition,
+                             base: RootSections?, touched: Set<String>) -> (spec: Spec, sections: RootSections) {
+        checkKeys(checking, allowed: Self.topKeys, path: "")
+        func fresh(_ key: String) -> Bool { base == nil || touched.contains(key) }
+        var s = base ?? RootSections()
+
+        if fresh("apiVersion") {
+            if let v = lookup("apiVersion") {
+                if let str = string(v, path: "apiVersion"), str != Spec.apiVersion {
+                    error(v.pos, "apiVersion '\(str)' is not supported; use '\(Spec.apiVersion)'")
                 }
+            } else {
+                error(rootPos, "apiVersion is required; add 'apiVersion: \(Spec.apiVersion)' at the top")
             }
-        } else {
-            error(rootPos, "name is required; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)")
         }
-        var model: ModelSpec?
-        if let v = entries.value("model") { model = decodeModel(v) } else {
-            error(rootPos, "model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path)")
+        if fresh("kind"), let v = lookup("kind"), let str = string(v, path: "kind"), str != "Deployment" {
+            error(v.pos, "kind '\(str)' is not supported; use 'Deployment' (or omit kind)")
         }
+        if fresh("name") {
+            s.name = nil
+            if let v = lookup("name") {
+                if let str = string(v, path: "name") {
+                    if isDNSLabel(str) { s.name = str } else {
+                        error(v.pos, "name '\(str)' must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. 'glm-4-9b')")
+                    }
+                }
+            } else {
+                error(rootPos, "name is required; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)")
+            }
+        }
+        if fresh("model") {
+            s.model = nil
+            if let v = lookup("model") { s.model = decodeModel(v) } else {
+                error(rootPos, "model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path)")
+            }
+        }
+        if fresh("backend") { s.backend = lookup("backend").map { decodeBackend($0) } }
+        if fresh("server") { s.server = lookup("server").map { decodeServer($0) } }
+        if fresh("image") {
+            s.image = nil
+            if let v = lookup("image"), let str = string(v, path: "image") {
+                if str.isEmpty || str.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
+                    error(v.pos, "image '\(str)' is not a container image reference; write e.g. '\(Spec.defaultImage)'")
+                } else { s.image = str }
+            }
+        }
+        if fresh("replicas") { s.replicas = lookup("replicas").flatMap { int($0, path: "replicas", Self.replicasRange) } }
+        if fresh("resources") { s.resources = lookup("resources").map { decodeResources($0) } }
+        if fresh("autoscaling") { s.autoscaling = lookup("autoscaling").flatMap { decodeAutoscaling($0) } }
+        if fresh("probes") { s.probes = lookup("probes").map { decodeProbes($0) } }
+        if fresh("rollout") { s.rollout = lookup("rollout").map { decodeRollout($0) } }
+        if fresh("modelCache") { s.modelCache = lookup("modelCache").flatMap { decodeModelCache($0) } }
+        if fresh("monitoring") { s.monitoring = lookup("monitoring").map { decodeMonitoring($0) } }
 
-        var spec = Spec(name: name ?? "invalid", model: model ?? ModelSpec(ref: ""))
-        if let v = entries.value("backend") { spec.backend = decodeBackend(v) }
-        if let v = entries.value("server") { spec.server = decodeServer(v) }
-        if let v = entries.value("image"), let s = string(v, path: "image") {
-            if s.isEmpty || s.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
-                error(v.pos, "image '\(s)' is not a container image reference; write e.g. '\(Spec.defaultImage)'")
-            } else { spec.image = s }
-        }
-        let replicasNode = entries.value("replicas")
-        if let v = replicasNode, let r = int(v, path: "replicas", 0...1000) { spec.replicas = r }
-        if let v = entries.value("resources") { spec.resources = decodeResources(v) }
-        if let v = entries.value("autoscaling") { spec.autoscaling = decodeAutoscaling(v) }
-        if let v = entries.value("probes") { spec.probes = decodeProbes(v) }
-        if let v = entries.value("rollout") { spec.rollout = decodeRollout(v) }
-        if let v = entries.value("modelCache"), let c = decodeModelCache(v) { spec.modelCache = c }
-        if let v = entries.value("monitoring") { spec.monitoring = decodeMonitoring(v) }
+        var spec = Spec(name: s.name ?? "invalid", model: s.model ?? ModelSpec(ref: ""))
+        if let b = s.backend { spec.backend = b }
+        if let v = s.server { spec.server = v }
+        if let v = s.image { spec.image = v }
+        if let v = s.replicas { spec.replicas = v }
+        if let v = s.resources { spec.resources = v }
+        spec.autoscaling = s.autoscaling
+        if let v = s.probes { spec.probes = v }
+        if let v = s.rollout { spec.rollout = v }
+        if let v = s.modelCache { spec.modelCache = v }
+        if let v = s.monitoring { spec.monitoring = v }
 
         // Cross-field rules.
+        let replicasNode = lookup("replicas")
         if let a = spec.autoscaling, a.enabled {
             if let v = replicasNode, !v.isNull {
                 if spec.replicas < a.minReplicas || spec.replicas > a.maxReplicas {
@@ -78,12 +125,12 @@ struct SpecDecoder {
                 spec.replicas = a.minReplicas
             }
             if a.metric == .cpu && spec.resources.cpu == nil {
-                error(entries.value("autoscaling")?["metric"]?.pos ?? entries.value("autoscaling")?.pos,
+                error(lookup("autoscaling")?["metric"]?.pos ?? lookup("autoscaling")?.pos,
                       "autoscaling.metric cpu needs resources.cpu: the autoscaler measures utilization against the CPU request; set resources.cpu (e.g. '4')")
             }
         }
         if let gpus = spec.resources.gpu, gpus > 0, spec.backend.type != .llamacpp {
-            let pos = entries.value("resources")?["nvidia.com/gpu"]?.pos
+            let pos = lookup("resources")?["nvidia.com/gpu"]?.pos
             switch spec.backend.type {
             case .native:
                 note(pos, "resources.nvidia.com/gpu: the native backend runs on CPU; the GPU is requested for the pod but not used by the engine (use backend.type llamacpp to use it)")
@@ -92,16 +139,16 @@ struct SpecDecoder {
             case .llamacpp: break
             }
         }
-        if spec.backend.type == .openai {
-            let knobs = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType", "batchWaitMs",
-                         "ubatchTokens", "flashAttention"]
-            if let b = entries.value("backend"), case .mapping(let be, _) = b {
+        if spec.backend.type == .openai, fresh("backend") {
+            let knobs: Set<String> = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType",
+                                      "batchWaitMs", "ubatchTokens", "flashAttention"]
+            if let b = lookup("backend"), case .mapping(let be, _) = b {
                 for e in be where knobs.contains(e.key) {
                     note(e.keyPos, "backend.\(e.key) is ignored by backend openai (the upstream owns its engine settings)")
                 }
             }
         }
-        return spec
+        return (spec, s)
     }
 
     // MARK: sections
@@ -242,8 +289,8 @@ struct SpecDecoder {
         var r = ResourcesSpec()
         guard let entries = mapping(node, path: "resources") else { return r }
         checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu"], path: "resources")
-        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'") }
-        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'") }
+        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'", bounds: .cpu) }
+        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'", bounds: .memory) }
         if let v = entries.value("nvidia.com/gpu") { r.gpu = int(v, path: "resources.nvidia.com/gpu", 0...16) }
         return r
     }
@@ -333,7 +380,7 @@ struct SpecDecoder {
                     error(v.pos, "modelCache.pvc.name '\(s)' is not a valid PersistentVolumeClaim name (lowercase letters, digits, '-', '.')")
                 }
             }
-            if let v = pe.value("size") { size = quantity(v, path: "modelCache.pvc.size", example: "'50Gi'") } else {
+            if let v = pe.value("size") { size = quantity(v, path: "modelCache.pvc.size", example: "'50Gi'", bounds: .storage) } else {
                 error(pvc.pos, "modelCache.pvc.size is required; e.g. 'size: 50Gi' (room for the model files)")
             }
             if let v = pe.value("storageClass"), let s = string(v, path: "modelCache.pvc.storageClass") {
@@ -347,7 +394,7 @@ struct SpecDecoder {
         var limit: String?
         if let ed, let ee = mapping(ed, path: "modelCache.emptyDir") {
             checkKeys(ee, allowed: ["sizeLimit"], path: "modelCache.emptyDir")
-            if let v = ee.value("sizeLimit") { limit = quantity(v, path: "modelCache.emptyDir.sizeLimit", example: "'20Gi'") }
+            if let v = ee.value("sizeLimit") { limit = quantity(v, path: "modelCache.emptyDir.sizeLimit", example: "'20Gi'", bounds: .storage) }
         }
         return .emptyDir(sizeLimit: limit)
     }
@@ -374,11 +421,12 @@ struct SpecDecoder {
 
     mutating func checkKeys(_ entries: [PEntry], allowed: [String], path: String) {
         for e in entries where !allowed.contains(e.key) {
-            let full = path.isEmpty ? e.key : "\(path).\(e.key)"
+            let key = abbreviated(e.key)
+            let full = path.isEmpty ? key : "\(path).\(key)"
             if let s = suggestion(for: e.key, among: allowed) {
-                error(e.keyPos, "\(full): unknown key '\(e.key)'; did you mean '\(s)'?")
+                error(e.keyPos, "\(full): unknown key '\(key)'; did you mean '\(s)'?")
             } else {
-                error(e.keyPos, "\(full): unknown key '\(e.key)'; known keys\(path.isEmpty ? "" : " in \(path)"): \(allowed.joined(separator: ", "))")
+                error(e.keyPos, "\(full): unknown key '\(key)'; known keys\(path.isEmpty ? "" : " in \(path)"): \(allowed.joined(separator: ", "))")
             }
         }
     }
@@ -392,14 +440,24 @@ struct SpecDecoder {
         return s
     }
 
+    static let replicasRange = 0...1000
+
+    /// An integer within `range`. Everything else (words, quoted numbers, fractions, `.inf`,
+    /// `.nan`, numbers beyond 64 bits) is refused with the allowed range in the message.
     mutating func int(_ node: PNode, path: String, _ range: ClosedRange<Int>) -> Int? {
         if node.isNull { return nil }
+        let want = "an integer between \(range.lowerBound) and \(range.upperBound)"
         guard case .scalar(let s, let quoted, _) = node else {
-            error(node.pos, "\(path) must be an integer, got \(node.kindName)")
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)")
             return nil
         }
-        guard !quoted, let i = Int(s) else {
-            error(node.pos, "\(path) must be an integer, got \(quoted ? "string \"\(s)\"" : "'\(s)'")")
+        if quoted {
+            let hint = Int(s) != nil ? "; write it without quotes" : ""
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)\(hint)")
+            return nil
+        }
+        guard let i = Int(s) else {
+            error(node.pos, "\(path) must be \(want), got '\(abbreviated(s))'\(Self.numberProblem(s))")
             return nil
         }
         guard range.contains(i) else {
@@ -407,6 +465,23 @@ struct SpecDecoder {
             return nil
         }
         return i
+    }
+
+    /// Why a plain scalar that is not an `Int` is not one, when it looks like a number.
+    static func numberProblem(_ s: String) -> String {
+        let lower = s.lowercased()
+        let unsigned = lower.hasPrefix("-") || lower.hasPrefix("+") ? String(lower.dropFirst()) : lower
+        if [".inf", "inf", "infinity", ".nan", "nan"].contains(unsigned) { return " (not a finite number)" }
+        if !unsigned.isEmpty, unsigned.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            return lower.hasPrefix("-") ? " (far below the minimum)" : " (far above the maximum)"
+        }
+        if unsigned.hasPrefix("0x") || unsigned.hasPrefix("0o") || unsigned.hasPrefix("0b") || unsigned.contains("_") {
+            return " (write it as a plain decimal number)"
+        }
+        if let d = Double(s), d.isFinite {
+            return d == d.rounded() ? " (write it as a plain integer)" : " (not a whole number)"
+        }
+        return ""
     }
 
     mutating func bool(_ node: PNode, path: String) -> Bool? {
@@ -434,11 +509,28 @@ struct SpecDecoder {
         return nil
     }
 
-    mutating func quantity(_ node: PNode, path: String, example: String) -> String? {
+    /// The allowed range of a Kubernetes quantity, in its base unit (cores or bytes).
+    struct QuantityBounds {
+        var min: Double
+        var max: Double
+        /// How the range reads in a message, e.g. "between 1m and 4096".
+        var text: String
+        static let cpu = QuantityBounds(min: 0.001, max: 4096, text: "between 1m and 4096 (cores)")
+        static let memory = QuantityBounds(min: 1, max: 64 * 1_099_511_627_776, text: "between 1 byte and 64Ti")
+        static let storage = QuantityBounds(min: 1, max: 1_125_899_906_842_624, text: "between 1 byte and 1Pi")
+    }
+
+    mutating func quantity(_ node: PNode, path: String, example: String, bounds: QuantityBounds) -> String? {
         guard let s = string(node, path: path) else { return nil }
-        if isQuantity(s) { return s }
-        error(node.pos, "\(path) '\(s)' is not a Kubernetes quantity; write e.g. \(example) (suffixes m, k, M, G, Ki, Mi, Gi, Ti)")
-        return nil
+        guard isQuantity(s) else {
+            error(node.pos, "\(path) '\(abbreviated(s))' is not a Kubernetes quantity; write e.g. \(example) (suffixes m, k, M, G, Ki, Mi, Gi, Ti)")
+            return nil
+        }
+        guard let value = quantityValue(s), value.isFinite, value >= bounds.min, value <= bounds.max else {
+            error(node.pos, "\(path) '\(abbreviated(s))' is out of range; use a quantity \(bounds.text), e.g. \(example)")
+            return nil
+        }
+        return s
     }
 
     mutating func intOrPercent(_ node: PNode, path: String) -> IntOrPercent? {
@@ -450,9 +542,15 @@ struct SpecDecoder {
                 return .percent(p)
             }
         }
-        error(node.pos, "\(path) must be a non-negative integer or a percentage like '25%', got \(node.kindName)")
+        error(node.pos, "\(path) must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got \(node.kindName)")
         return nil
     }
+}
+
+/// A long value shortened for a message (the start, an ellipsis, the length).
+func abbreviated(_ s: String, limit: Int = 64) -> String {
+    guard s.count > limit else { return s }
+    return "\(s.prefix(limit))… (\(s.count) characters)"
 }
 
 extension IntOrPercent {
@@ -465,7 +563,25 @@ extension IntOrPercent {
 }
 
 extension Array where Element == PEntry {
+    /// Linear: for the few fixed keys a section looks up (a mapping's keys are unique).
     func value(_ key: String) -> PNode? { first(where: { $0.key == key })?.value }
+}
+
+/// A mapping's entries indexed by key, for the top level, which may hold any number of keys
+/// and is looked up by every overlay.
+struct Fields {
+    private let entries: [PEntry]
+    private let index: [String: Int]
+
+    init(_ entries: [PEntry]) {
+        self.entries = entries
+        var index: [String: Int] = [:]
+        index.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() where index[e.key] == nil { index[e.key] = i }
+        self.index = index
+    }
+
+    func value(_ key: String) -> PNode? { index[key].map { entries[$0].value } }
 }
 
 // MARK: syntax checks
@@ -523,6 +639,55 @@ func isQuantity(_ s: String) -> Bool {
     return false
 }
 
+/// The value of a quantity accepted by `isQuantity`, in its base unit (cores or bytes); nil when
+/// it is not one. Digits beyond Double's range give infinity (refused by the range check).
+func quantityValue(_ s: String) -> Double? {
+    let multipliers: [(String, Double)] = [
+        ("Ki", 1024), ("Mi", 1_048_576), ("Gi", 1_073_741_824), ("Ti", 1_099_511_627_776),
+        ("Pi", 1_125_899_906_842_624), ("Ei", 1_152_921_504_606_846_976),
+        ("n", 1e-9), ("u", 1e-6), ("m", 1e-3), ("k", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("P", 1e15), ("E", 1e18),
+        ("", 1),
+    ]
+    for (suffix, factor) in multipliers where s.hasSuffix(suffix) {
+        let num = s.dropLast(suffix.count)
+        if isDecimal(num), let v = decimalValue(num) { return v * factor }
+    }
+    if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }), isDecimal(s[..<e]), let mant = decimalValue(s[..<e]) {
+        var exp = s[s.index(after: e)...]
+        var sign = 1
+        if exp.first == "+" || exp.first == "-" { sign = exp.first == "-" ? -1 : 1; exp = exp.dropFirst() }
+        guard !exp.isEmpty, exp.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        // Exponents beyond ±400 take any mantissa past Double's range (or to zero).
+        let magnitude = exp.count > 4 ? 400 : Swift.min(Int(exp) ?? 400, 400)
+        return mant * pow10(sign * magnitude)
+    }
+    return nil
+}
+
+private func decimalValue(_ s: Substring) -> Double? {
+    var value = 0.0
+    var scale = 1.0
+    var seenPoint = false
+    for c in s.utf8 {
+        if c == UInt8(ascii: ".") { seenPoint = true; continue }
+        guard c >= 48, c <= 57 else { return nil }
+        let digit = Double(c - 48)
+        if seenPoint {
+            scale /= 10
+            value += digit * scale
+        } else {
+            value = value * 10 + digit
+        }
+    }
+    return value
+}
+
+private func pow10(_ n: Int) -> Double {
+    var r = 1.0
+    for _ in 0..<abs(n) { r *= 10 }
+    return n < 0 ? 1 / r : r
+}
+
 private func isDecimal(_ s: Substring) -> Bool {
     let parts = s.split(separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 1 || parts.count == 2 else { return false }
@@ -531,12 +696,17 @@ private func isDecimal(_ s: Substring) -> Bool {
 }
 
 /// The closest candidate by edit distance (case-insensitive), if close enough to be a typo.
+/// Candidates whose length differs from the word's by more than the allowed distance are
+/// skipped without computing it, so a huge unknown key costs its length, not length × length.
 func suggestion(for word: String, among candidates: [String]) -> String? {
     let w = Array(word.lowercased())
+    let limit = max(2, w.count / 3)
     var best: (String, Int)?
     for c in candidates {
-        let d = editDistance(w, Array(c.lowercased()))
-        if d <= max(2, w.count / 3), best == nil || d < best?.1 ?? Int.max { best = (c, d) }
+        let lc = Array(c.lowercased())
+        guard abs(lc.count - w.count) <= limit else { continue }
+        let d = editDistance(w, lc)
+        if d <= limit, best == nil || d < best?.1 ?? Int.max { best = (c, d) }
     }
     return best?.0
 }

@@ -49,25 +49,33 @@ public enum SpecLoader {
         return text
     }
 
-    /// Loads and validates one spec, applying the overlay `environment` when given.
-    public static func load(yaml: String, file: String, environment envName: String? = nil,
-                            variables: [String: String]) throws(SpecError) -> LoadedSpec {
-        let tree = try YAMLTree.parse(yaml, file: file)
-        var d = SpecDecoder(file: file)
+    /// The file's top-level mapping split into the base and its `environments` overlays
+    /// (done once per file, whatever the number of overlays).
+    struct Split {
+        var entries: [PEntry]
+        var rootPos: SourcePosition
+        var overlays: [(name: String, pos: SourcePosition, node: PNode)]
+        var envsPos: SourcePosition?
+        /// Problems of the `environments` section itself (names, nesting, types).
+        var diags: [Diagnostic]
+    }
+
+    static func split(_ tree: PNode, file: String) throws(SpecError) -> Split {
         guard case .mapping(var entries, let rootPos) = tree else {
             throw SpecError(diagnostics: [Diagnostic(file: file, pos: tree.pos,
                 message: "the top level must be a mapping (apiVersion:, name:, model: ...), got \(tree.kindName)")])
         }
-        // Split off the overlays.
+        var d = SpecDecoder(file: file)
         var overlays: [(name: String, pos: SourcePosition, node: PNode)] = []
         var envsPos: SourcePosition?
         if let idx = entries.firstIndex(where: { $0.key == "environments" }) {
             let e = entries.remove(at: idx)
             envsPos = e.keyPos
             if case .mapping(let envEntries, _) = e.value {
+                overlays.reserveCapacity(envEntries.count)
                 for env in envEntries {
                     if !isDNSLabel(env.key) {
-                        d.error(env.keyPos, "environments.\(env.key): environment names must be DNS-1123 labels (lowercase letters, digits, '-'), e.g. 'prod'")
+                        d.error(env.keyPos, "environments.\(abbreviated(env.key)): environment names must be DNS-1123 labels (lowercase letters, digits, '-'), e.g. 'prod'")
                     }
                     if case .mapping(let ov, _) = env.value {
                         if let nested = ov.first(where: { $0.key == "environments" }) {
@@ -85,23 +93,44 @@ public enum SpecLoader {
                 d.error(e.value.pos, "environments must be a mapping of name → overlay (e.g. 'environments: {prod: {replicas: 3}}'), got \(e.value.kindName)")
             }
         }
-        var merged = PNode.mapping(entries, pos: rootPos)
+        return Split(entries: entries, rootPos: rootPos, overlays: overlays, envsPos: envsPos, diags: d.diags)
+    }
+
+    /// How many environment names an "unknown environment" message lists.
+    static let listedEnvironments = 10
+
+    static func unknownEnvironmentMessage(_ envName: String, known: [String]) -> String {
+        if known.isEmpty {
+            return "unknown environment '\(envName)' (--env): this file defines no environments; add 'environments: {\(envName): {...}}' or drop --env"
+        }
+        var listed = known.prefix(listedEnvironments).joined(separator: ", ")
+        if known.count > listedEnvironments { listed += ", … (\(known.count) in all)" }
+        if let s = suggestion(for: envName, among: known) {
+            return "unknown environment '\(envName)' (--env); did you mean '\(s)'? known environments: \(listed)"
+        }
+        return "unknown environment '\(envName)' (--env); known environments: \(listed)"
+    }
+
+    /// Loads and validates one spec, applying the overlay `environment` when given.
+    public static func load(yaml: String, file: String, environment envName: String? = nil,
+                            variables: [String: String]) throws(SpecError) -> LoadedSpec {
+        let tree = try YAMLTree.parse(yaml, file: file)
+        let parts = try split(tree, file: file)
+        var d = SpecDecoder(file: file)
+        d.diags = parts.diags
+        var merged = PNode.mapping(parts.entries, pos: parts.rootPos)
         if let envName {
-            if let ov = overlays.first(where: { $0.name == envName }) {
+            if let ov = parts.overlays.first(where: { $0.name == envName }) {
                 if case .mapping = ov.node {
                     merged = YAMLTree.merge(base: merged, overlay: ov.node)
                 }
             } else {
-                let known = overlays.map(\.name)
-                let msg = known.isEmpty
-                    ? "unknown environment '\(envName)' (--env): this file defines no environments; add 'environments: {\(envName): {...}}' or drop --env"
-                    : "unknown environment '\(envName)' (--env); known environments: \(known.joined(separator: ", "))"
-                d.error(envsPos, msg)
+                d.error(parts.envsPos, unknownEnvironmentMessage(envName, known: parts.overlays.map(\.name)))
             }
         }
         merged = YAMLTree.substitute(merged, env: variables, file: file, path: "", diags: &d.diags)
         var spec = d.decodeRoot(merged)
-        spec?.environmentNames = overlays.map(\.name)
+        spec?.environmentNames = parts.overlays.map(\.name)
         let diags = d.sortedDiagnostics()
         guard diags.isEmpty, let spec else {
             throw SpecError(diagnostics: diags)
@@ -110,40 +139,65 @@ public enum SpecLoader {
     }
 
     /// Validates the base spec and, when `environment` is nil, every overlay too.
-    /// Returns all problems (deduplicated, in file order); empty means valid.
+    /// Returns all problems (deduplicated, in file order); empty means valid. An error that
+    /// only one overlay causes ends in "(with --env NAME)". Notes come from the base and
+    /// every overlay.
+    ///
+    /// Linear in the file: it is parsed, split and `${VAR}`-substituted once; the base is
+    /// decoded once; each overlay then re-decodes only the top-level sections it sets (merged
+    /// with the base's), taking every other section from the base decode, whose diagnostics
+    /// were already reported.
     public static func validate(yaml: String, file: String, environment envName: String? = nil,
                                 variables: [String: String]) -> (errors: [Diagnostic], notes: [Diagnostic]) {
-        var errors: [Diagnostic] = []
-        var notes: [Diagnostic] = []
-        var envNames: [String] = []
-        do {
-            let loaded = try load(yaml: yaml, file: file, environment: envName, variables: variables)
-            notes += loaded.notes
-            envNames = loaded.spec.environmentNames
-        } catch {
-            errors += error.diagnostics
-            // Overlay names are still worth checking when the base has errors.
-            if envName == nil, let tree = try? YAMLTree.parse(yaml, file: file),
-               case .mapping(let envs, _)? = tree["environments"] {
-                envNames = envs.map(\.key)
+        if let envName {
+            do {
+                let loaded = try load(yaml: yaml, file: file, environment: envName, variables: variables)
+                return ([], dedupe(loaded.notes))
+            } catch {
+                return (dedupe(error.diagnostics), [])
             }
         }
-        if envName == nil {
-            for name in envNames {
-                do {
-                    let loaded = try load(yaml: yaml, file: file, environment: name, variables: variables)
-                    notes += loaded.notes
-                } catch {
-                    let base = errors
-                    let tagged = error.diagnostics.map { diag -> Diagnostic in
-                        if base.contains(diag) { return diag }
-                        var d = diag
-                        d.message += " (with --env \(name))"
-                        return d
-                    }
-                    errors += tagged
-                }
+        let parts: Split
+        do {
+            parts = try split(try YAMLTree.parse(yaml, file: file), file: file)
+        } catch {
+            return (dedupe(error.diagnostics), [])
+        }
+        var d = SpecDecoder(file: file)
+        d.diags = parts.diags
+        var baseEntries: [PEntry] = []
+        if case .mapping(let e, _) = YAMLTree.substitute(.mapping(parts.entries, pos: parts.rootPos), env: variables,
+                                                         file: file, path: "", diags: &d.diags) {
+            baseEntries = e
+        }
+        let baseFields = Fields(baseEntries)
+        let base = d.decodeRoot(lookup: baseFields.value, checking: baseEntries, rootPos: parts.rootPos,
+                                base: nil, touched: [])
+        var errors = d.diags
+        var notes = d.notes
+        let baseErrors = Set(errors)
+        for overlay in parts.overlays {
+            // A null or non-mapping overlay changes nothing (its type error is in parts.diags).
+            guard case .mapping = overlay.node else { continue }
+            var e = SpecDecoder(file: file)
+            guard case .mapping(let ovEntries, _) = YAMLTree.substitute(overlay.node, env: variables, file: file,
+                                                                       path: "", diags: &e.diags) else { continue }
+            var top: [String: PNode] = [:]
+            var checking: [PEntry] = []
+            checking.reserveCapacity(ovEntries.count)
+            for entry in ovEntries {
+                let value = baseFields.value(entry.key).map { YAMLTree.merge(base: $0, overlay: entry.value) } ?? entry.value
+                top[entry.key] = value
+                checking.append(PEntry(key: entry.key, keyPos: entry.keyPos, value: value))
             }
+            _ = e.decodeRoot(lookup: { top[$0] ?? baseFields.value($0) }, checking: checking, rootPos: parts.rootPos,
+                             base: base.sections, touched: Set(top.keys))
+            for diag in e.diags where !baseErrors.contains(diag) {
+                var tagged = diag
+                tagged.message += " (with --env \(overlay.name))"
+                errors.append(tagged)
+            }
+            notes += e.notes
         }
         return (dedupe(errors), dedupe(notes))
     }

@@ -40,7 +40,7 @@ public indirect enum PNode: Sendable, Equatable {
         switch self {
         case .scalar(let s, let quoted, _):
             if isNull { return "null" }
-            return quoted ? "string \"\(s)\"" : "'\(s)'"
+            return quoted ? "string \"\(abbreviated(s))\"" : "'\(abbreviated(s))'"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         }
@@ -66,14 +66,49 @@ public struct PEntry: Sendable, Equatable {
 }
 
 enum YAMLTree {
+    /// The one diagnostic for anchors and aliases (they are refused, never expanded).
+    static func anchorMessage(_ token: String) -> String {
+        "YAML anchors/aliases (&name, *name) are not supported in autoglm.yaml (found '\(token)'); write the value out or use 'environments' overlays"
+    }
+
     /// Parses one YAML document into a positioned tree. Throws `SpecError` for
     /// malformed YAML (with line/column), an empty document, or unsupported features.
+    ///
+    /// Anchors and aliases are refused without being expanded. `Yams.compose` resolves an alias
+    /// to the anchored node itself, so an alias bomb (`&a` … `*a` nested 9 × 9) costs nothing to
+    /// compose but hashing such a node as a mapping key (Yams' duplicate-key check) or walking
+    /// it visits every expanded copy: exponential. So when the text holds a `*` at all, it is
+    /// composed with every `*` replaced by a private-use character that does not occur in it.
+    /// Then no alias exists for Yams to resolve (the tree is as large as the text), an alias
+    /// shows up as a plain scalar starting with that character (a plain scalar cannot start
+    /// with `*`), and every other `*` (inside strings, comments, mid-scalar) is put back
+    /// when the tree is converted. Anchors alone share nothing; they are found on the nodes.
     static func parse(_ text: String, file: String) throws(SpecError) -> PNode {
+        let marker: Unicode.Scalar?
+        switch aliasMarker(for: text) {
+        case .notNeeded: marker = nil
+        case .use(let m): marker = m
+        case .noneFree:
+            throw SpecError(diagnostics: [Diagnostic(file: file, pos: nil,
+                message: "the file uses every Unicode private-use character and '*'; autoglm.yaml cannot be checked for aliases safely, remove the private-use characters")])
+        }
+        let source: String
+        if let marker {
+            var view = String.UnicodeScalarView()
+            for u in text.unicodeScalars { view.append(u == "*" ? marker : u) }
+            source = String(view)
+        } else {
+            source = text
+        }
+        let parser: Parser
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            parser = try Parser(yaml: source)
+            root = try parser.singleRoot()
         } catch let error as YamlError {
-            throw SpecError(diagnostics: [yamlDiagnostic(error, file: file)])
+            var diag = yamlDiagnostic(error, file: file)
+            diag.message = restore(diag.message, marker)
+            throw SpecError(diagnostics: [diag])
         } catch {
             throw SpecError(diagnostics: [Diagnostic(file: file, pos: nil, message: "cannot parse YAML: \(error)")])
         }
@@ -82,10 +117,40 @@ enum YAMLTree {
                 file: file, pos: nil,
                 message: "file is empty; write at least 'apiVersion: autoglm/v1', 'name:' and 'model: {ref: ...}' (see examples/gemma3-cpu.yaml)")])
         }
-        var diags: [Diagnostic] = []
-        let tree = convert(root, file: file, diags: &diags)
-        if !diags.isEmpty { throw SpecError(diagnostics: diags) }
-        return tree
+        // The parser owns the anchors (nodes hold them weakly): keep it alive while walking.
+        return try withExtendedLifetime(parser) { () throws(SpecError) -> PNode in
+            if let (pos, token) = firstAnchorOrAlias(root, marker: marker) {
+                throw SpecError(diagnostics: [Diagnostic(file: file, pos: pos, message: anchorMessage(token))])
+            }
+            var diags: [Diagnostic] = []
+            let tree = convert(root, marker: marker, file: file, diags: &diags)
+            if !diags.isEmpty { throw SpecError(diagnostics: diags) }
+            return tree
+        }
+    }
+
+    enum AliasMarker: Equatable {
+        /// The text has no `*`: nothing to hide.
+        case notNeeded
+        /// A private-use scalar that does not occur in the text.
+        case use(Unicode.Scalar)
+        /// The text holds every private-use scalar (only a generated file could).
+        case noneFree
+    }
+
+    static func aliasMarker(for text: String) -> AliasMarker {
+        guard text.utf8.contains(UInt8(ascii: "*")) else { return .notNeeded }
+        let ranges: [ClosedRange<UInt32>] = [0xE000...0xF8FF, 0xF0000...0xFFFFD, 0x100000...0x10FFFD]
+        var used = Set<UInt32>()
+        for u in text.unicodeScalars where u.value >= 0xE000 && ranges.contains(where: { $0.contains(u.value) }) {
+            used.insert(u.value)
+        }
+        for range in ranges {
+            for v in range where !used.contains(v) {
+                if let scalar = Unicode.Scalar(v) { return .use(scalar) }
+            }
+        }
+        return .noneFree
     }
 
     private static func position(_ mark: Mark?) -> SourcePosition {
@@ -93,7 +158,39 @@ enum YAMLTree {
         return SourcePosition(line: mark.line, column: mark.column)
     }
 
-    private static func convert(_ node: Node, file: String, diags: inout [Diagnostic]) -> PNode {
+    /// The first anchor (`&name` on any node) or alias (a plain scalar starting with `marker`)
+    /// in document order. Iterative, and linear: the tree has no shared nodes.
+    static func firstAnchorOrAlias(_ root: Node, marker: Unicode.Scalar?) -> (SourcePosition, String)? {
+        var stack: [Node] = [root]
+        while let node = stack.popLast() {
+            if case .alias(let a) = node { return (position(a.mark), "*\(a.anchor.rawValue)") }
+            if let anchor = node.anchor { return (position(node.mark), "&\(anchor.rawValue)") }
+            switch node {
+            case .scalar(let s):
+                if let marker, s.style == .plain || s.style == .any, s.string.unicodeScalars.first == marker {
+                    return (position(s.mark), "*" + String(String.UnicodeScalarView(s.string.unicodeScalars.dropFirst())))
+                }
+            case .mapping(let m):
+                // Reversed onto the stack so that keys and values pop in file order.
+                for (k, v) in m.reversed() { stack.append(v); stack.append(k) }
+            case .sequence(let seq):
+                stack.append(contentsOf: seq.reversed())
+            case .alias:
+                break
+            }
+        }
+        return nil
+    }
+
+    /// The text of a scalar with the `*` characters that `parse` hid put back.
+    private static func restore(_ s: String, _ marker: Unicode.Scalar?) -> String {
+        guard let marker, s.unicodeScalars.contains(marker) else { return s }
+        var view = String.UnicodeScalarView()
+        for u in s.unicodeScalars { view.append(u == marker ? "*" : u) }
+        return String(view)
+    }
+
+    private static func convert(_ node: Node, marker: Unicode.Scalar?, file: String, diags: inout [Diagnostic]) -> PNode {
         switch node {
         case .scalar(let s):
             let quoted: Bool
@@ -101,24 +198,25 @@ enum YAMLTree {
             case .plain, .any: quoted = false
             default: quoted = true
             }
-            return .scalar(s.string, quoted: quoted, pos: position(s.mark))
+            return .scalar(restore(s.string, marker), quoted: quoted, pos: position(s.mark))
         case .mapping(let m):
             var entries: [PEntry] = []
+            entries.reserveCapacity(m.count)
             for (k, v) in m {
                 guard case .scalar(let ks) = k else {
                     diags.append(Diagnostic(file: file, pos: position(k.mark),
                                             message: "mapping keys must be plain strings; write 'key: value'"))
                     continue
                 }
-                entries.append(PEntry(key: ks.string, keyPos: position(ks.mark),
-                                      value: convert(v, file: file, diags: &diags)))
+                entries.append(PEntry(key: restore(ks.string, marker), keyPos: position(ks.mark),
+                                      value: convert(v, marker: marker, file: file, diags: &diags)))
             }
             return .mapping(entries, pos: position(m.mark))
         case .sequence(let seq):
-            return .sequence(seq.map { convert($0, file: file, diags: &diags) }, pos: position(seq.mark))
+            return .sequence(seq.map { convert($0, marker: marker, file: file, diags: &diags) }, pos: position(seq.mark))
         case .alias(let a):
-            diags.append(Diagnostic(file: file, pos: position(a.mark),
-                                    message: "YAML aliases (*name) are not supported in autoglm.yaml; write the value out or use 'environments' overlays"))
+            // Not produced by the parser (aliases are hidden before parsing); kept for completeness.
+            diags.append(Diagnostic(file: file, pos: position(a.mark), message: anchorMessage("*\(a.anchor.rawValue)")))
             return .scalar("", quoted: false, pos: position(a.mark))
         }
     }
@@ -147,14 +245,19 @@ enum YAMLTree {
     // MARK: overlays
 
     /// Deep merge: mappings merge key by key (recursively), scalars and lists replace.
+    /// Linear in both mappings (keys are found through an index, not a search per key).
     static func merge(base: PNode, overlay: PNode) -> PNode {
         guard case .mapping(var baseEntries, let pos) = base,
               case .mapping(let overEntries, _) = overlay else { return overlay }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(baseEntries.count)
+        for (i, e) in baseEntries.enumerated() where index[e.key] == nil { index[e.key] = i }
         for e in overEntries {
-            if let i = baseEntries.firstIndex(where: { $0.key == e.key }) {
+            if let i = index[e.key] {
                 baseEntries[i] = PEntry(key: e.key, keyPos: e.keyPos,
                                         value: merge(base: baseEntries[i].value, overlay: e.value))
             } else {
+                index[e.key] = baseEntries.count
                 baseEntries.append(e)
             }
         }

@@ -166,15 +166,26 @@ func runProcess(_ executable: String, _ args: [String], environment: [String: St
 
 final class DownloadDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     let handle: FileHandle
+    let partial: String
+    let offset: Int64
+    let storedValidator: String?
     let progress: ProgressHandler?
     var written: Int64
     var total: Int64?
     var status = 0
     var failure: String?
+    /// Why the answer cannot continue the partial (the caller restarts from byte 0).
+    var restart: String?
+    /// The partial already holds the whole file.
+    var complete = false
+    var cancelledByUs = false
     let done = DispatchSemaphore(value: 0)
 
-    init(handle: FileHandle, offset: Int64, progress: ProgressHandler?) {
+    init(handle: FileHandle, partial: String, offset: Int64, storedValidator: String?, progress: ProgressHandler?) {
         self.handle = handle
+        self.partial = partial
+        self.offset = offset
+        self.storedValidator = storedValidator
         self.written = offset
         self.progress = progress
     }
@@ -183,34 +194,49 @@ final class DownloadDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         guard let http = response as? HTTPURLResponse else { failure = "not an HTTP response"; completionHandler(.cancel); return }
         status = http.statusCode
-        let length = response.expectedContentLength
-        switch status {
-        case 206:
-            total = length >= 0 ? written + length : nil
-        case 200:
-            if written > 0 {
-                do { try handle.truncate(atOffset: 0); try handle.seek(toOffset: 0) } catch { failure = "cannot truncate: \(error)" }
-                written = 0
+        switch ResumeState.verdict(http, offset: offset, stored: storedValidator) {
+        case .fresh(let t):
+            do {
+                if written > 0 {
+                    try handle.truncate(atOffset: 0)
+                    try handle.seek(toOffset: 0)
+                    written = 0
+                }
+                // Truncate first, then record whose bytes the partial now holds.
+                try ResumeState.store(ResumeState.validator(of: http), for: partial)
+            } catch {
+                failure = "cannot restart the partial download: \(error)"
             }
-            total = length >= 0 ? length : nil
-        case 416:
-            completionHandler(.cancel); return
-        default:
-            failure = "HTTP status \(status)"
-            completionHandler(.cancel); return
+            total = t
+        case .resume(let t):
+            total = t
+        case .complete:
+            complete = true
+            total = offset
+        case .restart(let why):
+            restart = why
+        case .fail(let why):
+            failure = why
         }
-        completionHandler(failure == nil ? .allow : .cancel)
+        let proceed = failure == nil && restart == nil && !complete
+        cancelledByUs = !proceed
+        completionHandler(proceed ? .allow : .cancel)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard failure == nil else { return }
-        do { try handle.write(contentsOf: data) } catch { failure = "write failed: \(error.localizedDescription)"; dataTask.cancel(); return }
+        guard failure == nil, restart == nil, !complete else { return }
+        do { try handle.write(contentsOf: data) } catch {
+            failure = "write failed: \(error.localizedDescription)"
+            cancelledByUs = true
+            dataTask.cancel()
+            return
+        }
         written += Int64(data.count)
         progress?("download", written, total)
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        if let error, failure == nil, status != 416 { failure = error.localizedDescription }
+        if let error, failure == nil, !cancelledByUs { failure = error.localizedDescription }
         done.signal()
     }
 }
@@ -220,7 +246,9 @@ struct HTTPFetcher {
     var progress: ProgressHandler?
     var log: @Sendable (String) -> Void
 
-    /// Downloads to a stable `.partial` name (per URL) so an interrupted pull resumes with Range.
+    /// Downloads to a stable `.partial` name (per URL) so an interrupted pull resumes: with
+    /// `Range` and `If-Range: <validator of the bytes kept>` (see `ResumeState`), restarting
+    /// from byte 0 when there is no validator or the server's answer cannot continue them.
     func fetch(url: String) throws -> Fetched {
         guard let u = URL(string: url) else { throw RegistryError.malformedRef(url, reason: "not a valid URL") }
         try? FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
@@ -230,26 +258,54 @@ struct HTTPFetcher {
         }
         guard let handle = FileHandle(forUpdatingAtPath: partial) else { throw RegistryError.io(path: partial, reason: "cannot open") }
         defer { try? handle.close() }
-        let offset: Int64
+        var offset: Int64
         do { offset = Int64(try handle.seekToEnd()) } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
-        var request = URLRequest(url: u)
-        if offset > 0 {
-            request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range")
-            log("resuming \(url) at byte \(offset)")
+        var stored = offset > 0 ? ResumeState.stored(for: partial) : nil
+        if offset > 0, stored == nil {
+            log("restarting \(url) from byte 0: the \(offset) bytes kept have no ETag/Last-Modified to resume against")
+            offset = 0
         }
-        let delegate = DownloadDelegate(handle: handle, offset: offset, progress: progress)
-        let session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
-        session.dataTask(with: request).resume()
-        delegate.done.wait()
-        session.finishTasksAndInvalidate()
-        if let f = delegate.failure {
-            throw RegistryError.fetchFailed(source: url, reason: f + (delegate.written > 0 ? " (\(delegate.written) bytes kept; pull again to resume)" : ""))
+        func restartFromZero() throws {
+            do {
+                try handle.truncate(atOffset: 0)
+                try handle.seek(toOffset: 0)
+            } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
+            try ResumeState.store(nil, for: partial)
         }
-        if let t = delegate.total, delegate.written != t {
-            throw RegistryError.fetchFailed(source: url, reason: "connection closed at \(delegate.written) of \(t) bytes; pull again to resume")
+        if offset == 0 { try restartFromZero() }
+        let fetched = Fetched(file: partial, consumable: true, defaultVersion: SemVer(1, 0, 0), source: url,
+                              cleanup: { ResumeState.discard(partial) })
+        // Attempt 1 may resume; attempt 2 (after a restart) is a plain GET from byte 0.
+        for _ in 0..<2 {
+            var request = URLRequest(url: u)
+            request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
+            if offset > 0, let stored {
+                request.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range")
+                request.setValue(stored, forHTTPHeaderField: "If-Range")
+                log("resuming \(url) at byte \(offset)")
+            }
+            let delegate = DownloadDelegate(handle: handle, partial: partial, offset: offset, storedValidator: stored, progress: progress)
+            let session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
+            session.dataTask(with: request).resume()
+            delegate.done.wait()
+            session.finishTasksAndInvalidate()
+            if let why = delegate.restart {
+                guard offset > 0 else { throw RegistryError.fetchFailed(source: url, reason: why) }
+                log("restarting \(url) from byte 0: \(why)")
+                try restartFromZero()
+                offset = 0
+                stored = nil
+                continue
+            }
+            if let f = delegate.failure {
+                throw RegistryError.fetchFailed(source: url, reason: f + (delegate.written > 0 ? " (\(delegate.written) bytes kept; pull again to resume)" : ""))
+            }
+            if let t = delegate.total, delegate.written != t {
+                throw RegistryError.fetchFailed(source: url, reason: "connection closed at \(delegate.written) of \(t) bytes; pull again to resume")
+            }
+            return fetched
         }
-        return Fetched(file: partial, consumable: true, defaultVersion: SemVer(1, 0, 0), source: url,
-                       cleanup: { try? FileManager.default.removeItem(atPath: partial) })
+        throw RegistryError.fetchFailed(source: url, reason: "the server's answers could not continue or restart the download; try again later")
     }
 }
 
@@ -444,17 +500,14 @@ public struct Puller: Sendable {
             log("\(label) is a split GGUF: fetching all \(files.count) parts")
             for (f, info) in zip(files, infos).dropFirst() {
                 let partial = try fetcher.download(info, repo: repo, revision: revision, path: f)
-                do {
-                    extraParts.append(try registry.storeBlob(moving: partial, expected: info.sha256,
-                                                             source: HubFetcher.label(repo: repo, revision: revision, path: f)))
-                } catch {
-                    try? FileManager.default.removeItem(atPath: partial)
-                    throw error
-                }
+                // Moved into the store, or dropped on failure; either way nothing is left to resume.
+                defer { ResumeState.discard(partial) }
+                extraParts.append(try registry.storeBlob(moving: partial, expected: info.sha256,
+                                                         source: HubFetcher.label(repo: repo, revision: revision, path: f)))
             }
         }
         let partial = try fetcher.download(first, repo: repo, revision: revision, path: files[0])
-        defer { try? FileManager.default.removeItem(atPath: partial) }
+        defer { ResumeState.discard(partial) }
         let mv = try registry.register(file: partial, model: model, version: v, source: sourceLabel, consume: true,
                                        expectedDigest: expected, tags: tags, progress: phase("hash"))
         if !extraParts.isEmpty {

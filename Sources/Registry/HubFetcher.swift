@@ -30,20 +30,29 @@ struct HubFileInfo {
 }
 
 /// One HTTP exchange with redirects *not* followed (the caller follows them, deciding per hop
-/// whether `Authorization` may go along). Body bytes go to `sink` for 200/206 answers only.
+/// whether `Authorization` may go along). Body bytes go to `sink` for 200/206 answers only,
+/// judged by `ResumeState.verdict` against the partial's stored validator.
 final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     let sink: FileHandle?
+    let partial: String?
+    let storedValidator: String?
     let progress: ProgressHandler?
     let startOffset: Int64
     var written: Int64
     var total: Int64?
     var response: HTTPURLResponse?
     var failure: String?
+    /// Why the answer cannot continue the partial (the caller restarts from byte 0).
+    var restart: String?
+    /// The partial already holds the whole file.
+    var complete = false
     var cancelledByUs = false
     let done = DispatchSemaphore(value: 0)
 
-    init(sink: FileHandle?, offset: Int64, progress: ProgressHandler?) {
+    init(sink: FileHandle?, partial: String? = nil, storedValidator: String? = nil, offset: Int64, progress: ProgressHandler?) {
         self.sink = sink
+        self.partial = partial
+        self.storedValidator = storedValidator
         self.startOffset = offset
         self.written = offset
         self.progress = progress
@@ -58,37 +67,43 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         guard let http = response as? HTTPURLResponse else { failure = "not an HTTP response"; completionHandler(.cancel); return }
         self.response = http
-        guard let sink, http.statusCode == 200 || http.statusCode == 206 else {
+        guard let sink, let partial, [200, 206, 416].contains(http.statusCode) else {
             cancelledByUs = dataTask.originalRequest?.httpMethod != "HEAD"
             completionHandler(cancelledByUs ? .cancel : .allow)
             return
         }
-        let length = response.expectedContentLength
-        if http.statusCode == 206 {
-            // The server must continue exactly where our partial file ends.
-            let start = http.value(forHTTPHeaderField: "Content-Range").flatMap(HubExchange.rangeStart)
-            guard start == startOffset else {
-                failure = "the server resumed at byte \(start.map(String.init) ?? "?") instead of \(startOffset)"
-                do { try sink.truncate(atOffset: 0) } catch {}
-                written = 0
-                cancelledByUs = true
-                completionHandler(.cancel)
-                return
+        switch ResumeState.verdict(http, offset: startOffset, stored: storedValidator) {
+        case .fresh(let t):
+            do {
+                if written > 0 {
+                    // 200 to a Range + If-Range request: the file changed or the server does not
+                    // do ranges; it sends the whole file from byte 0.
+                    try sink.truncate(atOffset: 0)
+                    try sink.seek(toOffset: 0)
+                    written = 0
+                }
+                try ResumeState.store(ResumeState.validator(of: http), for: partial)
+            } catch {
+                failure = "cannot restart the partial download: \(error)"
             }
-            total = length >= 0 ? startOffset + length : nil
-        } else {
-            if written > 0 {
-                // 200 to a Range request: the server restarts from byte 0.
-                do { try sink.truncate(atOffset: 0); try sink.seek(toOffset: 0) } catch { failure = "cannot truncate: \(error.localizedDescription)" }
-                written = 0
-            }
-            total = length >= 0 ? length : nil
+            total = t
+        case .resume(let t):
+            total = t
+        case .complete:
+            complete = true
+            total = startOffset
+        case .restart(let why):
+            restart = why
+        case .fail(let why):
+            failure = why
         }
-        completionHandler(failure == nil ? .allow : .cancel)
+        let proceed = failure == nil && restart == nil && !complete
+        cancelledByUs = !proceed
+        completionHandler(proceed ? .allow : .cancel)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard failure == nil, let sink else { return }
+        guard failure == nil, restart == nil, !complete, let sink else { return }
         do { try sink.write(contentsOf: data) } catch {
             failure = "write failed: \(error.localizedDescription)"
             cancelledByUs = true
@@ -102,14 +117,6 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         if let error, failure == nil, !cancelledByUs { failure = error.localizedDescription }
         done.signal()
-    }
-
-    /// `bytes N-M/T` → N.
-    static func rangeStart(_ header: String) -> Int64? {
-        let t = header.trimmingCharacters(in: .whitespaces)
-        guard t.lowercased().hasPrefix("bytes") else { return nil }
-        let rest = t.dropFirst(5).trimmingCharacters(in: .whitespaces)
-        return rest.split(separator: "-").first.flatMap { Int64($0) }
     }
 }
 
@@ -163,8 +170,10 @@ struct HubFetcher {
         return try? normalizedDigest(t)
     }
 
-    func exchange(_ request: URLRequest, sink: FileHandle?, offset: Int64, label: String) throws -> HubExchange {
-        let ex = HubExchange(sink: sink, offset: offset, progress: sink == nil ? nil : progress)
+    func exchange(_ request: URLRequest, sink: FileHandle?, partial: String? = nil, storedValidator: String? = nil,
+                  offset: Int64, label: String) throws -> HubExchange {
+        let ex = HubExchange(sink: sink, partial: partial, storedValidator: storedValidator, offset: offset,
+                             progress: sink == nil ? nil : progress)
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = timeout
         config.httpCookieStorage = nil
@@ -236,7 +245,8 @@ struct HubFetcher {
     }
 
     /// Downloads into a partial file named by the file's identity (repo, path, sha or commit), so
-    /// an interrupted pull resumes with `Range` and a changed file never splices onto old bytes.
+    /// an interrupted pull resumes with `Range` + `If-Range` (see `ResumeState`) and a changed
+    /// file never splices onto old bytes. The caller removes the partial with `ResumeState.discard`.
     func download(_ info: HubFileInfo, repo: String, revision: String, path: String) throws -> String {
         let label = HubFetcher.label(repo: repo, revision: revision, path: path)
         try? FileManager.default.createDirectory(atPath: workRoot, withIntermediateDirectories: true)
@@ -251,23 +261,44 @@ struct HubFetcher {
         defer { try? handle.close() }
         var offset: Int64
         do { offset = Int64(try handle.seekToEnd()) } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
-        if let size = info.size, offset > size {
-            do { try handle.truncate(atOffset: 0) } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
+        var stored = offset > 0 ? ResumeState.stored(for: partial) : nil
+        if offset > 0, stored == nil {
+            log("restarting \(label) from byte 0: the \(offset) bytes kept have no ETag/Last-Modified to resume against")
             offset = 0
         }
-        if let size = info.size, size > 0, offset == size { return partial }
+        if let size = info.size, offset > size { offset = 0 }
+        func restartFromZero() throws {
+            do {
+                try handle.truncate(atOffset: 0)
+                try handle.seek(toOffset: 0)
+            } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
+            try ResumeState.store(nil, for: partial)
+        }
+        if offset == 0 { try restartFromZero() }
+        // A complete partial of an immutable identity (the sha is verified at registration).
+        if let size = info.size, size > 0, offset == size, info.sha256 != nil || info.commit != nil { return partial }
         var url = info.downloadURL
         var restarted = false
         for _ in 0..<10 {
             var req = request(url)
-            if offset > 0 {
+            if offset > 0, let stored {
                 req.setValue("bytes=\(offset)-", forHTTPHeaderField: "Range")
+                req.setValue(stored, forHTTPHeaderField: "If-Range")
                 log("resuming \(label) at byte \(offset)")
             }
-            let ex = try exchange(req, sink: handle, offset: offset, label: label)
+            let ex = try exchange(req, sink: handle, partial: partial, storedValidator: stored, offset: offset, label: label)
             guard let h = ex.response else { break }
+            if let why = ex.restart {
+                guard offset > 0, !restarted else { throw RegistryError.fetchFailed(source: label, reason: why) }
+                log("restarting \(label) from byte 0: \(why)")
+                try restartFromZero()
+                offset = 0
+                stored = nil
+                restarted = true
+                continue
+            }
             switch h.statusCode {
-            case 200, 206:
+            case 200, 206, 416 where ex.complete:
                 if let f = ex.failure {
                     throw RegistryError.fetchFailed(source: label, reason: f + (ex.written > 0 ? " (\(ex.written) bytes kept; pull again to resume)" : ""))
                 }
@@ -281,10 +312,6 @@ struct HubFetcher {
                     throw RegistryError.fetchFailed(source: label, reason: "redirect without a Location header")
                 }
                 url = next
-            case 416 where !restarted:
-                do { try handle.truncate(atOffset: 0) } catch { throw RegistryError.io(path: partial, reason: error.localizedDescription) }
-                offset = 0
-                restarted = true
             default:
                 throw statusError(h.statusCode, repo: repo, revision: revision, path: path)
             }

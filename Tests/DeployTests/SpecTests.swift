@@ -106,7 +106,7 @@ import Testing
             "t.yaml:5:8: image: environment variable IMAGE is not set; export it or write ${IMAGE:-default}",
         ])
         #expect(errors(yaml, vars: ["IMAGE": "x", "REPLICAS": "many"]) == [
-            "t.yaml:6:11: replicas must be an integer, got 'many'",
+            "t.yaml:6:11: replicas must be an integer between 0 and 1000, got 'many'",
         ])
     }
 
@@ -161,14 +161,14 @@ import Testing
           canaryPercent: 101
         """
         #expect(errors(yaml) == [
-            "t.yaml:5:11: replicas must be an integer, got 'three'",
+            "t.yaml:5:11: replicas must be an integer between 0 and 1000, got 'three'",
             "t.yaml:7:9: server.port (70000) must be between 1 and 65535",
-            "t.yaml:8:24: server.drainTimeoutSeconds must be an integer, got string \"30\"",
+            "t.yaml:8:24: server.drainTimeoutSeconds must be an integer between 0 and 3600, got string \"30\"; write it without quotes",
             "t.yaml:10:9: backend.type 'nativ' is not one of native, llamacpp, openai; did you mean 'native'?",
             "t.yaml:11:12: backend.threads (0) must be between 1 and 1024",
             "t.yaml:12:14: autoscaling must be a mapping (key: value lines), got a list",
             "t.yaml:14:19: monitoring.serviceMonitor must be true or false, got 'maybe'",
-            "t.yaml:16:13: rollout.maxSurge must be a non-negative integer or a percentage like '25%', got '150%'",
+            "t.yaml:16:13: rollout.maxSurge must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '150%'",
             "t.yaml:17:18: rollout.canaryPercent (101) must be between 0 and 100",
         ])
     }
@@ -238,7 +238,7 @@ import Testing
         #expect(errors(yaml) == [
             "t.yaml:6:8: resources.cpu '2 cores' is not a Kubernetes quantity; write e.g. '4' or '500m' (suffixes m, k, M, G, Ki, Mi, Gi, Ti)",
             "t.yaml:7:11: resources.memory '16GB' is not a Kubernetes quantity; write e.g. '16Gi' (suffixes m, k, M, G, Ki, Mi, Gi, Ti)",
-            "t.yaml:8:19: resources.nvidia.com/gpu must be an integer, got 'one'",
+            "t.yaml:8:19: resources.nvidia.com/gpu must be an integer between 0 and 16, got 'one'",
             "t.yaml:11:7: server.apiKeys[0]: literal API keys are not allowed (they would end up in a ConfigMap); use {secretRef: {name: SECRET, key: KEY}} or {env: VAR}",
             "t.yaml:12:18: server.apiKeys[1].secretRef.key is required (the key inside the Secret)",
             "t.yaml:14:3: backend.url is required for backend type openai; set it to the upstream's base URL, e.g. 'http://vllm:8000/v1'",

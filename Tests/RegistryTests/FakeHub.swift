@@ -8,8 +8,8 @@ import Darwin
 /// An in-process stand-in for the Hugging Face Hub on 127.0.0.1, speaking the parts of its HTTP
 /// protocol that `hf://` pulls use. Two listeners on two ports play two hosts: the hub
 /// (`/ORG/REPO/resolve/REV/PATH`: 302 with `X-Linked-Etag`, `X-Repo-Commit`, `X-Linked-Size`)
-/// and a CDN (`/cdn/PATH`: the bytes, with `Range` → 206). With `sameHostCDN` the redirect goes
-/// to `/cdn/PATH` on the hub itself instead.
+/// and a CDN (`/cdn/PATH`: the bytes with an ETag, `Range` → 206 unless `If-Range` names an
+/// older version). With `sameHostCDN` the redirect goes to `/cdn/PATH` on the hub itself instead.
 ///
 /// Written on raw sockets (not Hummingbird) so a test controls every header byte and can cut a
 /// connection after exactly N body bytes.
@@ -43,7 +43,32 @@ final class FakeHub: @unchecked Sendable {
     var ignoreRange: Bool { get { locked { _ignoreRange } } set { locked { _ignoreRange = newValue } } }
     var sameHostCDN: Bool { get { locked { _sameHost } } set { locked { _sameHost = newValue } } }
 
+    /// Which validators the CDN sends with a file (and honours in `If-Range`).
+    enum Validators: Sendable { case etag, weakETag, lastModified, none }
+    var validators: Validators { get { locked { _validators } } set { locked { _validators = newValue } } }
+    /// Serve `Range` even when `If-Range` does not match (a server that ignores If-Range).
+    var ignoreIfRange: Bool { get { locked { _ignoreIfRange } } set { locked { _ignoreIfRange = newValue } } }
+    /// Answer a range request with a 206 that starts at half the asked offset (a broken server).
+    var misplaceRanges: Bool { get { locked { _misplace } } set { locked { _misplace = newValue } } }
+    /// Replaces PATH's bytes (a new upload): its ETag and Last-Modified change with it.
+    func replace(_ path: String, with bytes: [UInt8], digest: String) {
+        locked {
+            files[path] = bytes
+            digests[path] = digest
+            versions[path, default: 1] += 1
+        }
+    }
+    /// The ETag and Last-Modified the CDN sends for PATH now.
+    func validatorsOf(_ path: String) -> (etag: String, lastModified: String) {
+        let v = locked { versions[path, default: 1] }
+        return ("\"\(path)-v\(v)\"", "Mon, \(String(format: "%02d", v)) Jan 2024 00:00:00 GMT")
+    }
+
     private var _token: String?
+    private var _validators: Validators = .etag
+    private var _ignoreIfRange = false
+    private var _misplace = false
+    private var versions: [String: Int] = [:]
     private var cuts: [String: Int] = [:]
     private var failures: [String: Int] = [:]
     private var _ignoreRange = false
@@ -128,17 +153,34 @@ final class FakeHub: @unchecked Sendable {
         if path.hasPrefix("/cdn/"), host == "cdn" || locked({ _sameHost }) {
             let file = String(path.dropFirst(5))
             guard let bytes = locked({ files[file] }) else { return status(c, 404, "Not Found") }
+            let (mode, ignoreIfRange, misplace) = locked { (_validators, _ignoreIfRange, _misplace) }
+            let (etag, lastModified) = validatorsOf(file)
+            var validatorHeaders = ""
+            switch mode {
+            case .etag: validatorHeaders = "ETag: \(etag)\r\n"
+            case .weakETag: validatorHeaders = "ETag: W/\(etag)\r\n"
+            case .lastModified: validatorHeaders = "Last-Modified: \(lastModified)\r\n"
+            case .none: break
+            }
             var start = 0
             if !locked({ _ignoreRange }), let r = headers["range"], r.hasPrefix("bytes="),
                let n = Int(r.dropFirst(6).split(separator: "-").first ?? "") {
                 start = n
             }
-            if start >= bytes.count && start > 0 {
-                return status(c, 416, "Range Not Satisfiable", extra: "Content-Range: bytes */\(bytes.count)\r\n")
+            // RFC 9110 If-Range: a range only when the validator still matches (strong
+            // comparison: a weak ETag never matches); otherwise the whole current file.
+            if start > 0, let condition = headers["if-range"], !ignoreIfRange {
+                let matches = (mode == .etag && condition == etag) || (mode == .lastModified && condition == lastModified)
+                if !matches { start = 0 }
             }
+            if start >= bytes.count && start > 0 {
+                return status(c, 416, "Range Not Satisfiable", extra: "Content-Range: bytes */\(bytes.count)\r\n" + validatorHeaders)
+            }
+            if misplace && start > 0 { start /= 2 }
             var head = start > 0
                 ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes \(start)-\(bytes.count - 1)/\(bytes.count)\r\n"
                 : "HTTP/1.1 200 OK\r\n"
+            head += validatorHeaders
             head += "Content-Length: \(bytes.count - start)\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             sendAll(c, Array(head.utf8))
             if method == "HEAD" { return 0 }

@@ -5,10 +5,12 @@ import Glibc
 import Darwin
 #endif
 
-/// A tiny HTTP/1.1 file server on 127.0.0.1 for pull tests. Honours `Range: bytes=N-`.
+/// A tiny HTTP/1.1 file server on 127.0.0.1 for pull tests. Sends an ETag and honours
+/// `Range: bytes=N-` (and `If-Range`).
 /// When `cutFirstResponseAt` is set, the first full response stops after that many body bytes
 /// and closes the connection (an interrupted download).
 final class LoopbackServer: @unchecked Sendable {
+    static let etag = "\"loopback-1\""
     let body: [UInt8]
     let port: UInt16
     private let fd: Int32
@@ -48,11 +50,18 @@ final class LoopbackServer: @unchecked Sendable {
         }
         let text = String(decoding: request, as: UTF8.self)
         var start = 0
-        for line in text.split(separator: "\r\n") where line.lowercased().hasPrefix("range:") {
-            let value = line.dropFirst(6).trimmingCharacters(in: .whitespaces)
-            lock.lock(); _ranges.append(value); lock.unlock()
-            if value.hasPrefix("bytes="), let n = Int(value.dropFirst(6).split(separator: "-").first ?? "") { start = n }
+        var ifRange: String?
+        for line in text.split(separator: "\r\n") {
+            if line.lowercased().hasPrefix("range:") {
+                let value = line.dropFirst(6).trimmingCharacters(in: .whitespaces)
+                lock.lock(); _ranges.append(value); lock.unlock()
+                if value.hasPrefix("bytes="), let n = Int(value.dropFirst(6).split(separator: "-").first ?? "") { start = n }
+            } else if line.lowercased().hasPrefix("if-range:") {
+                ifRange = line.dropFirst(9).trimmingCharacters(in: .whitespaces)
+            }
         }
+        // If-Range: the body never changes, so only its own ETag matches.
+        if let ifRange, ifRange != LoopbackServer.etag { start = 0 }
         let path = text.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
         if path.hasPrefix("/missing") {
             send(c, Array("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
@@ -66,7 +75,7 @@ final class LoopbackServer: @unchecked Sendable {
             start = 0
             head = "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\n"
         }
-        head += "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        head += "ETag: \(LoopbackServer.etag)\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
         send(c, Array(head.utf8))
         let end = cutAt.map { min(start + $0, body.count) } ?? body.count
         send(c, Array(body[start..<end]))
