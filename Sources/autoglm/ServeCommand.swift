@@ -71,6 +71,9 @@ struct Serve: AsyncParsableCommand {
         if apiKeys.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw ValidationError("--api-key is empty: an empty key would turn authentication off; give the key, or leave --api-key out to serve without auth")
         }
+        if Self.environmentKeys(ProcessInfo.processInfo.environment)?.isEmpty == true {
+            throw ValidationError("AUTOGLM_API_KEYS is set but holds no key: that would turn authentication off; set it to KEY[,KEY...] or unset it to serve without auth")
+        }
         if env != nil && config == nil { throw ValidationError("--env selects an overlay of --config; give --config SPEC too") }
     }
 
@@ -125,14 +128,7 @@ struct Serve: AsyncParsableCommand {
         if let maxSeqsPerRequest { cfg.maxSeqsPerRequest = maxSeqsPerRequest }
         var keys = Set(apiKeys)
         let environment = ProcessInfo.processInfo.environment
-        if let env = environment["AUTOGLM_API_KEYS"] {
-            let listed = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !listed.isEmpty else {
-                serveError("AUTOGLM_API_KEYS is set but holds no key: that would turn authentication off; set it to KEY[,KEY...] or unset it to serve without auth")
-                throw ExitCode(1)
-            }
-            keys.formUnion(listed)
-        }
+        keys.formUnion(Self.environmentKeys(environment) ?? [])
         if let spec { keys.formUnion(try specAPIKeys(spec.server.apiKeys, environment: environment)) }
         cfg.apiKeys = keys
         if let registry = openRegistryIfPresent() {
@@ -147,6 +143,13 @@ struct Serve: AsyncParsableCommand {
         let server = OpenAIServer(scheduler: scheduler, config: cfg, logger: logger)
         try await server.run()
         logger.info("drained; exiting")
+    }
+
+    /// The keys in `$AUTOGLM_API_KEYS` (comma-separated), nil when it is not set.
+    static func environmentKeys(_ environment: [String: String]) -> [String]? {
+        environment["AUTOGLM_API_KEYS"].map {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
     }
 
     /// Reads `--config` through the one spec loader (overlay, `${VAR}`), printing every problem

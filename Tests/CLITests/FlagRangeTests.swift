@@ -29,14 +29,16 @@ struct FlagRangeTests {
             (["--api-key", "  "], "--api-key is empty"),
         ]
         for (args, message) in cases {
-            let r = try CLI.run(["serve", "--model", "/nonexistent.gguf"] + args)
+            // FLAG=VALUE for negative numbers, so they are not taken for a flag.
+            let flag = args[1].hasPrefix("-") ? [args[0] + "=" + args[1]] : args
+            let r = try CLI.run(["serve", "--model", "/nonexistent.gguf"] + flag)
             #expect(r.status != 0, "\(args) was accepted")
             #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count <= 3, "\(args): \(r.stderr)")
         }
         for (args, message) in [(["--temp", "inf"], "--temp must be a number in 0...100"),
                                 (["--repeat-penalty", "nan"], "--repeat-penalty must be > 0")] {
-            let r = try CLI.run(["generate", "--model", "/nonexistent.gguf", "--prompt", "x"] + args)
+            let r = try CLI.run(["generate", "--model", "/nonexistent.gguf", "--prompt", "x", args[0] + "=" + args[1]])
             #expect(r.status != 0 && r.stderr.contains(message), "\(args): \(r.stderr)")
         }
     }

@@ -142,6 +142,43 @@ struct MetadataFuzzTests {
         #expect(refused > 0 && loaded > 0)
     }
 
+    /// The tensor directory and header, byte-mutated (bit flips, interesting integers spliced
+    /// over dims, types and offsets): whatever the reader and the loader accept must run.
+    @Test func tensorDirectoryMutations() throws {
+        let pool = ThreadPool(threads: 2)
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fuzz-dir-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        var rng = UInt64(0xD1_2EC7)
+        func next(_ n: Int) -> Int {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int((rng >> 33) % UInt64(max(1, n)))
+        }
+        let splices: [UInt64] = [0, 1, 2, 3, 8, 31, 32, 33, 64, 255, 0xFFFF, 0x7FFF_FFFF, 0xFFFF_FFFF, 1 << 32, UInt64.max, 1 << 62]
+        var parsed = 0, ran = 0
+        for base in try Self.bases() {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: base.file.path)))
+            let header = base.file.dataOffset
+            for _ in 0..<150 {
+                var b = bytes
+                for _ in 0..<(1 + next(3)) {
+                    let at = next(header)
+                    if next(2) == 0 {
+                        b[at] ^= UInt8(1) << UInt8(next(8))
+                    } else {
+                        var v = splices[next(splices.count)]
+                        for k in 0..<min(8, b.count - at) { b[at + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+                    }
+                }
+                FileManager.default.createFile(atPath: tmp, contents: Data(b))
+                guard let f = try? GGUFFile(path: tmp) else { continue }
+                parsed += 1
+                if (try? Self.exercise(f, pool: pool)) == true { ran += 1 }
+            }
+        }
+        print("tensor-directory fuzz: \(parsed) of \(5 * 150) mutated files parsed, \(ran) loaded and ran")
+        #expect(parsed > 0)
+    }
+
     /// Seeded random combinations: 2–4 keys changed at once, 400 files.
     @Test func randomCombinations() throws {
         let pool = ThreadPool(threads: 2)
