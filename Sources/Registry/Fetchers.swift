@@ -194,29 +194,13 @@ final class DownloadDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         guard let http = response as? HTTPURLResponse else { failure = "not an HTTP response"; completionHandler(.cancel); return }
         status = http.statusCode
-        switch ResumeState.verdict(http, offset: offset, stored: storedValidator) {
-        case .fresh(let t):
-            do {
-                if written > 0 {
-                    try handle.truncate(atOffset: 0)
-                    try handle.seek(toOffset: 0)
-                    written = 0
-                }
-                // Truncate first, then record whose bytes the partial now holds.
-                try ResumeState.store(ResumeState.validator(of: http), for: partial)
-            } catch {
-                failure = "cannot restart the partial download: \(error)"
-            }
-            total = t
-        case .resume(let t):
-            total = t
+        switch ResumeState.start(http, offset: offset, stored: storedValidator, sink: handle, written: &written, partial: partial) {
+        case .proceed(let t): total = t
         case .complete:
             complete = true
             total = offset
-        case .restart(let why):
-            restart = why
-        case .fail(let why):
-            failure = why
+        case .restart(let why): restart = why
+        case .fail(let why): failure = why
         }
         let proceed = failure == nil && restart == nil && !complete
         cancelledByUs = !proceed

@@ -72,30 +72,13 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
             completionHandler(cancelledByUs ? .cancel : .allow)
             return
         }
-        switch ResumeState.verdict(http, offset: startOffset, stored: storedValidator) {
-        case .fresh(let t):
-            do {
-                if written > 0 {
-                    // 200 to a Range + If-Range request: the file changed or the server does not
-                    // do ranges; it sends the whole file from byte 0.
-                    try sink.truncate(atOffset: 0)
-                    try sink.seek(toOffset: 0)
-                    written = 0
-                }
-                try ResumeState.store(ResumeState.validator(of: http), for: partial)
-            } catch {
-                failure = "cannot restart the partial download: \(error)"
-            }
-            total = t
-        case .resume(let t):
-            total = t
+        switch ResumeState.start(http, offset: startOffset, stored: storedValidator, sink: sink, written: &written, partial: partial) {
+        case .proceed(let t): total = t
         case .complete:
             complete = true
             total = startOffset
-        case .restart(let why):
-            restart = why
-        case .fail(let why):
-            failure = why
+        case .restart(let why): restart = why
+        case .fail(let why): failure = why
         }
         let proceed = failure == nil && restart == nil && !complete
         cancelledByUs = !proceed

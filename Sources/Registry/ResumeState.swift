@@ -109,6 +109,39 @@ enum ResumeState {
         case fail(String)
     }
 
+    /// What a download does with a response's head, the verdict applied: on `.fresh` the
+    /// partial is emptied and the response's validator recorded (in that order, so the sidecar
+    /// never describes bytes the partial does not hold). Shared by every fetcher that resumes.
+    enum Start {
+        case proceed(total: Int64?)
+        case complete
+        case restart(String)
+        case fail(String)
+    }
+
+    static func start(_ response: HTTPURLResponse, offset: Int64, stored: String?, sink: FileHandle,
+                      written: inout Int64, partial: String) -> Start {
+        switch verdict(response, offset: offset, stored: stored) {
+        case .fresh(let t):
+            do {
+                if written > 0 {
+                    // The body is the whole file from byte 0 (the file changed, or no ranges).
+                    try sink.truncate(atOffset: 0)
+                    try sink.seek(toOffset: 0)
+                    written = 0
+                }
+                try store(validator(of: response), for: partial)
+            } catch {
+                return .fail("cannot restart the partial download: \(error)")
+            }
+            return .proceed(total: t)
+        case .resume(let t): return .proceed(total: t)
+        case .complete: return .complete
+        case .restart(let why): return .restart(why)
+        case .fail(let why): return .fail(why)
+        }
+    }
+
     static func verdict(_ response: HTTPURLResponse, offset: Int64, stored: String?) -> Verdict {
         let length = response.expectedContentLength
         switch response.statusCode {

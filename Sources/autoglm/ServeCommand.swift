@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
     @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = 64
-    @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64, at most --max-queue when that is larger than 0).") var maxSeqsPerRequest: Int?
+    @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64).") var maxSeqsPerRequest: Int?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the file name).") var servedModelName: String?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"

@@ -16,19 +16,9 @@ import Glibc
 /// normalization) and returns the response's status code, or nil when the server closed the
 /// connection without answering.
 func rawRequest(port: Int, method: String, target: String, headers: [String] = []) -> Int? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = connectLoopback(port)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    var tv = timeval(tv_sec: 60, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { return nil }
     var req = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
     for h in headers { req += h + "\r\n" }
     req += "\r\n"

@@ -48,15 +48,8 @@ func eventually(_ seconds: Double = 60, _ cond: () -> Bool) async -> Bool {
 
 /// Opens a TCP connection to 127.0.0.1:port and sends one HTTP/1.1 POST; returns the socket.
 func rawPost(port: Int, path: String, body: String) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { close(fd); return -1 }
+    let fd = connectLoopback(port)
+    guard fd >= 0 else { return -1 }
     let req = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
     _ = req.withCString { send(fd, $0, strlen($0), 0) }
     return fd
