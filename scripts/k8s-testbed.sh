@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Kubernetes v1.20 control plane on loopback for the `autoglm deploy apply|status|rollback|delete`
-# integration tests (Tests/DeployTests/KubeIntegrationTests.swift). Wraps ../shared/k8s-testbed.
+# integration tests (Tests/DeployTests/KubeIntegrationTests.swift). Wraps scripts/k8s-testbed/ (the
+# control-plane build/start script and the fake kubelet, kept in this repository).
 #
 #   bash scripts/k8s-testbed.sh build   # once per machine (~8+ min, cached in $K8S_TESTBED_DIR)
 #   export AUTOGLM_TEST_KUBECONFIG="$(bash scripts/k8s-testbed.sh start)"   # prints only the kubeconfig path
@@ -11,7 +12,7 @@
 # or never Ready when an image tag starts with :bad / :broken / :fail). Everything listens on 127.0.0.1.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SHARED="${K8S_TESTBED_SHARED:-$REPO/../shared/k8s-testbed}"
+SHARED="${K8S_TESTBED_SHARED:-$REPO/scripts/k8s-testbed}"
 export K8S_TESTBED_DIR="${K8S_TESTBED_DIR:-/var/cache/k8s-testbed}"
 ROOT="$K8S_TESTBED_DIR"
 RUN="$ROOT/run"
@@ -20,7 +21,7 @@ BIN="$ROOT/bin"
 log() { echo "[k8s-testbed $(date +%T)] $*" >&2; }
 
 need_shared() {
-  [ -f "$SHARED/k8s-testbed.sh" ] || { log "missing $SHARED/k8s-testbed.sh (the shared/ folder beside the repo)"; exit 1; }
+  [ -f "$SHARED/k8s-testbed.sh" ] || { log "missing $SHARED/k8s-testbed.sh (scripts/k8s-testbed/ in this repository)"; exit 1; }
 }
 
 built() {
@@ -44,7 +45,7 @@ build() {
   python_deps
   if built; then log "already built in $ROOT"; return 0; fi
   log "building the control plane (once; cached in $ROOT)"
-  # The shared build installs Debian packages and fetches the kubernetes source package.
+  # The testbed build installs Debian packages and fetches the kubernetes source package.
   apt-get update -qq >&2 || true
   bash "$SHARED/k8s-testbed.sh" build >&2
   built || { log "build finished but binaries are missing in $BIN"; exit 1; }

@@ -14,9 +14,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard promptTokens >= 1 else { throw ValidationError("--prompt-tokens must be ≥ 1") }
-        guard genTokens >= 2 else { throw ValidationError("--gen-tokens must be ≥ 2") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be ≥ 1") }
+        try FlagRange.check("--prompt-tokens", promptTokens, 1...1_048_576)
+        try FlagRange.check("--gen-tokens", genTokens, 2...1_048_576)
+        try FlagRange.check("--repeats", repeats, 1...1000)
     }
 
     func run() throws {

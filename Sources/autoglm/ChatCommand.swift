@@ -27,8 +27,8 @@ struct Chat: ParsableCommand {
     @Flag(name: .long, help: "After each answer, print token counts (reused from the cache, prefilled, generated) to stderr.") var verbose = false
 
     func validate() throws {
-        guard n >= 1 else { throw ValidationError("-n must be ≥ 1 (got \(n))") }
-        if let c = ctx, c < 16 { throw ValidationError("--ctx must be ≥ 16 (got \(c))") }
+        try FlagRange.check("-n", n, 1...16_777_216)
+        try FlagRange.check("--ctx", ctx, 16...16_777_216)
     }
 
     func run() throws {

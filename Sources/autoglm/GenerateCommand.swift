@@ -18,7 +18,7 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object with prompt_ids, generated_ids and text.") var json = false
 
     func validate() throws {
-        guard n >= 0 else { throw ValidationError("-n must be ≥ 0 (got \(n))") }
+        try FlagRange.check("-n", n, 0...16_777_216)
     }
 
     func run() throws {

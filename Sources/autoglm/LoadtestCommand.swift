@@ -57,11 +57,13 @@ struct Loadtest: AsyncParsableCommand {
         case (.some, .some): throw ValidationError("give either --concurrency (closed loop) or --rate (open loop), not both")
         case (nil, nil): throw ValidationError("give --concurrency C (closed loop) or --rate R (open loop, requests/s)")
         }
-        guard requests >= 1 else { throw ValidationError("--requests must be ≥ 1 (got \(requests))") }
-        guard promptTokens >= 1 else { throw ValidationError("--prompt-tokens must be ≥ 1 (got \(promptTokens))") }
-        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1 (got \(maxTokens))") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0 (got \(warmup))") }
-        guard timeout.isFinite, timeout > 0 else { throw ValidationError("--timeout must be > 0 seconds (got \(timeout))") }
+        try FlagRange.check("--concurrency", concurrency, 1...100_000)
+        try FlagRange.check("--rate", rate, 0.000_001...1_000_000, unit: " requests/s")
+        try FlagRange.check("--requests", requests, 1...10_000_000)
+        try FlagRange.check("--prompt-tokens", promptTokens, 1...1_048_576)
+        try FlagRange.check("--max-tokens", maxTokens, 1...1_048_576)
+        try FlagRange.check("--warmup", warmup, 0...1_000_000)
+        try FlagRange.check("--timeout", timeout, 0.001...86_400, unit: " s")
         guard let first = url.first else { throw ValidationError("give --url, e.g. --url http://127.0.0.1:8080") }
         for url in url {
             guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme),

@@ -25,7 +25,7 @@ struct Logits: ParsableCommand {
     }
 
     func validate() throws {
-        guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
+        try FlagRange.check("--top", top, 0...16_777_216)
         guard try !parsedIDs().isEmpty else { throw ValidationError("--ids is empty") }
     }
 

@@ -49,17 +49,20 @@ struct Optimize: AsyncParsableCommand {
         }
         guard percentile == 95 || percentile == 99 else { throw ValidationError("--percentile must be 95 or 99 (got \(percentile))") }
         guard (spec == nil) != (model == nil) else { throw ValidationError("give a SPEC file or --model REF (exactly one)") }
-        guard maxTrials >= 1 else { throw ValidationError("--max-trials must be ≥ 1 (got \(maxTrials))") }
+        try FlagRange.check("--max-trials", maxTrials, 1...100_000)
         guard strategy == "bayes" || strategy == "grid" else { throw ValidationError("--strategy must be bayes or grid (got '\(strategy)')") }
         if let g = gridLevels, !(2...64).contains(g) { throw ValidationError("--grid-levels must be between 2 and 64 (got \(g))") }
         if write && spec == nil { throw ValidationError("--write needs a SPEC file to update") }
         if objective == "goodput" && slo.isEmpty { throw ValidationError("--objective goodput needs an SLO: --max-ttft-ms, --max-tpot-ms or --max-latency-ms") }
         for (n, v) in [("--max-ttft-ms", maxTTFT), ("--max-tpot-ms", maxTPOT), ("--max-latency-ms", maxLatency)] {
-            if let v, !(v > 0 && v.isFinite) { throw ValidationError("\(n) must be a positive number of milliseconds") }
+            try FlagRange.check(n, v, 0.001...86_400_000, unit: " ms")
         }
-        if let r = requests, r < 1 { throw ValidationError("--requests must be ≥ 1 (got \(r))") }
-        if let p = promptTokens, p < 1 { throw ValidationError("--prompt-tokens must be ≥ 1 (got \(p))") }
-        if let m = maxTokens, m < 1 { throw ValidationError("--max-tokens must be ≥ 1 (got \(m))") }
+        try FlagRange.check("--rate", rate, 0.000_001...1_000_000, unit: " requests/s")
+        try FlagRange.check("--requests", requests, 1...10_000_000)
+        try FlagRange.check("--prompt-tokens", promptTokens, 1...1_048_576)
+        try FlagRange.check("--max-tokens", maxTokens, 1...1_048_576)
+        try FlagRange.check("--trial-timeout", startupTimeout, 1...86_400, unit: " s")
+        try FlagRange.check("--request-timeout", requestTimeout, 1...86_400, unit: " s")
         _ = try loadLevels()
         _ = try parseDuration()
         let choices = try backendChoices()

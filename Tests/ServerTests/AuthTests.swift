@@ -37,10 +37,15 @@ func rawRequest(port: Int, method: String, target: String, headers: [String] = [
     return Int(parts[1])
 }
 
-/// Runs blocking work (socket I/O) on a GCD thread: blocking the cooperative pool, whose
-/// threads (one per core) also run the server under test, would starve the server.
+/// Runs blocking work (socket I/O) on a thread of its own: blocking the cooperative pool, whose
+/// threads (one per core) also run the server under test, would starve the server, and GCD's
+/// pool is where the server prepares requests (a probe queued behind a tokenization would
+/// measure the queue, not the server).
 func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { cont in DispatchQueue.global().async { cont.resume(returning: work()) } }
+    await withCheckedContinuation { cont in
+        let t = Thread { cont.resume(returning: work()) }
+        t.start()
+    }
 }
 
 /// `rawRequest` off the cooperative pool.

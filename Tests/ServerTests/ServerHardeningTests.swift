@@ -154,7 +154,7 @@ struct ServerHardeningTests {
             let finished = Counter()
             let answers = Answers()
             for _ in 0..<3 {
-                DispatchQueue.global().async {
+                Thread.detachNewThread {
                     defer { finished.add() }
                     let fd = connectLoopback(port, timeout: 600)
                     guard fd >= 0 else { answers.add("no connection"); return }
@@ -164,7 +164,7 @@ struct ServerHardeningTests {
                     answers.add(readAll(fd))
                 }
             }
-            var worst = 0.0, probes = 0
+            var worst = 0.0, probes = 0, over100 = 0
             let started = ContinuousClock.now
             var done = false
             while !done {
@@ -173,12 +173,13 @@ struct ServerHardeningTests {
                 let ms = Double((ContinuousClock.now - t0).components.attoseconds) / 1e15 + Double((ContinuousClock.now - t0).components.seconds) * 1000
                 #expect(status == 200)
                 worst = max(worst, ms)
+                if ms > 100 { over100 += 1 }
                 probes += 1
                 try await Task.sleep(for: .milliseconds(10))
                 done = ContinuousClock.now - started > .seconds(600)
                 if probes > 20 && finished.value == 3 { done = true }
             }
-            print("healthz during 3 × 4 MB prompts: \(probes) probes, slowest \(String(format: "%.1f", worst)) ms")
+            print("healthz during 3 × 4 MB prompts: \(probes) probes, slowest \(String(format: "%.1f", worst)) ms, \(over100) over 100 ms")
             // Each prompt is far past the 256-token context: tokenized, then refused with 400.
             #expect(answers.all.count == 3)
             for a in answers.all { #expect(a.hasPrefix("HTTP/1.1 400"), "\(a.prefix(300))") }
