@@ -2,7 +2,8 @@
 # Integration test for `autoglm pull` across processes, against scripts/slow_file_server.py
 # (its first full response is throttled):
 #  1. two processes pull one ref at once: both succeed, the server sees one download, one blob;
-#  2. a pull killed mid-download, then run again: it resumes with Range and verifies the sha256.
+#  2. a pull killed mid-download, then run again: it resumes with Range + If-Range (the ETag of the
+#     bytes it kept) and verifies the sha256.
 # The sha256 oracle is coreutils sha256sum. Usage: scripts/test-pull-processes.sh [BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +70,9 @@ kill -9 "$K" 2>/dev/null || fail "the pull finished before it could be killed"; 
 ls "$H2/blobs" | grep -q '^sha256-' && fail "the killed pull left a blob"
 AUTOGLM_HOME="$H2" "$BIN" pull "$REF" --json > "$WORK/c.json" 2> "$WORK/c.err" || fail "pull after kill failed: $(cat "$WORK/c.err")"
 grep -q "\"digest\" : \"$SHA\"" "$WORK/c.json" || fail "resumed pull reported another digest"
-RANGE="$(grep '^GET range=bytes=' "$WORK/srv.log" | head -1 | sed 's/^GET range=bytes=//; s/-.*//')"
+RESUMED="$(grep '^GET range=bytes=' "$WORK/srv.log" | head -1 || true)"
+RANGE="$(echo "$RESUMED" | sed 's/^GET range=bytes=//; s/-.*//')"
 [ -n "$RANGE" ] && [ "$RANGE" -gt 0 ] && [ "$RANGE" -lt "$SIZE" ] || fail "the second pull did not resume with Range: $(cat "$WORK/srv.log")"
-echo "ok: killed pull resumed at byte $RANGE of $SIZE and verified sha256 $SHA"
+case "$RESUMED" in *'if-range="'*) ;; *) fail "the resumed request carried no If-Range validator: $RESUMED" ;; esac
+echo "ok: killed pull resumed at byte $RANGE of $SIZE with If-Range and verified sha256 $SHA"
 stop_server
