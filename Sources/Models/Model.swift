@@ -81,30 +81,22 @@ public enum ModelFactory {
         return try make(file)
     }
 
-    /// Architecture-independent sanity limits on the shape metadata, checked before any
-    /// architecture code sizes loops, divides or allocates by these values: a corrupt or
-    /// hostile file gets one error instead of a division by zero, an out-of-bounds RoPE
-    /// rotation or a billion-layer loop.
+    /// Architecture-independent checks made before any architecture code runs. The range of each
+    /// hyperparameter is judged in one place, `DecoderHyper`; here only what needs the whole file
+    /// (the tensor count) or a key an architecture may ignore (`rope.dimension_count`).
     static func checkShapeMetadata(_ file: GGUFFile, architecture arch: String) throws {
-        let limit = 1 << 24
         func value(_ key: String) -> Int? { file.int(arch + "." + key) }
         func invalid(_ key: String, _ detail: String) -> ModelError {
             ModelError.invalidMetadata(path: file.path, key: arch + "." + key, detail: detail)
-        }
-        // Per-layer keys may be arrays in some architectures; only integers are checked.
-        for key in ["embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv",
-                    "attention.key_length", "attention.value_length", "rope.dimension_count"] {
-            if let v = value(key), v < 1 || v > limit {
-                throw invalid(key, "is \(v) (expected 1 ... \(limit))")
-            }
         }
         if let blocks = value("block_count"), blocks > file.tensors.count {
             // Every block holds at least one tensor.
             throw invalid("block_count", "is \(blocks) but the file holds only \(file.tensors.count) tensors")
         }
         if let rope = value("rope.dimension_count") {
+            guard rope >= 1 else { throw invalid("rope.dimension_count", "is \(rope) (expected at least 1)") }
             let headDim = value("attention.key_length")
-                ?? value("embedding_length").flatMap { d in value("attention.head_count").map { d / $0 } }
+                ?? value("embedding_length").flatMap { d in value("attention.head_count").flatMap { $0 > 0 ? d / $0 : nil } }
             if let headDim, rope > headDim {
                 throw invalid("rope.dimension_count", "is \(rope) but a head has only \(headDim) dimensions")
             }

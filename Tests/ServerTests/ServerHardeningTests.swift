@@ -71,18 +71,12 @@ struct ServerHardeningTests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func server(maxQueue: Int = 64, perRequest: Int = 64, maxPromptBytes: Int = 1 << 20, maxBody: Int = 1 << 20,
-                       headerTimeout: Double = 10, drainTimeout: Double = 30) throws -> OpenAIServer? {
-        guard let lm = try Fixture.model() else { return nil }
-        let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64, contextLength: 256))
-        var c = ServerConfig()
-        c.servedModelName = "gemma3-test"
-        c.maxQueue = maxQueue
-        c.maxSeqsPerRequest = perRequest
-        c.maxPromptBytes = maxPromptBytes
-        c.maxBodyBytes = maxBody
-        c.headerTimeout = headerTimeout
-        c.drainTimeout = drainTimeout
-        return OpenAIServer(scheduler: s, config: c, logger: quiet)
+                       headerTimeout: Double = 10) throws -> OpenAIServer? {
+        try Fixture.server(maxQueue: maxQueue, maxBody: maxBody) { c in
+            c.maxSeqsPerRequest = perRequest
+            c.maxPromptBytes = maxPromptBytes
+            c.headerTimeout = headerTimeout
+        }
     }
 
     /// Admission counts sequences: one request of 3 prompts × n 20 is 60 sequences. Past the

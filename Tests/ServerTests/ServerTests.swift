@@ -30,7 +30,8 @@ enum Fixture {
     }
 
     /// A server over a fresh scheduler (context 256) plus its application.
-    static func server(keys: Set<String> = [], maxQueue: Int = 64, maxBody: Int = 1 << 20) throws -> OpenAIServer? {
+    static func server(keys: Set<String> = [], maxQueue: Int = 64, maxBody: Int = 1 << 20,
+                       configure: (inout ServerConfig) -> Void = { _ in }) throws -> OpenAIServer? {
         guard let lm = try model() else { return nil }
         let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 64, kvCacheMB: 64, contextLength: 256))
         var c = ServerConfig()
@@ -38,6 +39,7 @@ enum Fixture {
         c.apiKeys = keys
         c.maxQueue = maxQueue
         c.maxBodyBytes = maxBody
+        configure(&c)
         return OpenAIServer(scheduler: s, config: c, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 }
