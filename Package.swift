@@ -58,9 +58,12 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
-        // Spec schema + overlays, Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
+        // The autoglm.yaml schema: YAML load with positions, overlays, validation, encode.
+        .target(name: "Spec", dependencies: [.product(name: "Yams", package: "Yams")],
+                swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
-            "JSON",
+            "JSON", "Spec",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -85,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -96,7 +99,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels", "Registry"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DeployTests", dependencies: ["Deploy", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
         .testTarget(

@@ -1,3 +1,4 @@
+import Spec
 import AsyncHTTPClient
 import Foundation
 import NIOCore

@@ -1,3 +1,5 @@
+import Spec
+import Spec
 import Foundation
 
 /// How objects are written.

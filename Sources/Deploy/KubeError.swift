@@ -1,3 +1,5 @@
+import Spec
+
 /// Everything that can go wrong talking to a Kubernetes cluster. Every message names what
 /// failed and says what to do about it.
 public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {

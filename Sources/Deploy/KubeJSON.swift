@@ -1,3 +1,4 @@
+import Spec
 import Foundation
 
 // Kubernetes API objects are the shared `JSONValue` (module JSON); re-exported so Deploy's

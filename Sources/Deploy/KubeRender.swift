@@ -1,3 +1,5 @@
+import Spec
+
 /// A Kubernetes minor version, e.g. 1.30. Decides which API versions are emitted.
 public struct KubeVersion: Sendable, Comparable, CustomStringConvertible {
     public var major: Int

@@ -1,3 +1,5 @@
+import Spec
+
 /// A condition from an object's status.
 public struct KubeCondition: Sendable, Equatable, CustomStringConvertible {
     public var type: String

@@ -1,3 +1,4 @@
+import Spec
 import ArgumentParser
 import Deploy
 import Engine

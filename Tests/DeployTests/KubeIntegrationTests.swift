@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Spec
 import Deploy
 
 /// Against a real control plane (kube-apiserver, controller-manager, scheduler v1.20 and a fake

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Spec
 import Deploy
 
 /// Rollout evaluation on canned Deployment/Pod JSON, shaped like what kube-apiserver returns.

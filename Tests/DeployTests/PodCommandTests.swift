@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import Testing
 import Yams
+@testable import Spec
 @testable import Deploy
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Spec
 @testable import Deploy
 
 /// Seeded fuzzing of the spec YAML surface: the two examples mutated line- and byte-wise

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Spec
 @testable import Deploy
 
 /// The spec loader under hostile or very large input: anchors/aliases are refused without

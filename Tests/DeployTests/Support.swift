@@ -1,4 +1,5 @@
 import Foundation
+@testable import Spec
 @testable import Deploy
 
 enum Fixture {

@@ -24,12 +24,12 @@ public struct YAMLField: Sendable, Equatable {
 
 /// Builds a mapping, skipping nil values: `.obj(("a", .string("x")), ("b", nil))`.
 extension YAMLValue {
-    static func obj(_ fields: (String, YAMLValue?)...) -> YAMLValue {
+    public static func obj(_ fields: (String, YAMLValue?)...) -> YAMLValue {
         .map(fields.compactMap { k, v in v.map { YAMLField(k, $0) } })
     }
-    static func str(_ s: String?) -> YAMLValue? { s.map { .string($0) } }
+    public static func str(_ s: String?) -> YAMLValue? { s.map { .string($0) } }
     static func num(_ i: Int?) -> YAMLValue? { i.map { .int($0) } }
-    static func strings(_ a: [String]) -> YAMLValue { .list(a.map { .string($0) }) }
+    public static func strings(_ a: [String]) -> YAMLValue { .list(a.map { .string($0) }) }
 }
 
 public enum YAMLEmitter {

@@ -73,7 +73,7 @@ public enum SpecEncoder {
         )
     }
 
-    static func intOrPercent(_ v: IntOrPercent) -> YAMLValue {
+    public static func intOrPercent(_ v: IntOrPercent) -> YAMLValue {
         switch v {
         case .int(let i): return .int(i)
         case .percent: return .string(v.description)
