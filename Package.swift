@@ -84,7 +84,7 @@ let package = Package(
         .target(name: "Optimizer"),
         // Serving backends the optimizer launches and measures through the OpenAI API: the native
         // engine (`autoglm serve`), llama.cpp's llama-server, an OpenAI-compatible upstream.
-        .target(name: "Backends", dependencies: ["Optimizer", "LoadGen"]),
+        .target(name: "Backends", dependencies: ["Optimizer", "LoadGen", "Spec"]),
         .executableTarget(
             name: "autoglm",
             dependencies: [

@@ -26,19 +26,26 @@ public struct Spec: Sendable, Equatable {
 }
 
 public struct ModelSpec: Sendable, Equatable {
-    /// Registry ref or alias (`gemma3-270m`), `hf://ORG/REPO/FILE.gguf`, or a path.
+    /// Registry ref or alias (`gemma3-270m`), `hf://ORG/REPO/FILE.gguf`, or a path; for vLLM a
+    /// Hugging Face repo id (`ORG/REPO` or `hf://ORG/REPO`).
     public var ref: String
     public var version: String?
     public var channel: String?
-    public init(ref: String, version: String? = nil, channel: String? = nil) {
+    /// Hugging Face revision (branch, tag or commit) of a repo-id model; vLLM only.
+    public var revision: String?
+    public init(ref: String, version: String? = nil, channel: String? = nil, revision: String? = nil) {
         self.ref = ref
         self.version = version
         self.channel = channel
+        self.revision = revision
     }
 }
 
+/// What serves the model behind autoglm's front door: the built-in engine, llama.cpp's
+/// `llama-server` (a GGUF), vLLM (`vllm serve`, a Hugging Face repo id) or an OpenAI-compatible
+/// upstream that is already running.
 public enum BackendType: String, Sendable, Equatable, CaseIterable {
-    case native, llamacpp, openai
+    case native, llamacpp, vllm, openai
 }
 
 /// Element type of the KV cache (`backend.kvCacheType`): the native engine (`serve --kv-type`)
@@ -50,6 +57,12 @@ public enum KVCacheType: String, Sendable, Equatable, CaseIterable {
 }
 
 public struct BackendSpec: Sendable, Equatable {
+    /// The vLLM server image a `vllm` spec's pod runs when `backend.image` is not set (its
+    /// version is the one the flag mapping is checked against).
+    public static let defaultVLLMImage = "vllm/vllm-openai:v0.11.0"
+    /// Layers a GPU spec offloads to the GPU when `backend.gpuLayers` is not set: all of them
+    /// (llama.cpp caps the count at the model's).
+    public static let allGPULayers = 999
     public var type: BackendType = .native
     /// Upstream base URL; only for `openai`.
     public var url: String?
@@ -67,6 +80,22 @@ public struct BackendSpec: Sendable, Equatable {
     public var ubatchTokens: Int?
     /// llama.cpp's flash attention (`-fa on|off`); llamacpp only.
     public var flashAttention: Bool?
+    /// Layers offloaded to the GPU (`-ngl`); llamacpp only. Default: all when the spec requests
+    /// GPUs, none otherwise.
+    public var gpuLayers: Int?
+    /// Share of each GPU's memory vLLM may use (`--gpu-memory-utilization`, 0 < x <= 1); vllm only.
+    public var gpuMemoryUtilization: Double?
+    /// Weight/activation type (`--dtype`: auto, half, float16, bfloat16, float, float32); vllm only.
+    public var dtype: String?
+    /// Quantization method (`--quantization`, e.g. awq, gptq, fp8); vllm only.
+    public var quantization: String?
+    /// The server program: llama-server (llamacpp) or vllm (vllm); default: found on $PATH
+    /// (llama-server also via $AUTOGLM_LLAMA_SERVER).
+    public var executable: String?
+    /// Container image of the vLLM server in the rendered pod; vllm only.
+    public var image: String?
+    /// Key autoglm sends to an `openai` upstream (`Authorization: Bearer`).
+    public var apiKey: APIKeySource?
     public init() {}
 }
 

@@ -129,14 +129,14 @@ struct SpecDecoder {
                       "autoscaling.metric cpu needs resources.cpu: the autoscaler measures utilization against the CPU request; set resources.cpu (e.g. '4')")
             }
         }
-        if let gpus = spec.resources.gpu, gpus > 0, spec.backend.type != .llamacpp {
+        if let gpus = spec.resources.gpu, gpus > 0, spec.backend.type != .llamacpp, spec.backend.type != .vllm {
             let pos = lookup("resources")?["nvidia.com/gpu"]?.pos
             switch spec.backend.type {
             case .native:
                 note(pos, "resources.nvidia.com/gpu: the native backend runs on CPU; the GPU is requested for the pod but not used by the engine (use backend.type llamacpp to use it)")
             case .openai:
                 note(pos, "resources.nvidia.com/gpu: backend openai forwards to an upstream; the GPU is requested for the pod but not used")
-            case .llamacpp: break
+            case .llamacpp, .vllm: break
             }
         }
         if spec.backend.type == .openai, fresh("backend") {

@@ -174,6 +174,9 @@ struct Serve: AsyncParsableCommand {
         case .llamacpp:
             serveError("\(file): backend.type llamacpp: `autoglm serve --config` serves the native engine only; run llama.cpp's llama-server for this spec, or set backend.type: native to serve model.ref with autoglm")
             throw ExitCode(1)
+        case .vllm:
+            serveError("\(file): backend.type vllm: not served yet")
+            throw ExitCode(1)
         case .openai:
             serveError("\(file): backend.type openai forwards to \(spec.backend.url ?? "an upstream"), which `autoglm serve --config` does not do (it serves the native engine only); point clients at the upstream, or set backend.type: native (and drop backend.url) to serve model.ref with autoglm")
             throw ExitCode(1)
