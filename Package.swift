@@ -56,6 +56,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // The autoglm.yaml schema: YAML load with positions, overlays, validation, encode.
@@ -84,7 +86,10 @@ let package = Package(
         .target(name: "Optimizer"),
         // Serving backends the optimizer launches and measures through the OpenAI API: the native
         // engine (`autoglm serve`), llama.cpp's llama-server, an OpenAI-compatible upstream.
-        .target(name: "Backends", dependencies: ["Optimizer", "LoadGen", "Spec"]),
+        .target(name: "Backends", dependencies: [
+            "Optimizer", "LoadGen", "Spec", "Server",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         .executableTarget(
             name: "autoglm",
             dependencies: [

@@ -1,5 +1,6 @@
 import Foundation
 import Optimizer
+import Spec
 
 /// llama.cpp's `llama-server`, started as `replicas` subprocesses on 127.0.0.1 with `-t -np -b -ub
 /// -c -ctk -ctv -fa` from the configuration. The context is parallel × tokens per sequence, so each slot
@@ -25,11 +26,10 @@ public struct LlamaCppBackend: ServingBackend {
 
     /// Finds `llama-server`: the explicit path, then $AUTOGLM_LLAMA_SERVER, then the copy
     /// bench/build-llama-server.sh builds, then $PATH. Nil when none is executable.
-    public static func locate(explicit: String?) -> String? {
+    public static func locate(explicit: String?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         let fm = FileManager.default
         var candidates: [String] = []
         if let e = explicit { return fm.isExecutableFile(atPath: e) ? e : nil }
-        let env = ProcessInfo.processInfo.environment
         if let e = env["AUTOGLM_LLAMA_SERVER"], !e.isEmpty { candidates.append(e) }
         let peers = env["AUTOGLM_PEERS"].flatMap { $0.isEmpty ? nil : $0 }
             ?? (NSHomeDirectory() + "/.cache/autoglm/peers")
@@ -75,5 +75,26 @@ public struct LlamaCppBackend: ServingBackend {
             (exe, self.arguments(c, port: port))
         }
         return TrialHandle(baseURLs: procs.map(\.baseURL), processes: procs, modelName: "trial")
+    }
+}
+
+extension LlamaCppBackend {
+    /// `llama-server` arguments that serve the spec's backend settings on 127.0.0.1:`port` under
+    /// `servedModelName`. Unset fields keep llama-server's defaults. `backend.contextLength` is per
+    /// sequence and llama-server's `-c` is the whole cache, shared by `-np` slots, so `-c` is their
+    /// product. GPU layers: `backend.gpuLayers`, else all of them when the spec requests GPUs.
+    public static func serveArguments(backend b: BackendSpec, gpus: Int, modelPath: String,
+                                      servedModelName: String, port: Int) -> [String] {
+        var a = ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "--alias", servedModelName,
+                 "--metrics", "--no-webui"]
+        if let t = b.threads { a += ["-t", String(t)] }
+        if let np = b.maxSeqs { a += ["-np", String(np)] }
+        if let c = b.contextLength { a += ["-c", String(c * (b.maxSeqs ?? 1))] }
+        if let v = b.maxBatchedTokens { a += ["-b", String(v)] }
+        if let v = b.ubatchTokens { a += ["-ub", String(v)] }
+        if let k = b.kvCacheType { a += ["-ctk", k.rawValue, "-ctv", k.rawValue] }
+        if let fa = b.flashAttention { a += ["-fa", fa ? "on" : "off"] }
+        if let ngl = b.gpuLayers ?? (gpus > 0 ? BackendSpec.allGPULayers : nil) { a += ["-ngl", String(ngl)] }
+        return a
     }
 }

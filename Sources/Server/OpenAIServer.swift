@@ -40,8 +40,7 @@ public final class OpenAIServer: Sendable {
 
     public func buildRouter() -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
-        router.add(middleware: AccessLogMiddleware(logger: logger))
-        router.add(middleware: AuthMiddleware(keys: config.apiKeys))
+        FrontDoor.addMiddleware(to: router, config: config, logger: logger)
         router.get("/healthz") { _, _ in self.healthz() }
         router.get("/readyz") { _, _ in self.readyz() }
         router.get("/metrics") { _, _ in
@@ -52,6 +51,7 @@ public final class OpenAIServer: Sendable {
         router.post("/v1/completions") { req, ctx in await self.handle(req, chat: false, channel: ctx.channel) }
         router.post("/v1/chat/completions") { req, ctx in await self.handle(req, chat: true, channel: ctx.channel) }
         for add in config.extraRoutes { add(router) }
+        FrontDoor.addPreflight(to: router, config: config, paths: ["/v1/models", "/v1/completions", "/v1/chat/completions"])
         return router
     }
 
@@ -150,11 +150,7 @@ public final class OpenAIServer: Sendable {
         }
     }
 
-    func queueFull(_ message: String) -> APIError {
-        var e = APIError(status: .tooManyRequests, message: message, type: "rate_limit_error", code: "queue_full")
-        e.headers = [(.retryAfter, "1")]
-        return e
-    }
+    func queueFull(_ message: String) -> APIError { APIError.queueFull(message) }
 
     /// Where request preparation (parse, template, tokenize) runs: GCD threads, not the
     /// cooperative pool (2 threads on this box) whose tasks answer health probes.
@@ -170,20 +166,7 @@ public final class OpenAIServer: Sendable {
     }
 
     func readBody(_ req: Request) async throws(APIError) -> ByteBuffer {
-        let tooLarge = APIError(status: .contentTooLarge,
-                                message: "the request body exceeds \(config.maxBodyBytes) bytes; send a smaller request",
-                                type: "invalid_request_error", code: "body_too_large")
-        if let len = req.headers[.contentLength].flatMap(Int.init), len > config.maxBodyBytes { throw tooLarge }
-        do {
-            return try await req.body.collect(upTo: config.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw tooLarge
-        } catch let e as HTTPError where e.status == .contentTooLarge {
-            throw tooLarge
-        } catch {
-            // A malformed chunked encoding, a connection reset mid-body, an idle timeout: not a size problem.
-            throw APIError.invalid("the request body could not be read (\(Self.shortError(error))); send a complete body with Content-Length or valid chunked encoding", code: "invalid_body")
-        }
+        try await FrontDoor.readBody(req, maxBytes: config.maxBodyBytes)
     }
 
     static func parseBody(_ buffer: ByteBuffer) throws(APIError) -> JSONValue {
@@ -283,13 +266,11 @@ public final class OpenAIServer: Sendable {
     }
 
     func json(_ status: HTTPResponse.Status, _ v: JSONValue, extra: [(HTTPField.Name, String)] = []) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        for (k, val) in extra { headers[k] = val }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized())))
+        FrontDoor.json(status, v, extra: extra)
     }
 
     func errorResponse(_ e: APIError) -> Response {
-        json(e.status, e.json, extra: e.headers)
+        FrontDoor.errorResponse(e)
     }
 }
 

@@ -35,6 +35,10 @@ public struct ServerConfig: Sendable {
     /// Seconds between SIGTERM and closing the listener, while /readyz already answers 503
     /// (time for load balancers to notice).
     public var unreadyDelay: Double = 0
+    /// Origins browsers may call the API from (`Access-Control-Allow-Origin`; `*` for any);
+    /// empty: no CORS headers. At most `ServerConfig.maxCORSOrigins`.
+    public var corsOrigins: [String] = []
+    public static let maxCORSOrigins = 16
     /// Extra routes mounted after the OpenAI ones (e.g. the registry's REST API).
     public var extraRoutes: [@Sendable (Router<ServerRequestContext>) -> Void] = []
 

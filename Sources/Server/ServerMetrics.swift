@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Metrics
 import Prometheus
+import Synchronization
 
 /// Prometheus metrics (prefix `autoglm:`, label `model_name`) through swift-metrics handles on
 /// a private `PrometheusMetricsFactory`: no global bootstrap, so tests can build many servers.
@@ -13,7 +14,9 @@ public final class ServerMetrics: Sendable {
     let model: String
     let running: CoreMetrics.Gauge
     let waiting: CoreMetrics.Gauge
-    let kvUsage: CoreMetrics.Gauge
+    /// Created on first use: a proxied backend that does not report KV usage shows no series
+    /// rather than a false 0.
+    let kvUsage: Mutex<CoreMetrics.Gauge?>
     let promptTokens: CoreMetrics.Counter
     let generationTokens: CoreMetrics.Counter
     let ttft: CoreMetrics.Recorder
@@ -37,7 +40,7 @@ public final class ServerMetrics: Sendable {
         let d = [("model_name", modelName)]
         running = CoreMetrics.Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
         waiting = CoreMetrics.Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
-        kvUsage = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: d, factory: f)
+        kvUsage = Mutex(nil)
         promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
         generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
         ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
@@ -83,9 +86,20 @@ public final class ServerMetrics: Sendable {
 
     /// Prometheus text, with the engine gauges refreshed from `stats`.
     func render(_ stats: SchedulerStats) -> String {
-        running.record(Double(stats.running))
-        waiting.record(Double(stats.waiting))
-        kvUsage.record(stats.kvUsage)
+        render(running: Double(stats.running), waiting: Double(stats.waiting), kvUsage: stats.kvUsage)
+    }
+
+    /// Prometheus text with the serving gauges set to these values (`kvUsage` nil: not reported).
+    func render(running r: Double, waiting w: Double, kvUsage kv: Double?) -> String {
+        running.record(r)
+        waiting.record(w)
+        if let kv {
+            let (f, m) = (factory, model)
+            kvUsage.withLock { g in
+                if g == nil { g = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: [("model_name", m)], factory: f) }
+                g?.record(kv)
+            }
+        }
         return registry.emitToString()
     }
 }

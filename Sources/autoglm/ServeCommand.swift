@@ -1,5 +1,6 @@
 import Spec
 import ArgumentParser
+import Backends
 import Deploy
 import Engine
 import Foundation
@@ -19,8 +20,16 @@ struct Serve: AsyncParsableCommand {
         ({env: VAR} reads $VAR, which must be set; the rendered Deployment fills \
         AUTOGLM_API_KEY_<i> from each secretRef). A flag given on the command line overrides the \
         spec's value (--model replaces model.ref, version and channel). With --config the host \
-        defaults to 0.0.0.0, so a pod answers its probes and its Service; otherwise 127.0.0.1. \
-        Only backend.type native is served: a llamacpp or openai spec is refused.
+        defaults to 0.0.0.0, so a pod answers its probes and its Service; otherwise 127.0.0.1.
+
+        Every backend.type gets the same front door (auth, CORS, limits, logs, /healthz, /readyz, \
+        /metrics, drain): native runs the built-in engine in this process; llamacpp starts \
+        llama-server (backend.executable, $AUTOGLM_LLAMA_SERVER or $PATH) on loopback with the \
+        spec's settings and supervises it (restarted with backoff when it exits); vllm starts \
+        `vllm serve` the same way; openai forwards to backend.url with backend.apiKey (or \
+        $AUTOGLM_UPSTREAM_API_KEY). --backend-url fronts a server of the spec's backend that \
+        already runs there (a pod's vLLM container); without --config it fronts any \
+        OpenAI-compatible server.
 
         Models come from the registry at $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR (the image sets \
         /models, the volume `autoglm pull --models-dir /models` fills in the init container), else \
@@ -50,6 +59,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-prompt-mb"), help: "Largest prompt text of one request in MiB, checked before tokenizing (default: 1).") var maxPromptMB: Double = 1
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may sit idle (no request, or a request head or body not arriving) before it is closed.") var idleTimeout: Double = 60
     @Option(name: .customLong("header-timeout"), help: "Seconds a request head may take to arrive in full.") var headerTimeout: Double = 10
+    @Option(name: .customLong("cors-origin"), help: "Origin browsers may call the API from (repeatable, at most 16; * for any). Default: none (no CORS headers).") var corsOrigins: [String] = []
+    @Option(name: .customLong("backend-url"), help: "Front the OpenAI-compatible server already running at this URL instead of launching the spec's backend (without --config: any upstream).") var backendURL: String?
 
     func validate() throws {
         try FlagRange.check("--port", port, 0...65535)
@@ -76,6 +87,23 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("AUTOGLM_API_KEYS is set but holds no key: that would turn authentication off; set it to KEY[,KEY...] or unset it to serve without auth")
         }
         if env != nil && config == nil { throw ValidationError("--env selects an overlay of --config; give --config SPEC too") }
+        if corsOrigins.count > ServerConfig.maxCORSOrigins {
+            throw ValidationError("--cors-origin is given \(corsOrigins.count) times; at most \(ServerConfig.maxCORSOrigins) origins (or * for any)")
+        }
+        for o in corsOrigins where o != "*" {
+            guard let u = URL(string: o), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil,
+                  u.path.isEmpty, u.query == nil else {
+                throw ValidationError("--cors-origin '\(o)' is not an origin; write it as scheme://host[:port], e.g. https://app.example.com, or * for any")
+            }
+        }
+        if let u = backendURL {
+            guard let url = URL(string: u), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ValidationError("--backend-url '\(u)' is not an http:// or https:// URL; e.g. http://127.0.0.1:8000/v1")
+            }
+            if options.model != nil && config == nil {
+                throw ValidationError("--backend-url fronts a running server, which serves its own model; drop --model")
+            }
+        }
     }
 
     func run() async throws {
@@ -84,7 +112,16 @@ struct Serve: AsyncParsableCommand {
             json ? AnyLogHandlerBox.json(label) : AnyLogHandlerBox.text(label)
         }
         let logger = Logger(label: "autoglm.serve")
-        let spec = try config.map { try loadServeSpec($0, env: env) }
+        var spec = try config.map { try loadServeSpec($0, env: env) }
+        if spec == nil, backendURL != nil {
+            var s = Spec(name: "upstream", model: ModelSpec(ref: "upstream"))
+            s.backend.type = .openai
+            spec = s
+        }
+        if let spec, spec.backend.type != .native {
+            try await runFronted(spec, logger: logger)
+            return
+        }
         let b = spec?.backend ?? BackendSpec()
 
         let resolved: ModelResolver.Resolved
@@ -114,27 +151,8 @@ struct Serve: AsyncParsableCommand {
         let scheduler = Scheduler(model: lm, config: SchedulerConfig(
             maxSeqs: maxSeqs, maxBatchedTokens: maxBatchedTokens, kvCacheMB: kvCacheMB, contextLength: context,
             kvPrecision: precision, batchWait: .milliseconds(batchWaitMs)))
-        var cfg = ServerConfig()
-        cfg.host = host
-        cfg.port = port
-        cfg.servedModelName = servedModelName ?? resolved.name
-        cfg.maxQueue = maxQueue
-        cfg.drainTimeout = drainTimeout
-        cfg.requestTimeout = requestTimeout
-        cfg.unreadyDelay = unreadyDelay
-        cfg.maxBodyBytes = Int(maxBodyMB * 1_048_576)
-        cfg.maxPromptBytes = Int(maxPromptMB * 1_048_576)
-        cfg.idleTimeout = idleTimeout
-        cfg.headerTimeout = headerTimeout
-        if let maxSeqsPerRequest { cfg.maxSeqsPerRequest = maxSeqsPerRequest }
-        var keys = Set(apiKeys)
-        let environment = ProcessInfo.processInfo.environment
-        keys.formUnion(Self.environmentKeys(environment) ?? [])
-        if let spec { keys.formUnion(try specAPIKeys(spec.server.apiKeys, environment: environment)) }
-        cfg.apiKeys = keys
-        if let registry = openRegistryIfPresent() {
-            cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry, exposePaths: false) }
-        }
+        let cfg = try serverConfig(spec, servedModelName: servedModelName ?? resolved.name, host: host, port: port, drainTimeout: drainTimeout)
+        let keys = cfg.apiKeys
         logger.info("serving", metadata: [
             "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)", "ctx": "\(context)",
             "max_seqs": "\(maxSeqs)", "max_batched_tokens": "\(maxBatchedTokens)", "kv_cache_mb": "\(kvCacheMB)",
@@ -146,6 +164,104 @@ struct Serve: AsyncParsableCommand {
         logger.info("drained; exiting")
     }
 
+    /// The HTTP side, the same for every backend: address, limits, timeouts, keys, CORS, the
+    /// registry's routes.
+    func serverConfig(_ spec: Spec?, servedModelName: String, host: String, port: Int, drainTimeout: Double) throws -> ServerConfig {
+        var cfg = ServerConfig()
+        cfg.host = host
+        cfg.port = port
+        cfg.servedModelName = servedModelName
+        cfg.maxQueue = maxQueue
+        cfg.drainTimeout = drainTimeout
+        cfg.requestTimeout = requestTimeout
+        cfg.unreadyDelay = unreadyDelay
+        cfg.maxBodyBytes = Int(maxBodyMB * 1_048_576)
+        cfg.maxPromptBytes = Int(maxPromptMB * 1_048_576)
+        cfg.idleTimeout = idleTimeout
+        cfg.headerTimeout = headerTimeout
+        cfg.corsOrigins = corsOrigins
+        if let maxSeqsPerRequest { cfg.maxSeqsPerRequest = maxSeqsPerRequest }
+        var keys = Set(apiKeys)
+        let environment = ProcessInfo.processInfo.environment
+        keys.formUnion(Self.environmentKeys(environment) ?? [])
+        if let spec { keys.formUnion(try specAPIKeys(spec.server.apiKeys, environment: environment)) }
+        cfg.apiKeys = keys
+        if let registry = openRegistryIfPresent() {
+            cfg.extraRoutes.append { router in RegistryRoutes.add(to: router, registry: registry, exposePaths: false) }
+        }
+        return cfg
+    }
+
+    /// A llamacpp, vllm or openai spec: the backend through the serving layer, behind the proxy
+    /// front door. The command-line engine flags override the spec's backend fields.
+    func runFronted(_ original: Spec, logger: Logger) async throws {
+        var spec = original
+        if let v = maxSeqs { spec.backend.maxSeqs = v }
+        if let v = maxBatchedTokens { spec.backend.maxBatchedTokens = v }
+        if let v = ctx { spec.backend.contextLength = v }
+        if let v = options.effectiveThreads(nil) { spec.backend.threads = v }
+        let environment = ProcessInfo.processInfo.environment
+        var modelPath: String?
+        var name = servedModelName
+        switch spec.backend.type {
+        case .llamacpp where backendURL == nil:
+            let resolved = options.model != nil ? try options.resolveModel(default: ModelResolver.defaultAlias) : try resolveSpecModel(spec.model)
+            modelPath = resolved.path
+            name = name ?? resolved.name
+        case .vllm:
+            name = name ?? VLLMBackend.repoID(spec.model.ref) ?? spec.model.ref
+        default:
+            name = name ?? spec.name
+        }
+        let host = self.host ?? (config == nil ? "127.0.0.1" : "0.0.0.0")
+        let port = self.port ?? spec.server.port
+        let drainTimeout = self.drainTimeout ?? Double(spec.server.drainTimeoutSeconds)
+        let cfg = try serverConfig(config == nil ? nil : spec, servedModelName: name ?? spec.name, host: host, port: port, drainTimeout: drainTimeout)
+        let upstreamKey: String?
+        switch spec.backend.apiKey {
+        case .env(let v)?:
+            guard let k = environment[v], !k.isEmpty else {
+                serveError("backend.apiKey reads $\(v), which is not set or empty; set it to the upstream's key or remove backend.apiKey")
+                throw ExitCode(1)
+            }
+            upstreamKey = k
+        case .secretRef(let n, let k)?:
+            guard let v = environment["AUTOGLM_UPSTREAM_API_KEY"], !v.isEmpty else {
+                serveError("backend.apiKey is secretRef \(n)/\(k), which only Kubernetes resolves; set AUTOGLM_UPSTREAM_API_KEY to the key")
+                throw ExitCode(1)
+            }
+            upstreamKey = v
+        case nil:
+            upstreamKey = environment["AUTOGLM_UPSTREAM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let upstream: any Upstream
+        do {
+            upstream = try Fronting.upstream(spec, Fronting.Inputs(modelPath: modelPath, servedModelName: cfg.servedModelName,
+                                                                   backendURL: backendURL, upstreamKey: upstreamKey,
+                                                                   environment: environment)) { logger.info("\($0)") }
+        } catch {
+            serveError(error.description)
+            throw ExitCode(1)
+        }
+        // A wrong key will not fix itself: refuse to start. An upstream that is down may come
+        // back: serve (not ready) and keep probing.
+        if let remote = upstream as? RemoteUpstream, let code = await remote.probeOnce() {
+            if code == 401 || code == 403 {
+                serveError(BackendError.upstreamRefusedKey(url: remote.baseURL ?? "", status: code).description)
+                await remote.stop()
+                throw ExitCode(1)
+            }
+        }
+        logger.info("serving", metadata: [
+            "backend": "\(spec.backend.type.rawValue)", "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)",
+            "upstream": "\(upstream.baseURL ?? "launched on loopback")",
+            "auth": "\(cfg.apiKeys.isEmpty ? "off" : "\(cfg.apiKeys.count) keys")",
+        ])
+        let server = ProxyServer(upstream: upstream, config: cfg, logger: logger)
+        try await server.run()
+        logger.info("drained; exiting")
+    }
+
     /// The keys in `$AUTOGLM_API_KEYS` (comma-separated), nil when it is not set.
     static func environmentKeys(_ environment: [String: String]) -> [String]? {
         environment["AUTOGLM_API_KEYS"].map {
@@ -153,8 +269,7 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// Reads `--config` through the one spec loader (overlay, `${VAR}`), printing every problem
-    /// and refusing backends `serve` does not run.
+    /// Reads `--config` through the one spec loader (overlay, `${VAR}`), printing every problem.
     func loadServeSpec(_ file: String, env: String?) throws -> Spec {
         let loaded: LoadedSpec
         do {
@@ -168,19 +283,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         for n in loaded.notes { FileHandle.standardError.write(Data("note: \(n.description)\n".utf8)) }
-        let spec = loaded.spec
-        switch spec.backend.type {
-        case .native: return spec
-        case .llamacpp:
-            serveError("\(file): backend.type llamacpp: `autoglm serve --config` serves the native engine only; run llama.cpp's llama-server for this spec, or set backend.type: native to serve model.ref with autoglm")
-            throw ExitCode(1)
-        case .vllm:
-            serveError("\(file): backend.type vllm: not served yet")
-            throw ExitCode(1)
-        case .openai:
-            serveError("\(file): backend.type openai forwards to \(spec.backend.url ?? "an upstream"), which `autoglm serve --config` does not do (it serves the native engine only); point clients at the upstream, or set backend.type: native (and drop backend.url) to serve model.ref with autoglm")
-            throw ExitCode(1)
-        }
+        return loaded.spec
     }
 
     /// model.ref / version / channel through the registry (the same rule as the pod's

@@ -1,0 +1,216 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Server
+import Synchronization
+
+/// A backend server process autoglm launches on 127.0.0.1 and supervises: probed every 200 ms
+/// (so /readyz follows it within a fraction of a second), restarted with exponential backoff
+/// (0.5 s doubling to 30 s, back to 0.5 s after a minute of health) when it exits, stopped with
+/// SIGTERM then SIGKILL. Each start gets a fresh port.
+public final class ManagedServer: Upstream {
+    /// `llama-server`, `vllm`: for messages.
+    public let program: String
+    public let slots: Int?
+    public var apiKey: String? { nil }
+    let command: @Sendable (_ port: Int) -> (executable: String, arguments: [String])
+    let readyPath: String
+    let log: @Sendable (String) -> Void
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Probe.configuration)
+    let s = Mutex(Supervision())
+
+    struct Supervision {
+        var process: ServerProcess?
+        var base: String?
+        var state: UpstreamState = .starting("not launched yet")
+        var health: (ok: Bool, reason: String) = (true, "starting")
+        var stopped = false
+        var starts = 0
+    }
+
+    public init(program: String, slots: Int?, readyPath: String, log: @escaping @Sendable (String) -> Void,
+                command: @escaping @Sendable (_ port: Int) -> (executable: String, arguments: [String])) {
+        self.program = program; self.slots = slots; self.readyPath = readyPath; self.log = log; self.command = command
+    }
+
+    public var baseURL: String? { s.withLock { $0.base } }
+    public var state: UpstreamState { s.withLock { $0.state } }
+    public var health: (ok: Bool, reason: String) { s.withLock { $0.health } }
+    /// How many times the process has been started.
+    public var starts: Int { s.withLock { $0.starts } }
+    /// The running process's id (tests kill it to check the restart).
+    public var pid: Int32? { s.withLock { $0.process?.pid } }
+
+    public func markUnreachable(_ reason: String) {
+        s.withLock { if case .ready = $0.state { $0.state = .down(reason) } }
+    }
+
+    var stopped: Bool { s.withLock { $0.stopped } }
+
+    public func run() async {
+        let backoffStart = 0.5, backoffMax = 30.0
+        var backoff = backoffStart
+        while !stopped && !Task.isCancelled {
+            let p: ServerProcess
+            do {
+                let port = try freePort()
+                let (exe, args) = command(port)
+                p = try ServerProcess.start(executable: exe, arguments: args, port: port)
+            } catch {
+                let why = "\(program) could not be started: \(error.detail); retrying in \(backoff) s"
+                s.withLock { $0.state = .down(why); $0.health = (false, why) }
+                log(why)
+                try? await Task.sleep(for: .seconds(backoff))
+                backoff = min(backoff * 2, backoffMax)
+                continue
+            }
+            let keep: Bool = s.withLock { st in
+                guard !st.stopped else { return false }
+                st.process = p; st.base = p.baseURL; st.starts += 1
+                st.state = .starting("\(program) is loading the model"); st.health = (true, "ok")
+                return true
+            }
+            guard keep else { _ = await p.stop(); return }
+            log("started \(program) (pid \(p.pid)) on \(p.baseURL); its log: \(p.logPath)")
+            var readySince: ContinuousClock.Instant?
+            while !stopped && !Task.isCancelled {
+                if !p.isAlive { break }
+                let code = await Probe.status(client, p.baseURL + readyPath)
+                let now = ContinuousClock.now
+                if code == 200 {
+                    if readySince == nil { readySince = now; log("\(program) is ready on \(p.baseURL)") }
+                    if let r = readySince, now - r > .seconds(60) { backoff = backoffStart }
+                }
+                s.withLock { st in
+                    guard !st.stopped, st.process === p else { return }
+                    if code == 200 { st.state = .ready }
+                    else if readySince != nil { st.state = .down("\(program) stopped answering its health check (\(code.map { "HTTP \($0)" } ?? "no answer"))") }
+                    else { st.state = .starting("\(program) is loading the model (health: \(code.map { "HTTP \($0)" } ?? "not listening yet"))") }
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            if stopped || Task.isCancelled { return }
+            let why = "\(program) exited (\(p.exitDescription().text)); restarting in \(backoff) s"
+            s.withLock { st in
+                st.state = .down(why); st.health = (false, why); st.base = nil; st.process = nil
+            }
+            log(why)
+            _ = await p.stop()
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, backoffMax)
+        }
+    }
+
+    public func stop() async {
+        let p: ServerProcess? = s.withLock { st in
+            st.stopped = true
+            st.state = .down("stopped")
+            defer { st.process = nil; st.base = nil }
+            return st.process
+        }
+        if let p { _ = await p.stop() }
+        try? await client.shutdown()
+    }
+
+    public func stats() async -> BackendStats? {
+        guard let base = baseURL else { return nil }
+        return await Probe.metrics(client, base + "/metrics", apiKey: nil)
+    }
+}
+
+/// A backend that runs elsewhere: an OpenAI-compatible upstream, or a vLLM the pod runs next to
+/// the front door (`serve --backend-url`). Probed every second: `readyPath` answering 200 means
+/// ready; 401/403 means autoglm's key is wrong (not ready, and said so).
+public final class RemoteUpstream: Upstream {
+    public let baseURL: String?
+    public let apiKey: String?
+    public let slots: Int?
+    let readyPath: String
+    let log: @Sendable (String) -> Void
+    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Probe.configuration)
+    let s = Mutex<(state: UpstreamState, stopped: Bool)>((.starting("not contacted yet"), false))
+
+    public init(url: String, apiKey: String?, slots: Int?, readyPath: String, log: @escaping @Sendable (String) -> Void) {
+        baseURL = Self.normalize(url)
+        self.apiKey = apiKey; self.slots = slots; self.readyPath = readyPath; self.log = log
+    }
+
+    /// `http://host:port/v1/` → `http://host:port` (the front door adds the `/v1/...` path).
+    public static func normalize(_ url: String) -> String {
+        var u = url
+        while u.hasSuffix("/") { u.removeLast() }
+        if u.hasSuffix("/v1") { u.removeLast(3) }
+        while u.hasSuffix("/") { u.removeLast() }
+        return u
+    }
+
+    public var state: UpstreamState { s.withLock { $0.state } }
+    public var health: (ok: Bool, reason: String) { (true, "ok") }
+
+    public func markUnreachable(_ reason: String) {
+        s.withLock { if case .ready = $0.state { $0.state = .down(reason) } }
+    }
+
+    /// One probe: the status the readiness path answers, nil when nothing answers.
+    public func probeOnce() async -> Int? {
+        await Probe.status(client, (baseURL ?? "") + readyPath, apiKey: apiKey)
+    }
+
+    public func run() async {
+        var last: UpstreamState?
+        while !s.withLock({ $0.stopped }) && !Task.isCancelled {
+            let code = await probeOnce()
+            let next: UpstreamState
+            switch code {
+            case 200: next = .ready
+            case 401, 403: next = .down("\(baseURL ?? "") refused autoglm's key (HTTP \(code ?? 0)); set backend.apiKey or $AUTOGLM_UPSTREAM_API_KEY")
+            case .some(let c): next = .down("\(baseURL ?? "")\(readyPath) answered HTTP \(c)")
+            case nil: next = .down("\(baseURL ?? "") does not answer (connection refused or timed out)")
+            }
+            s.withLock { if !$0.stopped { $0.state = next } }
+            if next != last { log("backend \(baseURL ?? ""): \(next == .ready ? "ready" : "\(next)")"); last = next }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    public func stop() async {
+        s.withLock { $0.stopped = true; $0.state = .down("stopped") }
+        try? await client.shutdown()
+    }
+
+    public func stats() async -> BackendStats? {
+        guard let base = baseURL else { return nil }
+        return await Probe.metrics(client, base + "/metrics", apiKey: apiKey)
+    }
+}
+
+/// Short HTTP GETs for probes and metric scrapes.
+enum Probe {
+    static var configuration: HTTPClient.Configuration {
+        var c = HTTPClient.Configuration()
+        c.redirectConfiguration = .disallow
+        c.timeout = .init(connect: .seconds(1), read: .seconds(2))
+        return c
+    }
+
+    static func get(_ client: HTTPClient, _ url: String, apiKey: String? = nil) async -> (Int, ByteBuffer)? {
+        var r = HTTPClientRequest(url: url)
+        if let k = apiKey { r.headers.add(name: "Authorization", value: "Bearer \(k)") }
+        do {
+            let resp = try await client.execute(r, timeout: .seconds(2))
+            let body = try await resp.body.collect(upTo: 4 << 20)
+            return (Int(resp.status.code), body)
+        } catch {
+            return nil
+        }
+    }
+
+    static func status(_ client: HTTPClient, _ url: String, apiKey: String? = nil) async -> Int? {
+        await get(client, url, apiKey: apiKey)?.0
+    }
+
+    static func metrics(_ client: HTTPClient, _ url: String, apiKey: String?) async -> BackendStats? {
+        guard let (code, body) = await get(client, url, apiKey: apiKey), code == 200 else { return nil }
+        return BackendMetrics.map(String(decoding: body.readableBytesView, as: UTF8.self))
+    }
+}

@@ -1,0 +1,394 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+
+/// The front door in front of another backend (llama-server, vLLM, an OpenAI-compatible
+/// upstream): the same auth, CORS, limits, logs, health, metrics and drain as the native server,
+/// with the OpenAI routes forwarded to the backend. Streams are relayed line by line as they
+/// arrive and checked on the way: a malformed or cut stream ends with an OpenAI-shaped error
+/// event and `[DONE]`, never a hang.
+///
+/// Threads and state: handlers run on Hummingbird's tasks and only move bytes; the backend's state
+/// is the `Upstream`'s (its own lock); this object holds configuration, an HTTP client and the
+/// in-flight count and token tallies behind one lock.
+public final class ProxyServer: Sendable {
+    public let upstream: any Upstream
+    public let config: ServerConfig
+    public let metrics: ServerMetrics
+    let logger: Logger
+    let client: HTTPClient
+    let draining = Flag()
+    let state = Mutex(ProxyState())
+
+    struct ProxyState {
+        var inFlight = 0
+        /// Tokens counted from responses' `usage` (used when the backend reports no counters).
+        var seenPrompt = 0.0, seenGeneration = 0.0
+        /// What the exported counters were last advanced to, per source.
+        var lastBackendPrompt: Double?, lastBackendGeneration: Double?
+        var lastSeenPrompt = 0.0, lastSeenGeneration = 0.0
+    }
+
+    /// The OpenAI routes forwarded as they are.
+    static let forwarded: [(HTTPRequest.Method, String)] = [
+        (.get, "/v1/models"), (.post, "/v1/chat/completions"), (.post, "/v1/completions"), (.post, "/v1/embeddings"),
+    ]
+
+    public init(upstream: any Upstream, config: ServerConfig, logger: Logger) {
+        self.upstream = upstream
+        self.config = config
+        self.logger = logger
+        metrics = ServerMetrics(modelName: config.servedModelName)
+        var hc = HTTPClient.Configuration()
+        hc.redirectConfiguration = .disallow
+        hc.decompression = .disabled
+        hc.timeout = .init(connect: .seconds(2), read: .seconds(Int64(max(1, config.requestTimeout == 0 ? 86_400 : config.requestTimeout))))
+        hc.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
+    }
+
+    /// Most requests in flight at once: what the backend decodes plus the queue (429 above).
+    var admissionLimit: Int { (upstream.slots ?? 0) + config.maxQueue }
+
+    public func buildRouter() -> Router<ServerRequestContext> {
+        let router = Router(context: ServerRequestContext.self)
+        FrontDoor.addMiddleware(to: router, config: config, logger: logger)
+        router.get("/healthz") { _, _ in self.healthz() }
+        router.get("/readyz") { _, _ in self.readyz() }
+        router.get("/metrics") { _, _ in
+            let text = await self.renderMetrics()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        for (method, path) in Self.forwarded {
+            router.on(RouterPath(path), method: method) { req, _ in await self.forward(req, path: path) }
+        }
+        for add in config.extraRoutes { add(router) }
+        FrontDoor.addPreflight(to: router, config: config, paths: Self.forwarded.map(\.1))
+        return router
+    }
+
+    public func makeApplication() -> some ApplicationProtocol {
+        Application(router: buildRouter(), server: config.httpServer,
+                    configuration: .init(address: .hostname(config.host, port: config.port), serverName: "autoglm"),
+                    logger: logger)
+    }
+
+    // MARK: health
+
+    func healthz() -> Response {
+        let h = upstream.health
+        if h.ok { return FrontDoor.json(.ok, ["status": "ok"]) }
+        return FrontDoor.json(.serviceUnavailable, ["status": "unhealthy", "reason": .string(h.reason)])
+    }
+
+    public func beginDraining() { draining.set() }
+
+    func readyz() -> Response {
+        if draining.isSet {
+            return FrontDoor.json(.serviceUnavailable, ["status": "draining", "reason": "the server is shutting down; send new requests elsewhere"])
+        }
+        switch upstream.state {
+        case .ready: return FrontDoor.json(.ok, ["status": "ready", "model": .string(config.servedModelName)])
+        case .starting(let why): return FrontDoor.json(.serviceUnavailable, ["status": "starting", "reason": .string(why)])
+        case .down(let why): return FrontDoor.json(.serviceUnavailable, ["status": "not ready", "reason": .string(why)])
+        }
+    }
+
+    // MARK: forwarding
+
+    func unavailable(_ why: String) -> APIError {
+        var e = APIError(status: .serviceUnavailable, message: "the backend is not available (\(why)); retry shortly",
+                         type: "server_error", code: "backend_unavailable")
+        e.headers = [(.retryAfter, "1")]
+        return e
+    }
+
+    func forward(_ req: Request, path: String) async -> Response {
+        let t0 = ContinuousClock.now
+        let admitted: Bool = state.withLock { s in
+            guard s.inFlight < admissionLimit else { return false }
+            s.inFlight += 1
+            return true
+        }
+        guard admitted else {
+            metrics.failure("queue_full")
+            return FrontDoor.errorResponse(.queueFull("\(admissionLimit) requests are already in flight (the backend's slots + --max-queue); retry shortly"))
+        }
+        var streaming = false
+        defer { if !streaming { state.withLock { $0.inFlight -= 1 } } }
+        do {
+            if draining.isSet {
+                throw APIError(status: .serviceUnavailable, message: "the server is shutting down; send new requests elsewhere",
+                               type: "server_error", code: "shutting_down")
+            }
+            var body: ByteBuffer?
+            var wantsStream = false
+            if req.method == .post {
+                let bytes = try await FrontDoor.readBody(req, maxBytes: config.maxBodyBytes)
+                // Parse only to refuse what is not a JSON object and to know whether a stream is asked for.
+                let parsed = try await OpenAIServer.offPool { () throws(APIError) in try OpenAIServer.parseBody(bytes) }
+                guard case .object(let o) = parsed else {
+                    throw APIError.invalid("the request body must be a JSON object", code: "invalid_json")
+                }
+                wantsStream = o["stream"]?.bool ?? false
+                body = bytes
+            }
+            guard case .ready = upstream.state, let base = upstream.baseURL else {
+                switch upstream.state {
+                case .starting(let why), .down(let why): throw unavailable(why)
+                case .ready: throw unavailable("no address yet")
+                }
+            }
+            var out = HTTPClientRequest(url: base + path + (req.uri.query.map { "?" + $0 } ?? ""))
+            out.method = req.method == .post ? .POST : .GET
+            out.headers.add(name: "Content-Type", value: "application/json")
+            out.headers.add(name: "Accept", value: wantsStream ? "text/event-stream" : "application/json")
+            if let k = upstream.apiKey { out.headers.add(name: "Authorization", value: "Bearer \(k)") }
+            if let body { out.body = .bytes(body) }
+            let resp: HTTPClientResponse
+            do {
+                resp = try await client.execute(out, timeout: .seconds(Int64(config.requestTimeout == 0 ? 86_400 : config.requestTimeout)))
+            } catch {
+                let why = "\(base) did not answer: \(Self.short(error))"
+                if Self.isConnectFailure(error) { upstream.markUnreachable(why) }
+                throw unavailable(why)
+            }
+            if resp.status == .unauthorized || resp.status == .forbidden {
+                throw APIError(status: .badGateway,
+                               message: "the backend refused autoglm's key (HTTP \(resp.status.code)); set backend.apiKey (or $AUTOGLM_UPSTREAM_API_KEY) to a key the upstream accepts",
+                               type: "server_error", code: "upstream_auth_failed")
+            }
+            let isSSE = resp.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+            if resp.status == .ok && isSSE {
+                streaming = true
+                return relay(resp, path: path, started: t0)
+            }
+            let bytes = try await collect(resp)
+            return try complete(resp.status.code, bytes, path: path, started: t0)
+        } catch let e as APIError {
+            metrics.failure(e.status == .tooManyRequests ? "queue_full" : "error")
+            logRequest(path: path, status: Int(e.status.code), started: t0, stream: false, usage: nil, ttft: nil, outcome: e.code ?? "error")
+            return FrontDoor.errorResponse(e)
+        } catch {
+            metrics.failure("error")
+            return FrontDoor.errorResponse(APIError(status: .badGateway, message: "forwarding failed: \(Self.short(error))", type: "server_error"))
+        }
+    }
+
+    /// A whole (non-streamed) response: passed through as it is; token counts read from `usage`.
+    func collect(_ resp: HTTPClientResponse) async throws(APIError) -> ByteBuffer {
+        do {
+            return try await resp.body.collect(upTo: 256 << 20)
+        } catch {
+            throw APIError(status: .badGateway, message: "the backend's response could not be read: \(Self.short(error))",
+                           type: "server_error", code: "upstream_read_failed")
+        }
+    }
+
+    func complete(_ status: UInt, _ bytes: ByteBuffer, path: String, started: ContinuousClock.Instant) throws(APIError) -> Response {
+        let parsed = try? JSONValue.parse(Data(bytes.readableBytesView))
+        guard case .object(let o)? = parsed else {
+            throw APIError(status: .badGateway,
+                           message: "the backend answered HTTP \(status) with a body that is not JSON: '\(String(decoding: bytes.readableBytesView.prefix(120), as: UTF8.self))'",
+                           type: "server_error", code: "upstream_invalid_response")
+        }
+        var usage: (Int, Int)?
+        if case .object(let u)? = o["usage"], let p = u["prompt_tokens"]?.int {
+            usage = (p, u["completion_tokens"]?.int ?? 0)
+        }
+        if (200..<300).contains(status) {
+            if let usage { tally(prompt: usage.0, generation: usage.1) }
+            let e2e = secs(ContinuousClock.now - started)
+            if path != "/v1/models" { metrics.e2e.record(e2e); metrics.success("stop") }
+        } else {
+            metrics.failure("error")
+        }
+        logRequest(path: path, status: Int(status), started: started, stream: false, usage: usage, ttft: nil,
+                   outcome: (200..<300).contains(status) ? "ok" : "upstream_error")
+        return Response(status: .init(code: Int(status)), headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: bytes))
+    }
+
+    /// Relays an event stream line by line.
+    func relay(_ resp: HTTPClientResponse, path: String, started: ContinuousClock.Instant) -> Response {
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var parser = SSERelay()
+            var first: ContinuousClock.Instant?
+            var last: ContinuousClock.Instant?
+            var outcome = "ok"
+            var clientGone = false
+            defer {
+                self.state.withLock { $0.inFlight -= 1 }
+                if let u = parser.usage { self.tally(prompt: u.prompt, generation: u.completion) }
+                self.logRequest(path: path, status: 200, started: started, stream: true,
+                                usage: parser.usage.map { ($0.prompt, $0.completion) } ?? (nil, parser.textChunks),
+                                ttft: first.map { secs($0 - started) }, outcome: outcome)
+            }
+            func send(_ b: ByteBuffer) async throws {
+                do { try await writer.write(b) } catch { clientGone = true; throw error }
+            }
+            do {
+                for try await chunk in resp.body {
+                    var out = ByteBuffer()
+                    let text = try parser.feed(chunk, into: &out)
+                    if text {
+                        let now = ContinuousClock.now
+                        if first == nil { first = now; self.metrics.ttft.record(secs(now - started)) }
+                        else if let l = last { self.metrics.itl.record(secs(now - l)) }
+                        last = now
+                    }
+                    if out.readableBytes > 0 { try await send(out) }
+                    if parser.done { break }
+                }
+                if !parser.done {
+                    outcome = "upstream_cut"
+                    try await send(Self.errorEvent("the backend closed the stream before it finished (no [DONE])", code: "upstream_stream_cut"))
+                    self.metrics.failure("error")
+                } else {
+                    self.metrics.e2e.record(secs(ContinuousClock.now - started))
+                    self.metrics.success("stop")
+                }
+            } catch let m as SSERelay.Malformed {
+                outcome = "upstream_malformed"
+                self.metrics.failure("error")
+                try? await send(Self.errorEvent(m.description, code: "upstream_stream_malformed"))
+            } catch {
+                if clientGone {
+                    outcome = "client_gone"
+                    self.metrics.failure("cancelled")
+                    return  // the upstream connection closes as the body iterator goes away
+                }
+                outcome = "upstream_error"
+                self.metrics.failure("error")
+                if let base = self.upstream.baseURL, Self.isConnectFailure(error) { self.upstream.markUnreachable("\(base): \(Self.short(error))") }
+                try? await send(Self.errorEvent("the backend's stream failed: \(Self.short(error))", code: "upstream_stream_failed"))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// An error event and the end of the stream.
+    static func errorEvent(_ message: String, code: String) -> ByteBuffer {
+        let e = APIError(status: .badGateway, message: message, type: "server_error", code: code)
+        return ByteBuffer(string: "data: \(e.json.serialized())\n\ndata: [DONE]\n\n")
+    }
+
+    func tally(prompt: Int, generation: Int) {
+        state.withLock { $0.seenPrompt += Double(prompt); $0.seenGeneration += Double(generation) }
+    }
+
+    func logRequest(path: String, status: Int, started: ContinuousClock.Instant, stream: Bool,
+                    usage: (Int?, Int)?, ttft: Double?, outcome: String) {
+        guard path != "/v1/models" else { return }
+        var md: Logger.Metadata = [
+            "method": "POST", "path": "\(path)", "status": "\(status)", "stream": "\(stream)",
+            "ms": "\(String(format: "%.1f", secs(ContinuousClock.now - started) * 1000))",
+        ]
+        if let u = usage {
+            if let p = u.0 { md["prompt_tokens"] = "\(p)" }
+            md["completion_tokens"] = "\(u.1)"
+        }
+        if let ttft { md["ttft_ms"] = "\(String(format: "%.1f", ttft * 1000))" }
+        if outcome != "ok" { md["outcome"] = "\(outcome)" }
+        logger.info("request", metadata: md)
+    }
+
+    // MARK: metrics
+
+    /// Our registry, with the backend's gauges and token counters mapped onto autoglm's names.
+    /// Token counters come from the backend's own counters when it reports them (a restarted
+    /// backend's reset counts as a new baseline), else from the responses' `usage`.
+    func renderMetrics() async -> String {
+        let b = await upstream.stats()
+        let slots = upstream.slots
+        let (prompt, generation, inFlight) = state.withLock { s -> (Double, Double, Int) in
+            func advance(_ now: Double?, _ last: inout Double?) -> Double? {
+                guard let now else { return nil }
+                defer { last = now }
+                guard let l = last else { return now }
+                return now >= l ? now - l : now
+            }
+            var p = advance(b?.promptTokens, &s.lastBackendPrompt)
+            var g = advance(b?.generationTokens, &s.lastBackendGeneration)
+            if p == nil { p = s.seenPrompt - s.lastSeenPrompt; s.lastSeenPrompt = s.seenPrompt }
+            if g == nil { g = s.seenGeneration - s.lastSeenGeneration; s.lastSeenGeneration = s.seenGeneration }
+            return (p ?? 0, g ?? 0, s.inFlight)
+        }
+        if prompt > 0 { metrics.promptTokens.increment(by: Int(prompt)) }
+        if generation > 0 { metrics.generationTokens.increment(by: Int(generation)) }
+        let running = b?.running ?? Double(slots.map { min($0, inFlight) } ?? inFlight)
+        let waiting = b?.waiting ?? Double(slots.map { max(0, inFlight - $0) } ?? 0)
+        return metrics.render(running: running, waiting: waiting, kvUsage: b?.kvUsage)
+    }
+
+    // MARK: errors
+
+    static func short(_ e: any Error) -> String { String(String(describing: e).prefix(200)) }
+
+    static func isConnectFailure(_ e: any Error) -> Bool {
+        if let c = e as? HTTPClientError, c == .connectTimeout || c == .remoteConnectionClosed || c == .deadlineExceeded { return true }
+        let d = String(describing: e)
+        return d.contains("connectTimeout") || d.contains("refused") || d.contains("ECONNREFUSED") || d.contains("connect(")
+            || d.contains("remoteConnectionClosed") || d.contains("ECONNRESET") || d.contains("reset by peer")
+    }
+
+    // MARK: lifecycle
+
+    /// Serves until SIGTERM/SIGINT, then drains: /readyz answers 503, the listener stops taking
+    /// connections and in-flight responses finish (bounded by the drain timeout), then the backend
+    /// is stopped.
+    public func run() async throws {
+        let app = makeApplication()
+        var cfg = ServiceGroupConfiguration(
+            services: [
+                .init(service: UpstreamService(upstream: upstream)),
+                .init(service: app),
+                .init(service: ProxyDrain(server: self)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        cfg.maximumGracefulShutdownDuration = .seconds(config.drainTimeout + config.unreadyDelay + 5)
+        let group = ServiceGroup(configuration: cfg)
+        do {
+            try await group.run()
+        } catch {
+            try? await client.shutdown()
+            await upstream.stop()
+            throw error
+        }
+        try? await client.shutdown()
+    }
+}
+
+/// Runs the backend's watcher; on shutdown (after the HTTP server has drained, services stop in
+/// reverse order) stops the backend.
+struct UpstreamService: Service {
+    let upstream: any Upstream
+    func run() async throws {
+        let u = upstream
+        let watcher = Task { await u.run() }
+        try? await gracefulShutdown()
+        await u.stop()
+        watcher.cancel()
+        _ = await watcher.value
+    }
+}
+
+/// First to hear of graceful shutdown: marks the proxy draining (/readyz 503), waits the unready delay.
+struct ProxyDrain: Service {
+    let server: ProxyServer
+    func run() async throws {
+        try? await gracefulShutdown()
+        server.beginDraining()
+        server.logger.info("draining: /readyz now answers 503", metadata: ["unready_delay_s": "\(server.config.unreadyDelay)"])
+        if server.config.unreadyDelay > 0 { try? await Task.sleep(for: .seconds(server.config.unreadyDelay)) }
+    }
+}
