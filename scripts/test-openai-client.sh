@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Integration test: starts the built `autoglm serve` on a free 127.0.0.1 port with the gemma3 test
-# model, waits for /readyz, and runs tests/integration/test_openai.py with the official `openai`
-# Python client (installed into a venv under ~/.cache/autoglm, never into the repo).
+# Integration test: the official `openai` Python client (tests/integration/test_openai.py) against
+# `autoglm serve` in front of each backend, on free 127.0.0.1 ports, with the gemma3 test model:
+#   native    the built-in engine (`serve --model`)
+#   llamacpp  `serve --config` with backend.type llamacpp: autoglm launches llama-server
+#   openai    `serve --config` with backend.type openai: a llama-server we start is the upstream,
+#             reached with its own key (backend.apiKey), while clients use autoglm's key
+# Each run ends with SIGTERM, which must drain and exit 0. The client is installed into a venv
+# under ~/.cache/autoglm, never into the repo.
 # Usage: scripts/test-openai-client.sh [path/to/autoglm]   (default: .build/release/autoglm)
+#        BACKENDS="native llamacpp openai" (default: all three; llamacpp/openai need
+#        $AUTOGLM_LLAMA_SERVER or bench/build-llama-server.sh's build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-.build/release/autoglm}"
 MODELS="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}"
 MODEL="$MODELS/gemma3-270m-q4_k_m.gguf"
+THREADS="${AUTOGLM_THREADS:-2}"
 [ -x "$BIN" ] || { echo "no binary at $BIN: run 'swift build -c release --product autoglm' first" >&2; exit 1; }
 [ -f "$MODEL" ] || { echo "model $MODEL missing: run scripts/fetch-models.sh" >&2; exit 1; }
+BACKENDS="${BACKENDS:-native llamacpp openai}"
+LLAMA="${AUTOGLM_LLAMA_SERVER:-$HOME/.cache/autoglm/peers/llama-server/bin/llama-server}"
 
 VENV="${AUTOGLM_PYDEPS:-$HOME/.cache/autoglm/venv-openai}"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai" 2>/dev/null; then
@@ -17,28 +27,88 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai" 2>/dev
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3"
 fi
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-LOG="$(mktemp -t autoglm-serve.XXXXXX.log)"
-"$BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name gemma3-test \
-  --max-seqs 4 --max-batched-tokens 128 --kv-cache-mb 128 --ctx 512 --threads "${AUTOGLM_THREADS:-2}" \
-  --api-key test-key --log-format json >"$LOG" 2>&1 &
-PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+WORK="$(mktemp -d -t autoglm-oai.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-for _ in $(seq 1 600); do
-  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
-  kill -0 "$PID" 2>/dev/null || { echo "server exited:"; cat "$LOG"; exit 1; }
-  sleep 0.5
+wait_ready() {  # URL PID LOG
+  for _ in $(seq 1 600); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$2" 2>/dev/null || { echo "server exited:"; cat "$3"; return 1; }
+    sleep 0.5
+  done
+  echo "not ready after 300 s: $1"; tail -20 "$3"; return 1
+}
+
+overall=0
+for backend in $BACKENDS; do
+  echo "=== backend: $backend"
+  PORT="$(free_port)"
+  LOG="$WORK/serve-$backend.log"
+  case "$backend" in
+    native)
+      "$BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" --served-model-name gemma3-test \
+        --max-seqs 4 --max-batched-tokens 128 --kv-cache-mb 128 --ctx 512 --threads "$THREADS" \
+        --api-key test-key --log-format json >"$LOG" 2>&1 &
+      ;;
+    llamacpp)
+      [ -x "$LLAMA" ] || { echo "llama-server missing at $LLAMA: run bench/build-llama-server.sh" >&2; exit 1; }
+      cat >"$WORK/llamacpp.yaml" <<YAML
+apiVersion: autoglm/v1
+kind: Deployment
+name: gemma3-llamacpp
+model:
+  ref: $MODEL
+backend:
+  type: llamacpp
+  threads: $THREADS
+  maxSeqs: 4
+  contextLength: 512
+YAML
+      AUTOGLM_LLAMA_SERVER="$LLAMA" "$BIN" serve --config "$WORK/llamacpp.yaml" --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+        --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
+      ;;
+    openai)
+      [ -x "$LLAMA" ] || { echo "llama-server missing at $LLAMA: run bench/build-llama-server.sh" >&2; exit 1; }
+      UPORT="$(free_port)"
+      "$LLAMA" -m "$MODEL" --host 127.0.0.1 --port "$UPORT" --alias gemma3-test -t "$THREADS" -np 4 -c 2048 \
+        --api-key upstream-key --metrics --no-webui >"$WORK/upstream.log" 2>&1 &
+      UPID=$!
+      PIDS+=("$UPID")
+      cat >"$WORK/openai.yaml" <<YAML
+apiVersion: autoglm/v1
+kind: Deployment
+name: gemma3-upstream
+model:
+  ref: gemma3-test
+backend:
+  type: openai
+  url: http://127.0.0.1:$UPORT/v1
+  apiKey:
+    env: UPSTREAM_KEY
+YAML
+      UPSTREAM_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
+        --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
+      ;;
+    *) echo "unknown backend $backend (native, llamacpp, openai)" >&2; exit 2 ;;
+  esac
+  PID=$!
+  PIDS+=("$PID")
+  status=0
+  wait_ready "http://127.0.0.1:$PORT/readyz" "$PID" "$LOG" || status=$?
+  if [ "$status" = 0 ]; then
+    AUTOGLM_BASE_URL="http://127.0.0.1:$PORT/v1" AUTOGLM_API_KEY=test-key AUTOGLM_MODEL=gemma3-test \
+      "$VENV/bin/python" tests/integration/test_openai.py || status=$?
+  fi
+  # Graceful drain on SIGTERM: exit status 0 (and, for llamacpp, the child stopped with it).
+  kill -TERM "$PID"
+  if wait "$PID"; then echo "ok: $backend: SIGTERM drained, exit 0"; else echo "FAIL: $backend: serve exited $? after SIGTERM"; status=1; fi
+  if [ "$backend" = llamacpp ] && pgrep -f "llama-server.*--alias gemma3-test.*--port" >/dev/null 2>&1 \
+     && pgrep -P "$PID" >/dev/null 2>&1; then
+    echo "FAIL: llama-server still running after serve exited"; status=1
+  fi
+  [ "$status" = 0 ] || { echo "--- $backend server log"; tail -50 "$LOG"; overall=1; }
 done
-
-status=0
-AUTOGLM_BASE_URL="http://127.0.0.1:$PORT/v1" AUTOGLM_API_KEY=test-key AUTOGLM_MODEL=gemma3-test \
-  "$VENV/bin/python" tests/integration/test_openai.py || status=$?
-
-# Graceful drain on SIGTERM: exit status 0.
-kill -TERM "$PID"
-if wait "$PID"; then echo "ok: SIGTERM drained, exit 0"; else echo "FAIL: serve exited $? after SIGTERM"; status=1; fi
-trap - EXIT
-[ "$status" = 0 ] || { echo "--- server log"; tail -50 "$LOG"; }
-exit "$status"
+exit "$overall"

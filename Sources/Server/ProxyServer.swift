@@ -133,11 +133,20 @@ public final class ProxyServer: Sendable {
             if req.method == .post {
                 let bytes = try await FrontDoor.readBody(req, maxBytes: config.maxBodyBytes)
                 // Parse only to refuse what is not a JSON object and to know whether a stream is asked for.
-                let parsed = try await OpenAIServer.offPool { () throws(APIError) in try OpenAIServer.parseBody(bytes) }
-                guard case .object(let o) = parsed else {
-                    throw APIError.invalid("the request body must be a JSON object", code: "invalid_json")
+                // The common OpenAI fields are checked the way the native server checks them, so
+                // every backend refuses the same bad requests with the same errors.
+                let maxSeqs = config.maxSeqsPerRequest
+                wantsStream = try await OpenAIServer.offPool { () throws(APIError) in
+                    let parsed = try OpenAIServer.parseBody(bytes)
+                    let reader = try FieldReader(parsed)
+                    guard path != "/v1/embeddings" else { return false }
+                    let o = try RequestParser.options(reader, chat: path == "/v1/chat/completions")
+                    if o.n > maxSeqs {
+                        throw APIError.invalid("this request asks for \(o.n) sequences; a request may hold at most \(maxSeqs) (--max-seqs-per-request)",
+                                               param: "n", code: "too_many_sequences")
+                    }
+                    return o.stream
                 }
-                wantsStream = o["stream"]?.bool ?? false
                 body = bytes
             }
             guard case .ready = upstream.state, let base = upstream.baseURL else {
@@ -194,10 +203,15 @@ public final class ProxyServer: Sendable {
 
     func complete(_ status: UInt, _ bytes: ByteBuffer, path: String, started: ContinuousClock.Instant) throws(APIError) -> Response {
         let parsed = try? JSONValue.parse(Data(bytes.readableBytesView))
-        guard case .object(let o)? = parsed else {
+        guard case .object(var o)? = parsed else {
             throw APIError(status: .badGateway,
                            message: "the backend answered HTTP \(status) with a body that is not JSON: '\(String(decoding: bytes.readableBytesView.prefix(120), as: UTF8.self))'",
                            type: "server_error", code: "upstream_invalid_response")
+        }
+        var out = bytes
+        var offsets: [Int: Int] = [:]
+        if path == "/v1/completions", (200..<300).contains(status), LegacyLogprobs.rewrite(&o, offsets: &offsets) {
+            out = ByteBuffer(string: JSONValue.object(o).serialized())
         }
         var usage: (Int, Int)?
         if case .object(let u)? = o["usage"], let p = u["prompt_tokens"]?.int {
@@ -213,7 +227,7 @@ public final class ProxyServer: Sendable {
         logRequest(path: path, status: Int(status), started: started, stream: false, usage: usage, ttft: nil,
                    outcome: (200..<300).contains(status) ? "ok" : "upstream_error")
         return Response(status: .init(code: Int(status)), headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: bytes))
+                        body: ResponseBody(byteBuffer: out))
     }
 
     /// Relays an event stream line by line.
@@ -221,6 +235,7 @@ public final class ProxyServer: Sendable {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var parser = SSERelay()
+            parser.legacyLogprobs = path == "/v1/completions"
             var first: ContinuousClock.Instant?
             var last: ContinuousClock.Instant?
             var outcome = "ok"

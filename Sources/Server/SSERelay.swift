@@ -26,6 +26,10 @@ struct SSERelay {
     /// Chunks that carried generated text (content, reasoning, a completion's text or tool-call arguments).
     private(set) var textChunks = 0
     private(set) var usage: (prompt: Int, completion: Int)?
+    /// Rewrite chat-shaped logprobs (`logprobs.content`, as llama-server sends for
+    /// /v1/completions) into the legacy completions shape the OpenAI API defines.
+    var legacyLogprobs = false
+    private var offsets: [Int: Int] = [:]
 
     /// The complete lines of `chunk` (with what was left over before), checked; throws on the
     /// first line that is not SSE or data that is not JSON. Returns whether text arrived.
@@ -39,8 +43,9 @@ struct SSERelay {
                 var line = partial
                 partial.removeAll(keepingCapacity: true)
                 line.append(contentsOf: bytes[start..<i])
-                if try check(line) { sawText = true }
-                out.writeBytes(line)
+                let (text, replacement) = try check(line)
+                if text { sawText = true }
+                if let replacement { out.writeString(replacement) } else { out.writeBytes(line) }
                 out.writeInteger(UInt8(ascii: "\n"))
                 start = i + 1
             }
@@ -54,29 +59,34 @@ struct SSERelay {
     /// Bytes held back (an unterminated last line) when the stream ended.
     var leftover: Int { partial.count }
 
-    private mutating func check(_ raw: [UInt8]) throws(Malformed) -> Bool {
+    /// Whether the line carries generated text, and a replacement for it (nil: forward as is).
+    private mutating func check(_ raw: [UInt8]) throws(Malformed) -> (Bool, String?) {
         var line = raw[...]
         if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-        if line.isEmpty || line.first == UInt8(ascii: ":") { return false }  // event boundary, comment
+        if line.isEmpty || line.first == UInt8(ascii: ":") { return (false, nil) }  // event boundary, comment
         let text = String(decoding: line, as: UTF8.self)
         guard let colon = text.firstIndex(of: ":") else {
             // A field name alone is valid SSE (an empty value); only the known ones are expected.
-            if ["data", "event", "id", "retry"].contains(text) { return false }
+            if ["data", "event", "id", "retry"].contains(text) { return (false, nil) }
             throw .line(text)
         }
         let field = text[..<colon]
         var value = text[text.index(after: colon)...]
         if value.first == " " { value = value.dropFirst() }
         switch field {
-        case "event", "id", "retry": return false
+        case "event", "id", "retry": return (false, nil)
         case "data":
-            if value == "[DONE]" { done = true; return false }
-            guard let v = try? JSONValue.parse(Data(value.utf8)), case .object(let o) = v else { throw .data(String(value)) }
+            if value == "[DONE]" { done = true; return (false, nil) }
+            guard let v = try? JSONValue.parse(Data(value.utf8)), case .object(var o) = v else { throw .data(String(value)) }
             if case .object(let u)? = o["usage"], let p = u["prompt_tokens"]?.int, let c = u["completion_tokens"]?.int {
                 usage = (p, c)
             }
-            if Self.carriesText(o) { textChunks += 1; return true }
-            return false
+            var replacement: String?
+            if legacyLogprobs, LegacyLogprobs.rewrite(&o, offsets: &offsets) {
+                replacement = "data: " + JSONValue.object(o).serialized()
+            }
+            if Self.carriesText(o) { textChunks += 1; return (true, replacement) }
+            return (false, replacement)
         default:
             throw .line(text)
         }
@@ -93,5 +103,45 @@ struct SSERelay {
             }
         }
         return false
+    }
+}
+
+/// llama-server answers /v1/completions with chat-shaped logprobs (`{"content": [{token,
+/// logprob, top_logprobs: [...]}]}`); the OpenAI completions API defines `{tokens,
+/// token_logprobs, top_logprobs: [{token: logprob}], text_offset}`. The front door rewrites the
+/// first into the second so every backend answers the same shape.
+enum LegacyLogprobs {
+    /// Rewrites each choice's chat-shaped logprobs in place; `offsets` carries each choice's text
+    /// position across stream chunks. True when something changed.
+    static func rewrite(_ o: inout [String: JSONValue], offsets: inout [Int: Int]) -> Bool {
+        guard case .array(var choices)? = o["choices"] else { return false }
+        var changed = false
+        for (i, c) in choices.enumerated() {
+            guard case .object(var co) = c, case .object(let lp)? = co["logprobs"], lp["tokens"] == nil,
+                  case .array(let content)? = lp["content"] else { continue }
+            let index = co["index"]?.int ?? i
+            var pos = offsets[index] ?? 0
+            var tokens: [JSONValue] = [], values: [JSONValue] = [], tops: [JSONValue] = [], offs: [JSONValue] = []
+            for e in content {
+                guard case .object(let eo) = e else { continue }
+                let t = eo["token"]?.string ?? ""
+                tokens.append(.string(t))
+                values.append(eo["logprob"] ?? .null)
+                var d: [String: JSONValue] = [:]
+                if case .array(let alts)? = eo["top_logprobs"] {
+                    for a in alts { if case .object(let ao) = a, let at = ao["token"]?.string { d[at] = ao["logprob"] ?? .null } }
+                }
+                tops.append(.object(d))
+                offs.append(.int(pos))
+                pos += t.utf8.count
+            }
+            offsets[index] = pos
+            co["logprobs"] = ["tokens": .array(tokens), "token_logprobs": .array(values), "top_logprobs": .array(tops),
+                              "text_offset": .array(offs)]
+            choices[i] = .object(co)
+            changed = true
+        }
+        if changed { o["choices"] = .array(choices) }
+        return changed
     }
 }
