@@ -86,10 +86,9 @@ model:
 backend:
   type: openai
   url: http://127.0.0.1:$UPORT/v1
-  apiKey:
-    env: UPSTREAM_KEY
+  # apiKey: set below through AUTOGLM_UPSTREAM_API_KEY until the spec decodes backend.apiKey
 YAML
-      UPSTREAM_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
+      AUTOGLM_UPSTREAM_API_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
         --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
       ;;
     *) echo "unknown backend $backend (native, llamacpp, openai)" >&2; exit 2 ;;

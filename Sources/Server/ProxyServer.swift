@@ -36,7 +36,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// The OpenAI routes forwarded as they are.
-    static let forwarded: [(HTTPRequest.Method, String)] = [
+    public static let forwarded: [(HTTPRequest.Method, String)] = [
         (.get, "/v1/models"), (.post, "/v1/chat/completions"), (.post, "/v1/completions"), (.post, "/v1/embeddings"),
     ]
 
@@ -356,6 +356,9 @@ public final class ProxyServer: Sendable {
     }
 
     // MARK: lifecycle
+
+    /// Closes the HTTP client (`run()` does it itself; for routers built without `run()`).
+    public func shutdown() async { try? await client.shutdown() }
 
     /// Serves until SIGTERM/SIGINT, then drains: /readyz answers 503, the listener stops taking
     /// connections and in-flight responses finish (bounded by the drain timeout), then the backend

@@ -5,12 +5,12 @@ import NIOCore
 /// every complete line at once (only a partial last line waits for the rest of it). Reads the
 /// token counts on the way: the `usage` chunk when the client asked for one, else one generated
 /// token per chunk that carries text.
-struct SSERelay {
-    enum Malformed: Error, CustomStringConvertible {
+public struct SSERelay {
+    public enum Malformed: Error, CustomStringConvertible {
         case line(String)
         case data(String)
         case tooLong(Int)
-        var description: String {
+        public var description: String {
             switch self {
             case .line(let l): return "the upstream sent a line that is not server-sent events: '\(l.prefix(80))'"
             case .data(let d): return "the upstream sent an event whose data is not JSON: '\(d.prefix(80))'"
@@ -22,18 +22,20 @@ struct SSERelay {
     static let maxLine = 8 << 20
     private var partial: [UInt8] = []
     /// `data: [DONE]` seen.
-    private(set) var done = false
+    public private(set) var done = false
     /// Chunks that carried generated text (content, reasoning, a completion's text or tool-call arguments).
-    private(set) var textChunks = 0
-    private(set) var usage: (prompt: Int, completion: Int)?
+    public private(set) var textChunks = 0
+    public private(set) var usage: (prompt: Int, completion: Int)?
     /// Rewrite chat-shaped logprobs (`logprobs.content`, as llama-server sends for
     /// /v1/completions) into the legacy completions shape the OpenAI API defines.
-    var legacyLogprobs = false
+    public var legacyLogprobs = false
     private var offsets: [Int: Int] = [:]
 
     /// The complete lines of `chunk` (with what was left over before), checked; throws on the
     /// first line that is not SSE or data that is not JSON. Returns whether text arrived.
-    mutating func feed(_ chunk: ByteBuffer, into out: inout ByteBuffer) throws(Malformed) -> Bool {
+    public init() {}
+
+    public mutating func feed(_ chunk: ByteBuffer, into out: inout ByteBuffer) throws(Malformed) -> Bool {
         var sawText = false
         let bytes = chunk.readableBytesView
         var start = bytes.startIndex
@@ -57,7 +59,7 @@ struct SSERelay {
     }
 
     /// Bytes held back (an unterminated last line) when the stream ended.
-    var leftover: Int { partial.count }
+    public var leftover: Int { partial.count }
 
     /// Whether the line carries generated text, and a replacement for it (nil: forward as is).
     private mutating func check(_ raw: [UInt8]) throws(Malformed) -> (Bool, String?) {
@@ -110,10 +112,10 @@ struct SSERelay {
 /// logprob, top_logprobs: [...]}]}`); the OpenAI completions API defines `{tokens,
 /// token_logprobs, top_logprobs: [{token: logprob}], text_offset}`. The front door rewrites the
 /// first into the second so every backend answers the same shape.
-enum LegacyLogprobs {
+public enum LegacyLogprobs {
     /// Rewrites each choice's chat-shaped logprobs in place; `offsets` carries each choice's text
     /// position across stream chunks. True when something changed.
-    static func rewrite(_ o: inout [String: JSONValue], offsets: inout [Int: Int]) -> Bool {
+    public static func rewrite(_ o: inout [String: JSONValue], offsets: inout [Int: Int]) -> Bool {
         guard case .array(var choices)? = o["choices"] else { return false }
         var changed = false
         for (i, c) in choices.enumerated() {
