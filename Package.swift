@@ -122,7 +122,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
-        .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen"]),
+        .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen", "Spec", "Server"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

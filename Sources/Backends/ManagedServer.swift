@@ -16,7 +16,7 @@ public final class ManagedServer: Upstream {
     let command: @Sendable (_ port: Int) -> (executable: String, arguments: [String])
     let readyPath: String
     let log: @Sendable (String) -> Void
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Probe.configuration)
+    var client: HTTPClient { .shared }
     let s = Mutex(Supervision())
 
     struct Supervision {
@@ -109,7 +109,6 @@ public final class ManagedServer: Upstream {
             return st.process
         }
         if let p { _ = await p.stop() }
-        try? await client.shutdown()
     }
 
     public func stats() async -> BackendStats? {
@@ -127,7 +126,7 @@ public final class RemoteUpstream: Upstream {
     public let slots: Int?
     let readyPath: String
     let log: @Sendable (String) -> Void
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Probe.configuration)
+    var client: HTTPClient { .shared }
     let s = Mutex<(state: UpstreamState, stopped: Bool)>((.starting("not contacted yet"), false))
 
     public init(url: String, apiKey: String?, slots: Int?, readyPath: String, log: @escaping @Sendable (String) -> Void) {
@@ -175,7 +174,6 @@ public final class RemoteUpstream: Upstream {
 
     public func stop() async {
         s.withLock { $0.stopped = true; $0.state = .down("stopped") }
-        try? await client.shutdown()
     }
 
     public func stats() async -> BackendStats? {
@@ -184,15 +182,8 @@ public final class RemoteUpstream: Upstream {
     }
 }
 
-/// Short HTTP GETs for probes and metric scrapes.
+/// Short HTTP GETs for probes and metric scrapes, on AsyncHTTPClient's shared client (2 s deadline each).
 enum Probe {
-    static var configuration: HTTPClient.Configuration {
-        var c = HTTPClient.Configuration()
-        c.redirectConfiguration = .disallow
-        c.timeout = .init(connect: .seconds(1), read: .seconds(2))
-        return c
-    }
-
     static func get(_ client: HTTPClient, _ url: String, apiKey: String? = nil) async -> (Int, ByteBuffer)? {
         var r = HTTPClientRequest(url: url)
         if let k = apiKey { r.headers.add(name: "Authorization", value: "Bearer \(k)") }
