@@ -22,7 +22,7 @@ public struct ModelResolver: Sendable {
     }
 
     /// The alias `autoglm serve` uses when no `--model` is given.
-    public static let defaultAlias = "gemma3-270m"
+    public static let defaultAlias = "qwen2.5-coder-0.5b"
 
     public var home: String?
     public var databasePath: String?
