@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What the front door costs: one llama-server (gemma3-270m Q4_K_M, -np 8, 2 threads) measured
+# directly and through `autoglm serve --config` (backend llamacpp, fronting that same process with
+# --backend-url, so both paths hit one warm server), alternating A/B per round, at concurrency 1
+# and 8, with `autoglm loadtest --json` (closed loop, token-id prompts, ignore_eos, fixed lengths).
+# Prints output tok/s and TTFT p50 per path, the medians over rounds, and the ratios.
+# Not part of CI. Env: ROUNDS (5), CONCURRENCY ("1 8"), PROMPT (64), OUT (64), REQS_PER_C (4),
+#   THREADS (2), AUTOGLM (.build/release/autoglm), LLAMA_SERVER (default: bench/build-llama-server.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
+MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+ROUNDS="${ROUNDS:-5}"; CONCURRENCY="${CONCURRENCY:-1 8}"
+PROMPT="${PROMPT:-64}"; OUTTOK="${OUT:-64}"; REQS_PER_C="${REQS_PER_C:-4}"; THREADS="${THREADS:-2}"
+[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
+[ -f "$MODEL" ] || { echo "no $MODEL: bash scripts/fetch-models.sh" >&2; exit 1; }
+LLAMA_SERVER="${LLAMA_SERVER:-$(bash bench/build-llama-server.sh)}"
+RES="$(mktemp -d -t frontdoor.XXXXXX)"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_ready() { for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+LPORT="$(port)"; FPORT="$(port)"
+"$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$LPORT" --alias bench -t "$THREADS" -np 8 -c $((8 * 512)) \
+  --metrics --no-webui >"$RES/llama-server.log" 2>&1 &
+PIDS+=($!)
+cat >"$RES/spec.yaml" <<YAML
+apiVersion: autoglm/v1
+kind: Deployment
+name: frontdoor-bench
+model:
+  ref: $MODEL
+backend:
+  type: llamacpp
+  maxSeqs: 8
+YAML
+"$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" --host 127.0.0.1 --port "$FPORT" \
+  --max-queue 64 >"$RES/serve.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$LPORT/health"
+wait_ready "http://127.0.0.1:$FPORT/readyz"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CONCURRENCY; do
+    # Alternate which path goes first, so drift (other load, heat) falls on both.
+    order="direct front"; [ $((round % 2)) = 0 ] && order="front direct"
+    for path in $order; do
+      p=$LPORT; [ "$path" = front ] && p=$FPORT
+      "$AUTOGLM" loadtest --url "http://127.0.0.1:$p" --concurrency "$c" --requests $((c * REQS_PER_C)) \
+        --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$c" --seed "$round" --json >"$RES/$path-c$c-r$round.json"
+    done
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$RES" "$ROUNDS" "$CONCURRENCY" <<'PY'
+import json, statistics, sys
+res, rounds, cs = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+print(f"{'c':>3} {'path':>7} {'tok/s (rounds)':>40} {'median':>8} {'TTFT p50 ms (rounds)':>44} {'median':>8}")
+for c in cs:
+    med = {}
+    for path in ("direct", "front"):
+        rs = [json.load(open(f"{res}/{path}-c{c}-r{r}.json")) for r in range(1, rounds + 1)]
+        bad = sum(r["failed"] for r in rs)
+        tps = [r["outputTokensPerSecond"] for r in rs]
+        ttft = [r["ttft"]["p50"] * 1000 for r in rs]
+        med[path] = (statistics.median(tps), statistics.median(ttft))
+        print(f"{c:>3} {path:>7} {' '.join(f'{x:6.1f}' for x in tps):>40} {med[path][0]:8.1f} "
+              f"{' '.join(f'{x:7.1f}' for x in ttft):>44} {med[path][1]:8.1f}" + (f"  FAILED {bad}" if bad else ""))
+    print(f"{c:>3}   front/direct throughput {med['front'][0] / med['direct'][0] * 100:.1f}%   "
+          f"added TTFT p50 {med['front'][1] - med['direct'][1]:+.2f} ms")
+PY
