@@ -40,6 +40,31 @@ public enum Fronting {
         }
     }
 
+    /// What must be there before anything is pulled or started: the program (llamacpp, vllm)
+    /// or the upstream's address (openai).
+    public static func preflight(_ spec: Spec, backendURL: String?, environment: [String: String]) throws(BackendError) {
+        let b = spec.backend
+        if backendURL != nil { return }
+        switch b.type {
+        case .native: return
+        case .openai: if b.url == nil { throw .missingURL(.openai) }
+        case .llamacpp:
+            if LlamaCppBackend.locate(explicit: b.executable, environment: environment) == nil { throw llamaServerMissing(b) }
+        case .vllm:
+            if locateProgram(b.executable, named: VLLMBackend.program, environment: environment) == nil { throw vllmMissing(b) }
+        }
+    }
+
+    static func llamaServerMissing(_ b: BackendSpec) -> BackendError {
+        .programNotFound(program: "llama-server", detail: b.executable.map { "backend.executable \($0) is not an executable file" }
+            ?? "set backend.executable or $AUTOGLM_LLAMA_SERVER to its path, put it on $PATH, or build it with bench/build-llama-server.sh")
+    }
+
+    static func vllmMissing(_ b: BackendSpec) -> BackendError {
+        .programNotFound(program: "vllm", detail: b.executable.map { "backend.executable \($0) is not an executable file" }
+            ?? "install vLLM (pip install vllm) so `vllm` is on $PATH, set backend.executable, or run it yourself and pass --backend-url")
+    }
+
     public static func upstream(_ spec: Spec, _ inp: Inputs, log: @escaping @Sendable (String) -> Void) throws(BackendError) -> any Upstream {
         let b = spec.backend
         let gpus = spec.resources.gpu ?? 0
@@ -54,19 +79,13 @@ public enum Fronting {
             throw .missingURL(b.type)
         case .llamacpp:
             guard let model = inp.modelPath else { throw .missingModelPath }
-            guard let exe = LlamaCppBackend.locate(explicit: b.executable, environment: inp.environment) else {
-                throw .programNotFound(program: "llama-server", detail: b.executable.map { "backend.executable \($0) is not an executable file" }
-                    ?? "set backend.executable or $AUTOGLM_LLAMA_SERVER to its path, put it on $PATH, or build it with bench/build-llama-server.sh")
-            }
+            guard let exe = LlamaCppBackend.locate(explicit: b.executable, environment: inp.environment) else { throw llamaServerMissing(b) }
             let name = inp.servedModelName
             return ManagedServer(program: "llama-server", slots: b.maxSeqs, readyPath: "/health", log: log) { port in
                 (exe, LlamaCppBackend.serveArguments(backend: b, gpus: gpus, modelPath: model, servedModelName: name, port: port))
             }
         case .vllm:
-            guard let exe = locateProgram(b.executable, named: VLLMBackend.program, environment: inp.environment) else {
-                throw .programNotFound(program: "vllm", detail: b.executable.map { "backend.executable \($0) is not an executable file" }
-                    ?? "install vLLM (pip install vllm) so `vllm` is on $PATH, set backend.executable, or run it yourself and pass --backend-url")
-            }
+            guard let exe = locateProgram(b.executable, named: VLLMBackend.program, environment: inp.environment) else { throw vllmMissing(b) }
             let (model, name) = (spec.model, inp.servedModelName)
             return ManagedServer(program: "vllm", slots: b.maxSeqs, readyPath: "/health", log: log) { port in
                 (exe, VLLMBackend.serveArguments(model: model, backend: b, gpus: gpus, servedModelName: name, host: "127.0.0.1", port: port))

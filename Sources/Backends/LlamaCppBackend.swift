@@ -32,7 +32,7 @@ public struct LlamaCppBackend: ServingBackend {
         if let e = explicit { return fm.isExecutableFile(atPath: e) ? e : nil }
         if let e = env["AUTOGLM_LLAMA_SERVER"], !e.isEmpty { candidates.append(e) }
         let peers = env["AUTOGLM_PEERS"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() + "/.cache/autoglm/peers")
+            ?? ((env["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()) + "/.cache/autoglm/peers")
         candidates.append(peers + "/llama-server/bin/llama-server")
         for dir in (env["PATH"] ?? "").split(separator: ":") { candidates.append(String(dir) + "/llama-server") }
         return candidates.first { fm.isExecutableFile(atPath: $0) }

@@ -201,6 +201,10 @@ struct Serve: AsyncParsableCommand {
         if let v = ctx { spec.backend.contextLength = v }
         if let v = options.effectiveThreads(nil) { spec.backend.threads = v }
         let environment = ProcessInfo.processInfo.environment
+        do { try Fronting.preflight(spec, backendURL: backendURL, environment: environment) } catch {
+            serveError(error.description)
+            throw ExitCode(1)
+        }
         var modelPath: String?
         var name = servedModelName
         switch spec.backend.type {
