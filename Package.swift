@@ -58,8 +58,10 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             ]
         ),
+        // The syntax rules `pull` and `validate` share: model refs, registry names, versions. No dependencies.
+        .target(name: "Core"),
         // The autoglm.yaml schema: YAML load with positions, overlays, validation, encode.
-        .target(name: "Spec", dependencies: [.product(name: "Yams", package: "Yams")],
+        .target(name: "Spec", dependencies: ["Core", .product(name: "Yams", package: "Yams")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
@@ -72,7 +74,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
-        .target(name: "Registry", dependencies: ["GGUF", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Registry", dependencies: ["GGUF", "Core", .product(name: "GRDB", package: "GRDB.swift")]),
         // Load generator for OpenAI-compatible servers (streaming; TTFT/TPOT/ITL percentiles, goodput).
         .target(name: "LoadGen", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -101,6 +103,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels", "Registry"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
         .testTarget(
             name: "ServerTests",
