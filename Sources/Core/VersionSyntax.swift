@@ -5,6 +5,10 @@ public struct VersionParts: Sendable, Equatable {
     public var patch: Int
     public var preRelease: [String]
     public var build: [String]
+    public init(major: Int, minor: Int, patch: Int, preRelease: [String] = [], build: [String] = []) {
+        self.major = major; self.minor = minor; self.patch = patch
+        self.preRelease = preRelease; self.build = build
+    }
 }
 
 /// The syntax of a model version (`pull --version`, a spec's `model.version`):
@@ -68,4 +72,5 @@ public enum VersionSyntax {
 
 public struct VersionSyntaxError: Error, Sendable, Equatable {
     public var reason: String
+    public init(reason: String) { self.reason = reason }
 }

@@ -59,6 +59,7 @@ import Core
         for bad in ["01.2.3", "1.2", "v1.0.0", "1.0.0-01", "1.0.0-", "99999999999999999999.0.0"] {
             #expect(!VersionSyntax.isVersion(bad), "\(bad)")
         }
-        #expect(VersionSyntax.parse("v1.0.0") == .failure(VersionSyntaxError(reason: "drop the 'v' prefix")))
+        #expect(VersionSyntax.parse("v1.0") == .failure(VersionSyntaxError(reason: "drop the 'v' prefix")))
+        #expect(VersionSyntax.parse("v1.0.0") == .failure(VersionSyntaxError(reason: "major 'v1' is not a non-negative integer")))
     }
 }
