@@ -60,12 +60,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The syntax rules `pull` and `validate` share: model refs, registry names, versions. No dependencies.
+        .target(name: "Core"),
         // The autoglm.yaml schema: YAML load with positions, overlays, validation, encode.
-        .target(name: "Spec", dependencies: [.product(name: "Yams", package: "Yams")],
+        .target(name: "Spec", dependencies: ["Core", .product(name: "Yams", package: "Yams")],
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
-            "JSON", "Spec",
+            "JSON", "Spec", "Backends",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -74,7 +76,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
-        .target(name: "Registry", dependencies: ["GGUF", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Registry", dependencies: ["GGUF", "Core", .product(name: "GRDB", package: "GRDB.swift")]),
         // Load generator for OpenAI-compatible servers (streaming; TTFT/TPOT/ITL percentiles, goodput).
         .target(name: "LoadGen", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -106,6 +108,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels", "Registry"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
         .testTarget(
             name: "ServerTests",
@@ -122,7 +125,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
-        .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen", "Spec", "Server"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen", "Spec", "Server", "Core"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

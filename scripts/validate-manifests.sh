@@ -4,6 +4,9 @@
 #   scripts/validate-manifests.sh            # build autoglm, render every combo in
 #                                            # Tests/DeployTests/Fixtures/combos.txt, validate
 #   scripts/validate-manifests.sh --goldens  # validate the committed goldens (no build; used by DeployTests)
+#   scripts/validate-manifests.sh --dir DIR  # validate each DIR/*.yaml (a rendered spec, kube 1.30; used by
+#                                            # DeployTests for every examples/ file and overlay)
+# The render mode also renders every examples/*.yaml, the base and each environments overlay.
 #
 # Needs: pip install kubernetes-validate
 # Each combo is validated against the oldest and the newest Kubernetes version the installed
@@ -44,19 +47,39 @@ if [[ "$MODE" == "render" ]]; then
     (cd "$ROOT" && swift build --product autoglm >/dev/null)
     BIN="$(cd "$ROOT" && swift build --show-bin-path)/autoglm"
   fi
+elif [[ "$MODE" == "--dir" ]]; then
+  DIR="${2:?usage: $0 --dir DIR}"
 elif [[ "$MODE" != "--goldens" ]]; then
-  echo "usage: $0 [--goldens]" >&2
+  echo "usage: $0 [--goldens | --dir DIR]" >&2
   exit 2
 fi
 
 minor() { echo "${1#*.}"; }
 fail=0
+# One line per manifest set: NAME SPEC ENV KUBE (combos.txt's form, SPEC relative to the fixtures).
+sets() {
+  if [[ "$MODE" == "--dir" ]]; then
+    for f in "$DIR"/*.yaml; do echo "$(basename "$f" .yaml) $f - 1.30"; done
+    return
+  fi
+  cat "$FIX/combos.txt"
+  [[ "$MODE" == "render" ]] || return 0
+  for ex in "$ROOT"/examples/*.yaml; do
+    base="example-$(basename "$ex" .yaml)"
+    echo "$base $ex - 1.30"
+    python3 -c 'import sys, yaml; print("\n".join((yaml.safe_load(open(sys.argv[1])) or {}).get("environments") or {}))' "$ex" \
+      | while read -r e; do [[ -n "$e" ]] && echo "$base-$e $ex $e 1.30"; done
+  done
+}
 while read -r name spec env kube; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   if [[ "$MODE" == "--goldens" ]]; then
     files=("$FIX/golden/$name.yaml")
+  elif [[ "$MODE" == "--dir" ]]; then
+    files=("$spec")
   else
-    args=("$FIX/$spec" --kube-version "$kube" -o "$WORK/$name")
+    [[ "$spec" == /* ]] || spec="$FIX/$spec"
+    args=("$spec" --kube-version "$kube" -o "$WORK/$name")
     [[ "$env" != "-" ]] && args+=(--env "$env")
     # A clean environment: ${VAR:-default} resolves the same as in the goldens.
     env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$BIN" deploy render "${args[@]}" 2>/dev/null
@@ -86,7 +109,7 @@ while read -r name spec env kube; do
       echo "ok    $name (kube $kube) against $v: $passed objects passed --strict, $expected_missing without schema (expected: CRD / pre-1.25 API)"
     fi
   done
-done < "$FIX/combos.txt"
+done < <(sets)
 
 if (( fail )); then
   echo "manifest validation FAILED" >&2

@@ -14,8 +14,8 @@ import Spec
 public enum VLLMBackend {
     /// The program name when `backend.executable` is not set.
     public static let program = "vllm"
-    /// `--dtype` values vLLM accepts.
-    public static let dtypes = ["auto", "half", "float16", "bfloat16", "float", "float32"]
+    /// `--dtype` values vLLM accepts (the spec's rule: `BackendSpec.vllmDTypes`).
+    public static let dtypes = BackendSpec.vllmDTypes
 
     /// The Hugging Face repo id of a vLLM model ref (`ORG/REPO` or `hf://ORG/REPO`), nil when the
     /// ref is not one (a GGUF file, a path, an alias).

@@ -11,6 +11,7 @@ extension JSONValue {
         switch yaml {
         case .string(let s): self = .string(s)
         case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
         case .bool(let b): self = .bool(b)
         case .list(let l): self = .array(l.map(JSONValue.init))
         case .map(let fields):

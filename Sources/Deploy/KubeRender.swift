@@ -1,4 +1,5 @@
 import Spec
+import Backends
 
 /// A Kubernetes minor version, e.g. 1.30. Decides which API versions are emitted.
 public struct KubeVersion: Sendable, Comparable, CustomStringConvertible {
@@ -77,6 +78,23 @@ public enum KubeRenderer {
     public static let terminationMarginSeconds = 15
     public static let defaultStartupPeriod = 10
     public static let defaultStartupFailureThreshold = 60  // 60 × 10 s = 10 min for model load
+    /// Where the image built by `autoglm deploy containerfile` installs llama.cpp's server.
+    public static let llamaServerPath = "/usr/local/bin/llama-server"
+    /// The vLLM container listens here (loopback: only the autoglm container in the pod reaches it).
+    public static let vllmHost = "127.0.0.1"
+    public static let vllmPort = 8000
+    /// Hugging Face cache of the vLLM container, on the model cache volume (survives restarts with a pvc).
+    public static let hfHome = modelsPath + "/huggingface"
+    public static let upstreamKeyEnv = "AUTOGLM_UPSTREAM_API_KEY"
+
+    /// The model name the vLLM container serves: the repo id (vLLM's own default), so the
+    /// upstream's /v1/models and the front door agree.
+    public static func vllmServedModelName(_ spec: Spec) -> String {
+        VLLMBackend.repoID(spec.model.ref) ?? spec.model.ref
+    }
+
+    /// The Secret the vLLM container reads HF_TOKEN from (optional: public repos need none).
+    public static func hfTokenSecretName(_ spec: Spec) -> String { "\(spec.name)-hf-token" }
 
     public static func render(_ spec: Spec, options: RenderOptions = RenderOptions()) -> RenderResult {
         var notes: [String] = []
@@ -94,7 +112,8 @@ public enum KubeRenderer {
         objects.append(object("v1", "ConfigMap", configMapName(spec), spec, extra: [
             YAMLField("data", .obj(("autoglm.yaml", .string(configYAML)))),
         ]))
-        if case .pvc(let name, let size, let storageClass) = spec.modelCache {
+        // backend openai downloads nothing: no model cache (and no claim to provision).
+        if case .pvc(let name, let size, let storageClass) = spec.modelCache, spec.backend.type != .openai {
             let access = maxReplicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"
             if maxReplicas > 1 {
                 notes.append("modelCache.pvc is shared by up to \(maxReplicas) pods, so it is ReadWriteMany; the storage class must support that (or use modelCache.emptyDir)")
@@ -146,6 +165,7 @@ public enum KubeRenderer {
                 notes.append("server.apiKeys[\(i)] reads $\(v), which the rendered Deployment does not set; prefer {secretRef: {name, key}} for Kubernetes")
             }
         }
+        notes += backendNotes(spec)
         return RenderResult(objects: objects, notes: notes)
     }
 
@@ -163,7 +183,32 @@ public enum KubeRenderer {
             if case .secretRef = k { return .env(apiKeyEnvName(i)) }
             return k
         }
+        if case .secretRef? = spec.backend.apiKey { s.backend.apiKey = .env(upstreamKeyEnv) }
+        // The pod runs the image's programs, not the paths of the machine the spec was written on.
+        s.backend.executable = nil
         return s
+    }
+
+    static func backendNotes(_ spec: Spec) -> [String] {
+        var notes: [String] = []
+        let b = spec.backend
+        if let exe = b.executable {
+            let runs = b.type == .vllm ? "vllm from \(b.image ?? BackendSpec.defaultVLLMImage)" : llamaServerPath
+            notes.append("backend.executable (\(exe)) is for running on this machine; the pod runs \(runs)")
+        }
+        if b.type == .llamacpp, (spec.resources.gpu ?? 0) > 0 {
+            notes.append("backend llamacpp offloads \(b.gpuLayers ?? BackendSpec.allGPULayers) layers (-ngl) to the GPU only with a CUDA build of llama-server; the image of `autoglm deploy containerfile` has a CPU build, so build one with -DGGML_CUDA=ON for GPU offload")
+        }
+        if b.type == .vllm {
+            notes.append("backend vllm downloads \(vllmServedModelName(spec)) into the model cache (\(hfHome)); for a gated or private repo create the Secret: kubectl create secret generic \(hfTokenSecretName(spec)) --from-literal=token=hf_...")
+        }
+        if b.type == .openai, case .pvc = spec.modelCache {
+            notes.append("modelCache.pvc is not used by backend openai (it downloads nothing), so no PersistentVolumeClaim is rendered")
+        }
+        if case .env(let v)? = b.apiKey, b.type == .openai {
+            notes.append("backend.apiKey reads $\(v), which the rendered Deployment does not set; prefer {secretRef: {name, key}} for Kubernetes")
+        }
+        return notes
     }
 
     static func versionLabel(_ spec: Spec) -> String {
@@ -247,6 +292,47 @@ public enum KubeRenderer {
         return cmd + ["--models-dir", modelsPath]
     }
 
+    static func secretEnv(_ name: String, name secret: String, key: String, optional: Bool = false) -> YAMLValue {
+        .obj(("name", .string(name)),
+             ("valueFrom", .obj(("secretKeyRef", .obj(("name", .string(secret)), ("key", .string(key)),
+                                                      ("optional", optional ? .bool(true) : nil))))))
+    }
+
+    /// The autoglm container in front of a vLLM container: it proxies, so a fixed small share
+    /// (requests == limits).
+    static let frontDoorResources: YAMLValue = .obj(
+        ("requests", .obj(("cpu", .string("1")), ("memory", .string("1Gi")))),
+        ("limits", .obj(("cpu", .string("1")), ("memory", .string("1Gi")))))
+
+    /// `vllm serve` of the spec's repo on loopback: the GPUs, the spec's CPU and memory, the
+    /// model cache as the Hugging Face cache, a memory-backed /dev/shm (NCCL and the workers'
+    /// shared memory need more than the runtime's 64 MiB default).
+    static func vllmContainer(_ spec: Spec, gpus: Int) -> YAMLValue {
+        let args = VLLMBackend.serveArguments(model: spec.model, backend: spec.backend, gpus: gpus,
+                                              servedModelName: vllmServedModelName(spec), host: vllmHost, port: vllmPort)
+        let env: [YAMLValue] = [
+            .obj(("name", .string("HF_HOME")), ("value", .string(hfHome))),
+            secretEnv("HF_TOKEN", name: hfTokenSecretName(spec), key: "token", optional: true),
+            // Non-root with a read-only root: every cache (vLLM, torch.compile, Triton, FlashInfer) under /tmp.
+            .obj(("name", .string("HOME")), ("value", .string("/tmp"))),
+            .obj(("name", .string("XDG_CACHE_HOME")), ("value", .string("/tmp/.cache"))),
+            .obj(("name", .string("VLLM_NO_USAGE_STATS")), ("value", .string("1"))),
+        ]
+        return .obj(
+            ("name", .string("vllm")),
+            ("image", .string(spec.backend.image ?? BackendSpec.defaultVLLMImage)),
+            ("command", .strings([VLLMBackend.program])),
+            ("args", .strings(args)),
+            ("env", .list(env)),
+            ("resources", resources(spec.resources)),
+            ("securityContext", containerSecurityContext),
+            ("volumeMounts", .list([
+                .obj(("name", .string("models")), ("mountPath", .string(modelsPath))),
+                .obj(("name", .string("tmp")), ("mountPath", .string("/tmp"))),
+                .obj(("name", .string("shm")), ("mountPath", .string("/dev/shm"))),
+            ])))
+    }
+
     static func deployment(_ spec: Spec, configYAML: String, hpaEnabled: Bool) -> KubeObject {
         let gpus = spec.resources.gpu ?? 0
         let p = spec.probes
@@ -256,30 +342,40 @@ public enum KubeRenderer {
         let deadline = spec.rollout.progressDeadlineSeconds
             ?? max(RolloutSpec.defaultProgressDeadlineSeconds, startupBudget + 120)
 
-        var env: [YAMLValue] = [.obj(("name", .string("AUTOGLM_MODELS_DIR")), ("value", .string(modelsPath)))]
+        let type = spec.backend.type
+        // native and llamacpp pull a GGUF into the model cache; vllm downloads its repo there itself;
+        // openai needs none.
+        let pulls = type == .native || type == .llamacpp
+        let usesModels = type != .openai
+        var env: [YAMLValue] = pulls ? [.obj(("name", .string("AUTOGLM_MODELS_DIR")), ("value", .string(modelsPath)))] : []
         for (i, k) in spec.server.apiKeys.enumerated() {
             if case .secretRef(let name, let key) = k {
-                env.append(.obj(("name", .string(apiKeyEnvName(i))),
-                                ("valueFrom", .obj(("secretKeyRef", .obj(("name", .string(name)), ("key", .string(key))))))))
+                env.append(secretEnv(apiKeyEnvName(i), name: name, key: key))
             }
         }
-        let mounts: YAMLValue = .list([
-            .obj(("name", .string("config")), ("mountPath", .string("/etc/autoglm")), ("readOnly", .bool(true))),
-            .obj(("name", .string("models")), ("mountPath", .string(modelsPath))),
-            .obj(("name", .string("tmp")), ("mountPath", .string("/tmp"))),
-        ])
-        let initMounts: YAMLValue = .list([
-            .obj(("name", .string("models")), ("mountPath", .string(modelsPath))),
-            .obj(("name", .string("tmp")), ("mountPath", .string("/tmp"))),
-        ])
+        if type == .llamacpp {
+            env.append(.obj(("name", .string("AUTOGLM_LLAMA_SERVER")), ("value", .string(llamaServerPath))))
+        }
+        if type == .openai, case .secretRef(let name, let key)? = spec.backend.apiKey {
+            env.append(secretEnv(upstreamKeyEnv, name: name, key: key))
+        }
+        let configMount: YAMLValue = .obj(("name", .string("config")), ("mountPath", .string("/etc/autoglm")), ("readOnly", .bool(true)))
+        let modelsMount: YAMLValue = .obj(("name", .string("models")), ("mountPath", .string(modelsPath)))
+        let tmpMount: YAMLValue = .obj(("name", .string("tmp")), ("mountPath", .string("/tmp")))
+        let mounts: YAMLValue = .list(pulls ? [configMount, modelsMount, tmpMount] : [configMount, tmpMount])
+        let initMounts: YAMLValue = .list([modelsMount, tmpMount])
+        var command = ["autoglm", "serve", "--config", configPath]
+        if type == .vllm { command += ["--backend-url", "http://\(vllmHost):\(vllmPort)"] }
+        // With vllm the engine's container holds the CPU, memory and GPUs; the front door is light.
+        let serverResources: YAMLValue? = type == .vllm ? frontDoorResources : resources(spec.resources)
         let server: YAMLValue = .obj(
             ("name", .string("autoglm")),
             ("image", .string(spec.image)),
-            ("command", .strings(["autoglm", "serve", "--config", configPath])),
+            ("command", .strings(command)),
             ("ports", .list([.obj(("name", .string("http")), ("containerPort", .int(spec.server.port)),
                                   ("protocol", .string("TCP")))])),
-            ("env", .list(env)),
-            ("resources", resources(spec.resources)),
+            ("env", env.isEmpty ? nil : .list(env)),
+            ("resources", serverResources),
             ("startupProbe", probe(path: "/readyz", p.startup, initialDelay: 0, period: startupPeriod,
                                    failure: startupFailures, timeout: 5)),
             ("readinessProbe", probe(path: "/readyz", p.readiness, initialDelay: 0, period: 5, failure: 3, timeout: 3)),
@@ -295,6 +391,7 @@ public enum KubeRenderer {
                                ("limits", .obj(("memory", .string("1Gi")))))),
             ("securityContext", containerSecurityContext),
             ("volumeMounts", initMounts))
+        let containers: [YAMLValue] = type == .vllm ? [vllmContainer(spec, gpus: gpus), server] : [server]
         let modelsVolume: YAMLValue
         switch spec.modelCache {
         case .pvc(let name, _, _):
@@ -323,13 +420,14 @@ public enum KubeRenderer {
             ("nodeSelector", gpus > 0 ? .obj(("nvidia.com/gpu.present", .string("true"))) : nil),
             ("tolerations", gpus > 0 ? .list([.obj(("key", .string("nvidia.com/gpu")), ("operator", .string("Exists")),
                                                    ("effect", .string("NoSchedule")))]) : nil),
-            ("initContainers", .list([pull])),
-            ("containers", .list([server])),
+            ("initContainers", pulls ? .list([pull]) : nil),
+            ("containers", .list(containers)),
             ("volumes", .list([
                 .obj(("name", .string("config")), ("configMap", .obj(("name", .string(configMapName(spec)))))),
-                modelsVolume,
+                usesModels ? modelsVolume : nil,
                 .obj(("name", .string("tmp")), ("emptyDir", .map([]))),
-            ])))
+                type == .vllm ? .obj(("name", .string("shm")), ("emptyDir", .obj(("medium", .string("Memory"))))) : nil,
+            ].compactMap { $0 })))
         return object("apps/v1", "Deployment", spec.name, spec, extra: [
             YAMLField("spec", .obj(
                 ("replicas", hpaEnabled ? nil : .int(spec.replicas)),

@@ -1,4 +1,5 @@
 import Foundation
+import Core
 
 /// How a pip package lays out its GGUF.
 public enum PipLayout: Sendable, Equatable {
@@ -36,84 +37,38 @@ public enum ModelRef: Sendable, Equatable {
 
     /// Parses a reference. Paths (absolute, `./`, `../`, `~/`, a `.gguf` name or an existing file),
     /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `https://…[#sha256=HEX]` (and `http://` for local mirrors), or an alias.
+    /// The syntax is `Core.RefSyntax`'s, the rule `autoglm validate` checks a spec's model.ref against.
     public static func parse(_ raw: String, fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) throws -> ModelRef {
-        let s = raw.trimmingCharacters(in: .whitespaces)
-        guard !s.isEmpty else { throw RegistryError.malformedRef(raw, reason: "it is empty") }
-        let lower = s.lowercased()
-        if lower.hasPrefix("pip:") {
-            let spec = String(s.dropFirst(4))
-            let parts = spec.components(separatedBy: "==")
-            guard parts.count <= 2, let name = parts.first, isPackageName(name) else {
-                throw RegistryError.malformedRef(raw, reason: "expected pip:PACKAGE or pip:PACKAGE==VERSION with a PyPI package name")
-            }
-            var version: String?
-            if parts.count == 2 {
-                let v = parts[1]
-                guard !v.isEmpty, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "_") }) else {
-                    throw RegistryError.malformedRef(raw, reason: "the pip version after '==' is empty or has invalid characters")
-                }
-                version = v
-            }
+        let form = try classify(raw) { () throws(RefSyntaxError) -> RefForm in try RefSyntax.classify(raw, fileExists: fileExists) }
+        switch form {
+        case let .pip(name, version):
             return .source(.pip(packages: [name], layout: .auto, version: version))
+        case let .url(url, sha):
+            return .source(.url(url, sha256: sha))
+        case let .hubFile(repo, revision, path):
+            return .source(.hf(repo: repo, revision: revision, path: path))
+        case let .path(p):
+            return .source(.file(path: (p as NSString).expandingTildeInPath))
+        case let .alias(a):
+            return .alias(a)
         }
-        if lower.hasPrefix("https://") || lower.hasPrefix("http://") {
-            var urlPart = s
-            var sha: String?
-            if let hash = s.firstIndex(of: "#") {
-                urlPart = String(s[..<hash])
-                let frag = String(s[s.index(after: hash)...])
-                guard frag.lowercased().hasPrefix("sha256=") else {
-                    throw RegistryError.malformedRef(raw, reason: "the URL fragment must be #sha256=HEX (64 hex digits)")
-                }
-                sha = try normalizedDigest(String(frag.dropFirst(7)))
-            }
-            guard let url = URL(string: urlPart), let host = url.host, !host.isEmpty else {
-                throw RegistryError.malformedRef(raw, reason: "not a valid URL")
-            }
-            return .source(.url(urlPart, sha256: sha))
-        }
-        if lower.hasPrefix("hf://") || lower.hasPrefix("hf:") {
-            return .source(try parseHub(raw, String(s.dropFirst(lower.hasPrefix("hf://") ? 5 : 3))))
-        }
-        if lower.contains("://") {
-            throw RegistryError.malformedRef(raw, reason: "unknown scheme")
-        }
-        if s.hasPrefix("/") || s.hasPrefix("./") || s.hasPrefix("../") || s.hasPrefix("~") || lower.hasSuffix(".gguf") || fileExists(s) {
-            let expanded = (s as NSString).expandingTildeInPath
-            return .source(.file(path: expanded))
-        }
-        let aliasOK = s.unicodeScalars.allSatisfy { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "-" || $0 == "_" || $0 == ":" }
-        if aliasOK { return .alias(s) }
-        throw RegistryError.malformedRef(raw, reason: "not a path, pip:PACKAGE, URL or alias")
     }
 
     /// `ORG/REPO[@REVISION]/PATH.gguf`.
     static func parseHub(_ raw: String, _ spec: String) throws -> Source {
-        let form = "expected hf://ORG/REPO[@REVISION]/PATH.gguf"
-        let comps = spec.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard comps.count >= 3 else { throw RegistryError.malformedRef(raw, reason: form) }
-        let org = comps[0]
-        var name = comps[1], revision = "main"
-        if let at = name.firstIndex(of: "@") {
-            revision = String(name[name.index(after: at)...])
-            name = String(name[..<at])
-        }
-        let path = comps.dropFirst(2).joined(separator: "/")
-        func repoPart(_ p: String) -> Bool {
-            !p.isEmpty && p.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
-        }
-        guard repoPart(org), repoPart(name) else { throw RegistryError.malformedRef(raw, reason: "\(form): ORG and REPO use letters, digits, '-', '_' and '.'") }
-        guard !revision.isEmpty, !revision.contains(where: { $0.isWhitespace }) else {
-            throw RegistryError.malformedRef(raw, reason: "\(form): the revision after '@' is empty")
-        }
-        guard path.lowercased().hasSuffix(".gguf"), !path.split(separator: "/").contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
-            throw RegistryError.malformedRef(raw, reason: "\(form): PATH must name a .gguf file in the repository")
-        }
-        return .hf(repo: "\(org)/\(name)", revision: revision, path: path)
+        let h = try classify(raw) { () throws(RefSyntaxError) in try RefSyntax.hubFile(spec) }
+        return .hf(repo: h.repo, revision: h.revision, path: h.path)
     }
 
-    static func isPackageName(_ n: String) -> Bool {
-        !n.isEmpty && n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
-            && (n.first.map { $0.isLetter || $0.isNumber } ?? false)
+    static func isPackageName(_ n: String) -> Bool { RefSyntax.isPackageName(n) }
+
+    /// Runs a `RefSyntax` check, turning its error into the registry's.
+    private static func classify<T>(_ raw: String, _ body: () throws(RefSyntaxError) -> T) throws(RegistryError) -> T {
+        do { return try body() } catch {
+            switch error {
+            case .malformed(let reason): throw .malformedRef(raw, reason: reason)
+            case .invalidDigest(let d): throw .invalidDigest(d)
+            }
+        }
     }
 }

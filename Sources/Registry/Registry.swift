@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import GRDB
 
@@ -175,17 +176,12 @@ public final class Registry: Sendable {
     // MARK: - validation
 
     public static func validateModelID(_ id: String) throws {
-        let ok = !id.isEmpty && id.utf8.count <= 128 && id.unicodeScalars.allSatisfy {
-            ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "_" || $0 == "-"
-        } && id.unicodeScalars.first.map { ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") } == true
-        if !ok { throw RegistryError.invalidModelID(id) }
+        if !NameSyntax.isModelID(id) { throw RegistryError.invalidModelID(id) }
     }
 
+    /// A tag or channel name (`Core.NameSyntax.isTag`, the rule a spec's model.channel is checked against).
     public static func validateTag(_ tag: String) throws {
-        let ok = !tag.isEmpty && tag.utf8.count <= 64 && tag.unicodeScalars.allSatisfy {
-            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "." || $0 == "_" || $0 == "-"
-        } && tag.unicodeScalars.first.map { ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") } == true
-        if !ok { throw RegistryError.invalidTag(tag) }
+        if !NameSyntax.isTag(tag) { throw RegistryError.invalidTag(tag) }
     }
 
     /// Turns a file or package name into a model id ("Qwen2.5_Coder.gguf" → "qwen2.5_coder").

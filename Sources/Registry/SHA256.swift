@@ -1,3 +1,4 @@
+import Core
 /// SHA-256 (FIPS 180-4), streaming. Used for blob digests; no platform crypto needed.
 public struct SHA256Hasher: Sendable {
     private var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
@@ -98,9 +99,6 @@ extension UInt32 {
 
 /// Validates a sha256 hex string (case-insensitive) and returns it lowercased.
 public func normalizedDigest(_ s: String) throws -> String {
-    let l = s.lowercased()
-    guard l.utf8.count == 64, l.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
-        throw RegistryError.invalidDigest(s)
-    }
-    return l
+    guard let d = RefSyntax.normalizedDigest(s) else { throw RegistryError.invalidDigest(s) }
+    return d
 }

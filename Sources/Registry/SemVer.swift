@@ -1,3 +1,5 @@
+import Core
+
 /// A Semantic Version 2.0.0 (https://semver.org): `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`.
 ///
 /// Ordering follows §11: major, minor, patch numerically; a pre-release version has lower
@@ -17,51 +19,16 @@ public struct SemVer: Sendable, Hashable, Comparable, CustomStringConvertible, C
         self.preRelease = preRelease; self.build = build
     }
 
-    public static let acceptedForm =
-        "MAJOR.MINOR.PATCH with optional -PRERELEASE and +BUILD, e.g. 1.0.0, 2.1.3-rc.1, 1.0.0+20240101 (no leading zeros, no 'v' prefix)"
+    public static let acceptedForm = VersionSyntax.acceptedForm
 
     /// Parses a version; throws `RegistryError.invalidVersion` naming the problem and the accepted form.
     public init(parsing text: String) throws {
-        func fail(_ why: String) -> RegistryError { .invalidVersion(text, reason: why) }
-        var rest = Substring(text)
-        var build: [String] = []
-        if let plus = rest.firstIndex(of: "+") {
-            let b = rest[rest.index(after: plus)...]
-            rest = rest[..<plus]
-            build = b.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            for id in build {
-                if id.isEmpty { throw fail("empty build metadata identifier") }
-                if !id.allSatisfy(SemVer.isIdentifierChar) { throw fail("build identifier '\(id)' may only contain [0-9A-Za-z-]") }
-            }
+        switch VersionSyntax.parse(text) {
+        case .success(let p):
+            self.init(p.major, p.minor, p.patch, preRelease: p.preRelease, build: p.build)
+        case .failure(let e):
+            throw RegistryError.invalidVersion(text, reason: e.reason)
         }
-        var pre: [String] = []
-        if let dash = rest.firstIndex(of: "-") {
-            let p = rest[rest.index(after: dash)...]
-            rest = rest[..<dash]
-            pre = p.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-            for id in pre {
-                if id.isEmpty { throw fail("empty pre-release identifier") }
-                if !id.allSatisfy(SemVer.isIdentifierChar) { throw fail("pre-release identifier '\(id)' may only contain [0-9A-Za-z-]") }
-                if id.allSatisfy(\.isASCIIDigit), id.count > 1, id.first == "0" {
-                    throw fail("numeric pre-release identifier '\(id)' has a leading zero")
-                }
-            }
-        }
-        let core = rest.split(separator: ".", omittingEmptySubsequences: false)
-        guard core.count == 3 else {
-            if text.hasPrefix("v") || text.hasPrefix("V") { throw fail("drop the 'v' prefix") }
-            throw fail("expected three dot-separated numbers, found \(core.count) part(s)")
-        }
-        var nums: [Int] = []
-        for (name, part) in zip(["major", "minor", "patch"], core) {
-            guard !part.isEmpty, part.allSatisfy(\.isASCIIDigit) else {
-                throw fail("\(name) '\(part)' is not a non-negative integer")
-            }
-            if part.count > 1, part.first == "0" { throw fail("\(name) '\(part)' has a leading zero") }
-            guard let n = Int(part) else { throw fail("\(name) '\(part)' is too large") }
-            nums.append(n)
-        }
-        self.init(nums[0], nums[1], nums[2], preRelease: pre, build: build)
     }
 
     /// Lenient conversion for package versions ("1.0" → 1.0.0, "2" → 2.0.0); nil when not numeric.
@@ -74,9 +41,6 @@ public struct SemVer: Sendable, Hashable, Comparable, CustomStringConvertible, C
         return SemVer(n[0], n.count > 1 ? n[1] : 0, n.count > 2 ? n[2] : 0)
     }
 
-    static func isIdentifierChar(_ c: Character) -> Bool {
-        c.isASCII && (c.isLetter || c.isNumber || c == "-")
-    }
 
     public var isPreRelease: Bool { !preRelease.isEmpty }
 

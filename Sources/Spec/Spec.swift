@@ -63,6 +63,19 @@ public struct BackendSpec: Sendable, Equatable {
     /// Layers a GPU spec offloads to the GPU when `backend.gpuLayers` is not set: all of them
     /// (llama.cpp caps the count at the model's).
     public static let allGPULayers = 999
+    /// `--dtype` values the vLLM of `defaultVLLMImage` accepts (`ModelDType` in vllm/config/model.py).
+    public static let vllmDTypes = ["auto", "half", "float16", "bfloat16", "float", "float32"]
+    /// `--quantization` methods allowed in a spec: `QuantizationMethods` of the vLLM of
+    /// `defaultVLLMImage` (vllm/model_executor/layers/quantization/__init__.py) less those that
+    /// cannot run in its CUDA image or on a repo-id model: tpu_int8 (TPU), ipex (Intel CPU/XPU),
+    /// inc (Intel Gaudi), gguf (a GGUF file, which runs on backend llamacpp).
+    /// scripts/check-vllm-flags.sh checks each against the pinned vLLM's source.
+    public static let vllmQuantizations = [
+        "awq", "awq_marlin", "gptq", "gptq_marlin", "gptq_marlin_24", "gptq_bitblas", "bitblas",
+        "fp8", "ptpc_fp8", "fbgemm_fp8", "modelopt", "modelopt_fp4", "mxfp4", "petit_nvfp4",
+        "compressed-tensors", "bitsandbytes", "deepspeedfp", "hqq", "experts_int8", "quark",
+        "moe_wna16", "torchao", "auto-round", "rtn",
+    ]
     public var type: BackendType = .native
     /// Upstream base URL; only for `openai`.
     public var url: String?

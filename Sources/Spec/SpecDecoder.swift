@@ -1,3 +1,10 @@
+import Core
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Walks a positioned YAML tree into a `Spec`, collecting every error (never stops at the first).
 struct SpecDecoder {
     let file: String
@@ -89,7 +96,7 @@ struct SpecDecoder {
         if fresh("image") {
             s.image = nil
             if let v = lookup("image"), let str = string(v, path: "image") {
-                if str.isEmpty || str.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" }) {
+                if !isImageRef(str) {
                     error(v.pos, "image '\(str)' is not a container image reference; write e.g. '\(Spec.defaultImage)'")
                 } else { s.image = str }
             }
@@ -129,6 +136,14 @@ struct SpecDecoder {
                       "autoscaling.metric cpu needs resources.cpu: the autoscaler measures utilization against the CPU request; set resources.cpu (e.g. '4')")
             }
         }
+        if s.model != nil { checkModel(spec.model, backend: spec.backend.type, node: lookup("model")) }
+        if spec.backend.type == .vllm, (spec.resources.gpu ?? 0) < 1 {
+            let pos = lookup("resources")?["nvidia.com/gpu"]?.pos ?? lookup("backend")?["type"]?.pos ?? lookup("backend")?.pos
+            error(pos, "backend vllm needs a GPU (the \(BackendSpec.defaultVLLMImage) image runs on CUDA); set resources.nvidia.com/gpu: 1 (more shard the model with tensor parallelism)")
+        }
+        if spec.backend.type == .llamacpp, let layers = spec.backend.gpuLayers, layers > 0, (spec.resources.gpu ?? 0) < 1 {
+            note(lookup("backend")?["gpuLayers"]?.pos, "backend.gpuLayers offloads \(layers) layers to a GPU, but resources.nvidia.com/gpu is not set: llama-server runs on the CPU")
+        }
         if let gpus = spec.resources.gpu, gpus > 0, spec.backend.type != .llamacpp, spec.backend.type != .vllm {
             let pos = lookup("resources")?["nvidia.com/gpu"]?.pos
             switch spec.backend.type {
@@ -140,8 +155,7 @@ struct SpecDecoder {
             }
         }
         if spec.backend.type == .openai, fresh("backend") {
-            let knobs: Set<String> = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength", "kvCacheType",
-                                      "batchWaitMs", "ubatchTokens", "flashAttention"]
+            let knobs = Self.openaiIgnored
             if let b = lookup("backend"), case .mapping(let be, _) = b {
                 for e in be where knobs.contains(e.key) {
                     note(e.keyPos, "backend.\(e.key) is ignored by backend openai (the upstream owns its engine settings)")
@@ -155,7 +169,7 @@ struct SpecDecoder {
 
     mutating func decodeModel(_ node: PNode) -> ModelSpec? {
         guard let entries = mapping(node, path: "model") else { return nil }
-        checkKeys(entries, allowed: ["ref", "version", "channel"], path: "model")
+        checkKeys(entries, allowed: ["ref", "version", "channel", "revision"], path: "model")
         var m = ModelSpec(ref: "")
         if let v = entries.value("ref") {
             if let s = string(v, path: "model.ref") {
@@ -168,26 +182,106 @@ struct SpecDecoder {
         let vNode = entries.value("version")
         let cNode = entries.value("channel")
         if let v = vNode, let s = string(v, path: "model.version") {
-            if isSemVer(s) { m.version = s } else {
-                error(v.pos, "model.version '\(s)' is not a SemVer version; write MAJOR.MINOR.PATCH, e.g. '1.0.0' (quote it)")
+            switch VersionSyntax.parse(s) {
+            case .success: m.version = s
+            case .failure(let why):
+                error(v.pos, "model.version '\(abbreviated(s))' is not a SemVer version (\(why.reason)); write MAJOR.MINOR.PATCH, e.g. '1.0.0' (quote it)")
             }
         }
         if let v = cNode, let s = string(v, path: "model.channel") {
-            if isTag(s) { m.channel = s } else {
-                error(v.pos, "model.channel '\(s)' is not a valid channel; use stable, canary, latest or a tag of letters, digits, '.', '_' or '-'")
+            if NameSyntax.isTag(s) { m.channel = s } else if VersionSyntax.isVersion(s) {
+                error(v.pos, "model.channel '\(s)' is a version, not a channel; write it as model.version: \"\(s)\"")
+            } else {
+                error(v.pos, "model.channel '\(abbreviated(s))' is not a valid channel; use stable, canary, latest or a tag (\(NameSyntax.tagForm))")
             }
         }
         if let v = vNode, let c = cNode, !v.isNull, !c.isNull {
             error(c.pos, "model: set either version or channel, not both; remove one")
         }
+        if let v = entries.value("revision"), let s = string(v, path: "model.revision") {
+            if isRevision(s) { m.revision = s } else {
+                error(v.pos, "model.revision '\(abbreviated(s))' is not a Hugging Face revision; write a branch, tag or commit hash (letters, digits, '.', '_', '-', '/'), e.g. 'main'")
+            }
+        }
         return m
     }
+
+    /// The rules tying model.ref (and version, channel, revision) to the backend that loads it:
+    /// native and llamacpp pull a GGUF (the ref must be one `autoglm pull` accepts), vllm loads a
+    /// Hugging Face repo id itself, openai forwards the name to the upstream.
+    mutating func checkModel(_ m: ModelSpec, backend: BackendType, node: PNode?) {
+        let refPos = node?["ref"]?.pos ?? node?.pos
+        let ref = m.ref
+        guard !ref.allSatisfy({ $0 == " " || $0 == "\t" }) else { return }
+        let ggufForms = "an alias (gemma3-270m), hf://ORG/REPO[@REVISION]/FILE.gguf, pip:PACKAGE, an https:// URL or a path to a .gguf"
+        switch backend {
+        case .vllm:
+            if RefSyntax.repoID(ref) == nil {
+                let gguf = ref.lowercased().hasSuffix(".gguf")
+                error(refPos, "model.ref '\(abbreviated(ref))' is not a Hugging Face repo id, which backend vllm needs (it downloads the repository itself); write ORG/REPO or hf://ORG/REPO, e.g. 'THUDM/glm-4-9b-chat-hf'"
+                      + (gguf ? " (a .gguf file runs on backend llamacpp)" : ""))
+            }
+            for key in ["version", "channel"] {
+                if let v = node?[key], !v.isNull {
+                    error(v.pos, "model.\(key) names a version in autoglm's registry (a GGUF), which backend vllm does not use (vLLM downloads the repo itself); pin the repo with model.revision (a branch, tag or commit) instead")
+                }
+            }
+        case .native, .llamacpp:
+            if let repo = RefSyntax.repoID(ref) {
+                error(refPos, "model.ref '\(abbreviated(ref))' is a whole Hugging Face repository, which backend \(backend.rawValue) cannot load; name one GGUF file in it, hf://\(repo)/FILE.gguf (or set backend.type: vllm for a safetensors repo)")
+            } else {
+                do { _ = try RefSyntax.classify(ref, fileExists: { access($0, F_OK) == 0 }) } catch let refError {
+                    switch refError {
+                    case .malformed(let reason):
+                        error(refPos, "model.ref '\(abbreviated(ref))' is not a reference autoglm pull accepts (\(reason)); write \(ggufForms)")
+                    case .invalidDigest(let d):
+                        error(refPos, "model.ref '\(abbreviated(ref))': the #sha256= digest '\(abbreviated(d))' is not 64 hexadecimal digits")
+                    }
+                }
+            }
+            if let v = node?["revision"], !v.isNull {
+                error(v.pos, "model.revision is for backend vllm; pin a GGUF's revision in the ref (hf://ORG/REPO@REVISION/FILE.gguf) or use model.version")
+            }
+        case .openai:
+            for key in ["version", "channel", "revision"] {
+                if let v = node?[key], !v.isNull {
+                    note(v.pos, "model.\(key) is ignored by backend openai (the upstream serves its own models; model.ref is the name autoglm asks it for)")
+                }
+            }
+        }
+    }
+
+    static let backendKeys = ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
+                              "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "gpuLayers",
+                              "gpuMemoryUtilization", "dtype", "quantization", "executable", "image", "apiKey"]
+
+    /// Which backends each backend setting means something to (unlisted keys: all engines).
+    static let backendKeyOwners: [String: [BackendType]] = [
+        "ubatchTokens": [.llamacpp], "flashAttention": [.llamacpp], "gpuLayers": [.llamacpp],
+        "gpuMemoryUtilization": [.vllm], "dtype": [.vllm], "quantization": [.vllm], "image": [.vllm],
+        "executable": [.llamacpp, .vllm], "apiKey": [.openai],
+        "threads": [.native, .llamacpp, .openai], "kvCacheMB": [.native, .llamacpp, .openai],
+        "kvCacheType": [.native, .llamacpp, .openai], "batchWaitMs": [.native, .llamacpp, .openai],
+    ]
+
+    /// Engine settings backend openai ignores with a note (the upstream owns its engine).
+    static let openaiIgnored: Set<String> = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
+                                             "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention"]
+
+    /// Why a setting means nothing to vLLM (an error: the spec says something that would not happen).
+    static let notForVLLM: [String: String] = [
+        "threads": "vLLM runs the model on the GPU and picks its own CPU threads",
+        "kvCacheMB": "vLLM sizes its KV cache from backend.gpuMemoryUtilization",
+        "kvCacheType": "the KV cache follows backend.dtype on vLLM",
+        "batchWaitMs": "it is a native-engine setting",
+        "ubatchTokens": "it is a llama.cpp setting",
+        "flashAttention": "it is a llama.cpp setting (vLLM picks its attention backend itself)",
+    ]
 
     mutating func decodeBackend(_ node: PNode) -> BackendSpec {
         var b = BackendSpec()
         guard let entries = mapping(node, path: "backend") else { return b }
-        checkKeys(entries, allowed: ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                                     "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention"], path: "backend")
+        checkKeys(entries, allowed: Self.backendKeys, path: "backend")
         if let v = entries.value("type"), let t: BackendType = enumValue(v, path: "backend.type") { b.type = t }
         if let v = entries.value("url"), let s = string(v, path: "backend.url") {
             if s.hasPrefix("http://") || s.hasPrefix("https://"), s.count > 8 { b.url = s } else {
@@ -205,7 +299,7 @@ struct SpecDecoder {
         if let v = entries.value("maxBatchedTokens") { b.maxBatchedTokens = int(v, path: "backend.maxBatchedTokens", 1...1_048_576) }
         if let v = entries.value("kvCacheMB") { b.kvCacheMB = int(v, path: "backend.kvCacheMB", 1...4_194_304) }
         if let v = entries.value("contextLength") { b.contextLength = int(v, path: "backend.contextLength", 16...2_097_152) }
-        if let v = entries.value("kvCacheType"), let s = string(v, path: "backend.kvCacheType") {
+        if b.type != .vllm, let v = entries.value("kvCacheType"), let s = string(v, path: "backend.kvCacheType") {
             if let t = KVCacheType(rawValue: s.lowercased()), b.type == .llamacpp || KVCacheType.native.contains(t) {
                 b.kvCacheType = t
             } else if KVCacheType(rawValue: s.lowercased()) != nil {
@@ -218,14 +312,111 @@ struct SpecDecoder {
         if let v = entries.value("batchWaitMs") { b.batchWaitMs = int(v, path: "backend.batchWaitMs", 0...10_000) }
         if let v = entries.value("ubatchTokens") { b.ubatchTokens = int(v, path: "backend.ubatchTokens", 1...1_048_576) }
         if let v = entries.value("flashAttention") { b.flashAttention = bool(v, path: "backend.flashAttention") }
-        if b.type == .native {
-            for key in ["ubatchTokens", "flashAttention"] {
-                if let v = entries.value(key), !v.isNull {
-                    error(v.pos, "backend.\(key) is a llama.cpp setting; remove it or set backend.type: llamacpp")
-                }
+        if let v = entries.value("gpuLayers") { b.gpuLayers = int(v, path: "backend.gpuLayers", 0...100_000) }
+        if let v = entries.value("gpuMemoryUtilization") { b.gpuMemoryUtilization = fraction(v, path: "backend.gpuMemoryUtilization") }
+        if let v = entries.value("dtype"), let s = string(v, path: "backend.dtype") {
+            if BackendSpec.vllmDTypes.contains(s) { b.dtype = s } else {
+                let hint = suggestion(for: s, among: BackendSpec.vllmDTypes).map { "; did you mean '\($0)'?" } ?? ""
+                error(v.pos, "backend.dtype '\(abbreviated(s))' is not one of \(BackendSpec.vllmDTypes.joined(separator: ", "))\(hint)")
+            }
+        }
+        if let v = entries.value("quantization"), let s = string(v, path: "backend.quantization") {
+            if BackendSpec.vllmQuantizations.contains(s) { b.quantization = s } else {
+                let hint = suggestion(for: s, among: BackendSpec.vllmQuantizations).map { "did you mean '\($0)'? " } ?? ""
+                error(v.pos, "backend.quantization '\(abbreviated(s))' is not a method vLLM \(BackendSpec.defaultVLLMImage.split(separator: ":").last ?? "") runs here; \(hint)use one of \(BackendSpec.vllmQuantizations.joined(separator: ", ")) (or omit it: vLLM reads the method from the repo's config)")
+            }
+        }
+        if let v = entries.value("executable"), let s = string(v, path: "backend.executable") {
+            if s.isEmpty || s.contains(where: { $0 == "\n" || $0 == "\0" }) {
+                error(v.pos, "backend.executable must name the server program (a path or a name on $PATH), e.g. '/usr/local/bin/llama-server'")
+            } else { b.executable = s }
+        }
+        if let v = entries.value("image"), let s = string(v, path: "backend.image") {
+            if isImageRef(s) { b.image = s } else {
+                error(v.pos, "backend.image '\(abbreviated(s))' is not a container image reference; write e.g. '\(BackendSpec.defaultVLLMImage)'")
+            }
+        }
+        if let v = entries.value("apiKey"), !v.isNull { b.apiKey = keySource(v, path: "backend.apiKey") }
+        for e in entries where !e.value.isNull {
+            guard let owners = Self.backendKeyOwners[e.key], !owners.contains(b.type) else { continue }
+            if b.type == .vllm, let why = Self.notForVLLM[e.key] {
+                error(e.value.pos, "backend.\(e.key) means nothing to backend vllm (\(why)); remove it")
+            } else if b.type == .openai {
+                // Engine knobs are notes (decodeRoot); settings of a program autoglm would launch are errors.
+                if Self.openaiIgnored.contains(e.key) { continue }
+                error(e.value.pos, "backend.\(e.key) is a \(owners.map(\.rawValue).joined(separator: "/")) setting; backend openai forwards to an upstream that owns its engine (remove it)")
+            } else if e.key == "executable" {
+                error(e.value.pos, "backend.executable names the llama-server or vllm program; backend \(b.type.rawValue) has none (remove it)")
+            } else if e.key == "apiKey" {
+                error(e.value.pos, "backend.apiKey is the key autoglm sends to an openai upstream; remove it or set backend.type: openai (clients' keys go in server.apiKeys)")
+            } else if owners == [.llamacpp] {
+                error(e.value.pos, "backend.\(e.key) is a llama.cpp setting; remove it or set backend.type: llamacpp")
+            } else if owners == [.vllm] {
+                error(e.value.pos, "backend.\(e.key) is a vLLM setting; remove it or set backend.type: vllm"
+                      + (e.key == "image" ? " (the pod's autoglm image is the top-level image)" : ""))
             }
         }
         return b
+    }
+
+    /// A number in (0, 1], e.g. 0.9.
+    mutating func fraction(_ node: PNode, path: String) -> Double? {
+        if node.isNull { return nil }
+        let want = "a number greater than 0 and at most 1 (the share of each GPU's memory), e.g. 0.9"
+        guard case .scalar(let s, let quoted, _) = node, !quoted else {
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)")
+            return nil
+        }
+        guard let d = Double(s), d.isFinite, s.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "e" || $0 == "E" || $0 == "-" || $0 == "+") }) else {
+            error(node.pos, "\(path) must be \(want), got '\(abbreviated(s))'")
+            return nil
+        }
+        guard d > 0, d <= 1 else {
+            error(node.pos, "\(path) (\(s)) must be greater than 0 and at most 1, e.g. 0.9")
+            return nil
+        }
+        return d
+    }
+
+    /// `{secretRef: {name, key}}` or `{env: VAR}`; a literal key is refused.
+    mutating func keySource(_ item: PNode, path: String) -> APIKeySource? {
+        if case .scalar = item, !item.isNull {
+            error(item.pos, "\(path): literal API keys are not allowed (they would end up in a ConfigMap); use {secretRef: {name: SECRET, key: KEY}} or {env: VAR}")
+            return nil
+        }
+        guard let e = mapping(item, path: path) else { return nil }
+        checkKeys(e, allowed: ["secretRef", "env"], path: path)
+        let sr = e.value("secretRef"), en = e.value("env")
+        if sr != nil && en != nil {
+            error(item.pos, "\(path): set either secretRef or env, not both")
+        } else if let sr {
+            guard let se = mapping(sr, path: "\(path).secretRef") else { return nil }
+            checkKeys(se, allowed: ["name", "key"], path: "\(path).secretRef")
+            var name: String?, key: String?
+            if let n = se.value("name") {
+                name = string(n, path: "\(path).secretRef.name")
+                if let nn = name, !isDNSSubdomain(nn) {
+                    error(n.pos, "\(path).secretRef.name '\(nn)' is not a valid Secret name (lowercase letters, digits, '-', '.')")
+                    name = nil
+                }
+            } else { error(sr.pos, "\(path).secretRef.name is required (the Secret's name)") }
+            if let k = se.value("key") {
+                key = string(k, path: "\(path).secretRef.key")
+                if let kk = key, kk.isEmpty || !kk.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) {
+                    error(k.pos, "\(path).secretRef.key '\(kk)' is not a valid Secret key (letters, digits, '-', '_', '.')")
+                    key = nil
+                }
+            } else { error(sr.pos, "\(path).secretRef.key is required (the key inside the Secret)") }
+            if let name, let key { return .secretRef(name: name, key: key) }
+        } else if let en {
+            if let name = string(en, path: "\(path).env") {
+                if YAMLTree.isValidVarName(name) { return .env(name) }
+                error(en.pos, "\(path).env '\(name)' is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+        } else {
+            error(item.pos, "\(path) must have secretRef: {name, key} or env: VAR")
+        }
+        return nil
     }
 
     mutating func decodeServer(_ node: PNode) -> ServerSpec {
@@ -242,44 +433,7 @@ struct SpecDecoder {
                 return s
             }
             for (i, item) in items.enumerated() {
-                let path = "server.apiKeys[\(i)]"
-                if case .scalar = item, !item.isNull {
-                    error(item.pos, "\(path): literal API keys are not allowed (they would end up in a ConfigMap); use {secretRef: {name: SECRET, key: KEY}} or {env: VAR}")
-                    continue
-                }
-                guard let e = mapping(item, path: path) else { continue }
-                checkKeys(e, allowed: ["secretRef", "env"], path: path)
-                let sr = e.value("secretRef"), en = e.value("env")
-                if sr != nil && en != nil {
-                    error(item.pos, "\(path): set either secretRef or env, not both")
-                } else if let sr {
-                    guard let se = mapping(sr, path: "\(path).secretRef") else { continue }
-                    checkKeys(se, allowed: ["name", "key"], path: "\(path).secretRef")
-                    var name: String?, key: String?
-                    if let n = se.value("name") {
-                        name = string(n, path: "\(path).secretRef.name")
-                        if let nn = name, !isDNSSubdomain(nn) {
-                            error(n.pos, "\(path).secretRef.name '\(nn)' is not a valid Secret name (lowercase letters, digits, '-', '.')")
-                            name = nil
-                        }
-                    } else { error(sr.pos, "\(path).secretRef.name is required (the Secret's name)") }
-                    if let k = se.value("key") {
-                        key = string(k, path: "\(path).secretRef.key")
-                        if let kk = key, kk.isEmpty || !kk.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) {
-                            error(k.pos, "\(path).secretRef.key '\(kk)' is not a valid Secret key (letters, digits, '-', '_', '.')")
-                            key = nil
-                        }
-                    } else { error(sr.pos, "\(path).secretRef.key is required (the key inside the Secret)") }
-                    if let name, let key { s.apiKeys.append(.secretRef(name: name, key: key)) }
-                } else if let en {
-                    if let name = string(en, path: "\(path).env") {
-                        if YAMLTree.isValidVarName(name) { s.apiKeys.append(.env(name)) } else {
-                            error(en.pos, "\(path).env '\(name)' is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
-                        }
-                    }
-                } else {
-                    error(item.pos, "\(path) must have secretRef: {name, key} or env: VAR")
-                }
+                if let k = keySource(item, path: "server.apiKeys[\(i)]") { s.apiKeys.append(k) }
             }
         }
         return s
@@ -586,35 +740,18 @@ struct Fields {
 
 // MARK: syntax checks
 
-func isSemVer(_ s: String) -> Bool {
-    var core = Substring(s)
-    if let plus = core.firstIndex(of: "+") {
-        let build = core[core.index(after: plus)...]
-        guard isIdentList(build) else { return false }
-        core = core[..<plus]
-    }
-    if let dash = core.firstIndex(of: "-") {
-        let pre = core[core.index(after: dash)...]
-        guard isIdentList(pre) else { return false }
-        core = core[..<dash]
-    }
-    let parts = core.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 3 else { return false }
-    return parts.allSatisfy { p in
-        !p.isEmpty && p.allSatisfy { $0.isASCII && $0.isNumber } && (p == "0" || p.first != "0")
-    }
+/// The version syntax `autoglm pull --version` accepts (`Core.VersionSyntax`).
+func isSemVer(_ s: String) -> Bool { VersionSyntax.isVersion(s) }
+
+/// A container image reference as far as it can be checked offline: non-empty, no whitespace.
+func isImageRef(_ s: String) -> Bool {
+    !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
 }
 
-private func isIdentList(_ s: Substring) -> Bool {
-    let ids = s.split(separator: ".", omittingEmptySubsequences: false)
-    return !ids.isEmpty && ids.allSatisfy { id in
-        !id.isEmpty && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-    }
-}
-
-func isTag(_ s: String) -> Bool {
-    guard let f = s.first, f.isASCII, f.isLetter || f.isNumber, s.count <= 128 else { return false }
-    return s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+/// A Hugging Face revision: a branch, tag or commit (`main`, `v1.0`, `refs/pr/1`, a sha).
+func isRevision(_ s: String) -> Bool {
+    !s.isEmpty && s.count <= 255 && !s.hasPrefix("/") && !s.hasSuffix("/") && !s.contains("..")
+        && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "/") }
 }
 
 func isDNSSubdomain(_ s: String) -> Bool {

@@ -8,22 +8,21 @@ public enum SpecEncoder {
     public static func value(_ spec: Spec) -> YAMLValue {
         let model: YAMLValue = .obj(("ref", .string(spec.model.ref)),
                                     ("version", .str(spec.model.version)),
-                                    ("channel", .str(spec.model.channel)))
+                                    ("channel", .str(spec.model.channel)),
+                                    ("revision", .str(spec.model.revision)))
         let b = spec.backend
         let backend: YAMLValue = .obj(("type", .string(b.type.rawValue)), ("url", .str(b.url)),
                                       ("threads", .num(b.threads)), ("maxSeqs", .num(b.maxSeqs)),
                                       ("maxBatchedTokens", .num(b.maxBatchedTokens)),
                                       ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)),
                                       ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)),
-                                      ("ubatchTokens", .num(b.ubatchTokens)), ("flashAttention", b.flashAttention.map { .bool($0) }))
-        let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map { k in
-            switch k {
-            case .secretRef(let name, let key):
-                return .obj(("secretRef", .obj(("name", .string(name)), ("key", .string(key)))))
-            case .env(let v):
-                return .obj(("env", .string(v)))
-            }
-        })
+                                      ("ubatchTokens", .num(b.ubatchTokens)), ("flashAttention", b.flashAttention.map { .bool($0) }),
+                                      ("gpuLayers", .num(b.gpuLayers)),
+                                      ("gpuMemoryUtilization", b.gpuMemoryUtilization.map { .double($0) }),
+                                      ("dtype", .str(b.dtype)), ("quantization", .str(b.quantization)),
+                                      ("executable", .str(b.executable)), ("image", .str(b.image)),
+                                      ("apiKey", b.apiKey.map(keySource)))
+        let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map(keySource))
         let server: YAMLValue = .obj(("port", .int(spec.server.port)), ("apiKeys", keys),
                                      ("drainTimeoutSeconds", .int(spec.server.drainTimeoutSeconds)))
         let r = spec.resources
@@ -71,6 +70,15 @@ public enum SpecEncoder {
             ("modelCache", cache),
             ("monitoring", .obj(("serviceMonitor", .bool(spec.monitoring.serviceMonitor))))
         )
+    }
+
+    static func keySource(_ k: APIKeySource) -> YAMLValue {
+        switch k {
+        case .secretRef(let name, let key):
+            return .obj(("secretRef", .obj(("name", .string(name)), ("key", .string(key)))))
+        case .env(let v):
+            return .obj(("env", .string(v)))
+        }
     }
 
     public static func intOrPercent(_ v: IntOrPercent) -> YAMLValue {

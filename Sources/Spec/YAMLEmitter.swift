@@ -3,6 +3,8 @@
 public indirect enum YAMLValue: Sendable, Equatable {
     case string(String)
     case int(Int)
+    /// A finite number, written in Swift's shortest round-trip form (`0.9`).
+    case double(Double)
     case bool(Bool)
     case list([YAMLValue])
     case map([YAMLField])
@@ -103,6 +105,7 @@ public enum YAMLEmitter {
         switch v {
         case .string(let s): return scalar(s, indent: indent)
         case .int(let i): return String(i)
+        case .double(let d): return "\(d)"
         case .bool(let b): return b ? "true" : "false"
         case .map: return "{}"
         case .list: return "[]"

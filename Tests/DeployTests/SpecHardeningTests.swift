@@ -77,15 +77,16 @@ import Testing
         let spec = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).spec
         #expect(spec.model.ref == "models/*.gguf")
         #expect(spec.image == "registry.example/a*b:latest")
+        // (GGUF file names: model.ref must also be a reference `autoglm pull` accepts.)
         let forms: [(String, String)] = [
-            ("'*single'", "*single"),
-            ("\"*double\"", "*double"),
-            (">-\n    *folded\n    *text", "*folded *text"),
-            ("|-\n    *literal", "*literal"),
-            ("part-one\n    *part-two", "part-one *part-two"),
-            ("\"\u{E000}*private\"", "\u{E000}*private"),
-            ("\"a*b&c\"", "a*b&c"),
-            ("${MODEL:-*default}", "*default"),
+            ("'*single.gguf'", "*single.gguf"),
+            ("\"*double.gguf\"", "*double.gguf"),
+            (">-\n    *folded\n    *text.gguf", "*folded *text.gguf"),
+            ("|-\n    *literal.gguf", "*literal.gguf"),
+            ("part-one\n    *part-two.gguf", "part-one *part-two.gguf"),
+            ("\"\u{E000}*private.gguf\"", "\u{E000}*private.gguf"),
+            ("\"a*b&c.gguf\"", "a*b&c.gguf"),
+            ("${MODEL:-*default.gguf}", "*default.gguf"),
         ]
         #expect(YAMLTree.aliasMarker(for: "a: b") == .notNeeded)
         #expect(YAMLTree.aliasMarker(for: "a: \"*\u{E000}\"") == .use("\u{E001}"))

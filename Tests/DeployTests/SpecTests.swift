@@ -165,7 +165,7 @@ import Testing
             "t.yaml:5:11: replicas must be an integer between 0 and 1000, got 'three'",
             "t.yaml:7:9: server.port (70000) must be between 1 and 65535",
             "t.yaml:8:24: server.drainTimeoutSeconds must be an integer between 0 and 3600, got string \"30\"; write it without quotes",
-            "t.yaml:10:9: backend.type 'nativ' is not one of native, llamacpp, openai; did you mean 'native'?",
+            "t.yaml:10:9: backend.type 'nativ' is not one of native, llamacpp, vllm, openai; did you mean 'native'?",
             "t.yaml:11:12: backend.threads (0) must be between 1 and 1024",
             "t.yaml:12:14: autoscaling must be a mapping (key: value lines), got a list",
             "t.yaml:14:19: monitoring.serviceMonitor must be true or false, got 'maybe'",
@@ -209,7 +209,7 @@ import Testing
         """
         #expect(errors(both) == [
             "t.yaml:2:7: name 'Demo_1' must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. 'glm-4-9b')",
-            "t.yaml:5:12: model.version '1.0' is not a SemVer version; write MAJOR.MINOR.PATCH, e.g. '1.0.0' (quote it)",
+            "t.yaml:5:12: model.version '1.0' is not a SemVer version (expected three dot-separated numbers, found 2 part(s)); write MAJOR.MINOR.PATCH, e.g. '1.0.0' (quote it)",
             "t.yaml:6:12: model: set either version or channel, not both; remove one",
         ])
         #expect(errors("apiVersion: autoglm/v2\nkind: Service\n") == [
