@@ -89,7 +89,7 @@ let package = Package(
         // Serving backends the optimizer launches and measures through the OpenAI API: the native
         // engine (`autoglm serve`), llama.cpp's llama-server, an OpenAI-compatible upstream.
         .target(name: "Backends", dependencies: [
-            "Optimizer", "LoadGen", "Spec", "Server",
+            "Optimizer", "LoadGen", "Spec", "Server", "Core",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(

@@ -63,11 +63,12 @@ model:
   ref: $MODEL
 backend:
   type: llamacpp
+  executable: $LLAMA
   threads: $THREADS
   maxSeqs: 4
   contextLength: 512
 YAML
-      AUTOGLM_LLAMA_SERVER="$LLAMA" "$BIN" serve --config "$WORK/llamacpp.yaml" --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+      "$BIN" serve --config "$WORK/llamacpp.yaml" --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
         --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
       ;;
     openai)
@@ -86,9 +87,10 @@ model:
 backend:
   type: openai
   url: http://127.0.0.1:$UPORT/v1
-  # apiKey: set below through AUTOGLM_UPSTREAM_API_KEY until the spec decodes backend.apiKey
+  apiKey:
+    env: UPSTREAM_KEY
 YAML
-      AUTOGLM_UPSTREAM_API_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
+      UPSTREAM_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
         --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
       ;;
     *) echo "unknown backend $backend (native, llamacpp, openai)" >&2; exit 2 ;;

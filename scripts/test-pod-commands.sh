@@ -6,18 +6,27 @@
 # files) and the Secret's value is filled in as the kubelet would. Checks: pull succeeds, serve
 # becomes ready on /readyz, rejects a request without the key, answers one /v1/chat/completions,
 # and exits 0 on SIGTERM; serve fetched nothing (it used the init container's pull) and wrote
-# nothing to $HOME. Usage: scripts/test-pod-commands.sh [BINARY]
+# nothing to $HOME. Run twice: backend native, and backend llamacpp (the main container's
+# `serve --config` launches the image's llama-server, which here is the one
+# bench/build-llama-server.sh built: $AUTOGLM_LLAMA_SERVER stands in for /usr/local/bin/llama-server).
+# Usage: scripts/test-pod-commands.sh [BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$(realpath "${1:-.build/release/autoglm}")"
 MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
 [ -f "$MODEL" ] || { echo "FAIL: $MODEL is missing: run scripts/fetch-models.sh"; exit 1; }
 python3 -c 'import yaml' 2>/dev/null || { echo "FAIL: python3 cannot import yaml (PyYAML; .ci/run installs it with kubernetes-validate)"; exit 1; }
-WORK="$(mktemp -d -t autoglm-pod.XXXXXX)"
+LLAMA="${AUTOGLM_LLAMA_SERVER:-$HOME/.cache/autoglm/peers/llama-server/bin/llama-server}"
+[ -x "$LLAMA" ] || { echo "FAIL: llama-server missing at $LLAMA: run bench/build-llama-server.sh"; exit 1; }
+WORK=""
 SRV_PID=""
-cleanup() { [ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() { [ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null; [ -n "$WORK" ] && rm -rf "$WORK"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$WORK/serve.log" ] && tail -20 "$WORK/serve.log"; exit 1; }
+
+run_pod() {  # BACKEND_FLOW_MAPPING
+WORK="$(mktemp -d -t autoglm-pod.XXXXXX)"
+echo "=== pod with backend: $1"
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 SECRET="k-$RANDOM$RANDOM"
@@ -28,7 +37,7 @@ name: podsh
 model:
   ref: $MODEL
   version: "1.2.0"
-backend: {threads: 2, maxSeqs: 2, kvCacheMB: 32, contextLength: 256, batchWaitMs: 5}
+backend: $1
 server:
   port: $PORT
   drainTimeoutSeconds: 5
@@ -38,15 +47,15 @@ EOF
 "$BIN" deploy render "$WORK/autoglm.yaml" -o "$WORK/manifests" 2> "$WORK/render.err" || fail "render: $(cat "$WORK/render.err")"
 
 # Rendered manifests -> two shell-quoted command lines with their env (paths moved).
-python3 - "$WORK" "$SECRET" <<'PY' || fail "could not read the rendered manifests"
+python3 - "$WORK" "$SECRET" "$LLAMA" <<'PY' || fail "could not read the rendered manifests"
 import glob, shlex, sys, yaml
-work, secret = sys.argv[1], sys.argv[2]
+work, secret, llama = sys.argv[1], sys.argv[2], sys.argv[3]
 docs = [d for f in sorted(glob.glob(work + "/manifests/*.yaml")) for d in yaml.safe_load_all(open(f)) if d]
 dep = next(d for d in docs if d["kind"] == "Deployment")
 cm = next(d for d in docs if d["kind"] == "ConfigMap")
 pod = dep["spec"]["template"]["spec"]
 def move(s):
-    for a, b in (("/models", work + "/models"), ("/etc/autoglm", work + "/etc")):
+    for a, b in (("/models", work + "/models"), ("/etc/autoglm", work + "/etc"), ("/usr/local/bin/llama-server", llama)):
         if s == a or s.startswith(a + "/"): return b + s[len(a):]
     return s
 assert any(m["mountPath"] == "/etc/autoglm" for m in pod["containers"][0]["volumeMounts"] if m["name"] == "config")
@@ -100,3 +109,9 @@ SRV_PID=""
 grep -q '^pulled ' "$WORK/serve.log" && fail "serve pulled the model again instead of using the init container's"
 [ -z "$(ls -A "$WORK/home")" ] || fail "something was written to \$HOME: $(ls -A "$WORK/home")"
 echo "ok: SIGTERM drained and exited 0; serve used the pulled model; nothing written to \$HOME"
+pgrep -f "llama-server.*$WORK" >/dev/null 2>&1 && fail "llama-server still runs after serve exited"
+rm -rf "$WORK"; WORK=""
+}
+
+run_pod "{threads: 2, maxSeqs: 2, kvCacheMB: 32, contextLength: 256, batchWaitMs: 5}"
+run_pod "{type: llamacpp, threads: 2, maxSeqs: 2, contextLength: 256}"

@@ -19,9 +19,17 @@ fi
 # the sha256 their committed oracles record; only hashes when they are already there).
 bash scripts/make-test-fixtures.sh
 swift build -c release --build-tests
+# The Containerfile link test reads the binary it checks from here (and llama-server from above).
+AUTOGLM_BIN="$(swift build -c release --show-bin-path)/autoglm"
+export AUTOGLM_BIN
 swift test -c release --skip-build "$@"
-# The real binary on 127.0.0.1 driven by the official `openai` Python client.
+# The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
+# backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.
 bash scripts/test-openai-client.sh
+# The llama-server behind `serve --config` killed under load: /readyz 503, restarted, no hung request.
+bash scripts/test-backend-restart.sh
+# The spec → `vllm serve` flag mapping against the pinned vLLM's own CLI source (sdist from PyPI, cached).
+bash scripts/check-vllm-flags.sh
 # `autoglm pull` across processes: concurrent pulls of one ref, a killed pull resumed.
 bash scripts/test-pull-processes.sh
 # The pod `deploy render` describes: its init container's pull and its server's `serve --config`.

@@ -1,4 +1,5 @@
 import Foundation
+import Core
 import Spec
 
 /// vLLM's OpenAI-compatible server (`vllm serve REPO`), which loads a Hugging Face repo id
@@ -19,16 +20,7 @@ public enum VLLMBackend {
 
     /// The Hugging Face repo id of a vLLM model ref (`ORG/REPO` or `hf://ORG/REPO`), nil when the
     /// ref is not one (a GGUF file, a path, an alias).
-    public static func repoID(_ ref: String) -> String? {
-        var r = Substring(ref)
-        if r.hasPrefix("hf://") { r = r.dropFirst(5) }
-        while r.hasSuffix("/") { r = r.dropLast() }
-        let parts = r.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }),
-              parts.allSatisfy({ $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } }),
-              !r.lowercased().hasSuffix(".gguf") else { return nil }
-        return String(r)
-    }
+    public static func repoID(_ ref: String) -> String? { RefSyntax.repoID(ref) }
 
     /// `vllm serve` arguments (after the program name) for the spec's model and backend, listening
     /// on `host:port` under `servedModelName`, sharded over `gpus` GPUs.
