@@ -2,9 +2,10 @@ import Backends
 import Foundation
 import Optimizer
 
-/// Text table, summary, report.json and a self-contained report.html (inline SVG).
-enum OptimizeReport {
-    static func table(_ trials: [Trial], unit: String) -> String {
+/// `optimize`'s output: the text table and summary, report.json, a self-contained report.html
+/// (inline SVG) per backend, and backends.json comparing them.
+public enum OptimizeReport {
+    public static func table(_ trials: [Trial], unit: String) -> String {
         var lines = ["  #  origin   config" + String(repeating: " ", count: 40) + "objective       p95 ttft  p95 e2e   status"]
         for t in trials {
             let m = t.result.measurement
@@ -23,7 +24,7 @@ enum OptimizeReport {
     }
 
     /// Best result, or which constraint came closest when nothing met the SLOs.
-    static func summary(trials: [Trial], best: Trial?, slo: [(String, Double)], percentile: Int, unit: String) -> String {
+    public static func summary(trials: [Trial], best: Trial?, slo: [(String, Double)], percentile: Int, unit: String) -> String {
         if let b = best, let m = b.result.measurement {
             return String(format: "best: trial %d  %@  → %.2f %@", b.index + 1, b.config.description as NSString, m.objective, unit as NSString)
         }
@@ -78,7 +79,7 @@ enum OptimizeReport {
                          objective: m?.objective, slack: m?.slack, metrics: m?.metrics ?? [:], seconds: t.seconds)
     }
 
-    static func write(dir: String, study: String, objective: String, direction: Direction, unit: String,
+    public static func write(dir: String, study: String, objective: String, direction: Direction, unit: String,
                       slo: [(String, Double)], percentile: Int, trials: [Trial], best: Trial?,
                       space: SearchSpace, summary: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -111,7 +112,7 @@ enum OptimizeReport {
     }
 
     /// backends.json: each backend's best trial and what it means in the spec, and the winner.
-    static func writeComparison(dir: String, objective: String, unit: String,
+    public static func writeComparison(dir: String, objective: String, unit: String,
                                 studies: [(name: String, id: String, best: Trial?, settings: (Config) -> BackendSettings)],
                                 winner: String?) throws {
         let rep = JSONComparison(objective: objective, unit: unit, winner: winner, backends: studies.map { st in
