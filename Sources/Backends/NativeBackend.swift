@@ -23,7 +23,7 @@ public struct NativeBackend: ServingBackend {
     }
 
     public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
-        try ServingSpaces.native(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
+        try Self.space(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
     }
 
     public func settings(_ c: Config) -> BackendSettings {
@@ -59,4 +59,63 @@ public struct NativeBackend: ServingBackend {
                                              readyPath: "/readyz") { port in (exe, self.arguments(c, port: port)) }
         return TrialHandle(baseURLs: procs.map(\.baseURL), processes: procs, modelName: "trial")
     }
+
+    /// Batch-wait choices (ms): none, and a few queue delays that let arrivals share a prefill.
+    public static let batchWaitChoices = [0, 5, 20, 100]
+
+    /// The native engine's space for a workload whose sequences need `tokensPerSequence` positions
+    /// (longest prompt + max output). Bounds come from the machine (threads ≤ cores, memory) and the
+    /// model (context, KV bytes per token); the constraints keep every proposal launchable:
+    /// replicas × threads ≤ cores, the KV cache holds maxSeqs full sequences of the chosen KV type,
+    /// and every replica's weights + KV + overhead fit in memory together.
+    public static func space(machine: MachineLimits, model: ModelFacts, tokensPerSequence: Int,
+                              maxSeqsCap: Int = 64) throws -> SearchSpace {
+        let tokens = Int64(max(tokensPerSequence, 16))
+        let perSeq: @Sendable (String) -> Int64 = { model.kvBytesPerToken($0) * tokens }
+        let minPerSeq = perSeq("f16")
+        let kvBudget = machine.memoryBytes - model.weightBytes - ModelFacts.processOverheadBytes
+        guard kvBudget >= minPerSeq, tokensPerSequence <= model.contextLength else {
+            throw SearchSpaceError.noFeasibleConfig(tried: 0)
+        }
+        let seqsThatFit = Int(min(kvBudget / minPerSeq, Int64(maxSeqsCap)))
+        let minKVMB = Int((minPerSeq + (1 << 20) - 1) >> 20)
+        // Up to twice what maxSeqs full f32 sequences need, within the budget.
+        let maxKVMB = max(minKVMB, Int(min(kvBudget >> 20, Int64(minKVMB) * Int64(seqsThatFit) * 4)))
+        let cores = max(machine.cores, 1)
+        return try SearchSpace(knobs: [
+            Knob(NativeKnob.threads, .int(1...cores)),
+            Knob(NativeKnob.maxSeqs, .logInt(1...max(seqsThatFit, 1))),
+            Knob(NativeKnob.maxBatchedTokens, .logInt(16...2048)),
+            Knob(NativeKnob.kvCacheMB, .logInt(minKVMB...maxKVMB)),
+            Knob(NativeKnob.kvCacheType, .categorical(["f16", "f32"])),
+            Knob(NativeKnob.batchWaitMs, .ordinal(Self.batchWaitChoices)),
+            Knob(NativeKnob.replicas, .int(1...cores)),
+        ], constraints: [
+            SpaceConstraint("replicas × threads ≤ \(cores) cores") { c in
+                (c.int(NativeKnob.replicas) ?? 1) * (c.int(NativeKnob.threads) ?? 1) <= cores
+            },
+            SpaceConstraint("KV cache holds maxSeqs sequences of \(tokensPerSequence) tokens") { c in
+                let kv = Int64(c.int(NativeKnob.kvCacheMB) ?? 0) << 20
+                return kv >= Int64(c.int(NativeKnob.maxSeqs) ?? Int.max) * perSeq(c.string(NativeKnob.kvCacheType) ?? "f16")
+            },
+            SpaceConstraint("replicas × (weights + KV cache) fit in \(machine.memoryBytes >> 20) MiB") { c in
+                let kv = Int64(c.int(NativeKnob.kvCacheMB) ?? Int.max >> 21) << 20
+                let replicas = Int64(c.int(NativeKnob.replicas) ?? 1)
+                return replicas * (model.weightBytes + kv + ModelFacts.processOverheadBytes) <= machine.memoryBytes
+            },
+        ])
+    }
+}
+
+/// Knob names of the native engine's space (the spec's backend fields, plus `replicas`).
+public enum NativeKnob {
+    public static let threads = "threads"
+    public static let maxSeqs = "maxSeqs"
+    public static let maxBatchedTokens = "maxBatchedTokens"
+    public static let kvCacheMB = "kvCacheMB"
+    public static let kvCacheType = "kvCacheType"
+    public static let batchWaitMs = "batchWaitMs"
+    /// Server processes sharing the machine (each with `threads` threads), requests spread over them.
+    public static let replicas = "replicas"
+    public static let all = [threads, maxSeqs, maxBatchedTokens, kvCacheMB, kvCacheType, batchWaitMs, replicas]
 }

@@ -50,28 +50,6 @@ public protocol ServingBackend: Sendable {
     func defaults(cores: Int) -> [String: KnobValue]
 }
 
-extension SearchSpace {
-    /// The space with every knob not in `searched` pinned to its default, moved inside the knob's
-    /// bounds (an int clamped, an ordinal's nearest choice); knobs without a default stay searched.
-    public func searching(only searched: Set<String>, defaults: [String: KnobValue]) throws(SearchSpaceError) -> SearchSpace {
-        var pinned: [String: KnobValue] = [:]
-        for k in knobs where !searched.contains(k.name) {
-            guard let d = defaults[k.name] else { continue }
-            pinned[k.name] = Self.clamp(d, to: k)
-        }
-        return pinned.isEmpty ? self : try fixing(pinned)
-    }
-
-    static func clamp(_ v: KnobValue, to k: Knob) -> KnobValue {
-        guard let x = v.intValue, case .int = v else { return v }
-        switch k.kind {
-        case .int(let r), .logInt(let r): return .int(min(max(x, r.lowerBound), r.upperBound))
-        case .ordinal(let xs): return .int(xs.min { abs($0 - x) < abs($1 - x) } ?? x)
-        default: return v
-        }
-    }
-}
-
 extension ServingBackend {
     /// Stops the trial's processes; returns the sum of their peak RSS when known.
     public func stop(_ h: TrialHandle) async -> Int64? {
