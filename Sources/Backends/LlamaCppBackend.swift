@@ -42,17 +42,17 @@ public struct LlamaCppBackend: ServingBackend {
         try Self.space(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
     }
 
-    public func settings(_ c: Config) -> BackendSettings {
-        var s = BackendSettings(type: "llamacpp")
-        s.threads = c.int(LlamaCppKnob.threads)
-        s.maxSeqs = c.int(LlamaCppKnob.parallel)
-        s.maxBatchedTokens = c.int(LlamaCppKnob.batch)
-        s.ubatchTokens = c.int(LlamaCppKnob.ubatch)
-        s.kvCacheType = c.string(LlamaCppKnob.cacheType)
-        s.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
-        s.contextLength = contextPerSlot
-        s.replicas = c.int(LlamaCppKnob.replicas)
-        return s
+    public func settings(_ c: Config) -> ServingSettings {
+        var b = BackendSpec()
+        b.type = .llamacpp
+        b.threads = c.int(LlamaCppKnob.threads)
+        b.maxSeqs = c.int(LlamaCppKnob.parallel)
+        b.maxBatchedTokens = c.int(LlamaCppKnob.batch)
+        b.ubatchTokens = c.int(LlamaCppKnob.ubatch)
+        b.kvCacheType = c.string(LlamaCppKnob.cacheType).flatMap { KVCacheType(rawValue: $0) }
+        b.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
+        b.contextLength = contextPerSlot
+        return ServingSettings(backend: b, replicas: c.int(LlamaCppKnob.replicas))
     }
 
     /// llama-server arguments for `config` on `port`.

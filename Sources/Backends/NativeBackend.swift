@@ -1,5 +1,6 @@
 import Foundation
 import Optimizer
+import Spec
 
 /// The built-in engine, launched as `autoglm serve` (the given executable, normally this same
 /// binary) on 127.0.0.1: `replicas` processes of `threads` threads each.
@@ -26,17 +27,17 @@ public struct NativeBackend: ServingBackend {
         try Self.space(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
     }
 
-    public func settings(_ c: Config) -> BackendSettings {
-        var s = BackendSettings(type: "native")
-        s.threads = c.int(NativeKnob.threads)
-        s.maxSeqs = c.int(NativeKnob.maxSeqs)
-        s.maxBatchedTokens = c.int(NativeKnob.maxBatchedTokens)
-        s.kvCacheMB = c.int(NativeKnob.kvCacheMB)
-        s.kvCacheType = c.string(NativeKnob.kvCacheType)
-        s.batchWaitMs = c.int(NativeKnob.batchWaitMs)
-        s.replicas = c.int(NativeKnob.replicas)
-        s.contextLength = contextLength
-        return s
+    public func settings(_ c: Config) -> ServingSettings {
+        var b = BackendSpec()
+        b.type = .native
+        b.threads = c.int(NativeKnob.threads)
+        b.maxSeqs = c.int(NativeKnob.maxSeqs)
+        b.maxBatchedTokens = c.int(NativeKnob.maxBatchedTokens)
+        b.kvCacheMB = c.int(NativeKnob.kvCacheMB)
+        b.kvCacheType = c.string(NativeKnob.kvCacheType).flatMap { KVCacheType(rawValue: $0) }
+        b.batchWaitMs = c.int(NativeKnob.batchWaitMs)
+        b.contextLength = contextLength
+        return ServingSettings(backend: b, replicas: c.int(NativeKnob.replicas))
     }
 
     /// `autoglm serve` arguments for `config` on `port`.

@@ -1,6 +1,7 @@
 import Backends
 import Foundation
 import Optimizer
+import Spec
 
 /// `optimize`'s output: the text table and summary, report.json, a self-contained report.html
 /// (inline SVG) per backend, and backends.json comparing them.
@@ -101,7 +102,37 @@ public enum OptimizeReport {
         var study: String
         var report: String
         var best: JSONTrial?
-        var settings: BackendSettings?
+        var settings: JSONSettings?
+    }
+
+    /// A backend's settings as backends.json shows them: the spec's `backend:` fields that are set,
+    /// and `replicas`.
+    struct JSONSettings: Encodable {
+        var type: String
+        var url: String?
+        var replicas: Int?
+        var threads: Int?
+        var maxSeqs: Int?
+        var maxBatchedTokens: Int?
+        var kvCacheMB: Int?
+        var kvCacheType: String?
+        var contextLength: Int?
+        var batchWaitMs: Int?
+        var ubatchTokens: Int?
+        var flashAttention: Bool?
+        var gpuLayers: Int?
+        var gpuMemoryUtilization: Double?
+        var dtype: String?
+        var quantization: String?
+
+        init(_ s: ServingSettings) {
+            let b = s.backend
+            type = b.type.rawValue; url = b.url; replicas = s.replicas; threads = b.threads; maxSeqs = b.maxSeqs
+            maxBatchedTokens = b.maxBatchedTokens; kvCacheMB = b.kvCacheMB; kvCacheType = b.kvCacheType?.rawValue
+            contextLength = b.contextLength; batchWaitMs = b.batchWaitMs; ubatchTokens = b.ubatchTokens
+            flashAttention = b.flashAttention; gpuLayers = b.gpuLayers; gpuMemoryUtilization = b.gpuMemoryUtilization
+            dtype = b.dtype; quantization = b.quantization
+        }
     }
 
     struct JSONComparison: Encodable {
@@ -113,11 +144,11 @@ public enum OptimizeReport {
 
     /// backends.json: each backend's best trial and what it means in the spec, and the winner.
     public static func writeComparison(dir: String, objective: String, unit: String,
-                                studies: [(name: String, id: String, best: Trial?, settings: (Config) -> BackendSettings)],
+                                studies: [(name: String, id: String, best: Trial?, settings: (Config) -> ServingSettings)],
                                 winner: String?) throws {
         let rep = JSONComparison(objective: objective, unit: unit, winner: winner, backends: studies.map { st in
             JSONBackend(backend: st.name, study: st.id, report: st.name + "/report.json", best: st.best.map(jsonTrial),
-                        settings: st.best.map { st.settings($0.config) })
+                        settings: st.best.map { JSONSettings(st.settings($0.config)) })
         })
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -303,22 +303,9 @@ public enum Tuning {
     }
 
     /// Writes the winning backend's settings into the spec through the Spec loader/encoder.
-    static func writeSpec(_ path: String, settings: BackendSettings, log: (String) -> Void) throws {
+    static func writeSpec(_ path: String, settings: ServingSettings, log: (String) -> Void) throws {
         var base = try StudyModel.loadSpec(path, environment: nil)
-        guard let type = BackendType(rawValue: settings.type) else { throw TunerError.invalid("internal: backend type \(settings.type)") }
-        var b = BackendSpec()
-        b.type = type
-        b.url = settings.url
-        b.threads = settings.threads
-        b.maxSeqs = settings.maxSeqs
-        b.maxBatchedTokens = settings.maxBatchedTokens
-        b.kvCacheMB = settings.kvCacheMB
-        b.contextLength = settings.contextLength
-        b.kvCacheType = settings.kvCacheType.flatMap { KVCacheType(rawValue: $0) }
-        b.batchWaitMs = settings.batchWaitMs
-        b.ubatchTokens = settings.ubatchTokens
-        b.flashAttention = settings.flashAttention
-        base.spec.backend = b
+        base.spec.backend = settings.backend
         if let r = settings.replicas { base.spec.replicas = r }
         let yaml = SpecEncoder.yaml(base.spec)
         // The encoder writes the resolved base spec; overlays would be lost, so a spec with

@@ -1,6 +1,7 @@
 import Backends
 import Foundation
 import Optimizer
+import Spec
 import Testing
 
 @Suite struct BackendArgumentsTests {
@@ -29,8 +30,8 @@ import Testing
         #expect(Self.value(a, "-ctk") == "q8_0" && Self.value(a, "-ctv") == "q8_0")
         #expect(Self.value(a, "-fa") == "on")
         let s = b.settings(c)
-        #expect(s.type == "llamacpp" && s.threads == 2 && s.maxSeqs == 4 && s.maxBatchedTokens == 256)
-        #expect(s.ubatchTokens == 64 && s.kvCacheType == "q8_0" && s.flashAttention == true && s.contextLength == 208)
+        #expect(s.backend.type == .llamacpp && s.backend.threads == 2 && s.backend.maxSeqs == 4 && s.backend.maxBatchedTokens == 256)
+        #expect(s.backend.ubatchTokens == 64 && s.backend.kvCacheType == .q8_0 && s.backend.flashAttention == true && s.backend.contextLength == 208)
         #expect(s.replicas == 1)
     }
 
@@ -50,7 +51,7 @@ import Testing
         #expect(Self.value(a, "--ctx") == "224")
         #expect(!a.contains("--replicas"), "replicas are separate processes, not a serve flag")
         let s = b.settings(c)
-        #expect(s.replicas == 2 && s.kvCacheType == "f32" && s.batchWaitMs == 20 && s.kvCacheMB == 96)
+        #expect(s.replicas == 2 && s.backend.kvCacheType == .f32 && s.backend.batchWaitMs == 20 && s.backend.kvCacheMB == 96)
     }
 
     @Test func upstreamURLIsNormalisedAndUnreachableUpstreamTimesOut() async throws {
