@@ -55,16 +55,11 @@ public struct LlamaCppBackend: ServingBackend {
         return ServingSettings(backend: b, replicas: c.int(LlamaCppKnob.replicas))
     }
 
-    /// llama-server arguments for `config` on `port`.
+    /// llama-server arguments for `config` on `port`: the rule `serve --config` uses
+    /// (`serveArguments`) applied to the configuration's backend section, served as "trial", no GPUs.
+    /// `-c` is parallel × the per-slot context, so each slot holds a whole sequence of the workload.
     public func arguments(_ c: Config, port: Int) -> [String] {
-        let parallel = max(c.int(LlamaCppKnob.parallel) ?? 1, 1)
-        let cache = c.string(LlamaCppKnob.cacheType) ?? "f16"
-        return ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "--alias", "trial",
-                "-t", String(c.int(LlamaCppKnob.threads) ?? 1), "-np", String(parallel),
-                "-c", String(parallel * contextPerSlot),
-                "-b", String(c.int(LlamaCppKnob.batch) ?? 2048), "-ub", String(c.int(LlamaCppKnob.ubatch) ?? 512),
-                "-ctk", cache, "-ctv", cache, "-fa", c.string(LlamaCppKnob.flashAttention) ?? "off",
-                "--no-webui"]
+        Self.serveArguments(backend: settings(c).backend, gpus: 0, modelPath: modelPath, servedModelName: "trial", port: port)
     }
 
     /// llama.cpp server's space: `-t`, `-np`, `-b`, `-ub`, cache type, flash attention. The context

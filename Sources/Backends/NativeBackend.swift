@@ -40,18 +40,24 @@ public struct NativeBackend: ServingBackend {
         return ServingSettings(backend: b, replicas: c.int(NativeKnob.replicas))
     }
 
-    /// `autoglm serve` arguments for `config` on `port`.
+    /// `autoglm serve` arguments for `config` on `port`: the configuration's backend section as
+    /// `serve` flags (`serveArguments`), served as "trial".
     public func arguments(_ c: Config, port: Int) -> [String] {
-        var args = ["serve", "--model", modelPath, "--host", "127.0.0.1", "--port", String(port),
-                    "--threads", String(c.int(NativeKnob.threads) ?? 1),
-                    "--max-seqs", String(c.int(NativeKnob.maxSeqs) ?? 1),
-                    "--max-batched-tokens", String(c.int(NativeKnob.maxBatchedTokens) ?? 512),
-                    "--kv-cache-mb", String(c.int(NativeKnob.kvCacheMB) ?? 512),
-                    "--ctx", String(contextLength), "--served-model-name", "trial"]
-        // Only when they differ from serve's defaults (f16, 0), so the command stays minimal.
-        if let t = c.string(NativeKnob.kvCacheType), t != "f16" { args += ["--kv-type", t] }
-        if let w = c.int(NativeKnob.batchWaitMs), w != 0 { args += ["--batch-wait-ms", String(w)] }
-        return args
+        Self.serveArguments(backend: settings(c).backend, modelPath: modelPath, servedModelName: "trial", port: port)
+    }
+
+    /// `autoglm serve` arguments that serve the spec's backend section on 127.0.0.1:`port` under
+    /// `servedModelName`: one flag per field that is set (unset fields keep serve's defaults).
+    public static func serveArguments(backend b: BackendSpec, modelPath: String, servedModelName: String, port: Int) -> [String] {
+        var a = ["serve", "--model", modelPath, "--host", "127.0.0.1", "--port", String(port), "--served-model-name", servedModelName]
+        if let v = b.threads { a += ["--threads", String(v)] }
+        if let v = b.maxSeqs { a += ["--max-seqs", String(v)] }
+        if let v = b.maxBatchedTokens { a += ["--max-batched-tokens", String(v)] }
+        if let v = b.kvCacheMB { a += ["--kv-cache-mb", String(v)] }
+        if let v = b.contextLength { a += ["--ctx", String(v)] }
+        if let t = b.kvCacheType { a += ["--kv-type", t.rawValue] }
+        if let w = b.batchWaitMs { a += ["--batch-wait-ms", String(w)] }
+        return a
     }
 
     public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {

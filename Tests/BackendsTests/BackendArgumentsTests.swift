@@ -54,6 +54,35 @@ import Testing
         #expect(s.replicas == 2 && s.backend.kvCacheType == .f32 && s.backend.batchWaitMs == 20 && s.backend.kvCacheMB == 96)
     }
 
+    /// A trial launches its server with the flags `serve --config` would give the trial's backend
+    /// section, under the name "trial".
+    @Test func trialFlagsAreTheServeRuleForTheTrialsBackendSection() throws {
+        let llama = LlamaCppBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextPerSlot: 208)
+        let lc = Config([LlamaCppKnob.threads: .int(3), LlamaCppKnob.parallel: .int(2), LlamaCppKnob.batch: .int(512),
+                         LlamaCppKnob.ubatch: .int(128), LlamaCppKnob.cacheType: .category("f16"),
+                         LlamaCppKnob.flashAttention: .category("off"), LlamaCppKnob.replicas: .int(2)])
+        let la = llama.arguments(lc, port: 4000)
+        #expect(la == LlamaCppBackend.serveArguments(backend: llama.settings(lc).backend, gpus: 0, modelPath: "/m.gguf",
+                                                     servedModelName: "trial", port: 4000))
+        #expect(Self.value(la, "--alias") == "trial")
+        #expect(Self.value(la, "-c") == "416", "slots × tokens per sequence: 2 × 208")
+        #expect(Self.value(la, "-fa") == "off" && Self.value(la, "-ctk") == "f16")
+        #expect(!la.contains("-ngl"), "trials run on the CPU")
+
+        let native = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 224)
+        let nc = Config([NativeKnob.threads: .int(2), NativeKnob.maxSeqs: .int(4), NativeKnob.maxBatchedTokens: .int(256),
+                         NativeKnob.kvCacheMB: .int(64), NativeKnob.kvCacheType: .category("f16"),
+                         NativeKnob.batchWaitMs: .int(0), NativeKnob.replicas: .int(1)])
+        let na = native.arguments(nc, port: 4001)
+        #expect(na == NativeBackend.serveArguments(backend: native.settings(nc).backend, modelPath: "/m.gguf",
+                                                   servedModelName: "trial", port: 4001))
+        #expect(Self.value(na, "--served-model-name") == "trial" && Self.value(na, "--model") == "/m.gguf")
+        #expect(Self.value(na, "--ctx") == "224" && Self.value(na, "--threads") == "2")
+        // An unset field keeps serve's default: no flag.
+        #expect(!NativeBackend.serveArguments(backend: BackendSpec(), modelPath: "/m.gguf", servedModelName: "x", port: 1)
+            .contains("--kv-type"))
+    }
+
     @Test func upstreamURLIsNormalisedAndUnreachableUpstreamTimesOut() async throws {
         let u = UpstreamBackend(url: "http://127.0.0.1:9/v1/", apiKey: nil)
         #expect(u.url == "http://127.0.0.1:9")
