@@ -129,7 +129,9 @@ let package = Package(
         ]),
         .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
         .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen", "Spec", "Server"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TunerTests", dependencies: ["Tuner", "Backends", "Optimizer", "Registry", "LoadGen"]),
+        // (GRDB: a test makes the registry's database refuse trial rows.)
+        .testTarget(name: "TunerTests", dependencies: ["Tuner", "Backends", "Optimizer", "Registry", "LoadGen",
+                                                       .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

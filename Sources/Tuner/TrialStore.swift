@@ -27,10 +27,15 @@ public struct TrialStore: Sendable {
         try registry.clearTrials(study: study)
     }
 
-    /// Stores (or replaces) a finished trial.
-    public func save(_ trial: Trial) throws {
+    /// Stores (or replaces) a finished trial. A trial that cannot be stored is an error, never
+    /// dropped: `--resume` relies on every finished trial being here.
+    public func save(_ trial: Trial) throws(TunerError) {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try registry.saveTrial(study: study, index: trial.index, payload: try enc.encode(trial))
+        do {
+            try registry.saveTrial(study: study, index: trial.index, payload: try enc.encode(trial))
+        } catch {
+            throw .trialNotStored(database: registry.databasePath, study: study, trial: trial.index, reason: "\(error)")
+        }
     }
 }

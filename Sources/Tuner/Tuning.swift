@@ -9,10 +9,17 @@ import Spec
 public enum TunerError: Error, CustomStringConvertible, Equatable {
     /// The request cannot run as given (spec, model, knobs, a workload that does not fit).
     case invalid(String)
+    /// A finished trial could not be written to the registry's database; the study stopped there,
+    /// so that `--resume` never silently misses a measured trial.
+    case trialNotStored(database: String, study: String, trial: Int, reason: String)
 
     public var description: String {
         switch self {
         case .invalid(let s): return s
+        case .trialNotStored(let database, let study, let trial, let reason):
+            return "trial \(trial + 1) of study \(study) could not be stored in \(database) (\(reason)); the study stopped so that no "
+                + "measured trial goes missing. Make the database writable (the file, its directory, free disk space; or set "
+                + "AUTOGLM_HOME to a writable directory), then rerun with --resume to continue from the stored trials"
         }
     }
 }
@@ -253,26 +260,34 @@ public enum Tuning {
         let evaluator = TrialEvaluator(backend: backend, template: template, levels: levels, slo: req.slo,
                                        percentile: req.percentile, objective: req.objective,
                                        startupTimeout: req.startupTimeout)
-        let unit = req.unit
-        let name = backend.name
-        let progress: (TrialProgress) -> Void = { p in
-            try? store.save(p.trial)
-            log(progressLine(p, backend: name, unit: unit))
-        }
         let options = OptimizerOptions(seed: req.seed, maxTrials: isUpstream ? 1 : req.maxTrials, timeBudget: req.timeBudget)
-        let result: StudyResult
+        let result = try await runTrials(space: space, strategy: strategy, direction: req.direction, options: options,
+                                          history: history, store: store, backend: backend.name, unit: req.unit,
+                                          evaluate: { config in await evaluator.evaluate(config) }, log: log)
+        return BackendStudy(backend: backend, id: id, space: space, result: result)
+    }
+
+    /// A study's trial loop with the chosen strategy (bayes | grid), continuing `history`: each
+    /// finished trial is logged and stored before the next one starts; one that cannot be stored
+    /// stops the study (`TunerError.trialNotStored`).
+    public static func runTrials(space: SearchSpace, strategy: String, direction: Direction, options: OptimizerOptions,
+                                 history: [Trial], store: TrialStore, backend name: String, unit: String,
+                                 evaluate: (Config) async -> TrialResult,
+                                 log: @escaping @Sendable (String) -> Void) async throws -> StudyResult {
+        let progress: (TrialProgress) throws -> Void = { p in
+            log(progressLine(p, backend: name, unit: unit))
+            try store.save(p.trial)
+        }
         do {
             if strategy == "grid" {
-                result = try await Optimizer.runGrid(space: space, direction: req.direction, options: options, history: history,
-                                                     evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
-            } else {
-                result = try await Optimizer.run(space: space, direction: req.direction, options: options, history: history,
-                                                 evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
+                return try await Optimizer.runGrid(space: space, direction: direction, options: options, history: history,
+                                                   evaluate: evaluate, progress: progress)
             }
+            return try await Optimizer.run(space: space, direction: direction, options: options, history: history,
+                                           evaluate: evaluate, progress: progress)
         } catch let e as SearchSpaceError {
-            throw TunerError.invalid("\(backend.name): \(e.description)")
+            throw TunerError.invalid("\(name): \(e.description)")
         }
-        return BackendStudy(backend: backend, id: id, space: space, result: result)
     }
 
     /// One trial's progress line: its result, the best so far and the ETA.

@@ -168,10 +168,8 @@ struct Optimize: AsyncParsableCommand {
             startupTimeout: startupTimeout, resume: resume, write: write, reportDirectory: report)
         do {
             try await Tuning.run(req, registry: try Registry(), print: { Swift.print($0) }, log: optLog)
-        } catch let e as TunerError {
-            switch e {
-            case .invalid(let message): throw ValidationError(message)
-            }
+        } catch TunerError.invalid(let message) {
+            throw ValidationError(message)
         }
     }
 

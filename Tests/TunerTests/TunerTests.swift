@@ -1,5 +1,6 @@
 import Backends
 import Foundation
+import GRDB
 import Optimizer
 import Registry
 import Testing
@@ -50,5 +51,40 @@ func temporaryRegistry() throws -> (Registry, String) {
         let v = try #require(Tuning.winner(down, direction: .minimize))
         #expect((v.study.backend as? UpstreamBackend)?.url == "http://b:1" && v.trial.result.measurement?.objective == 2)
         #expect(Tuning.winner([try await Self.study(a, [nil], direction: .maximize)], direction: .maximize)?.trial == nil)
+    }
+
+    /// A trial the database refuses is an error that stops the study, naming the database and the
+    /// fix; it is never dropped.
+    @Test func aTrialThatCannotBeStoredStopsTheStudyWithTheFix() async throws {
+        let (registry, home) = try temporaryRegistry()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try TrialStore(registry: registry, study: "s1", model: Self.model, description: "{}")
+        // From now on the database refuses trial rows, as a read-only or full database would (a
+        // trigger, because file modes do not stop root).
+        let db = try DatabaseQueue(path: registry.databasePath)
+        try await db.write { try $0.execute(sql: """
+            CREATE TRIGGER refuse_trials BEFORE INSERT ON tuning_trials
+            BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END
+            """) }
+        let space = try SearchSpace(knobs: [Knob("i", .ordinal([0, 1, 2, 3]))])
+        var evaluated = 0
+        do {
+            _ = try await Tuning.runTrials(space: space, strategy: "grid", direction: .maximize, options: OptimizerOptions(maxTrials: 4),
+                                           history: [], store: store, backend: "native", unit: "tok/s",
+                                           evaluate: { _ in evaluated += 1; return .feasible(Measurement(objective: 1)) },
+                                           log: { _ in })
+            Issue.record("the study went on although its trial was not stored")
+        } catch let e as TunerError {
+            guard case .trialNotStored(let database, let study, let trial, let reason) = e else {
+                Issue.record("unexpected error \(e)")
+                return
+            }
+            #expect(database == registry.databasePath && study == "s1" && trial == 0)
+            #expect(reason.contains("readonly"), "\(reason)")
+            #expect(e.description.contains(registry.databasePath))
+            #expect(e.description.contains("writable") && e.description.contains("--resume"), "\(e.description)")
+        }
+        #expect(evaluated == 1, "no trial runs after the one that could not be stored")
+        #expect(try store.trials().isEmpty)
     }
 }
