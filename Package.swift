@@ -86,16 +86,22 @@ let package = Package(
         ]),
         // Constrained Bayesian optimisation of serving configurations (pure Swift).
         .target(name: "Optimizer"),
-        // Serving backends the optimizer launches and measures through the OpenAI API: the native
-        // engine (`autoglm serve`), llama.cpp's llama-server, an OpenAI-compatible upstream.
+        // The serving layer: each backend (native engine, llama.cpp's llama-server, vLLM, an
+        // OpenAI-compatible upstream) knows how to launch or reach its server, its readiness, its
+        // metrics, how to stop it, its tunable knobs and their spec fields.
         .target(name: "Backends", dependencies: [
             "Optimizer", "LoadGen", "Spec", "Server", "Core",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // `optimize`: studies over the backends (trial evaluation through LoadGen), the trial store in
+        // the registry's database, the winner, its write-back into the spec, the reports.
+        .target(name: "Tuner", dependencies: [
+            "Backends", "Optimizer", "LoadGen", "Registry", "Spec", "GGUF", "Models", "Tokenizers",
+        ]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -126,6 +132,9 @@ let package = Package(
         ]),
         .testTarget(name: "OptimizerTests", dependencies: ["Optimizer"]),
         .testTarget(name: "BackendsTests", dependencies: ["Backends", "Optimizer", "LoadGen", "Spec", "Server", "Core"], resources: [.copy("Fixtures")]),
+        // (GRDB: a test makes the registry's database refuse trial rows.)
+        .testTarget(name: "TunerTests", dependencies: ["Tuner", "Backends", "Optimizer", "Registry", "LoadGen",
+                                                       .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -39,32 +39,68 @@ public struct LlamaCppBackend: ServingBackend {
     }
 
     public func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace {
-        try ServingSpaces.llamaCpp(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
+        try Self.space(machine: machine, model: facts, tokensPerSequence: tokensPerSequence)
     }
 
-    public func settings(_ c: Config) -> BackendSettings {
-        var s = BackendSettings(type: "llamacpp")
-        s.threads = c.int(LlamaCppKnob.threads)
-        s.maxSeqs = c.int(LlamaCppKnob.parallel)
-        s.maxBatchedTokens = c.int(LlamaCppKnob.batch)
-        s.ubatchTokens = c.int(LlamaCppKnob.ubatch)
-        s.kvCacheType = c.string(LlamaCppKnob.cacheType)
-        s.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
-        s.contextLength = contextPerSlot
-        s.replicas = c.int(LlamaCppKnob.replicas)
-        return s
+    public func settings(_ c: Config) -> ServingSettings {
+        var b = BackendSpec()
+        b.type = .llamacpp
+        b.threads = c.int(LlamaCppKnob.threads)
+        b.maxSeqs = c.int(LlamaCppKnob.parallel)
+        b.maxBatchedTokens = c.int(LlamaCppKnob.batch)
+        b.ubatchTokens = c.int(LlamaCppKnob.ubatch)
+        b.kvCacheType = c.string(LlamaCppKnob.cacheType).flatMap { KVCacheType(rawValue: $0) }
+        b.flashAttention = c.string(LlamaCppKnob.flashAttention).map { $0 == "on" }
+        b.contextLength = contextPerSlot
+        return ServingSettings(backend: b, replicas: c.int(LlamaCppKnob.replicas))
     }
 
-    /// llama-server arguments for `config` on `port`.
+    /// llama-server arguments for `config` on `port`: the rule `serve --config` uses
+    /// (`serveArguments`) applied to the configuration's backend section, served as "trial", no GPUs.
+    /// `-c` is parallel × the per-slot context, so each slot holds a whole sequence of the workload.
     public func arguments(_ c: Config, port: Int) -> [String] {
-        let parallel = max(c.int(LlamaCppKnob.parallel) ?? 1, 1)
-        let cache = c.string(LlamaCppKnob.cacheType) ?? "f16"
-        return ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "--alias", "trial",
-                "-t", String(c.int(LlamaCppKnob.threads) ?? 1), "-np", String(parallel),
-                "-c", String(parallel * contextPerSlot),
-                "-b", String(c.int(LlamaCppKnob.batch) ?? 2048), "-ub", String(c.int(LlamaCppKnob.ubatch) ?? 512),
-                "-ctk", cache, "-ctv", cache, "-fa", c.string(LlamaCppKnob.flashAttention) ?? "off",
-                "--no-webui"]
+        Self.serveArguments(backend: settings(c).backend, gpus: 0, modelPath: modelPath, servedModelName: "trial", port: port)
+    }
+
+    /// llama.cpp server's space: `-t`, `-np`, `-b`, `-ub`, cache type, flash attention. The context
+    /// (`-c`) is parallel × `tokensPerSequence`, so every slot holds a whole sequence. Constraints:
+    /// ubatch ≤ batch; a quantized V cache needs flash attention (llama.cpp refuses it otherwise);
+    /// replicas × threads ≤ cores; every replica's weights + KV + overhead fit in memory together.
+    public static func space(machine: MachineLimits, model: ModelFacts, tokensPerSequence: Int,
+                                maxParallelCap: Int = 64) throws -> SearchSpace {
+        let tokens = Int64(max(tokensPerSequence, 16))
+        let kvBudget = machine.memoryBytes - model.weightBytes - ModelFacts.processOverheadBytes
+        let minPerSeq = model.kvBytesPerToken("q8_0") * tokens
+        guard kvBudget >= minPerSeq, tokensPerSequence <= model.contextLength else {
+            throw SearchSpaceError.noFeasibleConfig(tried: 0)
+        }
+        let parallelThatFits = Int(min(kvBudget / minPerSeq, Int64(maxParallelCap)))
+        let cores = max(machine.cores, 1)
+        return try SearchSpace(knobs: [
+            Knob(LlamaCppKnob.threads, .int(1...cores)),
+            Knob(LlamaCppKnob.parallel, .logInt(1...max(parallelThatFits, 1))),
+            Knob(LlamaCppKnob.batch, .logInt(32...2048)),
+            Knob(LlamaCppKnob.ubatch, .logInt(32...2048)),
+            Knob(LlamaCppKnob.cacheType, .categorical(["f16", "q8_0"])),
+            Knob(LlamaCppKnob.flashAttention, .categorical(["on", "off"])),
+            Knob(LlamaCppKnob.replicas, .int(1...cores)),
+        ], constraints: [
+            SpaceConstraint("replicas × threads ≤ \(cores) cores") { c in
+                (c.int(LlamaCppKnob.replicas) ?? 1) * (c.int(LlamaCppKnob.threads) ?? 1) <= cores
+            },
+            SpaceConstraint("ubatch ≤ batch") { c in
+                (c.int(LlamaCppKnob.ubatch) ?? 0) <= (c.int(LlamaCppKnob.batch) ?? 0)
+            },
+            SpaceConstraint("a q8_0 V cache needs flash attention") { c in
+                c.string(LlamaCppKnob.cacheType) != "q8_0" || c.string(LlamaCppKnob.flashAttention) == "on"
+            },
+            SpaceConstraint("replicas × (weights + KV cache) fit in \(machine.memoryBytes >> 20) MiB") { c in
+                let kv = Int64(c.int(LlamaCppKnob.parallel) ?? Int.max >> 40) * tokens
+                    * model.kvBytesPerToken(c.string(LlamaCppKnob.cacheType) ?? "f16")
+                let replicas = Int64(c.int(LlamaCppKnob.replicas) ?? 1)
+                return replicas * (model.weightBytes + kv + ModelFacts.processOverheadBytes) <= machine.memoryBytes
+            },
+        ])
     }
 
     public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {
@@ -97,4 +133,23 @@ extension LlamaCppBackend {
         if let ngl = b.gpuLayers ?? (gpus > 0 ? BackendSpec.allGPULayers : nil) { a += ["-ngl", String(ngl)] }
         return a
     }
+}
+
+/// Knob names of llama.cpp's `llama-server` space (its command-line options).
+public enum LlamaCppKnob {
+    /// `-t`
+    public static let threads = "threads"
+    /// `-np`: parallel slots (sequences decoded together).
+    public static let parallel = "parallel"
+    /// `-b`: logical batch (tokens per decode call).
+    public static let batch = "batch"
+    /// `-ub`: physical micro-batch.
+    public static let ubatch = "ubatch"
+    /// `-ctk`/`-ctv`: KV cache element type.
+    public static let cacheType = "cacheType"
+    /// `-fa on|off`.
+    public static let flashAttention = "flashAttention"
+    /// llama-server processes sharing the machine, as for the native engine.
+    public static let replicas = "replicas"
+    public static let all = [threads, parallel, batch, ubatch, cacheType, flashAttention, replicas]
 }

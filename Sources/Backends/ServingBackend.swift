@@ -1,5 +1,6 @@
 import Foundation
 import Optimizer
+import Spec
 
 /// The servers of one running trial, and how to reach them.
 public struct TrialHandle: Sendable {
@@ -15,23 +16,13 @@ public struct TrialHandle: Sendable {
     }
 }
 
-/// What the winning configuration means in the spec's terms (`backend:` fields and `replicas`).
-/// A plain value: the CLI writes it through the Deploy module's spec encoder.
-public struct BackendSettings: Sendable, Equatable, Codable {
-    /// `native`, `llamacpp` or `openai`.
-    public var type: String
-    public var url: String?
+/// What a configuration means in the spec's terms: the spec's own backend section, and the
+/// spec's `replicas` (nil where the backend runs none, e.g. an upstream: the spec keeps its own).
+/// Writing a winner back is `spec.backend = settings.backend` (and the replicas).
+public struct ServingSettings: Sendable, Equatable {
+    public var backend: BackendSpec
     public var replicas: Int?
-    public var threads: Int?
-    public var maxSeqs: Int?
-    public var maxBatchedTokens: Int?
-    public var kvCacheMB: Int?
-    public var kvCacheType: String?
-    public var contextLength: Int?
-    public var batchWaitMs: Int?
-    public var ubatchTokens: Int?
-    public var flashAttention: Bool?
-    public init(type: String) { self.type = type }
+    public init(backend: BackendSpec, replicas: Int? = nil) { self.backend = backend; self.replicas = replicas }
 }
 
 /// A serving backend the optimizer can tune: it declares its search space, launches servers for
@@ -43,33 +34,11 @@ public protocol ServingBackend: Sendable {
     func searchSpace(machine: MachineLimits, tokensPerSequence: Int) throws -> SearchSpace
     /// Starts the servers for `config` and returns once they are ready.
     func launch(_ config: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle
-    /// The configuration as spec fields.
-    func settings(_ config: Config) -> BackendSettings
+    /// The configuration as the spec's backend section and replicas.
+    func settings(_ config: Config) -> ServingSettings
     /// The backend's own default for each knob on a machine of `cores` cores (what a study pins
     /// when it does not search a knob).
     func defaults(cores: Int) -> [String: KnobValue]
-}
-
-extension SearchSpace {
-    /// The space with every knob not in `searched` pinned to its default, moved inside the knob's
-    /// bounds (an int clamped, an ordinal's nearest choice); knobs without a default stay searched.
-    public func searching(only searched: Set<String>, defaults: [String: KnobValue]) throws(SearchSpaceError) -> SearchSpace {
-        var pinned: [String: KnobValue] = [:]
-        for k in knobs where !searched.contains(k.name) {
-            guard let d = defaults[k.name] else { continue }
-            pinned[k.name] = Self.clamp(d, to: k)
-        }
-        return pinned.isEmpty ? self : try fixing(pinned)
-    }
-
-    static func clamp(_ v: KnobValue, to k: Knob) -> KnobValue {
-        guard let x = v.intValue, case .int = v else { return v }
-        switch k.kind {
-        case .int(let r), .logInt(let r): return .int(min(max(x, r.lowerBound), r.upperBound))
-        case .ordinal(let xs): return .int(xs.min { abs($0 - x) < abs($1 - x) } ?? x)
-        default: return v
-        }
-    }
 }
 
 extension ServingBackend {

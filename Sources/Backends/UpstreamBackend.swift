@@ -1,5 +1,6 @@
 import Foundation
 import Optimizer
+import Spec
 
 /// An OpenAI-compatible server that is already running (vLLM, a hosted API, another autoglm):
 /// nothing to launch or tune, so its study is one measured trial of the same workload, to compare
@@ -24,10 +25,11 @@ public struct UpstreamBackend: ServingBackend {
 
     public func defaults(cores: Int) -> [String: KnobValue] { [Self.knob: .category(url)] }
 
-    public func settings(_ c: Config) -> BackendSettings {
-        var s = BackendSettings(type: "openai")
-        s.url = url
-        return s
+    public func settings(_ c: Config) -> ServingSettings {
+        var b = BackendSpec()
+        b.type = .openai
+        b.url = url
+        return ServingSettings(backend: b)
     }
 
     public func launch(_ c: Config, startupTimeout: Double) async throws(TrialFailure) -> TrialHandle {

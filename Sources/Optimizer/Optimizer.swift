@@ -61,7 +61,7 @@ public enum Optimizer {
     public static func run(space: SearchSpace, direction: Direction, options: OptimizerOptions,
                            history: [Trial] = [],
                            evaluate: (Config) async -> TrialResult,
-                           progress: ((TrialProgress) -> Void)? = nil) async throws -> StudyResult {
+                           progress: ((TrialProgress) throws -> Void)? = nil) async throws -> StudyResult {
         try await drive(direction: direction, options: options, history: history, total: options.maxTrials,
                         next: { try propose(space: space, direction: direction, trials: $0, options: options) },
                         evaluate: evaluate, progress: progress)
@@ -69,11 +69,12 @@ public enum Optimizer {
 
     /// The trial loop both strategies share: asks `next` for a configuration until the trial cap,
     /// the time budget or `next` running out (nil), evaluates and times each, reports progress
-    /// (ETA over `total` trials).
+    /// (ETA over `total` trials). An error thrown by `progress` (e.g. the trial could not be
+    /// stored) stops the loop and is rethrown.
     static func drive(direction: Direction, options: OptimizerOptions, history: [Trial], total: Int,
                       next: ([Trial]) throws -> (Config, TrialOrigin)?,
                       evaluate: (Config) async -> TrialResult,
-                      progress: ((TrialProgress) -> Void)?) async throws -> StudyResult {
+                      progress: ((TrialProgress) throws -> Void)?) async throws -> StudyResult {
         var trials = history
         let clock = ContinuousClock()
         let start = clock.now
@@ -93,7 +94,7 @@ public enum Optimizer {
             spent += seconds; ran += 1
             let trial = Trial(index: trials.count, config: config, result: result, origin: origin, seconds: seconds)
             trials.append(trial)
-            progress?(TrialProgress(trial: trial, completed: trials.count, total: total,
+            try progress?(TrialProgress(trial: trial, completed: trials.count, total: total,
                                     best: best(trials, direction: direction),
                                     etaSeconds: spent / Double(ran) * Double(max(total - trials.count, 0))))
         }
@@ -105,7 +106,7 @@ public enum Optimizer {
     public static func runGrid(space: SearchSpace, direction: Direction, options: OptimizerOptions,
                                history: [Trial] = [],
                                evaluate: (Config) async -> TrialResult,
-                               progress: ((TrialProgress) -> Void)? = nil) async throws -> StudyResult {
+                               progress: ((TrialProgress) throws -> Void)? = nil) async throws -> StudyResult {
         guard let grid = space.grid(limit: 100_000) else { throw SearchSpaceError.gridTooLarge }
         let seen = Set(history.map(\.config))
         let todo = grid.filter { space.feasible($0) && !seen.contains($0) }

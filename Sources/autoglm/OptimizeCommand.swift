@@ -1,14 +1,9 @@
-import Spec
 import ArgumentParser
 import Backends
-import Deploy
-import Engine
 import Foundation
 import LoadGen
-import Optimizer
-import Models
 import Registry
-import Tokenizers
+import Tuner
 
 struct Optimize: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,7 +40,7 @@ struct Optimize: AsyncParsableCommand {
     @Option(name: .long, help: "Write report.json and report.html into this directory.") var report: String?
 
     func validate() throws {
-        guard ["throughput", "goodput", "latency", "memory"].contains(objective) else {
+        guard Objectives.all.contains(objective) else {
             throw ValidationError("--objective must be throughput, goodput, latency or memory (got '\(objective)')")
         }
         guard percentile == 95 || percentile == 99 else { throw ValidationError("--percentile must be 95 or 99 (got \(percentile))") }
@@ -74,11 +69,6 @@ struct Optimize: AsyncParsableCommand {
             throw ValidationError(llamaServer.map { "--llama-server \($0) is not an executable file" }
                 ?? "--backends llamacpp: llama-server not found; give --llama-server PATH, set AUTOGLM_LLAMA_SERVER, or build it with bash bench/build-llama-server.sh")
         }
-    }
-
-    enum BackendChoice: Equatable {
-        case native, llamacpp
-        case openai(String)
     }
 
     /// The parsed --backends list (distinct, in the order given).
@@ -146,12 +136,9 @@ struct Optimize: AsyncParsableCommand {
     /// The workload's request template (url filled in per trial).
     func workloadSpec() throws -> LoadSpec {
         var w: LoadSpec
-        switch workload {
-        case "chat": w = LoadSpec(url: "", requests: 24, promptTokens: .normal(mean: 128, sd: 32, min: 32, max: 256),
-                                  maxTokens: .normal(mean: 96, sd: 24, min: 16, max: 160))
-        case "code": w = LoadSpec(url: "", requests: 16, promptTokens: .uniform(256, 512), maxTokens: .uniform(64, 192))
-        case "long-context": w = LoadSpec(url: "", requests: 8, promptTokens: .uniform(1024, 2048), maxTokens: .fixed(64))
-        default:
+        if let preset = Workload.preset(workload) {
+            w = preset
+        } else {
             guard let data = FileManager.default.contents(atPath: workload) else {
                 throw ValidationError("--workload '\(workload)' is neither chat, code, long-context nor a readable LoadSpec JSON file")
             }
@@ -170,181 +157,19 @@ struct Optimize: AsyncParsableCommand {
         return w
     }
 
-    static func upperBound(_ d: LengthDist) -> Int {
-        switch d {
-        case .fixed(let n): return n
-        case .uniform(_, let hi): return hi
-        case .normal(_, _, _, let hi): return hi
-        }
-    }
-
-    var direction: Direction { objective == "latency" || objective == "memory" ? .minimize : .maximize }
-
-    var objectiveUnit: String {
-        switch objective {
-        case "throughput": return "tok/s"
-        case "goodput": return "req/s"
-        case "latency": return "ms"
-        default: return "MiB"
-        }
-    }
-
     func run() async throws {
-        let out = OptimizeRun(command: self)
-        try await out.run()
-    }
-}
-
-/// Resolved model for a study.
-struct StudyModel {
-    var path: String
-    var digest: String
-    var registryModel: String?
-    var registryVersion: String?
-}
-
-/// The optimize command's state and steps.
-struct OptimizeRun {
-    let command: Optimize
-
-    func resolveModel(registry: Registry) throws -> (StudyModel, LoadedSpec?) {
-        var ref = command.model
-        var loaded: LoadedSpec?
-        if let specPath = command.spec {
-            let text: String
-            do { text = try SpecLoader.readFile(specPath) } catch { throw ValidationError(error.description) }
-            do {
-                loaded = try SpecLoader.load(yaml: text, file: specPath, environment: command.env, variables: SpecLoader.processEnvironment())
-            } catch {
-                throw ValidationError(error.diagnostics.map(\.description).joined(separator: "\n"))
-            }
-            ref = loaded?.spec.model.ref
-        }
-        guard let ref else { throw ValidationError("no model: give --model or a SPEC with model.ref") }
-        if FileManager.default.fileExists(atPath: ref) {
-            let attrs = try? FileManager.default.attributesOfItem(atPath: ref)
-            let size = (attrs?[.size] as? NSNumber)?.int64Value ?? 0
-            let mtime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            let abs = URL(fileURLWithPath: ref).standardizedFileURL.path
-            return (StudyModel(path: abs, digest: "file:" + stableHash("\(abs)|\(size)|\(mtime)"), registryModel: nil, registryVersion: nil), loaded)
-        }
-        var reference = ref
-        if let s = loaded?.spec.model, let v = s.version { reference = "\(ref)@\(v)" } else if let c = loaded?.spec.model.channel { reference = "\(ref)@\(c)" }
-        let mv: ModelVersion
-        do { mv = try registry.resolve(reference: reference) } catch {
-            throw ValidationError("model '\(reference)' is neither a file nor in the registry (\(error)); pull it first or give a path")
-        }
-        return (StudyModel(path: mv.path, digest: mv.digest, registryModel: mv.model, registryVersion: mv.version), loaded)
-    }
-
-    /// One backend's finished study.
-    struct BackendStudy {
-        var backend: any ServingBackend
-        var id: String
-        var space: SearchSpace
-        var result: StudyResult
-    }
-
-    func run() async throws {
-        let registry = try Registry()
-        let (studyModel, _) = try resolveModel(registry: registry)
-        var template = try command.workloadSpec()
-        let levels = try command.loadLevels()
-        let tokensPerSequence = Optimize.upperBound(template.promptTokens) + Optimize.upperBound(template.maxTokens)
-
-        // Model facts for the spaces' bounds (the same arithmetic as `serve`).
-        let lm = try LoadedModel(path: studyModel.path, threads: 1)
-        let cfg = lm.model.config
-        let kvElements = cfg.layers * cfg.kvHeads * (cfg.headDim + cfg.valueDim)
-        let weightBytes = ((try? FileManager.default.attributesOfItem(atPath: studyModel.path))?[.size] as? NSNumber)?.int64Value ?? 0
-        let facts = ModelFacts(weightBytes: weightBytes, kvElementsPerToken: kvElements, contextLength: cfg.contextLength)
-        let context = min(cfg.contextLength, (tokensPerSequence + 15) / 16 * 16 + 16)
-        template.promptTokenIDs = 1000...min(9999, max(1001, lm.tokenizer.vocabularySize - 1))
-        let machine = MachineLimits.current()
-
-        var backendsToRun: [any ServingBackend] = []
-        for choice in try command.backendChoices() {
-            switch choice {
-            case .native:
-                backendsToRun.append(NativeBackend(executable: Self.executable, modelPath: studyModel.path, facts: facts, contextLength: context))
-            case .llamacpp:
-                guard let exe = LlamaCppBackend.locate(explicit: command.llamaServer) else { throw ValidationError("llama-server not found") }
-                backendsToRun.append(LlamaCppBackend(executable: exe, modelPath: studyModel.path, facts: facts, contextPerSlot: context))
-            case .openai(let url):
-                let key = command.upstreamAPIKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"]
-                backendsToRun.append(UpstreamBackend(url: url, apiKey: key))
-            }
-        }
-        let searched = command.knobs.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if let searched {
-            var known = Set(NativeKnob.all)
-            if backendsToRun.contains(where: { $0 is LlamaCppBackend }) { known.formUnion(LlamaCppKnob.all) }
-            for n in searched where !known.contains(n) {
-                throw ValidationError("--knobs: unknown knob '\(n)'; the native engine has \(NativeKnob.all.joined(separator: ", ")); llama.cpp has \(LlamaCppKnob.all.joined(separator: ", "))")
-            }
-        }
-
-        var studies: [BackendStudy] = []
-        for backend in backendsToRun {
-            studies.append(try await runStudy(backend, registry: registry, studyModel: studyModel, template: template,
-                                              levels: levels, machine: machine, tokensPerSequence: tokensPerSequence,
-                                              searched: searched))
-        }
-
-        let unit = command.objectiveUnit
-        let better: (Double, Double) -> Bool = command.direction == .maximize ? { $0 > $1 } : { $0 < $1 }
-        var winner: (study: BackendStudy, trial: Trial, objective: Double)?
-        for st in studies {
-            if studies.count > 1 { print("== backend \(st.backend.name)") }
-            print(OptimizeReport.table(st.result.trials, unit: unit))
-            print(OptimizeReport.summary(trials: st.result.trials, best: st.result.best, slo: command.slo,
-                                         percentile: command.percentile, unit: unit))
-            if let b = st.result.best, let m = b.result.measurement, winner.map({ better(m.objective, $0.objective) }) ?? true {
-                winner = (st, b, m.objective)
-            }
-        }
-        if studies.count > 1 {
-            let line = studies.map { st in
-                "\(st.backend.name) " + (st.result.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "nothing feasible")
-            }.joined(separator: ", ")
-            print("backends: \(line)" + (winner.map { " → winner: \($0.study.backend.name)" } ?? ""))
-        }
-
-        if let (st, best, _) = winner, let m = best.result.measurement {
-            let settings = st.backend.settings(best.config)
-            if let rm = studyModel.registryModel, let rv = studyModel.registryVersion, let v = try? SemVer(parsing: rv) {
-                var values = m.metrics
-                values["objective"] = m.objective
-                for (k, x) in zip(best.config.names, best.config.values) { if let d = x.doubleValue { values["knob." + k] = d } }
-                var machineInfo = ["cores": String(machine.cores), "study": st.id, "backend": st.backend.name]
-                for (k, x) in zip(best.config.names, best.config.values) where x.doubleValue == nil { machineInfo["knob." + k] = x.description }
-                try registry.recordMetric(model: rm, version: v, kind: "optimize.\(command.objective)", values: values,
-                                          configHash: stableHash(st.backend.name + "|" + best.config.description), machine: machineInfo)
-            }
-            if command.write, let specPath = command.spec {
-                try writeSpec(specPath, settings: settings)
-            }
-        } else if command.write {
-            optLog("--write: nothing met the SLOs; the spec is unchanged")
-        }
-        if let dir = command.report {
-            var written: [String] = []
-            for st in studies {
-                let sub = studies.count == 1 ? dir : dir + "/" + st.backend.name
-                let summary = OptimizeReport.summary(trials: st.result.trials, best: st.result.best, slo: command.slo,
-                                                     percentile: command.percentile, unit: unit)
-                try OptimizeReport.write(dir: sub, study: st.id, objective: command.objective, direction: command.direction,
-                                         unit: unit, slo: command.slo, percentile: command.percentile,
-                                         trials: st.result.trials, best: st.result.best, space: st.space, summary: summary)
-                written.append("\(sub)/report.html")
-            }
-            if studies.count > 1 {
-                try OptimizeReport.writeComparison(dir: dir, objective: command.objective, unit: unit,
-                                                   studies: studies.map { ($0.backend.name, $0.id, $0.result.best, $0.backend.settings) },
-                                                   winner: winner?.study.backend.name)
-                written.append("\(dir)/backends.json")
-            }
-            optLog("report: " + written.joined(separator: ", "))
+        let req = TuningRequest(
+            model: spec.map { .spec(path: $0, environment: env) } ?? .model(model ?? ""),
+            objective: objective, slo: slo, percentile: percentile, workload: try workloadSpec(), workloadName: workload,
+            levels: try loadLevels(), backends: try backendChoices(), nativeExecutable: Self.executable,
+            llamaServer: llamaServer, upstreamAPIKey: upstreamAPIKey,
+            searched: knobs.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
+            strategy: strategy, gridLevels: gridLevels, seed: seed, maxTrials: maxTrials, timeBudget: try parseDuration(),
+            startupTimeout: startupTimeout, resume: resume, write: write, reportDirectory: report)
+        do {
+            try await Tuning.run(req, registry: try Registry(), print: { Swift.print($0) }, log: optLog)
+        } catch TunerError.invalid(let message) {
+            throw ValidationError(message)
         }
     }
 
@@ -352,137 +177,8 @@ struct OptimizeRun {
         if let p = Bundle.main.executablePath, FileManager.default.isExecutableFile(atPath: p) { return p }
         return CommandLine.arguments[0]
     }
-
-    /// The backend's space, discretised (--grid-levels) and restricted to --knobs; its study in the
-    /// registry (resumed or cleared); the trials, run with the chosen strategy.
-    func runStudy(_ backend: any ServingBackend, registry: Registry, studyModel: StudyModel, template: LoadSpec,
-                  levels: [LoadShape], machine: MachineLimits, tokensPerSequence: Int, searched: [String]?) async throws -> BackendStudy {
-        var space: SearchSpace
-        do { space = try backend.searchSpace(machine: machine, tokensPerSequence: tokensPerSequence) } catch {
-            throw ValidationError("\(backend.name): the workload's sequences (\(tokensPerSequence) tokens) do not fit this model/machine: \(error)")
-        }
-        let isUpstream = backend is UpstreamBackend
-        // grid needs a discrete space; bayes searches the discretised one too when asked, so the two
-        // strategies can be compared on exactly the same configurations.
-        let gridLevels = command.gridLevels ?? (command.strategy == "grid" ? 3 : nil)
-        space = try Self.restrict(space, levels: gridLevels, searched: isUpstream ? nil : searched,
-                                  defaults: backend.defaults(cores: machine.cores), backend: backend.name)
-        let strategy = isUpstream ? "grid" : command.strategy
-        if strategy == "grid", let g = space.grid(limit: 100_000) {
-            optLog("\(backend.name) grid: \(g.filter { space.feasible($0) }.count) feasible configurations of \(g.count) (\(space.signature))")
-        }
-
-        let keyEncoder = JSONEncoder()
-        keyEncoder.outputFormatting = [.sortedKeys]
-        let workloadKey = (try? String(decoding: keyEncoder.encode(template), as: UTF8.self)) ?? command.workload
-        let levelKey = levels.map { "\($0)" }.joined(separator: ",")
-        let sloKey = command.slo.map { "\($0.0)<=\($0.1)" }.joined(separator: ",") + "@p\(command.percentile)"
-        let objectiveKey = "\(command.objective)|\(sloKey)|\(backend.name)|\(command.strategy)" + (gridLevels.map { "|L\($0)" } ?? "")
-            + (searched.map { "|K" + $0.sorted().joined(separator: "+") } ?? "")
-        // The study's identity uses the knob names and the core count, not the memory-derived bounds:
-        // available memory moves between runs and must not orphan stored trials.
-        let identitySpace = try SearchSpace(knobs: space.knobs.map { Knob($0.name, .categorical(["\(machine.cores) cores"])) })
-        let upstreamKey = (backend as? UpstreamBackend).map { "|" + $0.url } ?? ""
-        let id = studyID(modelDigest: studyModel.digest, space: identitySpace, workload: workloadKey + "|" + levelKey + upstreamKey,
-                         objective: objectiveKey)
-        try registry.openStudy(id: id, model: studyModel.registryModel, version: studyModel.registryVersion,
-                               modelDigest: studyModel.digest,
-                               description: "{\"objective\":\"\(objectiveKey)\",\"space\":\"\(space.signature)\",\"levels\":\"\(levelKey)\"}")
-        var history: [Trial] = []
-        if command.resume {
-            let dec = JSONDecoder()
-            history = try registry.trials(study: id).compactMap { try? dec.decode(Trial.self, from: $0.payload) }
-            optLog("\(backend.name) study \(id): resuming after \(history.count) stored trial(s)")
-        } else {
-            try registry.clearTrials(study: id)
-            optLog("\(backend.name) study \(id): \(space.knobs.map(\.name).joined(separator: ", ")) on \(machine.cores) cores; objective \(command.objective)")
-        }
-
-        let evaluator = TrialEvaluator(backend: backend, template: template, levels: levels, slo: command.slo,
-                                       percentile: command.percentile, objective: command.objective,
-                                       startupTimeout: command.startupTimeout)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let unit = command.objectiveUnit
-        let name = backend.name
-        let progress: (TrialProgress) -> Void = { p in
-            if let data = try? enc.encode(p.trial) { try? registry.saveTrial(study: id, index: p.trial.index, payload: data) }
-            let status: String
-            switch p.trial.result {
-            case .feasible(let m): status = String(format: "%.2f %@", m.objective, unit as NSString)
-            case .infeasible(let r, let d, let m):
-                status = "infeasible (\(r.rawValue)\(m.map { String(format: ", %.2f %@", $0.objective, unit as NSString) } ?? "")): \(d)"
-            }
-            let best = p.best?.result.measurement.map { String(format: "%.2f %@", $0.objective, unit as NSString) } ?? "none yet"
-            let eta = p.etaSeconds.map { String(format: "%.0fs", $0) } ?? "?"
-            optLog("\(name) trial \(p.completed)/\(p.total) [\(p.trial.origin.rawValue)] \(p.trial.config) → \(status) | best \(best) | ETA \(eta)")
-        }
-        let options = OptimizerOptions(seed: command.seed, maxTrials: isUpstream ? 1 : command.maxTrials,
-                                       timeBudget: try command.parseDuration())
-        let result: StudyResult
-        do {
-            if strategy == "grid" {
-                result = try await Optimizer.runGrid(space: space, direction: command.direction, options: options, history: history,
-                                                     evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
-            } else {
-                result = try await Optimizer.run(space: space, direction: command.direction, options: options, history: history,
-                                                 evaluate: { config in await evaluator.evaluate(config) }, progress: progress)
-            }
-        } catch let e as SearchSpaceError {
-            throw ValidationError("\(backend.name): \(e.description)")
-        }
-        return BackendStudy(backend: backend, id: id, space: space, result: result)
-    }
-
-    /// The space discretised to `levels` values per integer knob (when given), searching only
-    /// `searched` (the other knobs keep the backend's defaults).
-    static func restrict(_ space: SearchSpace, levels: Int?, searched: [String]?, defaults: [String: KnobValue],
-                         backend: String) throws -> SearchSpace {
-        var s = space
-        do {
-            if let g = levels { s = try s.discretized(levels: g) }
-            if let searched { s = try s.searching(only: Set(searched), defaults: defaults) }
-        } catch {
-            throw ValidationError("\(backend): \(error.description)")
-        }
-        return s
-    }
-
-    /// Writes the winning backend's settings into the spec through the Deploy loader/encoder.
-    func writeSpec(_ path: String, settings: BackendSettings) throws {
-        let text: String
-        do { text = try SpecLoader.readFile(path) } catch { throw ValidationError(error.description) }
-        var base: LoadedSpec
-        do { base = try SpecLoader.load(yaml: text, file: path, environment: nil, variables: SpecLoader.processEnvironment()) } catch {
-            throw ValidationError(error.diagnostics.map(\.description).joined(separator: "\n"))
-        }
-        guard let type = BackendType(rawValue: settings.type) else { throw ValidationError("internal: backend type \(settings.type)") }
-        var b = BackendSpec()
-        b.type = type
-        b.url = settings.url
-        b.threads = settings.threads
-        b.maxSeqs = settings.maxSeqs
-        b.maxBatchedTokens = settings.maxBatchedTokens
-        b.kvCacheMB = settings.kvCacheMB
-        b.contextLength = settings.contextLength
-        b.kvCacheType = settings.kvCacheType.flatMap { KVCacheType(rawValue: $0) }
-        b.batchWaitMs = settings.batchWaitMs
-        b.ubatchTokens = settings.ubatchTokens
-        b.flashAttention = settings.flashAttention
-        base.spec.backend = b
-        if let r = settings.replicas { base.spec.replicas = r }
-        let yaml = SpecEncoder.yaml(base.spec)
-        // The encoder writes the resolved base spec; overlays would be lost, so a spec with
-        // environments gets a sibling file instead of being overwritten.
-        let target = base.spec.environmentNames.isEmpty ? path : path.replacingOccurrences(of: ".yaml", with: "") + ".optimized.yaml"
-        do { _ = try SpecLoader.load(yaml: yaml, file: target, environment: nil, variables: SpecLoader.processEnvironment()) } catch {
-            throw ValidationError("internal: the rewritten spec does not load: \(error.diagnostics.map(\.description).joined(separator: "; "))")
-        }
-        try yaml.write(toFile: target, atomically: true, encoding: .utf8)
-        optLog("wrote the best backend configuration to \(target)\(target == path ? "" : " (the spec has environments overlays, which the encoder does not keep)")")
-    }
 }
 
-private func optLog(_ s: String) {
+@Sendable private func optLog(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }

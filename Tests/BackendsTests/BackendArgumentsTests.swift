@@ -1,6 +1,7 @@
 import Backends
 import Foundation
 import Optimizer
+import Spec
 import Testing
 
 @Suite struct BackendArgumentsTests {
@@ -29,8 +30,8 @@ import Testing
         #expect(Self.value(a, "-ctk") == "q8_0" && Self.value(a, "-ctv") == "q8_0")
         #expect(Self.value(a, "-fa") == "on")
         let s = b.settings(c)
-        #expect(s.type == "llamacpp" && s.threads == 2 && s.maxSeqs == 4 && s.maxBatchedTokens == 256)
-        #expect(s.ubatchTokens == 64 && s.kvCacheType == "q8_0" && s.flashAttention == true && s.contextLength == 208)
+        #expect(s.backend.type == .llamacpp && s.backend.threads == 2 && s.backend.maxSeqs == 4 && s.backend.maxBatchedTokens == 256)
+        #expect(s.backend.ubatchTokens == 64 && s.backend.kvCacheType == .q8_0 && s.backend.flashAttention == true && s.backend.contextLength == 208)
         #expect(s.replicas == 1)
     }
 
@@ -50,7 +51,36 @@ import Testing
         #expect(Self.value(a, "--ctx") == "224")
         #expect(!a.contains("--replicas"), "replicas are separate processes, not a serve flag")
         let s = b.settings(c)
-        #expect(s.replicas == 2 && s.kvCacheType == "f32" && s.batchWaitMs == 20 && s.kvCacheMB == 96)
+        #expect(s.replicas == 2 && s.backend.kvCacheType == .f32 && s.backend.batchWaitMs == 20 && s.backend.kvCacheMB == 96)
+    }
+
+    /// A trial launches its server with the flags `serve --config` would give the trial's backend
+    /// section, under the name "trial".
+    @Test func trialFlagsAreTheServeRuleForTheTrialsBackendSection() throws {
+        let llama = LlamaCppBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextPerSlot: 208)
+        let lc = Config([LlamaCppKnob.threads: .int(3), LlamaCppKnob.parallel: .int(2), LlamaCppKnob.batch: .int(512),
+                         LlamaCppKnob.ubatch: .int(128), LlamaCppKnob.cacheType: .category("f16"),
+                         LlamaCppKnob.flashAttention: .category("off"), LlamaCppKnob.replicas: .int(2)])
+        let la = llama.arguments(lc, port: 4000)
+        #expect(la == LlamaCppBackend.serveArguments(backend: llama.settings(lc).backend, gpus: 0, modelPath: "/m.gguf",
+                                                     servedModelName: "trial", port: 4000))
+        #expect(Self.value(la, "--alias") == "trial")
+        #expect(Self.value(la, "-c") == "416", "slots × tokens per sequence: 2 × 208")
+        #expect(Self.value(la, "-fa") == "off" && Self.value(la, "-ctk") == "f16")
+        #expect(!la.contains("-ngl"), "trials run on the CPU")
+
+        let native = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 224)
+        let nc = Config([NativeKnob.threads: .int(2), NativeKnob.maxSeqs: .int(4), NativeKnob.maxBatchedTokens: .int(256),
+                         NativeKnob.kvCacheMB: .int(64), NativeKnob.kvCacheType: .category("f16"),
+                         NativeKnob.batchWaitMs: .int(0), NativeKnob.replicas: .int(1)])
+        let na = native.arguments(nc, port: 4001)
+        #expect(na == NativeBackend.serveArguments(backend: native.settings(nc).backend, modelPath: "/m.gguf",
+                                                   servedModelName: "trial", port: 4001))
+        #expect(Self.value(na, "--served-model-name") == "trial" && Self.value(na, "--model") == "/m.gguf")
+        #expect(Self.value(na, "--ctx") == "224" && Self.value(na, "--threads") == "2")
+        // An unset field keeps serve's default: no flag.
+        #expect(!NativeBackend.serveArguments(backend: BackendSpec(), modelPath: "/m.gguf", servedModelName: "x", port: 1)
+            .contains("--kv-type"))
     }
 
     @Test func upstreamURLIsNormalisedAndUnreachableUpstreamTimesOut() async throws {

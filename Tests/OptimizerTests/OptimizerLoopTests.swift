@@ -141,4 +141,19 @@ struct FakeBackend {
                                     progress: { box.seen.append($0.completed) })
         #expect(box.seen == [1, 2, 3, 4, 5, 6])
     }
+
+    @Test func anErrorFromProgressStopsTheStudy() async throws {
+        struct NotStored: Error {}
+        let space = try FakeBackend.space()
+        var evaluated = 0
+        do {
+            _ = try await Optimizer.run(space: space, direction: .maximize, options: OptimizerOptions(seed: 1, maxTrials: 6),
+                                        evaluate: { evaluated += 1; return FakeBackend.evaluate($0) },
+                                        progress: { if $0.completed == 2 { throw NotStored() } })
+            Issue.record("the study went on after its progress callback failed")
+        } catch {
+            #expect(error is NotStored)
+        }
+        #expect(evaluated == 2, "no trial runs after the one whose progress failed")
+    }
 }

@@ -1,10 +1,12 @@
 import Backends
 import Foundation
 import Optimizer
+import Spec
 
-/// Text table, summary, report.json and a self-contained report.html (inline SVG).
-enum OptimizeReport {
-    static func table(_ trials: [Trial], unit: String) -> String {
+/// `optimize`'s output: the text table and summary, report.json, a self-contained report.html
+/// (inline SVG) per backend, and backends.json comparing them.
+public enum OptimizeReport {
+    public static func table(_ trials: [Trial], unit: String) -> String {
         var lines = ["  #  origin   config" + String(repeating: " ", count: 40) + "objective       p95 ttft  p95 e2e   status"]
         for t in trials {
             let m = t.result.measurement
@@ -23,7 +25,7 @@ enum OptimizeReport {
     }
 
     /// Best result, or which constraint came closest when nothing met the SLOs.
-    static func summary(trials: [Trial], best: Trial?, slo: [(String, Double)], percentile: Int, unit: String) -> String {
+    public static func summary(trials: [Trial], best: Trial?, slo: [(String, Double)], percentile: Int, unit: String) -> String {
         if let b = best, let m = b.result.measurement {
             return String(format: "best: trial %d  %@  → %.2f %@", b.index + 1, b.config.description as NSString, m.objective, unit as NSString)
         }
@@ -78,7 +80,7 @@ enum OptimizeReport {
                          objective: m?.objective, slack: m?.slack, metrics: m?.metrics ?? [:], seconds: t.seconds)
     }
 
-    static func write(dir: String, study: String, objective: String, direction: Direction, unit: String,
+    public static func write(dir: String, study: String, objective: String, direction: Direction, unit: String,
                       slo: [(String, Double)], percentile: Int, trials: [Trial], best: Trial?,
                       space: SearchSpace, summary: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -100,7 +102,37 @@ enum OptimizeReport {
         var study: String
         var report: String
         var best: JSONTrial?
-        var settings: BackendSettings?
+        var settings: JSONSettings?
+    }
+
+    /// A backend's settings as backends.json shows them: the spec's `backend:` fields that are set,
+    /// and `replicas`.
+    struct JSONSettings: Encodable {
+        var type: String
+        var url: String?
+        var replicas: Int?
+        var threads: Int?
+        var maxSeqs: Int?
+        var maxBatchedTokens: Int?
+        var kvCacheMB: Int?
+        var kvCacheType: String?
+        var contextLength: Int?
+        var batchWaitMs: Int?
+        var ubatchTokens: Int?
+        var flashAttention: Bool?
+        var gpuLayers: Int?
+        var gpuMemoryUtilization: Double?
+        var dtype: String?
+        var quantization: String?
+
+        init(_ s: ServingSettings) {
+            let b = s.backend
+            type = b.type.rawValue; url = b.url; replicas = s.replicas; threads = b.threads; maxSeqs = b.maxSeqs
+            maxBatchedTokens = b.maxBatchedTokens; kvCacheMB = b.kvCacheMB; kvCacheType = b.kvCacheType?.rawValue
+            contextLength = b.contextLength; batchWaitMs = b.batchWaitMs; ubatchTokens = b.ubatchTokens
+            flashAttention = b.flashAttention; gpuLayers = b.gpuLayers; gpuMemoryUtilization = b.gpuMemoryUtilization
+            dtype = b.dtype; quantization = b.quantization
+        }
     }
 
     struct JSONComparison: Encodable {
@@ -111,12 +143,12 @@ enum OptimizeReport {
     }
 
     /// backends.json: each backend's best trial and what it means in the spec, and the winner.
-    static func writeComparison(dir: String, objective: String, unit: String,
-                                studies: [(name: String, id: String, best: Trial?, settings: (Config) -> BackendSettings)],
+    public static func writeComparison(dir: String, objective: String, unit: String,
+                                studies: [(name: String, id: String, best: Trial?, settings: (Config) -> ServingSettings)],
                                 winner: String?) throws {
         let rep = JSONComparison(objective: objective, unit: unit, winner: winner, backends: studies.map { st in
             JSONBackend(backend: st.name, study: st.id, report: st.name + "/report.json", best: st.best.map(jsonTrial),
-                        settings: st.best.map { st.settings($0.config) })
+                        settings: st.best.map { JSONSettings(st.settings($0.config)) })
         })
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -1,6 +1,11 @@
 import Foundation
 import GRDB
 
+// The registry's study store: tuning studies and their trials as opaque payloads, in the registry's
+// own database (migration "v2: tuning studies and trials"), so a study can point at a registered
+// model version. What a trial *is* (its JSON, resume, identity) is the Tuner's business
+// (`Tuner.TrialStore`); this file only keeps rows.
+
 /// A tuning study (`autoglm optimize`): its id is a hash of model digest + search space + workload +
 /// objective, so re-running the same study with `--resume` finds its trials.
 public struct StudyRecord: Sendable, Codable, Equatable {
