@@ -90,6 +90,17 @@ backend:
   apiKey:
     env: UPSTREAM_KEY
 YAML
+      wait_ready "http://127.0.0.1:$UPORT/health" "$UPID" "$WORK/upstream.log"
+      # A key the upstream refuses: one error line and exit 1 at start, not a server that 502s.
+      set +e
+      UPSTREAM_KEY=wrong-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" >"$WORK/badkey.log" 2>&1
+      rc=$?
+      set -e
+      if [ "$rc" = 1 ] && grep -q "refused autoglm's key (HTTP 401)" "$WORK/badkey.log"; then
+        echo "ok   a refused upstream key stops serve at start: $(grep '^error:' "$WORK/badkey.log")"
+      else
+        echo "FAIL a refused upstream key: exit $rc: $(cat "$WORK/badkey.log")"; overall=1
+      fi
       UPSTREAM_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
         --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
       ;;

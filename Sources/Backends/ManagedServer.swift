@@ -4,8 +4,9 @@ import NIOCore
 import Server
 import Synchronization
 
-/// A backend server process autoglm launches on 127.0.0.1 and supervises: probed every 200 ms
-/// (so /readyz follows it within a fraction of a second), restarted with exponential backoff
+/// A backend server process autoglm launches on 127.0.0.1 and supervises: its liveness checked
+/// and its readiness probed every 200 ms (so /readyz follows an exit within a fraction of a
+/// second; a live process is called down after 3 failed probes in a row), restarted with exponential backoff
 /// (0.5 s doubling to 30 s, back to 0.5 s after a minute of health) when it exits, stopped with
 /// SIGTERM then SIGKILL. Each start gets a fresh port.
 public final class ManagedServer: Upstream {
@@ -73,18 +74,28 @@ public final class ManagedServer: Upstream {
             guard keep else { _ = await p.stop(); return }
             log("started \(program) (pid \(p.pid)) on \(p.baseURL); its log: \(p.logPath)")
             var readySince: ContinuousClock.Instant?
+            // A live process that was ready is called down only after `missesAllowed` probes in a
+            // row fail (one slow answer on a busy machine is not an outage); an exit is seen at once.
+            let missesAllowed = 3
+            var misses = 0
             while !stopped && !Task.isCancelled {
                 if !p.isAlive { break }
                 let code = await Probe.status(client, p.baseURL + readyPath)
                 let now = ContinuousClock.now
                 if code == 200 {
+                    misses = 0
                     if readySince == nil { readySince = now; log("\(program) is ready on \(p.baseURL)") }
                     if let r = readySince, now - r > .seconds(60) { backoff = backoffStart }
+                } else {
+                    misses += 1
                 }
+                let missed = misses
                 s.withLock { st in
                     guard !st.stopped, st.process === p else { return }
                     if code == 200 { st.state = .ready }
-                    else if readySince != nil { st.state = .down("\(program) stopped answering its health check (\(code.map { "HTTP \($0)" } ?? "no answer"))") }
+                    else if readySince != nil {
+                        if missed >= missesAllowed { st.state = .down("\(program) stopped answering its health check (\(code.map { "HTTP \($0)" } ?? "no answer"))") }
+                    }
                     else { st.state = .starting("\(program) is loading the model (health: \(code.map { "HTTP \($0)" } ?? "not listening yet"))") }
                 }
                 try? await Task.sleep(for: .milliseconds(200))

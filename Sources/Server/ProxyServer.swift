@@ -182,8 +182,8 @@ public final class ProxyServer: Sendable {
             let bytes = try await collect(resp)
             return try complete(resp.status.code, bytes, path: path, started: t0)
         } catch let e as APIError {
+            // Logged by the access log (one line per request: the handler logs only what succeeded).
             metrics.failure(e.status == .tooManyRequests ? "queue_full" : "error")
-            logRequest(path: path, status: Int(e.status.code), started: t0, stream: false, usage: nil, ttft: nil, outcome: e.code ?? "error")
             return FrontDoor.errorResponse(e)
         } catch {
             metrics.failure("error")
@@ -224,8 +224,7 @@ public final class ProxyServer: Sendable {
         } else {
             metrics.failure("error")
         }
-        logRequest(path: path, status: Int(status), started: started, stream: false, usage: usage, ttft: nil,
-                   outcome: (200..<300).contains(status) ? "ok" : "upstream_error")
+        if status == 200 { logRequest(path: path, status: 200, started: started, stream: false, usage: usage, ttft: nil, outcome: "ok") }
         return Response(status: .init(code: Int(status)), headers: [.contentType: "application/json"],
                         body: ResponseBody(byteBuffer: out))
     }

@@ -340,7 +340,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
     static func loggedByHandler(_ path: String, _ status: HTTPResponse.Status) -> Bool {
-        status == .ok && (path == "/v1/completions" || path == "/v1/chat/completions")
+        status == .ok && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/embeddings")
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

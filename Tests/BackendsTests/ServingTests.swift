@@ -109,7 +109,7 @@ import Glibc
         }
         let watcher = Task { await m.run() }
         func waitFor(_ what: String, _ cond: () -> Bool) async throws {
-            for _ in 0..<3000 where !cond() { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<60000 where !cond() { try await Task.sleep(for: .milliseconds(10)) }
             #expect(cond(), "\(what)")
         }
         try await waitFor("ready") { m.state == .ready }

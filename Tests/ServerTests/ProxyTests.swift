@@ -39,7 +39,7 @@ final class Gate: Sendable {
     func open() { m.withLock { $0 = true } }
     var isOpen: Bool { m.withLock { $0 } }
     func wait() async {
-        for _ in 0..<6000 where !isOpen { try? await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<60000 where !isOpen { try? await Task.sleep(for: .milliseconds(10)) }
     }
 }
 
@@ -135,7 +135,7 @@ struct ProxyTests {
     static func raw(_ port: Int, _ method: String, _ path: String, body: String = "", headers: String = "") async -> String {
         await withCheckedContinuation { cont in
             Thread.detachNewThread {
-                let fd = connectLoopback(port, timeout: 30)
+                let fd = connectLoopback(port, timeout: 600)
                 guard fd >= 0 else { cont.resume(returning: "no connection"); return }
                 defer { close(fd) }
                 let head = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(headers)Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
@@ -155,7 +155,7 @@ struct ProxyTests {
             // that buffered the stream would never deliver the first and the read would time out.
             let got: String = await withCheckedContinuation { cont in
                 Thread.detachNewThread {
-                    let fd = connectLoopback(port, timeout: 30)
+                    let fd = connectLoopback(port, timeout: 600)
                     defer { close(fd) }
                     let body = Self.chat("gated", stream: true)
                     _ = sendAll(fd, Array("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
@@ -250,7 +250,7 @@ struct ProxyTests {
         try await withBoth(configure: { $0.maxQueue = 0 }) { port, _, gate, seen in
             // slots 1 + queue 0: while one stream is held open, the next request is refused.
             let held = Task { await Self.raw(port, "POST", "/v1/chat/completions", body: Self.chat("gated", stream: true)) }
-            for _ in 0..<3000 where seen["gated"] == nil { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<60000 where seen["gated"] == nil { try await Task.sleep(for: .milliseconds(10)) }
             let refused = await Self.raw(port, "POST", "/v1/chat/completions", body: Self.chat("ok", stream: false))
             #expect(refused.contains(" 429 ") && refused.lowercased().contains("retry-after: 1"), "\(refused)")
             gate.open()
