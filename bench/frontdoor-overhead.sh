@@ -38,7 +38,9 @@ backend:
 YAML
 "$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" --host 127.0.0.1 --port "$FPORT" \
   --max-queue 64 >"$RES/serve.log" 2>&1 &
-PIDS+=($!)
+FRONT_PID=$!
+PIDS+=($FRONT_PID)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, clock ticks
 wait_ready "http://127.0.0.1:$LPORT/health"
 wait_ready "http://127.0.0.1:$FPORT/readyz"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -48,17 +50,21 @@ for round in $(seq 1 "$ROUNDS"); do
     # Alternate which path goes first, so drift (other load, heat) falls on both.
     order="direct front"; [ $((round % 2)) = 0 ] && order="front direct"
     for path in $order; do
-      p=$LPORT; [ "$path" = front ] && p=$FPORT
+      p=$LPORT; seed=$((round * 2)); [ "$path" = front ] && { p=$FPORT; seed=$((round * 2 + 1)); }
+      # A different seed per run: different random prompts, so llama-server's prompt cache never
+      # gives the second path of a round a head start.
+      before=$(cpu_ticks "$FRONT_PID")
       "$AUTOGLM" loadtest --url "http://127.0.0.1:$p" --concurrency "$c" --requests $((c * REQS_PER_C)) \
-        --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$c" --seed "$round" --json >"$RES/$path-c$c-r$round.json"
+        --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$c" --seed "$seed" --json >"$RES/$path-c$c-r$round.json"
+      echo $(( $(cpu_ticks "$FRONT_PID") - before )) >"$RES/$path-c$c-r$round.cpu"
     done
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$RES" "$ROUNDS" "$CONCURRENCY" <<'PY'
+python3 - "$RES" "$ROUNDS" "$CONCURRENCY" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
-res, rounds, cs = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+res, rounds, cs, tck = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), int(sys.argv[4])
 print(f"{'c':>3} {'path':>7} {'tok/s (rounds)':>40} {'median':>8} {'TTFT p50 ms (rounds)':>44} {'median':>8}")
 for c in cs:
     med = {}
@@ -66,10 +72,17 @@ for c in cs:
         rs = [json.load(open(f"{res}/{path}-c{c}-r{r}.json")) for r in range(1, rounds + 1)]
         bad = sum(r["failed"] for r in rs)
         tps = [r["outputTokensPerSecond"] for r in rs]
-        ttft = [r["ttft"]["p50"] * 1000 for r in rs]
+        ttft = [r["ttft"]["p50"] for r in rs]  # LoadGen reports milliseconds
         med[path] = (statistics.median(tps), statistics.median(ttft))
         print(f"{c:>3} {path:>7} {' '.join(f'{x:6.1f}' for x in tps):>40} {med[path][0]:8.1f} "
               f"{' '.join(f'{x:7.1f}' for x in ttft):>44} {med[path][1]:8.1f}" + (f"  FAILED {bad}" if bad else ""))
     print(f"{c:>3}   front/direct throughput {med['front'][0] / med['direct'][0] * 100:.1f}%   "
           f"added TTFT p50 {med['front'][1] - med['direct'][1]:+.2f} ms")
+    # The front door's own CPU while it relayed (a noise-free cost: on a box whose cores the
+    # backend fills, this is what it takes from the backend).
+    secs_ = sum(int(open(f"{res}/front-c{c}-r{r}.cpu").read()) for r in range(1, rounds + 1)) / tck
+    toks = sum(json.load(open(f"{res}/front-c{c}-r{r}.json"))["outputTokens"] for r in range(1, rounds + 1))
+    wall = sum(json.load(open(f"{res}/front-c{c}-r{r}.json"))["durationSeconds"] for r in range(1, rounds + 1))
+    print(f"{c:>3}   front door CPU {secs_:.2f} s for {toks} tokens ({secs_ / toks * 1e6:.0f} µs/token), "
+          f"{secs_ / wall * 100:.1f}% of one core over its runs")
 PY

@@ -49,7 +49,10 @@ public final class ProxyServer: Sendable {
         hc.redirectConfiguration = .disallow
         hc.decompression = .disabled
         hc.timeout = .init(connect: .seconds(2), read: .seconds(Int64(max(1, config.requestTimeout == 0 ? 86_400 : config.requestTimeout))))
-        hc.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        // Idle connections are dropped well before the backends drop them (llama.cpp's HTTP server
+        // and uvicorn close idle keep-alive connections after 5 s): reusing one the other side has
+        // just closed fails the request with `remoteConnectionClosed`.
+        hc.connectionPool = .init(idleTimeout: .seconds(2), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
     }
 
@@ -160,13 +163,25 @@ public final class ProxyServer: Sendable {
             out.headers.add(name: "Content-Type", value: "application/json")
             out.headers.add(name: "Accept", value: wantsStream ? "text/event-stream" : "application/json")
             if let k = upstream.apiKey { out.headers.add(name: "Authorization", value: "Bearer \(k)") }
+            // A stream gets a connection of its own: llama-server closes the connection after a
+            // streamed (chunked) answer although it announces keep-alive, and a request sent on
+            // such a connection in that moment would fail.
+            if wantsStream { out.headers.add(name: "Connection", value: "close") }
             if let body { out.body = .bytes(body) }
             let resp: HTTPClientResponse
+            let timeout = TimeAmount.seconds(Int64(config.requestTimeout == 0 ? 86_400 : config.requestTimeout))
             do {
-                resp = try await client.execute(out, timeout: .seconds(Int64(config.requestTimeout == 0 ? 86_400 : config.requestTimeout)))
+                do {
+                    resp = try await client.execute(out, timeout: timeout)
+                } catch where Self.closedBeforeAnswer(error) {
+                    // The backend closed the connection before any answer (a pooled keep-alive
+                    // connection it had just dropped, or its HTTP threads all busy): nothing has
+                    // reached the client yet, so the request is sent once more on a new connection.
+                    resp = try await client.execute(out, timeout: timeout)
+                }
             } catch {
                 let why = "\(base) did not answer: \(Self.short(error))"
-                if Self.isConnectFailure(error) { upstream.markUnreachable(why) }
+                if Self.isRefused(error) { upstream.markUnreachable(why) }
                 throw unavailable(why)
             }
             if resp.status == .unauthorized || resp.status == .forbidden {
@@ -250,7 +265,15 @@ public final class ProxyServer: Sendable {
                 do { try await writer.write(b) } catch { clientGone = true; throw error }
             }
             do {
+                var afterDone = 0
                 for try await chunk in resp.body {
+                    // After [DONE] the response is read to its end (so the connection goes back to
+                    // the pool instead of being torn down), forwarding nothing more; a backend
+                    // that keeps sending is cut off after 64 KiB.
+                    if parser.done {
+                        afterDone += chunk.readableBytes
+                        if afterDone > 64 << 10 { break } else { continue }
+                    }
                     var out = ByteBuffer()
                     let text = try parser.feed(chunk, into: &out)
                     if text {
@@ -260,7 +283,6 @@ public final class ProxyServer: Sendable {
                         last = now
                     }
                     if out.readableBytes > 0 { try await send(out) }
-                    if parser.done { break }
                 }
                 if !parser.done {
                     outcome = "upstream_cut"
@@ -282,7 +304,7 @@ public final class ProxyServer: Sendable {
                 }
                 outcome = "upstream_error"
                 self.metrics.failure("error")
-                if let base = self.upstream.baseURL, Self.isConnectFailure(error) { self.upstream.markUnreachable("\(base): \(Self.short(error))") }
+                if let base = self.upstream.baseURL, Self.isRefused(error) { self.upstream.markUnreachable("\(base): \(Self.short(error))") }
                 try? await send(Self.errorEvent("the backend's stream failed: \(Self.short(error))", code: "upstream_stream_failed"))
             }
             try await writer.finish(nil)
@@ -347,11 +369,20 @@ public final class ProxyServer: Sendable {
 
     static func short(_ e: any Error) -> String { String(String(describing: e).prefix(200)) }
 
-    static func isConnectFailure(_ e: any Error) -> Bool {
-        if let c = e as? HTTPClientError, c == .connectTimeout || c == .remoteConnectionClosed || c == .deadlineExceeded { return true }
+    /// The connection was closed under the request before a response head arrived.
+    static func closedBeforeAnswer(_ e: any Error) -> Bool {
+        if let c = e as? HTTPClientError, c == .remoteConnectionClosed { return true }
+        if let c = e as? ChannelError, c == .ioOnClosedChannel || c == .eof { return true }
+        return false
+    }
+
+    /// Nothing accepts connections at the backend's address (refused, or the connect timed out):
+    /// the backend is down. A connection closed or reset mid-way is not proof of that (the
+    /// supervisor sees an exited process by itself).
+    static func isRefused(_ e: any Error) -> Bool {
+        if let c = e as? HTTPClientError, c == .connectTimeout { return true }
         let d = String(describing: e)
         return d.contains("connectTimeout") || d.contains("refused") || d.contains("ECONNREFUSED") || d.contains("connect(")
-            || d.contains("remoteConnectionClosed") || d.contains("ECONNRESET") || d.contains("reset by peer")
     }
 
     // MARK: lifecycle
