@@ -31,6 +31,13 @@ public enum FrontDoor {
         }
     }
 
+    /// The HTTP application on the configured address, with the connection limits.
+    static func application(_ router: Router<ServerRequestContext>, config: ServerConfig, logger: Logger) -> some ApplicationProtocol {
+        Application(router: router, server: config.httpServer,
+                    configuration: .init(address: .hostname(config.host, port: config.port), serverName: "autoglm"),
+                    logger: logger)
+    }
+
     static func json(_ status: HTTPResponse.Status, _ v: JSONValue, extra: [(HTTPField.Name, String)] = []) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         for (k, val) in extra { headers[k] = val }

@@ -56,9 +56,7 @@ public final class OpenAIServer: Sendable {
     }
 
     public func makeApplication() -> some ApplicationProtocol {
-        Application(router: buildRouter(), server: config.httpServer,
-                    configuration: .init(address: .hostname(config.host, port: config.port), serverName: "autoglm"),
-                    logger: logger)
+        FrontDoor.application(buildRouter(), config: config, logger: logger)
     }
 
     // MARK: health
