@@ -1,7 +1,7 @@
 import Testing
 import Core
 import Spec
-@testable import Backends
+import Backends
 
 /// The spec → `vllm serve` flag mapping (VLLMBackend.serveArguments). scripts/check-vllm-flags.sh
 /// checks that every flag it emits exists in the pinned vLLM's CLI.
