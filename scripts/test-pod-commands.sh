@@ -20,7 +20,7 @@ LLAMA="${AUTOGLM_LLAMA_SERVER:-$HOME/.cache/autoglm/peers/llama-server/bin/llama
 [ -x "$LLAMA" ] || { echo "FAIL: llama-server missing at $LLAMA: run bench/build-llama-server.sh"; exit 1; }
 WORK=""
 SRV_PID=""
-cleanup() { [ -n "$SRV_PID" ] && kill -9 "$SRV_PID" 2>/dev/null; [ -n "$WORK" ] && rm -rf "$WORK"; }
+cleanup() { if [ -n "$SRV_PID" ]; then kill -9 "$SRV_PID" 2>/dev/null || true; fi; if [ -n "$WORK" ]; then rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$WORK/serve.log" ] && tail -20 "$WORK/serve.log"; exit 1; }
 
@@ -109,9 +109,10 @@ SRV_PID=""
 grep -q '^pulled ' "$WORK/serve.log" && fail "serve pulled the model again instead of using the init container's"
 [ -z "$(ls -A "$WORK/home")" ] || fail "something was written to \$HOME: $(ls -A "$WORK/home")"
 echo "ok: SIGTERM drained and exited 0; serve used the pulled model; nothing written to \$HOME"
-pgrep -f "llama-server.*$WORK" >/dev/null 2>&1 && fail "llama-server still runs after serve exited"
+if pgrep -f "llama-server.*$WORK" >/dev/null 2>&1; then fail "llama-server still runs after serve exited"; fi
 rm -rf "$WORK"; WORK=""
 }
 
 run_pod "{threads: 2, maxSeqs: 2, kvCacheMB: 32, contextLength: 256, batchWaitMs: 5}"
 run_pod "{type: llamacpp, threads: 2, maxSeqs: 2, contextLength: 256}"
+exit 0
