@@ -18,6 +18,8 @@ enum Behavior: Sendable {
     case errorEvent
     /// Sends headers and one chunk, then stalls for `ms`.
     case stall(ms: Int)
+    /// Sends headers and one chunk, then holds the stream open until `FakeState.release()`.
+    case stallUntilReleased
 }
 
 /// Server-side bookkeeping, read by the tests (the oracle for concurrency and arrivals).
@@ -27,6 +29,11 @@ final class FakeState: @unchecked Sendable {
     private var _inFlight = 0
     private var _maxInFlight = 0
     private var _bodies: [[String: Any]] = []
+    private var _released = false
+
+    /// Lets every `.stallUntilReleased` stream end (so the server can shut down).
+    func release() { lock.lock(); defer { lock.unlock() }; _released = true }
+    var released: Bool { lock.lock(); defer { lock.unlock() }; return _released }
 
     func arrive(_ body: [String: Any]) -> Int {
         lock.lock(); defer { lock.unlock() }
@@ -136,9 +143,13 @@ struct FakeServer: Sendable {
             events = [(0, chunk("a")), (0, #"data: {"error":{"message":"engine failed","type":"server_error"}}"# + "\n\n"), (0, "data: [DONE]\n\n")]
         case .stall(let ms):
             events = [(0, chunk("a")), (ms, "")]
+        case .stallUntilReleased:
+            events = [(0, chunk("a"))]
         case .status:
             break
         }
+        let holdOpen: Bool
+        if case .stallUntilReleased = behavior { holdOpen = true } else { holdOpen = false }
         let script = events
         return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in
             defer { st.leave() }
@@ -146,6 +157,7 @@ struct FakeServer: Sendable {
                 if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
                 if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
             }
+            while holdOpen && !st.released { try? await Task.sleep(for: .milliseconds(50)) }
             try await writer.finish(nil)
         })
     }
