@@ -98,10 +98,18 @@ let package = Package(
         .target(name: "Tuner", dependencies: [
             "Backends", "Optimizer", "LoadGen", "Registry", "Spec", "GGUF", "Models", "Tokenizers",
         ]),
+        // `autoglm up`: the local fleet — replica supervision, the gateway (balancing policies,
+        // ejection, retry), the autoscaler (rules + prediction), rollouts (rolling, canary analysis).
+        .target(name: "Fleet", dependencies: [
+            "Backends", "Server", "Spec", "Core",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -135,6 +143,12 @@ let package = Package(
         // (GRDB: a test makes the registry's database refuse trial rows.)
         .testTarget(name: "TunerTests", dependencies: ["Tuner", "Backends", "Optimizer", "Registry", "LoadGen",
                                                        .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "FleetTests", dependencies: [
+            "Fleet", "Backends", "Server", "Spec", "LoadGen",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
