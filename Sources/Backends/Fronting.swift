@@ -81,7 +81,7 @@ public enum Fronting {
             guard let model = inp.modelPath else { throw .missingModelPath }
             guard let exe = LlamaCppBackend.locate(explicit: b.executable, environment: inp.environment) else { throw llamaServerMissing(b) }
             let name = inp.servedModelName
-            return ManagedServer(program: "llama-server", slots: b.maxSeqs, readyPath: "/health", log: log) { port in
+            return ManagedServer(program: "llama-server", slots: b.maxSeqs, readyPath: "/health", announces: true, log: log) { port in
                 (exe, LlamaCppBackend.serveArguments(backend: b, gpus: gpus, modelPath: model, servedModelName: name, port: port))
             }
         case .vllm:

@@ -8,7 +8,8 @@ import Synchronization
 /// and its readiness probed every 200 ms (so /readyz follows an exit within a fraction of a
 /// second; a live process is called down after 3 failed probes in a row), restarted with exponential backoff
 /// (0.5 s doubling to 30 s, back to 0.5 s after a minute of health) when it exits, stopped with
-/// SIGTERM then SIGKILL. Each start gets a fresh port.
+/// SIGTERM then SIGKILL. With `announces` the server is started on port 0 and its address read
+/// from its output (the kernel picks the port: no race); otherwise each start gets a fresh port.
 public final class ManagedServer: Upstream {
     /// `llama-server`, `vllm`: for messages.
     public let program: String
@@ -16,6 +17,7 @@ public final class ManagedServer: Upstream {
     public var apiKey: String? { nil }
     let command: @Sendable (_ port: Int) -> (executable: String, arguments: [String])
     let readyPath: String
+    let announces: Bool
     let log: @Sendable (String) -> Void
     var client: HTTPClient { .shared }
     let s = Mutex(Supervision())
@@ -29,10 +31,14 @@ public final class ManagedServer: Upstream {
         var starts = 0
     }
 
-    public init(program: String, slots: Int?, readyPath: String, log: @escaping @Sendable (String) -> Void,
+    public init(program: String, slots: Int?, readyPath: String, announces: Bool = false, log: @escaping @Sendable (String) -> Void,
                 command: @escaping @Sendable (_ port: Int) -> (executable: String, arguments: [String])) {
-        self.program = program; self.slots = slots; self.readyPath = readyPath; self.log = log; self.command = command
+        self.program = program; self.slots = slots; self.readyPath = readyPath; self.announces = announces
+        self.log = log; self.command = command
     }
+
+    /// How long a server started on port 0 may take to print its address.
+    static let announceTimeout = 300.0
 
     public var baseURL: String? { s.withLock { $0.base } }
     public var state: UpstreamState { s.withLock { $0.state } }
@@ -54,9 +60,14 @@ public final class ManagedServer: Upstream {
         while !stopped && !Task.isCancelled {
             let p: ServerProcess
             do {
-                let port = try freePort()
-                let (exe, args) = command(port)
-                p = try ServerProcess.start(executable: exe, arguments: args, port: port)
+                if announces {
+                    let (exe, args) = command(0)
+                    p = try await ServerProcess.startAnnouncing(executable: exe, arguments: args, timeout: Self.announceTimeout)
+                } else {
+                    let port = try freePort()
+                    let (exe, args) = command(port)
+                    p = try ServerProcess.start(executable: exe, arguments: args, port: port)
+                }
             } catch {
                 let why = "\(program) could not be started: \(error.detail); retrying in \(backoff) s"
                 s.withLock { $0.state = .down(why); $0.health = (false, why) }

@@ -1,5 +1,6 @@
 import Foundation
 import Optimizer
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,21 +31,80 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Starts `executable arguments` (which must make it listen on `port` of 127.0.0.1).
     public static func start(executable: String, arguments: [String], port: Int) throws(TrialFailure) -> ServerProcess {
+        let (p, log) = try spawn(executable: executable, arguments: arguments)
+        return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
+    }
+
+    /// Starts `executable arguments` (which must make it listen on port 0 of 127.0.0.1, so the
+    /// kernel picks a free port — no race with another process taking it) and waits until the
+    /// server announces its address in its output ("listening on [http://]HOST:PORT", as
+    /// llama-server and `autoglm serve` print it). Throws when it exits or stays silent for `timeout`.
+    public static func startAnnouncing(executable: String, arguments: [String], timeout: Double) async throws(TrialFailure) -> ServerProcess {
+        let (p, log) = try spawn(executable: executable, arguments: arguments)
+        let unknown = ServerProcess(process: p, logPath: log, baseURL: "")
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
+        while ContinuousClock.now < deadline {
+            if let text = try? String(contentsOfFile: log, encoding: .utf8), let port = announcedPort(text) {
+                return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
+            }
+            if !unknown.isAlive {
+                let why = unknown.exitDescription()
+                throw TrialFailure(reason: why.oom ? .oom : .crash, detail: "\(executable) exited (\(why.text)) before it announced its address")
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let tail = unknown.tail()
+        _ = await unknown.stop()
+        throw TrialFailure(reason: .timeout, detail: "\(executable) did not announce its address (\"listening on HOST:PORT\") within \(Int(timeout)) s: \(tail)")
+    }
+
+    /// The port in the first "listening on [http://]HOST:PORT" line of a server's output.
+    static func announcedPort(_ text: Substring) -> Int? {
+        guard let r = text.range(of: "listening on ") else { return nil }
+        let rest = text[r.upperBound...]
+        let token = rest.prefix { !$0.isWhitespace }
+        guard token.count < rest.count || rest.hasSuffix("\n"),   // the whole token has been written
+              let colon = token.lastIndex(of: ":"),
+              let port = Int(token[token.index(after: colon)...].filter(\.isNumber)), (1...65535).contains(port)
+        else { return nil }
+        return port
+    }
+    static func announcedPort(_ text: String) -> Int? { announcedPort(text[...]) }
+
+    private static let logCounter = Atomic<Int>(0)
+
+    /// Launches the process with its output in a fresh log file. The child is started from
+    /// `SpawnThread` through `setpriv --pdeathsig KILL` where setpriv exists, so it dies with
+    /// autoglm even when autoglm is killed with SIGKILL (no orphaned servers).
+    static func spawn(executable: String, arguments: [String]) throws(TrialFailure) -> (Process, String) {
+        let n = logCounter.add(1, ordering: .relaxed).newValue
         let log = FileManager.default.temporaryDirectory
-            .appendingPathComponent("autoglm-trial-\(getpid())-\(port).log").path
+            .appendingPathComponent("autoglm-server-\(getpid())-\(n).log").path
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
+        if FileManager.default.isExecutableFile(atPath: setpriv) {
+            p.executableURL = URL(fileURLWithPath: setpriv)
+            p.arguments = ["--pdeathsig", "KILL", "--", executable] + arguments
+        } else {
+            p.executableURL = URL(fileURLWithPath: executable)
+            p.arguments = arguments
+        }
         let fh = FileHandle(forWritingAtPath: log)
         p.standardOutput = fh
         p.standardError = fh
         p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            throw TrialFailure(reason: .crash, detail: "could not start \(executable): \(error)")
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TrialFailure(reason: .crash, detail: "could not start \(executable): not an executable file")
         }
-        return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
+        let started = SpawnThread.shared.run { () -> String? in
+            do { try p.run(); return nil } catch { return "\(error)" }
+        }
+        if let why = started { throw TrialFailure(reason: .crash, detail: "could not start \(executable): \(why)") }
+        return (p, log)
     }
+
+    /// util-linux's setpriv (Debian: always installed), which sets the parent-death signal and execs.
+    static let setpriv = "/usr/bin/setpriv"
 
     /// Alive by the kernel's account: Foundation learns of an exit on a dispatch queue that can lag
     /// far behind under load, so a process it still calls running is checked in /proc (a zombie
@@ -159,5 +219,43 @@ public func httpStatus(_ url: String, apiKey: String? = nil, timeout: Double = 2
         return (resp as? HTTPURLResponse)?.statusCode
     } catch {
         return nil
+    }
+}
+
+/// One thread that lives as long as autoglm and starts every child process. Linux sends a child's
+/// parent-death signal when the *thread* that forked it ends, and the cooperative pool's or
+/// Dispatch's worker threads may end while autoglm runs on; this one never does.
+final class SpawnThread: Sendable {
+    static let shared = SpawnThread()
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    private let wake = DispatchSemaphore(value: 0)
+
+    private init() {
+        let t = Thread { [self] in
+            while true {
+                wake.wait()
+                let batch = jobs.withLock { j -> [@Sendable () -> Void] in defer { j = [] }; return j }
+                for job in batch { job() }
+            }
+        }
+        t.name = "autoglm-spawn"
+        t.start()
+    }
+
+    private final class Slot<T: Sendable>: Sendable {
+        let value = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    /// Runs `body` on the spawn thread and returns its result (blocks the caller for that long: a
+    /// posix_spawn, milliseconds).
+    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        let slot = Slot<T>()
+        jobs.withLock { $0.append { let r = body(); slot.value.withLock { $0 = r }; slot.done.signal() } }
+        wake.signal()
+        while true {
+            slot.done.wait()
+            if let r = slot.value.withLock({ $0 }) { return r }
+        }
     }
 }

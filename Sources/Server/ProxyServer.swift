@@ -14,11 +14,15 @@ import Synchronization
 /// arrive and checked on the way: a malformed or cut stream ends with an OpenAI-shaped error
 /// event and `[DONE]`, never a hang.
 ///
-/// Threads and state: handlers run on Hummingbird's tasks and only move bytes; the backend's state
-/// is the `Upstream`'s (its own lock); this object holds configuration, an HTTP client and the
+/// Where a request goes is the router's choice: `serve`'s one backend (`SingleUpstream`) or a
+/// fleet's replicas (`up`). A request that could not reach its backend before anything was sent to
+/// the client is tried once more, on another backend when there is one.
+///
+/// Threads and state: handlers run on Hummingbird's tasks and only move bytes; the backends' state
+/// is the router's (its own lock); this object holds configuration, an HTTP client and the
 /// in-flight count and token tallies behind one lock.
 public final class ProxyServer: Sendable {
-    public let upstream: any Upstream
+    public let router: any UpstreamRouter
     public let config: ServerConfig
     public let metrics: ServerMetrics
     let logger: Logger
@@ -40,8 +44,12 @@ public final class ProxyServer: Sendable {
         (.get, "/v1/models"), (.post, "/v1/chat/completions"), (.post, "/v1/completions"), (.post, "/v1/embeddings"),
     ]
 
-    public init(upstream: any Upstream, config: ServerConfig, logger: Logger) {
-        self.upstream = upstream
+    public convenience init(upstream: any Upstream, config: ServerConfig, logger: Logger) {
+        self.init(router: SingleUpstream(upstream), config: config, logger: logger)
+    }
+
+    public init(router: any UpstreamRouter, config: ServerConfig, logger: Logger) {
+        self.router = router
         self.config = config
         self.logger = logger
         metrics = ServerMetrics(modelName: config.servedModelName)
@@ -57,7 +65,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// Most requests in flight at once: what the backend decodes plus the queue (429 above).
-    var admissionLimit: Int { (upstream.slots ?? 0) + config.maxQueue }
+    var admissionLimit: Int { (router.slots ?? 0) + config.maxQueue }
 
     public func buildRouter() -> Router<ServerRequestContext> {
         let router = Router(context: ServerRequestContext.self)
@@ -84,7 +92,7 @@ public final class ProxyServer: Sendable {
     // MARK: health
 
     func healthz() -> Response {
-        let h = upstream.health
+        let h = router.health
         if h.ok { return FrontDoor.json(.ok, ["status": "ok"]) }
         return FrontDoor.json(.serviceUnavailable, ["status": "unhealthy", "reason": .string(h.reason)])
     }
@@ -95,7 +103,7 @@ public final class ProxyServer: Sendable {
         if draining.isSet {
             return FrontDoor.json(.serviceUnavailable, ["status": "draining", "reason": "the server is shutting down; send new requests elsewhere"])
         }
-        switch upstream.state {
+        switch router.state {
         case .ready: return FrontDoor.json(.ok, ["status": "ready", "model": .string(config.servedModelName)])
         case .starting(let why): return FrontDoor.json(.serviceUnavailable, ["status": "starting", "reason": .string(why)])
         case .down(let why): return FrontDoor.json(.serviceUnavailable, ["status": "not ready", "reason": .string(why)])
@@ -131,57 +139,78 @@ public final class ProxyServer: Sendable {
             }
             var body: ByteBuffer?
             var wantsStream = false
+            var hint = RouteHint()
             if req.method == .post {
                 let bytes = try await FrontDoor.readBody(req, maxBytes: config.maxBodyBytes)
                 // Parse only to refuse what is not a JSON object and to know whether a stream is asked for.
                 // The common OpenAI fields are checked the way the native server checks them, so
                 // every backend refuses the same bad requests with the same errors.
                 let maxSeqs = config.maxSeqsPerRequest
-                wantsStream = try await OpenAIServer.offPool { () throws(APIError) in
+                let prefixes = router.usesPrefixes
+                (wantsStream, hint) = try await OpenAIServer.offPool { () throws(APIError) -> (Bool, RouteHint) in
                     let parsed = try OpenAIServer.parseBody(bytes)
                     let reader = try FieldReader(parsed)
-                    guard path != "/v1/embeddings" else { return false }
+                    let hint = RouteHint(prefixHashes: prefixes ? PromptPrefix.hashes(PromptPrefix.text(of: parsed)) : [])
+                    guard path != "/v1/embeddings" else { return (false, hint) }
                     let o = try RequestParser.options(reader, chat: path == "/v1/chat/completions")
                     if o.n > maxSeqs {
                         throw APIError.invalid("this request asks for \(o.n) sequences; a request may hold at most \(maxSeqs) (--max-seqs-per-request)",
                                                param: "n", code: "too_many_sequences")
                     }
-                    return o.stream
+                    return (o.stream, hint)
                 }
                 body = bytes
             }
-            guard case .ready = upstream.state, let base = upstream.baseURL else {
-                switch upstream.state {
-                case .starting(let why), .down(let why): throw unavailable(why)
-                case .ready: throw unavailable("no address yet")
-                }
-            }
-            var out = HTTPClientRequest(url: base + path + (req.uri.query.map { "?" + $0 } ?? ""))
-            out.method = req.method == .post ? .POST : .GET
-            out.headers.add(name: "Content-Type", value: "application/json")
-            out.headers.add(name: "Accept", value: wantsStream ? "text/event-stream" : "application/json")
-            if let k = upstream.apiKey { out.headers.add(name: "Authorization", value: "Bearer \(k)") }
-            // A stream gets a connection of its own: llama-server closes the connection after a
-            // streamed (chunked) answer although it announces keep-alive, and a request sent on
-            // such a connection in that moment would fail.
-            if wantsStream { out.headers.add(name: "Connection", value: "close") }
-            if let body { out.body = .bytes(body) }
-            let resp: HTTPClientResponse
             let timeout = TimeAmount.seconds(Int64(config.requestTimeout == 0 ? 86_400 : config.requestTimeout))
-            do {
-                do {
-                    resp = try await client.execute(out, timeout: timeout)
-                } catch where Self.closedBeforeAnswer(error) {
-                    // The backend closed the connection before any answer (a pooled keep-alive
-                    // connection it had just dropped, or its HTTP threads all busy): nothing has
-                    // reached the client yet, so the request is sent once more on a new connection.
-                    resp = try await client.execute(out, timeout: timeout)
-                }
-            } catch {
-                let why = "\(base) did not answer: \(Self.short(error))"
-                if Self.isRefused(error) { upstream.markUnreachable(why) }
-                throw unavailable(why)
+            func request(_ l: RouteLease) -> HTTPClientRequest {
+                var out = HTTPClientRequest(url: l.baseURL + path + (req.uri.query.map { "?" + $0 } ?? ""))
+                out.method = req.method == .post ? .POST : .GET
+                out.headers.add(name: "Content-Type", value: "application/json")
+                out.headers.add(name: "Accept", value: wantsStream ? "text/event-stream" : "application/json")
+                if let k = l.upstream.apiKey { out.headers.add(name: "Authorization", value: "Bearer \(k)") }
+                // A stream gets a connection of its own: llama-server closes the connection after a
+                // streamed (chunked) answer although it announces keep-alive, and a request sent on
+                // such a connection in that moment would fail.
+                if wantsStream { out.headers.add(name: "Connection", value: "close") }
+                if let body { out.body = .bytes(body) }
+                return out
             }
+            // Up to two tries. A backend that refused the connection, or closed it before any
+            // answer, has sent nothing the client can see: the request goes once more — to another
+            // backend when the router has one, else (a pooled connection it had just closed) to the
+            // same one. A timeout or a reset after the request was taken is not retried.
+            var lease: RouteLease?
+            var resp: HTTPClientResponse?
+            var tried: Set<Int> = []
+            var failure: String?
+            var closedOnly = false
+            for attempt in 0..<2 {
+                let l: RouteLease
+                if let next = router.acquire(hint, excluding: tried) { l = next }
+                else if attempt > 0, closedOnly, let same = router.acquire(hint, excluding: []) { l = same }
+                else { break }
+                do {
+                    resp = try await client.execute(request(l), timeout: timeout)
+                    lease = l
+                    break
+                } catch {
+                    router.release(l, RouteOutcome(failed: true))
+                    tried.insert(l.id)
+                    closedOnly = Self.closedBeforeAnswer(error)
+                    let why = "\(l.baseURL) did not answer: \(Self.short(error))"
+                    failure = why
+                    if Self.isRefused(error) { l.upstream.markUnreachable(why) } else if !closedOnly { break }
+                }
+            }
+            guard let lease, let resp else {
+                if let failure { throw unavailable(failure) }
+                switch router.state {
+                case .starting(let why), .down(let why): throw unavailable(why)
+                case .ready: throw unavailable("no backend can take the request now")
+                }
+            }
+            var released = false
+            defer { if !released { router.release(lease, RouteOutcome(failed: true)) } }
             if resp.status == .unauthorized || resp.status == .forbidden {
                 throw APIError(status: .badGateway,
                                message: "the backend refused autoglm's key (HTTP \(resp.status.code)); set backend.apiKey (or $AUTOGLM_UPSTREAM_API_KEY) to a key the upstream accepts",
@@ -190,9 +219,12 @@ public final class ProxyServer: Sendable {
             let isSSE = resp.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
             if resp.status == .ok && isSSE {
                 streaming = true
-                return relay(resp, path: path, started: t0)
+                released = true
+                return relay(resp, path: path, started: t0, lease: lease)
             }
             let bytes = try await collect(resp)
+            released = true
+            router.release(lease, RouteOutcome(failed: resp.status.code >= 500, ttft: nil))
             return try complete(resp.status.code, bytes, path: path, started: t0)
         } catch let e as APIError {
             // Logged by the access log (one line per request: the handler logs only what succeeded).
@@ -243,7 +275,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// Relays an event stream line by line.
-    func relay(_ resp: HTTPClientResponse, path: String, started: ContinuousClock.Instant) -> Response {
+    func relay(_ resp: HTTPClientResponse, path: String, started: ContinuousClock.Instant, lease: RouteLease) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var parser = SSERelay()
@@ -254,6 +286,11 @@ public final class ProxyServer: Sendable {
             var clientGone = false
             defer {
                 self.state.withLock { $0.inFlight -= 1 }
+                let tokens = parser.usage?.completion ?? parser.textChunks
+                var tpot: Double?
+                if let f = first, let l = last, tokens > 1 { tpot = secs(l - f) / Double(tokens - 1) }
+                self.router.release(lease, RouteOutcome(failed: outcome.hasPrefix("upstream"),
+                                                        ttft: first.map { secs($0 - started) }, tpot: tpot))
                 if let u = parser.usage { self.tally(prompt: u.prompt, generation: u.completion) }
                 self.logRequest(path: path, status: 200, started: started, stream: true,
                                 usage: parser.usage.map { ($0.prompt, $0.completion) } ?? (nil, parser.textChunks),
@@ -302,7 +339,7 @@ public final class ProxyServer: Sendable {
                 }
                 outcome = "upstream_error"
                 self.metrics.failure("error")
-                if let base = self.upstream.baseURL, Self.isRefused(error) { self.upstream.markUnreachable("\(base): \(Self.short(error))") }
+                if Self.isRefused(error) { lease.upstream.markUnreachable("\(lease.baseURL): \(Self.short(error))") }
                 try? await send(Self.errorEvent("the backend's stream failed: \(Self.short(error))", code: "upstream_stream_failed"))
             }
             try await writer.finish(nil)
@@ -341,8 +378,8 @@ public final class ProxyServer: Sendable {
     /// Token counters come from the backend's own counters when it reports them (a restarted
     /// backend's reset counts as a new baseline), else from the responses' `usage`.
     func renderMetrics() async -> String {
-        let b = await upstream.stats()
-        let slots = upstream.slots
+        let b = await router.stats()
+        let slots = router.slots
         let (prompt, generation, inFlight) = state.withLock { s -> (Double, Double, Int) in
             func advance(_ now: Double?, _ last: inout Double?) -> Double? {
                 guard let now else { return nil }
@@ -395,7 +432,7 @@ public final class ProxyServer: Sendable {
         let app = makeApplication()
         var cfg = ServiceGroupConfiguration(
             services: [
-                .init(service: UpstreamService(upstream: upstream)),
+                .init(service: UpstreamService(upstream: router)),
                 .init(service: app),
                 .init(service: ProxyDrain(server: self)),
             ],
@@ -407,7 +444,7 @@ public final class ProxyServer: Sendable {
             try await group.run()
         } catch {
             try? await client.shutdown()
-            await upstream.stop()
+            await router.stop()
             throw error
         }
         try? await client.shutdown()
@@ -417,7 +454,7 @@ public final class ProxyServer: Sendable {
 /// Runs the backend's watcher; on shutdown (after the HTTP server has drained, services stop in
 /// reverse order) stops the backend.
 struct UpstreamService: Service {
-    let upstream: any Upstream
+    let upstream: any UpstreamRouter
     func run() async throws {
         let u = upstream
         let watcher = Task { await u.run() }
