@@ -14,10 +14,13 @@ public final class ManagedServer: Upstream {
     /// `llama-server`, `vllm`: for messages.
     public let program: String
     public let slots: Int?
-    public var apiKey: String? { nil }
+    /// The key autoglm sends (a fleet gives its native replicas one of their own).
+    public let apiKey: String?
     let command: @Sendable (_ port: Int) -> (executable: String, arguments: [String])
     let readyPath: String
     let announces: Bool
+    /// Set in the process's environment on top of autoglm's own.
+    let environment: [String: String]
     let log: @Sendable (String) -> Void
     var client: HTTPClient { .shared }
     let s = Mutex(Supervision())
@@ -31,9 +34,11 @@ public final class ManagedServer: Upstream {
         var starts = 0
     }
 
-    public init(program: String, slots: Int?, readyPath: String, announces: Bool = false, log: @escaping @Sendable (String) -> Void,
+    public init(program: String, slots: Int?, readyPath: String, announces: Bool = false, apiKey: String? = nil,
+                environment: [String: String] = [:], log: @escaping @Sendable (String) -> Void,
                 command: @escaping @Sendable (_ port: Int) -> (executable: String, arguments: [String])) {
-        self.program = program; self.slots = slots; self.readyPath = readyPath; self.announces = announces
+        self.program = program; self.slots = slots; self.readyPath = readyPath; self.announces = announces; self.apiKey = apiKey
+        self.environment = environment
         self.log = log; self.command = command
     }
 
@@ -62,11 +67,12 @@ public final class ManagedServer: Upstream {
             do {
                 if announces {
                     let (exe, args) = command(0)
-                    p = try await ServerProcess.startAnnouncing(executable: exe, arguments: args, timeout: Self.announceTimeout)
+                    p = try await ServerProcess.startAnnouncing(executable: exe, arguments: args, timeout: Self.announceTimeout,
+                                                               environment: environment)
                 } else {
                     let port = try freePort()
                     let (exe, args) = command(port)
-                    p = try ServerProcess.start(executable: exe, arguments: args, port: port)
+                    p = try ServerProcess.start(executable: exe, arguments: args, port: port, environment: environment)
                 }
             } catch {
                 let why = "\(program) could not be started: \(error.detail); retrying in \(backoff) s"
@@ -91,7 +97,7 @@ public final class ManagedServer: Upstream {
             var misses = 0
             while !stopped && !Task.isCancelled {
                 if !p.isAlive { break }
-                let code = await Probe.status(client, p.baseURL + readyPath)
+                let code = await Probe.status(client, p.baseURL + readyPath, apiKey: apiKey)
                 let now = ContinuousClock.now
                 if code == 200 {
                     misses = 0
@@ -135,7 +141,7 @@ public final class ManagedServer: Upstream {
 
     public func stats() async -> BackendStats? {
         guard let base = baseURL else { return nil }
-        return await Probe.metrics(client, base + "/metrics", apiKey: nil)
+        return await Probe.metrics(client, base + "/metrics", apiKey: apiKey)
     }
 }
 

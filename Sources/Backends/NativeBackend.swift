@@ -11,6 +11,8 @@ public struct NativeBackend: ServingBackend {
     /// Context per sequence the servers are started with.
     public let contextLength: Int
     public var name: String { "native" }
+    /// `serve`'s sequences decoded together when neither the flag nor the spec sets them.
+    public static let defaultMaxSeqs = 8
 
     public init(executable: String, modelPath: String, facts: ModelFacts, contextLength: Int) {
         self.executable = executable; self.modelPath = modelPath; self.facts = facts; self.contextLength = contextLength
@@ -18,7 +20,7 @@ public struct NativeBackend: ServingBackend {
 
     /// `serve`'s defaults on a machine of `cores` cores, for the knobs a study pins instead of searching.
     public func defaults(cores: Int) -> [String: KnobValue] {
-        [NativeKnob.threads: .int(max(cores, 1)), NativeKnob.maxSeqs: .int(8), NativeKnob.maxBatchedTokens: .int(512),
+        [NativeKnob.threads: .int(max(cores, 1)), NativeKnob.maxSeqs: .int(Self.defaultMaxSeqs), NativeKnob.maxBatchedTokens: .int(512),
          NativeKnob.kvCacheMB: .int(512), NativeKnob.kvCacheType: .category("f16"), NativeKnob.batchWaitMs: .int(0),
          NativeKnob.replicas: .int(1)]
     }

@@ -30,8 +30,8 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts `executable arguments` (which must make it listen on `port` of 127.0.0.1).
-    public static func start(executable: String, arguments: [String], port: Int) throws(TrialFailure) -> ServerProcess {
-        let (p, log) = try spawn(executable: executable, arguments: arguments)
+    public static func start(executable: String, arguments: [String], port: Int, environment: [String: String] = [:]) throws(TrialFailure) -> ServerProcess {
+        let (p, log) = try spawn(executable: executable, arguments: arguments, environment: environment)
         return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
     }
 
@@ -39,8 +39,9 @@ public final class ServerProcess: @unchecked Sendable {
     /// kernel picks a free port — no race with another process taking it) and waits until the
     /// server announces its address in its output ("listening on [http://]HOST:PORT", as
     /// llama-server and `autoglm serve` print it). Throws when it exits or stays silent for `timeout`.
-    public static func startAnnouncing(executable: String, arguments: [String], timeout: Double) async throws(TrialFailure) -> ServerProcess {
-        let (p, log) = try spawn(executable: executable, arguments: arguments)
+    public static func startAnnouncing(executable: String, arguments: [String], timeout: Double,
+                                       environment: [String: String] = [:]) async throws(TrialFailure) -> ServerProcess {
+        let (p, log) = try spawn(executable: executable, arguments: arguments, environment: environment)
         let unknown = ServerProcess(process: p, logPath: log, baseURL: "")
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         while ContinuousClock.now < deadline {
@@ -75,8 +76,9 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Launches the process with its output in a fresh log file. The child is started from
     /// `SpawnThread` through `setpriv --pdeathsig KILL` where setpriv exists, so it dies with
-    /// autoglm even when autoglm is killed with SIGKILL (no orphaned servers).
-    static func spawn(executable: String, arguments: [String]) throws(TrialFailure) -> (Process, String) {
+    /// autoglm even when autoglm is killed with SIGKILL (no orphaned servers). `environment` is
+    /// set on top of autoglm's own.
+    static func spawn(executable: String, arguments: [String], environment: [String: String] = [:]) throws(TrialFailure) -> (Process, String) {
         let n = logCounter.add(1, ordering: .relaxed).newValue
         let log = FileManager.default.temporaryDirectory
             .appendingPathComponent("autoglm-server-\(getpid())-\(n).log").path
@@ -93,6 +95,7 @@ public final class ServerProcess: @unchecked Sendable {
         p.standardOutput = fh
         p.standardError = fh
         p.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TrialFailure(reason: .crash, detail: "could not start \(executable): not an executable file")
         }

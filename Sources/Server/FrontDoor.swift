@@ -38,7 +38,7 @@ public enum FrontDoor {
                     logger: logger)
     }
 
-    static func json(_ status: HTTPResponse.Status, _ v: JSONValue, extra: [(HTTPField.Name, String)] = []) -> Response {
+    public static func json(_ status: HTTPResponse.Status, _ v: JSONValue, extra: [(HTTPField.Name, String)] = []) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         for (k, val) in extra { headers[k] = val }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: v.serialized())))

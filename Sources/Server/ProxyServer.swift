@@ -48,11 +48,12 @@ public final class ProxyServer: Sendable {
         self.init(router: SingleUpstream(upstream), config: config, logger: logger)
     }
 
-    public init(router: any UpstreamRouter, config: ServerConfig, logger: Logger) {
+    /// `metrics`: a registry made by the caller (the fleet adds its own series to it); else a new one.
+    public init(router: any UpstreamRouter, config: ServerConfig, logger: Logger, metrics: ServerMetrics? = nil) {
         self.router = router
         self.config = config
         self.logger = logger
-        metrics = ServerMetrics(modelName: config.servedModelName)
+        self.metrics = metrics ?? ServerMetrics(modelName: config.servedModelName)
         var hc = HTTPClient.Configuration()
         hc.redirectConfiguration = .disallow
         hc.decompression = .disabled

@@ -66,6 +66,17 @@ public final class ServerMetrics: Sendable {
             .increment(by: count)
     }
 
+    /// A gauge in this registry (with the `model_name` label added), for layers above the server
+    /// (the fleet's replica counts).
+    public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Gauge {
+        CoreMetrics.Gauge(label: label, dimensions: [("model_name", model)] + dimensions, factory: factory)
+    }
+
+    /// A counter in this registry (with the `model_name` label added).
+    public func counter(_ label: String, _ dimensions: [(String, String)] = []) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(label: label, dimensions: [("model_name", model)] + dimensions, factory: factory)
+    }
+
     /// Records one finished sequence from its engine timestamps and token times.
     func record(_ c: SequenceCompletion, tokenTimes: [ContinuousClock.Instant]) {
         let t = c.timings

@@ -9,7 +9,7 @@ struct AutoGLM: AsyncParsableCommand {
         abstract: "Fetch, serve, tune and deploy GLM-family LLMs from one binary.",
         subcommands: [Generate.self, Chat.self, Serve.self, Tokenize.self, Inspect.self, Bench.self, Logits.self,
                       Validate.self, Deploy.self, Pull.self, Models.self, Loadtest.self, Optimize.self,
-                      RegistryCommand.self])
+                      RegistryCommand.self, Up.self, FleetCommand.self])
 }
 
 /// Options shared by commands that load a model.

@@ -130,7 +130,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             resolved = try options.resolveModel(default: ModelResolver.defaultAlias)
         }
-        let maxSeqs = self.maxSeqs ?? b.maxSeqs ?? 8
+        let maxSeqs = self.maxSeqs ?? b.maxSeqs ?? NativeBackend.defaultMaxSeqs
         let maxBatchedTokens = self.maxBatchedTokens ?? b.maxBatchedTokens ?? 512
         let kvCacheMB = self.kvCacheMB ?? b.kvCacheMB ?? 512
         let kvType = self.kvType.flatMap(KVCacheType.init(rawValue:)) ?? b.kvCacheType ?? .f16
@@ -221,23 +221,7 @@ struct Serve: AsyncParsableCommand {
         let port = self.port ?? spec.server.port
         let drainTimeout = self.drainTimeout ?? Double(spec.server.drainTimeoutSeconds)
         let cfg = try serverConfig(config == nil ? nil : spec, servedModelName: name ?? spec.name, host: host, port: port, drainTimeout: drainTimeout)
-        let upstreamKey: String?
-        switch spec.backend.apiKey {
-        case .env(let v)?:
-            guard let k = environment[v], !k.isEmpty else {
-                serveError("backend.apiKey reads $\(v), which is not set or empty; set it to the upstream's key or remove backend.apiKey")
-                throw ExitCode(1)
-            }
-            upstreamKey = k
-        case .secretRef(let n, let k)?:
-            guard let v = environment["AUTOGLM_UPSTREAM_API_KEY"], !v.isEmpty else {
-                serveError("backend.apiKey is secretRef \(n)/\(k), which only Kubernetes resolves; set AUTOGLM_UPSTREAM_API_KEY to the key")
-                throw ExitCode(1)
-            }
-            upstreamKey = v
-        case nil:
-            upstreamKey = environment["AUTOGLM_UPSTREAM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-        }
+        let upstreamKey = try upstreamKey(spec, environment: environment)
         let upstream: any Upstream
         do {
             upstream = try Fronting.upstream(spec, Fronting.Inputs(modelPath: modelPath, servedModelName: cfg.servedModelName,
@@ -264,6 +248,27 @@ struct Serve: AsyncParsableCommand {
         let server = ProxyServer(upstream: upstream, config: cfg, logger: logger)
         try await server.run()
         logger.info("drained; exiting")
+    }
+
+    /// The key for an openai upstream: backend.apiKey ({env: VAR} must be set; a secretRef reads
+    /// $AUTOGLM_UPSTREAM_API_KEY), else $AUTOGLM_UPSTREAM_API_KEY when set.
+    func upstreamKey(_ spec: Spec, environment: [String: String]) throws -> String? {
+        switch spec.backend.apiKey {
+        case .env(let v)?:
+            guard let k = environment[v], !k.isEmpty else {
+                serveError("backend.apiKey reads $\(v), which is not set or empty; set it to the upstream's key or remove backend.apiKey")
+                throw ExitCode(1)
+            }
+            return k
+        case .secretRef(let n, let k)?:
+            guard let v = environment["AUTOGLM_UPSTREAM_API_KEY"], !v.isEmpty else {
+                serveError("backend.apiKey is secretRef \(n)/\(k), which only Kubernetes resolves; set AUTOGLM_UPSTREAM_API_KEY to the key")
+                throw ExitCode(1)
+            }
+            return v
+        case nil:
+            return environment["AUTOGLM_UPSTREAM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        }
     }
 
     /// The keys in `$AUTOGLM_API_KEYS` (comma-separated), nil when it is not set.
