@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # What the front door costs: one llama-server (gemma3-270m Q4_K_M, -np 8, 2 threads) measured
-# directly and through `autoglm serve --config` (backend llamacpp, fronting that same process with
-# --backend-url, so both paths hit one warm server), alternating A/B per round, at concurrency 1
-# and 8, with `autoglm loadtest --json` (closed loop, token-id prompts, ignore_eos, fixed lengths).
+# directly and through autoglm, alternating A/B per round, at concurrency 1 and 8, with
+# `autoglm loadtest --json` (closed loop, token-id prompts, ignore_eos, fixed lengths).
+# FRONT=serve (default): `autoglm serve --config` (backend llamacpp) fronting that same process with
+#   --backend-url, so both paths hit one warm server.
+# FRONT=up: `autoglm up` (backend llamacpp, 1 replica) — the fleet's gateway; "direct" is its
+#   replica's own address (from /fleet/status).
 # Prints output tok/s and TTFT p50 per path, the medians over rounds, and the ratios.
-# Not part of CI. Env: ROUNDS (5), CONCURRENCY ("1 8"), PROMPT (64), OUT (64), REQS_PER_C (4),
+# Not part of CI. Env: FRONT (serve), ROUNDS (5), CONCURRENCY ("1 8"), PROMPT (64), OUT (64), REQS_PER_C (4),
 #   THREADS (2), AUTOGLM (.build/release/autoglm), LLAMA_SERVER (default: bench/build-llama-server.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +25,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+FRONT="${FRONT:-serve}"
 LPORT="$(port)"; FPORT="$(port)"
-"$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$LPORT" --alias bench -t "$THREADS" -np 8 -c $((8 * 512)) \
-  --metrics --no-webui >"$RES/llama-server.log" 2>&1 &
-PIDS+=($!)
 cat >"$RES/spec.yaml" <<YAML
 apiVersion: autoglm/v1
 kind: Deployment
@@ -34,15 +35,31 @@ model:
   ref: $MODEL
 backend:
   type: llamacpp
+  executable: $LLAMA_SERVER
+  threads: $THREADS
   maxSeqs: 8
+  contextLength: 512
 YAML
-"$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" --host 127.0.0.1 --port "$FPORT" \
-  --max-queue 64 >"$RES/serve.log" 2>&1 &
-FRONT_PID=$!
-PIDS+=($FRONT_PID)
+if [ "$FRONT" = up ]; then
+  "$AUTOGLM" up "$RES/spec.yaml" --replicas 1 --host 127.0.0.1 --port "$FPORT" --max-queue 64 --watch-interval 0 \
+    >"$RES/up.log" 2>&1 &
+  FRONT_PID=$!
+  PIDS+=($FRONT_PID)
+  wait_ready "http://127.0.0.1:$FPORT/readyz"
+  LPORT="$(curl -fsS "http://127.0.0.1:$FPORT/fleet/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["url"].rsplit(":",1)[1])')"
+else
+  "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$LPORT" --alias bench -t "$THREADS" -np 8 -c $((8 * 512)) \
+    --metrics --no-webui >"$RES/llama-server.log" 2>&1 &
+  PIDS+=($!)
+  "$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" --host 127.0.0.1 --port "$FPORT" \
+    --max-queue 64 >"$RES/serve.log" 2>&1 &
+  FRONT_PID=$!
+  PIDS+=($FRONT_PID)
+fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, clock ticks
 wait_ready "http://127.0.0.1:$LPORT/health"
 wait_ready "http://127.0.0.1:$FPORT/readyz"
+echo "front: $FRONT (pid $FRONT_PID), backend: llama-server on port $LPORT"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for round in $(seq 1 "$ROUNDS"); do

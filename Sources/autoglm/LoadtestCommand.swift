@@ -15,6 +15,7 @@ struct Loadtest: AsyncParsableCommand {
     @Option(name: .long, help: "Measured requests.") var requests: Int
     @Option(name: .customLong("prompt-tokens"), help: "Prompt length in tokens.") var promptTokens: Int
     @Option(name: .customLong("max-tokens"), help: "Output tokens per request (EOS ignored unless --no-ignore-eos).") var maxTokens: Int
+    @Option(name: .customLong("max-tokens-to"), help: "Mixed lengths: each request's output is drawn uniformly from --max-tokens...this.") var maxTokensTo: Int?
     @Flag(name: .long, help: "Use /v1/chat/completions (prompt length calibrated from usage.prompt_tokens).") var chat = false
     @Option(name: .long, help: "Latency targets in ms for goodput, e.g. ttft=500,tpot=50,e2e=10000.") var slo: String?
     @Flag(name: .long, help: "Print the report as JSON.") var json = false
@@ -63,6 +64,7 @@ struct Loadtest: AsyncParsableCommand {
         try FlagRange.check("--requests", requests, 1...10_000_000)
         try FlagRange.check("--prompt-tokens", promptTokens, 1...1_048_576)
         try FlagRange.check("--max-tokens", maxTokens, 1...1_048_576)
+        try FlagRange.check("--max-tokens-to", maxTokensTo, maxTokens...1_048_576)
         try FlagRange.check("--warmup", warmup, 0...1_000_000)
         try FlagRange.check("--timeout", timeout, 0.001...86_400, unit: " s")
         guard let first = url.first else { throw ValidationError("give --url, e.g. --url http://127.0.0.1:8080") }
@@ -73,7 +75,7 @@ struct Loadtest: AsyncParsableCommand {
             }
         }
         var s = LoadSpec(url: first, apiKey: apiKey, model: model, chat: chat, load: shape, requests: requests,
-                         promptTokens: .fixed(promptTokens), maxTokens: .fixed(maxTokens), ignoreEOS: !noIgnoreEOS,
+                         promptTokens: .fixed(promptTokens), maxTokens: maxTokensTo.map { .uniform(maxTokens, $0) } ?? .fixed(maxTokens), ignoreEOS: !noIgnoreEOS,
                          warmupRequests: warmup, timeoutSeconds: timeout, slo: try slo.map(Self.parseSLO), seed: seed)
         s.replicaURLs = Array(url.dropFirst())
         do { try s.validate() } catch { throw ValidationError(error.description) }
