@@ -37,6 +37,7 @@ public final class FleetRouter: UpstreamRouter {
         var stopped = false
         var scaleEvents: [String: Int] = [:]
         var lastEvent: String?
+        var lastRollout: String?
     }
 
     /// `replicas`: how many `run` starts; `control`: what runs beside them (scaling, rollouts).
@@ -146,7 +147,7 @@ public final class FleetRouter: UpstreamRouter {
     /// logs and exports the event.
     public func scale(to target: Int, reason: String, detail: String) async {
         let current = pool.members.filter { $0.admitting && !$0.canary }
-        guard target != current.count, !isStopped else { return }
+        guard target != current.count, target >= 1, !isStopped else { return }
         log("scale \(current.count) → \(target) (\(reason)): \(detail)")
         s.withLock { $0.scaleEvents[reason, default: 0] += 1; $0.lastEvent = "\(current.count) → \(target) (\(reason)): \(detail)" }
         metrics?.counter("autoglm:fleet_scale_events_total", [("reason", reason)]).increment()
@@ -170,6 +171,13 @@ public final class FleetRouter: UpstreamRouter {
     }
 
     public var lastScaleEvent: String? { s.withLock { $0.lastEvent } }
+
+    /// Stable replicas taking requests (what the autoscaler counts).
+    public var stableCount: Int { pool.members.filter { $0.admitting && !$0.canary }.count }
+
+    /// The last rollout's result, for `fleet status`.
+    func noteRollout(_ line: String) { s.withLock { $0.lastRollout = line } }
+    public var lastRollout: String? { s.withLock { $0.lastRollout } }
 
     // MARK: status
 
@@ -197,6 +205,7 @@ public final class FleetRouter: UpstreamRouter {
             "canary_percent": .int(pool.s.withLock { $0.canaryPercent }),
         ]
         if let e = lastScaleEvent { out["last_scale_event"] = .string(e) }
+        if let r = lastRollout { out["last_rollout"] = .string(r) }
         return .object(out)
     }
 }

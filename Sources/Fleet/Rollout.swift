@@ -28,6 +28,7 @@ public enum Rollout {
                 await fleet.drainAndStop(id, why: "rolled back")
                 fleet.setTemplate(previous)
                 fleet.log("rolling update failed: \(why)")
+                fleet.noteRollout("rolling update to \(next.version) rolled back: \(why)")
                 return .rolledBack(why)
             }
             await fleet.drainAndStop(o.id, why: "replaced by replica \(id) (\(next.version))")
@@ -35,6 +36,7 @@ public enum Rollout {
         }
         fleet.exportReplicas()
         fleet.log("rolling update to \(next.version) done: \(replaced) replaced")
+        fleet.noteRollout("rolling update to \(next.version): \(replaced) replaced")
         return .done(replaced: replaced)
     }
 }

@@ -169,6 +169,7 @@ struct FleetStatus: AsyncParsableCommand {
         if json { print(String(decoding: data, as: UTF8.self)); return }
         print("policy: \(value["policy"]?.string ?? "?")   canary share: \(value["canary_percent"]?.int ?? 0)%")
         if let e = value["last_scale_event"]?.string { print("last scale event: \(e)") }
+        if let r = value["last_rollout"]?.string { print("last rollout: \(r)") }
         print("ID  SET     VERSION                          IN-FLIGHT  SERVED  FAILED  STATE")
         if case .array(let rs)? = value["replicas"] {
             for r in rs {
