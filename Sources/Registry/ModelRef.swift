@@ -19,6 +19,9 @@ public enum Source: Sendable, Equatable, CustomStringConvertible {
     case url(String, sha256: String?)
     /// A file in a Hugging Face Hub repository (`hf://ORG/REPO[@REVISION]/PATH`).
     case hf(repo: String, revision: String, path: String)
+    /// A whole Hugging Face Hub repository (`hf://ORG/REPO[@REVISION]`), registered as a reference
+    /// pinned to the revision's commit (nothing downloaded; vLLM loads its safetensors).
+    case hfRepo(repo: String, revision: String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum Source: Sendable, Equatable, CustomStringConvertible {
         case let .pip(pkgs, _, v): return "pip:" + pkgs.joined(separator: ",") + (v.map { "==\($0)" } ?? "")
         case let .url(u, _): return u
         case let .hf(repo, rev, path): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")/\(path)"
+        case let .hfRepo(repo, rev): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")"
         }
     }
 }
@@ -36,9 +40,11 @@ public enum ModelRef: Sendable, Equatable {
     case alias(String)
 
     /// Parses a reference. Paths (absolute, `./`, `../`, `~/`, a `.gguf` name or an existing file),
-    /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `https://…[#sha256=HEX]` (and `http://` for local mirrors), or an alias.
+    /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `https://…[#sha256=HEX]` (and `http://` for local mirrors),
+    /// `hf://ORG/REPO[@REVISION]` (a whole repository: a reference for vLLM), or an alias.
     /// The syntax is `Core.RefSyntax`'s, the rule `autoglm validate` checks a spec's model.ref against.
     public static func parse(_ raw: String, fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) throws -> ModelRef {
+        if let h = RefSyntax.hubRepository(raw) { return .source(.hfRepo(repo: h.repo, revision: h.revision)) }
         let form = try classify(raw) { () throws(RefSyntaxError) -> RefForm in try RefSyntax.classify(raw, fileExists: fileExists) }
         switch form {
         case let .pip(name, version):

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Turns a `--model` argument into a file the engine can load. In order:
@@ -49,9 +50,57 @@ public struct ModelResolver: Sendable {
         }
         let registry = try Registry(home: home ?? Registry.defaultHome(environment: environment), databasePath: databasePath)
         if let v = try registered(ref, in: registry) { return try loadable(v, registry) }
+        if case let .source(.hfRepo(repo, _))? = try? ModelRef.parse(ref) {
+            throw RegistryError.referenceNotLoadable(model: ref, repo: repo)
+        }
         log("\(ref) is not in the registry: pulling it")
         let mv = try Puller(registry: registry, progress: progress, environment: environment, log: log).pull(ref)
         return try loadable(mv, registry)
+    }
+
+    /// What backend vllm loads: a Hugging Face repo id and, when the registry pinned one, the commit.
+    public struct Repository: Sendable, Equatable {
+        /// `ORG/REPO`, vLLM's positional model.
+        public var repo: String
+        /// `--revision`: the pinned commit of a registered reference, else the revision asked for.
+        public var revision: String?
+        /// The served name: the registry id, else the repo id.
+        public var name: String
+        /// The registry entry, when the model came from the registry.
+        public var version: ModelVersion?
+
+        public init(repo: String, revision: String?, name: String, version: ModelVersion? = nil) {
+            self.repo = repo; self.revision = revision; self.name = name; self.version = version
+        }
+    }
+
+    /// Turns a model argument into what `vllm serve` loads. In order:
+    /// 1. a registered model (`ID`, `ID@VERSION`, `ID:CHANNEL`, a catalog alias's id) that is a
+    ///    reference → its repo id at its pinned commit (a GGUF version is an error: vLLM does not
+    ///    load it here);
+    /// 2. `hf://ORG/REPO[@REVISION]` → the commit a reference pulled for that repository and
+    ///    revision pinned (the newest such), else the repo at that revision as is (nothing is
+    ///    fetched here: `autoglm pull` pins, vLLM downloads);
+    /// 3. a bare `ORG/REPO` → that repo as is.
+    public func resolveRepository(_ raw: String) throws -> Repository {
+        let ref = raw.trimmingCharacters(in: .whitespaces)
+        let registry = try Registry(home: home ?? Registry.defaultHome(environment: environment), databasePath: databasePath)
+        if case let .source(.hfRepo(repo, revision))? = try? ModelRef.parse(ref) {
+            if let pinned = try registry.references(repo: repo, revision: revision).first {
+                log("\(ref): using the commit \(pinned.model)@\(pinned.version) pinned (\(pinned.commit ?? "?"))")
+                return try repository(pinned)
+            }
+            return Repository(repo: repo, revision: revision == "main" ? nil : revision, name: repo)
+        }
+        if let v = try registered(ref, in: registry) { return try repository(v) }
+        if let repo = RefSyntax.repoID(ref) { return Repository(repo: repo, revision: nil, name: repo) }
+        if Catalog.entry(ref) != nil { throw RegistryError.notAReference(model: ref) }
+        throw RegistryError.malformedRef(ref, reason: "backend vllm needs a Hugging Face repository: ORG/REPO, hf://ORG/REPO[@REVISION], or a registered reference (ID, ID@VERSION, ID:CHANNEL)")
+    }
+
+    func repository(_ v: ModelVersion) throws -> Repository {
+        guard v.kind == .reference, let repo = v.repo else { throw RegistryError.notAReference(model: "\(v.model)@\(v.version)") }
+        return Repository(repo: repo, revision: v.commit ?? v.revision, name: v.model, version: v)
     }
 
     /// A registry hit for `ID`, `ID@VERSION` or `ID:CHANNEL`; nil when no such model exists
@@ -74,6 +123,7 @@ public struct ModelResolver: Sendable {
     }
 
     func loadable(_ v: ModelVersion, _ registry: Registry) throws -> Resolved {
+        if v.kind == .reference { throw RegistryError.referenceNotLoadable(model: "\(v.model)@\(v.version)", repo: v.repo ?? "?") }
         let parts = try registry.parts(model: v.model, version: v.version)
         if !parts.isEmpty { throw RegistryError.splitGGUF(model: "\(v.model)@\(v.version)", parts: parts.count + 1) }
         guard FileManager.default.fileExists(atPath: v.path) else {

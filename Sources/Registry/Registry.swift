@@ -2,7 +2,17 @@ import Core
 import Foundation
 import GRDB
 
-/// One registered version of a model.
+/// What a registered version is.
+public enum ModelKind: String, Sendable, Codable, Equatable {
+    /// A GGUF file in the blob store (or linked in place): what the native engine and llama-server load.
+    case gguf
+    /// A Hugging Face repository pinned to a commit (`hf://ORG/REPO[@REVISION]`): no blob, vLLM
+    /// downloads and loads its safetensors.
+    case reference
+}
+
+/// One registered version of a model: a GGUF file, or (kind `reference`) a Hugging Face
+/// repository at a pinned commit, which has no blob (`digest` and `path` are empty, `size` 0).
 public struct ModelVersion: Sendable, Codable, Equatable {
     public var model: String
     public var version: String
@@ -19,8 +29,50 @@ public struct ModelVersion: Sendable, Codable, Equatable {
     public var hasChatTemplate: Bool
     public var tags: [String]
     public var created: Date
+    public var kind: ModelKind = .gguf
+    /// A reference's Hugging Face repo id (`ORG/REPO`).
+    public var repo: String?
+    /// A reference's requested revision (branch, tag or commit).
+    public var revision: String?
+    /// A reference's commit: the revision resolved by the Hub when it was pulled.
+    public var commit: String?
 
     public var semver: SemVer? { try? SemVer(parsing: version) }
+    /// `ORG/REPO@COMMIT` for a reference.
+    public var pinnedRepository: String? {
+        guard kind == .reference, let repo else { return nil }
+        return commit.map { "\(repo)@\($0)" } ?? repo
+    }
+}
+
+extension ModelVersion {
+    private enum CodingKeys: String, CodingKey {
+        case model, version, digest, size, source, path, linked, architecture, parameterCount, quantMix, contextLength,
+             hasChatTemplate, tags, created, kind, repo, revision, commit
+    }
+
+    /// Decodes JSON written before references existed too (no `kind`: a GGUF).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(String.self, forKey: .model)
+        version = try c.decode(String.self, forKey: .version)
+        digest = try c.decode(String.self, forKey: .digest)
+        size = try c.decode(Int64.self, forKey: .size)
+        source = try c.decode(String.self, forKey: .source)
+        path = try c.decode(String.self, forKey: .path)
+        linked = try c.decode(Bool.self, forKey: .linked)
+        architecture = try c.decode(String.self, forKey: .architecture)
+        parameterCount = try c.decode(Int.self, forKey: .parameterCount)
+        quantMix = try c.decode([String: QuantShare].self, forKey: .quantMix)
+        contextLength = try c.decodeIfPresent(Int.self, forKey: .contextLength)
+        hasChatTemplate = try c.decode(Bool.self, forKey: .hasChatTemplate)
+        tags = try c.decode([String].self, forKey: .tags)
+        created = try c.decode(Date.self, forKey: .created)
+        kind = try c.decodeIfPresent(ModelKind.self, forKey: .kind) ?? .gguf
+        repo = try c.decodeIfPresent(String.self, forKey: .repo)
+        revision = try c.decodeIfPresent(String.self, forKey: .revision)
+        commit = try c.decodeIfPresent(String.self, forKey: .commit)
+    }
 }
 
 /// A model with its versions (highest first) and the versions its channels resolve to.
@@ -32,6 +84,9 @@ public struct ModelSummary: Sendable, Codable, Equatable {
     public var tags: [String: String]
     public var latest: String?
     public var stable: String?
+    /// The Hugging Face repository of the model's highest reference version (vLLM); nil for a
+    /// model of GGUF files only.
+    public var repo: String?
 }
 
 /// A measurement recorded against a version (bench, tuner trial, eval …).
@@ -165,6 +220,15 @@ public final class Registry: Sendable {
                 CREATE INDEX version_parts_digest ON version_parts(digest);
                 """)
         }
+        m.registerMigration("v4: reference versions (Hugging Face repositories)") { db in
+            // Rows from before read as GGUF files; a reference has no blob (digest '', path '').
+            try db.execute(sql: """
+                ALTER TABLE versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'gguf';
+                ALTER TABLE versions ADD COLUMN repo TEXT;
+                ALTER TABLE versions ADD COLUMN revision TEXT;
+                ALTER TABLE versions ADD COLUMN commit_sha TEXT;
+                """)
+        }
         return m
     }
 
@@ -212,6 +276,7 @@ public final class Registry: Sendable {
     static let versionColumns = """
         v.id, v.model_id, v.version, v.digest, v.size, v.source, v.path, v.linked, v.architecture,
         v.parameter_count, v.quant_mix, v.context_length, v.has_chat_template, v.created,
+        v.kind, v.repo, v.revision, v.commit_sha,
         (SELECT group_concat(t.tag, ',') FROM tags t WHERE t.version_id = v.id) AS tag_list
         """
 
@@ -223,11 +288,14 @@ public final class Registry: Sendable {
         let linked: Int = row["linked"]
         let chat: Int = row["has_chat_template"]
         let created: Double = row["created"]
+        let kind: String? = row["kind"]
         return ModelVersion(
             model: row["model_id"], version: row["version"], digest: row["digest"], size: row["size"],
             source: row["source"], path: row["path"], linked: linked != 0, architecture: row["architecture"],
             parameterCount: row["parameter_count"], quantMix: mix, contextLength: row["context_length"],
-            hasChatTemplate: chat != 0, tags: tags, created: Date(timeIntervalSince1970: created))
+            hasChatTemplate: chat != 0, tags: tags, created: Date(timeIntervalSince1970: created),
+            kind: kind.flatMap(ModelKind.init(rawValue:)) ?? .gguf, repo: row["repo"], revision: row["revision"],
+            commit: row["commit_sha"])
     }
 
     static func knownModels(_ db: Database) throws -> [String] {
@@ -329,6 +397,50 @@ public final class Registry: Sendable {
         }
     }
 
+    /// Registers a Hugging Face repository at a pinned commit as `model@version` (kind
+    /// `reference`): no blob, nothing downloaded. `architecture` and `parameterCount` are what
+    /// the Hub reported (empty and 0 when it did not).
+    @discardableResult
+    public func registerReference(repo: String, revision: String, commit: String, model: String, version: SemVer,
+                                  source: String, architecture: String = "", parameterCount: Int = 0,
+                                  tags: [String] = []) throws -> ModelVersion {
+        try Registry.validateModelID(model)
+        for t in tags { try Registry.validateTag(t) }
+        let now = Date().timeIntervalSince1970
+        return try write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO models (id, created) VALUES (?, ?)", arguments: [model, now])
+            if try Registry.versionRowID(db, model: model, version: version) != nil {
+                throw RegistryError.versionExists(model: model, version: version.description)
+            }
+            try db.execute(sql: """
+                INSERT INTO versions (model_id, version, version_key, prerelease, digest, size, source, path, linked,
+                    architecture, parameter_count, quant_mix, context_length, has_chat_template, created,
+                    kind, repo, revision, commit_sha)
+                VALUES (?, ?, ?, ?, '', 0, ?, '', 0, ?, ?, '{}', NULL, 0, ?, 'reference', ?, ?, ?)
+                """, arguments: [model, version.description, version.precedenceKey, version.isPreRelease ? 1 : 0,
+                                 source, architecture, parameterCount, now, repo, revision, commit])
+            let rowID = db.lastInsertedRowID
+            for t in tags {
+                try db.execute(sql: "INSERT OR REPLACE INTO tags (model_id, tag, version_id, updated) VALUES (?, ?, ?, ?)",
+                               arguments: [model, t, rowID, now])
+            }
+            let row = try Row.fetchOne(db, sql: "SELECT \(Registry.versionColumns) FROM versions v WHERE v.id = ?", arguments: [rowID])
+            guard let row else { throw RegistryError.database("version row vanished after insert") }
+            return Registry.decodeVersion(row)
+        }
+    }
+
+    /// Reference versions of `repo` (newest registration first), optionally only those pulled
+    /// for `revision`.
+    public func references(repo: String, revision: String? = nil) throws -> [ModelVersion] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(Registry.versionColumns) FROM versions v
+                WHERE v.kind = 'reference' AND v.repo = ? AND (? IS NULL OR v.revision = ?) ORDER BY v.created DESC, v.id DESC
+                """, arguments: [repo, revision, revision]).map(Registry.decodeVersion)
+        }
+    }
+
     /// Moves a downloaded file into the blob store (verified against `expected` when given) without
     /// registering a version: for the further parts of a split GGUF set.
     public func storeBlob(moving file: String, expected: String?, source: String) throws -> (digest: String, size: Int64) {
@@ -396,7 +508,8 @@ public final class Registry: Sendable {
                 return ModelSummary(
                     id: id, created: Date(timeIntervalSince1970: created), versions: versions.map(\.version), tags: tags,
                     latest: Registry.pick(versions, channel: "latest", tags: tags)?.version,
-                    stable: Registry.pick(versions, channel: "stable", tags: tags)?.version)
+                    stable: Registry.pick(versions, channel: "stable", tags: tags)?.version,
+                    repo: versions.first { $0.kind == .reference }?.repo)
             }
         }
     }
@@ -481,7 +594,7 @@ public final class Registry: Sendable {
     // MARK: - removal and gc
 
     /// Removes one version (or every version, and the model, when `version` is nil). Blobs stay
-    /// until `gc()`. Returns the removed versions.
+    /// until `gc()` (a reference has none: removing it only drops its row). Returns the removed versions.
     @discardableResult
     public func remove(_ model: String, version: SemVer? = nil) throws -> [ModelVersion] {
         try write { db in
@@ -513,7 +626,7 @@ public final class Registry: Sendable {
             let lock = try FileLock(path: blobs.lockPath(for: digest))
             defer { lock.unlock() }
             let used = try read { db in
-                try Int.fetchOne(db, sql: "SELECT 1 FROM versions WHERE digest = ? AND linked = 0 LIMIT 1", arguments: [digest]) != nil
+                try Int.fetchOne(db, sql: "SELECT 1 FROM versions WHERE digest = ? AND linked = 0 AND kind = 'gguf' LIMIT 1", arguments: [digest]) != nil
                     || Int.fetchOne(db, sql: "SELECT 1 FROM version_parts WHERE digest = ? LIMIT 1", arguments: [digest]) != nil
             }
             if used { continue }

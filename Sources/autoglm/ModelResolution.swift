@@ -23,6 +23,14 @@ extension ModelOptions {
     }
 
     func modelPath() throws -> String { try resolveModel().path }
+
+    /// Resolves `--model` for backend vllm: a registered reference (ID[@VERSION|:CHANNEL]) → its
+    /// repo id at the pinned commit; `hf://ORG/REPO[@REV]` or `ORG/REPO` → that repository.
+    func resolveRepository() throws -> ModelResolver.Repository? {
+        guard let ref = model else { return nil }
+        let resolver = ModelResolver(log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+        return try registryRun { try resolver.resolveRepository(ref) }
+    }
 }
 
 /// The registry at the default home, when one has been created (for mounting its REST API).

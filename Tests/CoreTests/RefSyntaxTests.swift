@@ -45,6 +45,19 @@ import Core
         }
     }
 
+    @Test func hubRepositories() {
+        func repo(_ s: String) -> String? { RefSyntax.hubRepository(s).map { "\($0.repo)@\($0.revision)" } }
+        #expect(repo("hf://Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct@main")
+        #expect(repo("hf:o/r@v1.0") == "o/r@v1.0")
+        #expect(repo("hf://o/r@0123abc") == "o/r@0123abc")
+        for bad in ["o/r", "hf://o/r/f.gguf", "hf://o/r.gguf", "hf://o/r@", "hf://o/r@a b", "hf://o", "hf://o/", "hf://../r",
+                    "hf://o/r@..", "https://h/o/r", "gemma3-270m", "hf://o/ré"] {
+            #expect(repo(bad) == nil, "\(bad)")
+        }
+        // classify keeps refusing it: a GGUF backend cannot load a repository.
+        #expect(reason("hf://o/r") == "expected hf://ORG/REPO[@REVISION]/PATH.gguf")
+    }
+
     @Test func tagsAndIDs() {
         for ok in ["stable", "canary", "latest", "Prod-2", "v1.2"] { #expect(NameSyntax.isTag(ok), "\(ok)") }
         for bad in ["", "1.0.0", "2024", "-x", "a b", "a/b", String(repeating: "a", count: 65)] {

@@ -10,6 +10,9 @@ import Darwin
 /// (`/ORG/REPO/resolve/REV/PATH`: 302 with `X-Linked-Etag`, `X-Repo-Commit`, `X-Linked-Size`)
 /// and a CDN (`/cdn/PATH`: the bytes with an ETag, `Range` → 206 unless `If-Range` names an
 /// older version). With `sameHostCDN` the redirect goes to `/cdn/PATH` on the hub itself instead.
+/// The model-info API (`/api/models/ORG/REPO/revision/REV`) answers JSON in the real hub's shape:
+/// `sha` (the revision's commit), `siblings[].rfilename` (the files), `config`, `safetensors`;
+/// 404 with `X-Error-Code: RepoNotFound` / `RevisionNotFound` like the hub.
 ///
 /// Written on raw sockets (not Hummingbird) so a test controls every header byte and can cut a
 /// connection after exactly N body bytes.
@@ -37,7 +40,7 @@ final class FakeHub: @unchecked Sendable {
     var requiredToken: String? { get { locked { _token } } set { locked { _token = newValue } } }
     /// Cut the next full/partial body of PATH after N bytes and close the connection.
     func cutNext(_ path: String, after n: Int) { locked { cuts[path] = n } }
-    /// Answer the resolve of PATH with HTTP status N (500, …).
+    /// Answer the resolve of PATH with HTTP status N (500, …); PATH "api": the model-info API.
     func failResolve(_ path: String, status: Int) { locked { failures[path] = status } }
     /// Ignore Range headers (always 200 with the whole file).
     var ignoreRange: Bool { get { locked { _ignoreRange } } set { locked { _ignoreRange = newValue } } }
@@ -64,6 +67,10 @@ final class FakeHub: @unchecked Sendable {
         return ("\"\(path)-v\(v)\"", "Mon, \(String(format: "%02d", v)) Jan 2024 00:00:00 GMT")
     }
 
+    /// Maps a revision to its commit for the model-info API; when empty every revision resolves
+    /// to `commit`, otherwise an unlisted revision is RevisionNotFound.
+    func setRevision(_ revision: String, commit: String) { locked { revisionCommits[revision] = commit } }
+    private var revisionCommits: [String: String] = [:]
     private var _token: String?
     private var _validators: Validators = .etag
     private var _ignoreIfRange = false
@@ -132,6 +139,7 @@ final class FakeHub: @unchecked Sendable {
     /// Returns the number of body bytes sent.
     private func route(_ c: Int32, host: String, method: String, path: String, headers: [String: String]) -> Int {
         let resolvePrefix = "/\(repo)/resolve/"
+        if host == "hub", path.hasPrefix("/api/models/") { return modelInfo(c, path: path, headers: headers) }
         if host == "hub", path.hasPrefix(resolvePrefix) {
             let rest = String(path.dropFirst(resolvePrefix.count))
             guard let slash = rest.firstIndex(of: "/") else { return status(c, 404, "Not Found") }
@@ -190,6 +198,40 @@ final class FakeHub: @unchecked Sendable {
             return end - start
         }
         return status(c, 404, "Not Found")
+    }
+
+    /// `GET /api/models/ORG/REPO/revision/REV` (the path arrives percent-decoded).
+    private func modelInfo(_ c: Int32, path: String, headers: [String: String]) -> Int {
+        let prefix = "/api/models/\(repo)/revision/"
+        let (token, failure, commits, names) = locked { (_token, failures["api"], revisionCommits, files.keys.sorted()) }
+        if let token, headers["authorization"] != "Bearer \(token)" {
+            return json(c, 401, "Unauthorized", ["error": "Invalid username or password."], extra: "X-Error-Code: RepoNotFound\r\n")
+        }
+        if let failure { return status(c, failure, "Failure") }
+        guard path.hasPrefix(prefix) else {
+            return json(c, 404, "Not Found", ["error": "Repository not found"], extra: "X-Error-Code: RepoNotFound\r\n")
+        }
+        let revision = String(path.dropFirst(prefix.count))
+        guard let sha = commits.isEmpty ? commit : commits[revision] else {
+            return json(c, 404, "Not Found", ["error": "Invalid rev id: \(revision)"], extra: "X-Error-Code: RevisionNotFound\r\n")
+        }
+        var body: [String: Any] = [
+            "_id": "65f0c0ffee", "id": repo, "modelId": repo, "author": String(repo.split(separator: "/")[0]),
+            "sha": sha, "lastModified": "2024-09-19T10:00:00.000Z", "private": false, "disabled": false, "gated": false,
+            "downloads": 0, "likes": 0, "tags": ["transformers"], "library_name": "transformers",
+            "siblings": names.map { ["rfilename": $0] }, "createdAt": "2024-09-01T00:00:00.000Z",
+        ]
+        if names.contains("config.json") { body["config"] = ["architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"] }
+        if names.contains(where: { $0.hasSuffix(".safetensors") }) {
+            body["safetensors"] = ["parameters": ["BF16": 494_032_768], "total": 494_032_768]
+        }
+        return json(c, 200, "OK", body)
+    }
+
+    private func json(_ c: Int32, _ code: Int, _ reason: String, _ object: [String: Any], extra: String = "") -> Int {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        sendAll(c, Array("HTTP/1.1 \(code) \(reason)\r\n\(extra)Content-Type: application/json; charset=utf-8\r\nContent-Length: \(data.count)\r\nConnection: close\r\n\r\n".utf8) + Array(data))
+        return data.count
     }
 
     private func status(_ c: Int32, _ code: Int, _ reason: String, extra: String = "") -> Int {
