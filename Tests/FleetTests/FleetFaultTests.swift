@@ -19,9 +19,9 @@ enum FakeFleet {
     static let quiet: Logger = { var l = Logger(label: "test"); l.logLevel = .critical; return l }()
 
     /// Replicas of the fake backend with these flags.
-    static func template(version: String, _ flags: [String]) -> ReplicaTemplate {
-        ReplicaTemplate(version: version, slots: 8) { log in
-            ManagedServer(program: "fake-backend", slots: 8, readyPath: "/health", announces: true, log: log) { port in
+    static func template(version: String, _ flags: [String], slots: Int = 8) -> ReplicaTemplate {
+        ReplicaTemplate(version: version, slots: slots) { log in
+            ManagedServer(program: "fake-backend", slots: slots, readyPath: "/health", announces: true, log: log) { port in
                 (python, [script, "--port", String(port), "--version", version] + flags)
             }
         }
