@@ -516,9 +516,11 @@ struct SpecDecoder {
         }
         guard let entries = mapping(node, path: path) else { return nil }
         checkKeys(entries, allowed: Self.ruleKeys, path: path)
+        // A key set to null counts as absent.
+        func present(_ key: String) -> PNode? { entries.value(key).flatMap { $0.isNull ? nil : $0 } }
         var ok = true
         var name: String?
-        if let v = entries.value("name") {
+        if let v = present("name") {
             if let s = string(v, path: "\(path).name") {
                 if isRuleName(s) { name = s } else {
                     error(v.pos, "\(path).name '\(abbreviated(s))' must be 1 to 63 letters, digits, '-', '_' or '.', e.g. 'queue-high'")
@@ -530,17 +532,17 @@ struct SpecDecoder {
             ok = false
         }
         var metric: FleetMetric?
-        if let v = entries.value("metric") {
+        if let v = present("metric") {
             metric = enumValue(v, path: "\(path).metric")
             if metric == nil { ok = false }
         } else {
             error(node.pos, "\(path).metric is required; one of \(FleetMetric.allCases.map(\.rawValue).joined(separator: ", "))")
             ok = false
         }
-        let above = entries.value("above"), below = entries.value("below")
+        let above = present("above"), below = present("below")
         var comparison: ScalingRule.Comparison?
         var threshold: Double?
-        if let above, let below {
+        if above != nil, let below {
             error(below.pos, "\(path): set either above or below, not both; a rule compares its metric one way (write a second rule for the other)")
             ok = false
         } else if let v = above ?? below {
@@ -555,11 +557,11 @@ struct SpecDecoder {
             ok = false
         }
         var forSeconds = 0.0
-        if let v = entries.value("for") {
+        if let v = present("for") {
             if let d = duration(v, path: "\(path).for", allowZero: true, max: Self.maxDurationSeconds) { forSeconds = d } else { ok = false }
         }
         var change: Int?
-        if let v = entries.value("change") {
+        if let v = present("change") {
             change = int(v, path: "\(path).change", -1000...1000)
             if change == 0 {
                 error(v.pos, "\(path).change must not be 0; write +1 to add a replica or -1 to remove one")
@@ -571,12 +573,12 @@ struct SpecDecoder {
             ok = false
         }
         var cooldown = 0.0
-        if let v = entries.value("cooldown") {
+        if let v = present("cooldown") {
             if let d = duration(v, path: "\(path).cooldown", allowZero: true, max: Self.maxDurationSeconds) { cooldown = d } else { ok = false }
         }
         var priority = 0
-        if let v = entries.value("priority") {
-            if let p = int(v, path: "\(path).priority", -1000...1000) { priority = p } else if !v.isNull { ok = false }
+        if let v = present("priority") {
+            if let p = int(v, path: "\(path).priority", -1000...1000) { priority = p } else { ok = false }
         }
         guard ok, let name, let metric, let comparison, let threshold, let change else { return nil }
         return ScalingRule(name: name, metric: metric, comparison: comparison, threshold: threshold,

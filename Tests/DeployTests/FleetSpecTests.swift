@@ -127,6 +127,8 @@ import Testing
          ["t.yaml:9:7: autoscaling.rules[0] needs a condition: add 'above: N' (act while the metric is over N) or 'below: N' (while it is under N)"]),
         ("    - {name: a, metric: queue_per_replica, above: 4, change: 0}\n",
          ["t.yaml:9:62: autoscaling.rules[0].change must not be 0; write +1 to add a replica or -1 to remove one"]),
+        ("    - {name: a, metric: queue_per_replica, above: 4, change: ~, for: ~}\n",
+         ["t.yaml:9:7: autoscaling.rules[0].change is required; write +1 to add a replica or -1 to remove one"]),
         ("    - {name: a, metric: queue_per_replica, above: 4}\n",
          ["t.yaml:9:7: autoscaling.rules[0].change is required; write +1 to add a replica or -1 to remove one"]),
         ("    - {name: a, metric: queue_per_replica, above: 4, change: 1, for: -5}\n",
