@@ -92,7 +92,7 @@ public struct ScaleDecision: Sendable, Equatable {
 ///   [minReplicas, maxReplicas]), the highest priority wins; at equal priority a scale-up beats a
 ///   scale-down, then the larger step, then the earlier rule.
 /// - Predictive (when enabled): Holt's linear trend over the per-interval arrival rates inside
-///   `windowSeconds` (at least `minForecastSamples` of them), forecast `horizonSeconds` ahead;
+///   `windowSeconds` (at least `PredictiveSpec.minimumSamples` of them), forecast `horizonSeconds` ahead;
 ///   desired = ceil(forecast / capacityRPSPerReplica), clamped. It only scales up (reason
 ///   "predictive"), and a scale-down rule does not go below it; scaling down is left to the rules.
 ///   When a rule and the forecast both scale up, the larger target wins.
@@ -101,10 +101,6 @@ public struct ScaleDecision: Sendable, Equatable {
 ///   still tracked meanwhile.
 /// - With `enabled: false` it never decides.
 public struct Autoscaler: Sendable {
-    /// Fewest arrival-rate samples inside the window the forecast needs (the spec's
-    /// windowSeconds must cover this many intervals).
-    public static let minForecastSamples = 3
-
     struct Rate: Sendable, Equatable {
         var time: Double
         var perSecond: Double
@@ -123,6 +119,8 @@ public struct Autoscaler: Sendable {
     private var previous: FleetSample?
     private(set) var rates: [Rate] = []
 
+    /// `current`: the replica count the fleet runs (or is starting) now; the first decision
+    /// waits until a sample shows it.
     public init(spec: AutoscalingSpec, current: Int) {
         self.spec = spec
         self.rules = spec.effectiveRules
@@ -167,7 +165,7 @@ public struct Autoscaler: Sendable {
 
         // The forecast (kept current even while a change is in progress, for display).
         var desired: (count: Int, detail: String)?
-        if let pred = predictive, rates.count >= Self.minForecastSamples,
+        if let pred = predictive, rates.count >= PredictiveSpec.minimumSamples,
            let holt = HoltForecaster.fit(rates.map(\.perSecond), alpha: pred.spec.alpha, beta: pred.spec.beta) {
             let steps = pred.spec.horizonSeconds / max(spec.intervalSeconds, .leastNonzeroMagnitude)
             let forecast = max(0, holt.forecast(steps: steps))

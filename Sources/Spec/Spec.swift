@@ -248,6 +248,9 @@ public struct ScalingRule: Sendable, Equatable {
 /// `windowSeconds`, forecast `horizonSeconds` ahead; `up` scales up to
 /// ceil(forecast / capacityRPSPerReplica) replicas before the load arrives (never down).
 public struct PredictiveSpec: Sendable, Equatable {
+    /// Fewest arrival-rate samples the forecast needs inside its window (windowSeconds must
+    /// cover this many intervalSeconds).
+    public static let minimumSamples = 3
     /// Off unless set, like `autoscaling.enabled`.
     public var enabled = false
     public var windowSeconds: Double = 300

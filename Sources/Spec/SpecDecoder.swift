@@ -585,9 +585,6 @@ struct SpecDecoder {
                            forSeconds: forSeconds, change: change, cooldownSeconds: cooldown, priority: priority)
     }
 
-    /// Fewest samples of the arrival rate the forecast needs inside its window.
-    static let minForecastSamples = 3
-
     mutating func decodePredictive(_ node: PNode, interval: Double) -> PredictiveSpec? {
         let path = "autoscaling.predictive"
         guard let entries = mapping(node, path: path) else { return nil }
@@ -597,9 +594,9 @@ struct SpecDecoder {
         let windowNode = entries.value("windowSeconds")
         if let v = windowNode, let d = duration(v, path: "\(path).windowSeconds", allowZero: false, max: Self.maxDurationSeconds) {
             p.windowSeconds = d
-            let need = interval * Double(Self.minForecastSamples)
+            let need = interval * Double(PredictiveSpec.minimumSamples)
             if d < need {
-                error(v.pos, "\(path).windowSeconds (\(fmt(d))) must cover at least \(Self.minForecastSamples) samples (\(Self.minForecastSamples) × intervalSeconds \(fmt(interval)) = \(fmt(need)) s) for the trend to be estimated; raise it, e.g. '5m'")
+                error(v.pos, "\(path).windowSeconds (\(fmt(d))) must cover at least \(PredictiveSpec.minimumSamples) samples (\(PredictiveSpec.minimumSamples) × intervalSeconds \(fmt(interval)) = \(fmt(need)) s) for the trend to be estimated; raise it, e.g. '5m'")
             }
         }
         if let v = entries.value("horizonSeconds"), let d = duration(v, path: "\(path).horizonSeconds", allowZero: false, max: Self.maxDurationSeconds) {
