@@ -16,6 +16,8 @@ public struct Spec: Sendable, Equatable {
     public var rollout = RolloutSpec()
     public var modelCache: ModelCacheSpec = .emptyDir(sizeLimit: nil)
     public var monitoring = MonitoringSpec()
+    /// How `autoglm up`'s gateway spreads requests over the local replicas.
+    public var gateway = GatewaySpec()
     /// Names of the overlays the file defines (the overlays themselves are applied at load time).
     public var environmentNames: [String] = []
 
@@ -149,11 +151,116 @@ public enum ScalingMetric: String, Sendable, Equatable, CaseIterable {
 }
 
 public struct AutoscalingSpec: Sendable, Equatable {
+    public static let defaultIntervalSeconds = 5.0
     public var enabled = false
     public var minReplicas = 1
     public var maxReplicas = 1
+    /// The Kubernetes HPA's metric and target (`deploy`); `up` derives its default rules from them.
     public var metric: ScalingMetric = .queue
     public var target: Int = ScalingMetric.queue.defaultTarget
+    /// `up`'s scaling rules; nil: `defaultRules(metric:target:)`.
+    public var rules: [ScalingRule]?
+    /// `up`'s forecast of the arrival rate (scales up ahead of a ramp).
+    public var predictive: PredictiveSpec?
+    /// How often `up` samples the fleet and decides, in seconds.
+    public var intervalSeconds: Double = AutoscalingSpec.defaultIntervalSeconds
+    public init() {}
+
+    /// The rules `up` applies: the spec's `rules`, else the defaults for `metric`/`target`.
+    public var effectiveRules: [ScalingRule] { rules ?? Self.defaultRules(metric: metric, target: target) }
+
+    /// The one definition of `up`'s rules when the spec gives none:
+    /// - scale up: the HPA metric above its target for 20 s → +1 (cooldown 30 s, priority 10):
+    ///   `queue` → `queue_per_replica above target`, `rps` → `rps_per_replica above target`,
+    ///   `cpu` (a local fleet does not sample CPU) → `queue_per_replica above 4` (queue's default target);
+    /// - scale down: `inflight_per_replica below 0.5` for 120 s → −1 (cooldown 60 s, priority 0).
+    public static func defaultRules(metric: ScalingMetric, target: Int) -> [ScalingRule] {
+        let up: ScalingRule
+        switch metric {
+        case .queue, .cpu:
+            let t = metric == .queue ? target : ScalingMetric.queue.defaultTarget
+            up = ScalingRule(name: "queue-high", metric: .queuePerReplica, comparison: .above, threshold: Double(t),
+                             forSeconds: 20, change: 1, cooldownSeconds: 30, priority: 10)
+        case .rps:
+            up = ScalingRule(name: "rps-high", metric: .rpsPerReplica, comparison: .above, threshold: Double(target),
+                             forSeconds: 20, change: 1, cooldownSeconds: 30, priority: 10)
+        }
+        let down = ScalingRule(name: "idle", metric: .inflightPerReplica, comparison: .below, threshold: 0.5,
+                               forSeconds: 120, change: -1, cooldownSeconds: 60, priority: 0)
+        return [up, down]
+    }
+}
+
+/// What `up` measures over the fleet each interval (the values a `ScalingRule` compares).
+public enum FleetMetric: String, Sendable, Equatable, CaseIterable {
+    /// Waiting (queued) requests / ready replicas.
+    case queuePerReplica = "queue_per_replica"
+    /// In-flight requests / ready replicas.
+    case inflightPerReplica = "inflight_per_replica"
+    /// Arrivals per second over the last interval / ready replicas.
+    case rpsPerReplica = "rps_per_replica"
+    /// p95 time to first token over the last interval, seconds.
+    case ttftP95Seconds = "ttft_p95_seconds"
+    /// p95 time per output token over the last interval, seconds.
+    case tpotP95Seconds = "tpot_p95_seconds"
+    /// Failed / finished requests over the last interval (0…1).
+    case errorRate = "error_rate"
+}
+
+/// `autoscaling.rules[]`: when `metric` has been above (below) `threshold` on every sample for
+/// `forSeconds`, change the replica count by `change`, then wait `cooldownSeconds` before this
+/// rule acts again. The highest `priority` wins; at equal priority a scale-up beats a scale-down.
+public struct ScalingRule: Sendable, Equatable {
+    public enum Comparison: String, Sendable, Equatable, CaseIterable {
+        case above, below
+    }
+    public var name: String
+    public var metric: FleetMetric
+    public var comparison: Comparison
+    public var threshold: Double
+    public var forSeconds: Double
+    public var change: Int
+    public var cooldownSeconds: Double
+    public var priority: Int
+
+    public init(name: String, metric: FleetMetric, comparison: Comparison, threshold: Double,
+                forSeconds: Double, change: Int, cooldownSeconds: Double, priority: Int = 0) {
+        self.name = name
+        self.metric = metric
+        self.comparison = comparison
+        self.threshold = threshold
+        self.forSeconds = forSeconds
+        self.change = change
+        self.cooldownSeconds = cooldownSeconds
+        self.priority = priority
+    }
+
+    /// Whether `value` meets the condition (strictly above / below the threshold).
+    public func holds(_ value: Double) -> Bool {
+        switch comparison {
+        case .above: return value > threshold
+        case .below: return value < threshold
+        }
+    }
+}
+
+/// `autoscaling.predictive`: Holt's linear trend over the arrival rate of the last
+/// `windowSeconds`, forecast `horizonSeconds` ahead; `up` scales up to
+/// ceil(forecast / capacityRPSPerReplica) replicas before the load arrives (never down).
+public struct PredictiveSpec: Sendable, Equatable {
+    /// Fewest arrival-rate samples the forecast needs inside its window (windowSeconds must
+    /// cover this many intervalSeconds).
+    public static let minimumSamples = 3
+    /// Off unless set, like `autoscaling.enabled`.
+    public var enabled = false
+    public var windowSeconds: Double = 300
+    public var horizonSeconds: Double = 30
+    /// Requests per second one replica sustains; required when enabled.
+    public var capacityRPSPerReplica: Double?
+    /// Holt's level smoothing, in (0, 1].
+    public var alpha: Double = 0.5
+    /// Holt's trend smoothing, in (0, 1].
+    public var beta: Double = 0.3
     public init() {}
 }
 
@@ -196,6 +303,54 @@ public struct RolloutSpec: Sendable, Equatable {
     /// Share of traffic for a canary (used by `deploy apply`, carried in the spec).
     public var canaryPercent: Int?
     public var progressDeadlineSeconds: Int?
+    /// How `up` judges a canary against the stable set (nil: no canary analysis configured).
+    public var analysis: CanaryAnalysisSpec?
+    public init() {}
+}
+
+/// `rollout.analysis`: the canary is promoted once it has served `minRequests` requests for
+/// `durationSeconds` within these limits, and rolled back as soon as it breaks one (the defaults
+/// are defined here and nowhere else).
+public struct CanaryAnalysisSpec: Sendable, Equatable {
+    /// Highest failed / finished share the canary may have (0…1).
+    public var maxErrorRate: Double = 0.05
+    /// Highest canary p95 TTFT / stable p95 TTFT.
+    public var maxTTFTRatio: Double = 1.5
+    /// Highest canary p95 TPOT / stable p95 TPOT.
+    public var maxTPOTRatio: Double = 1.5
+    /// Requests the canary must finish before it can be promoted.
+    public var minRequests: Int = 20
+    /// Seconds the canary must run before it can be promoted.
+    public var durationSeconds: Double = 60
+    public init() {}
+
+    /// The canary's failure budget: the failures it may have before it is rolled back at once,
+    /// without waiting for `minRequests` or `durationSeconds`: floor(maxErrorRate × minRequests),
+    /// at least 1 (one transient failure does not end the analysis) unless maxErrorRate is 0
+    /// (then 0: the first failure rolls back). More failures than this means the canary's error
+    /// rate over its first `minRequests` requests is already above `maxErrorRate`.
+    public var failureBudget: Int {
+        guard maxErrorRate > 0 else { return 0 }
+        let raw = (maxErrorRate * Double(minRequests) + 1e-9).rounded(.down)
+        return max(1, Int(min(raw, Double(Int32.max))))
+    }
+}
+
+/// How `up`'s gateway picks a replica for a request.
+public enum GatewayPolicy: String, Sendable, Equatable, CaseIterable {
+    case roundRobin = "round-robin"
+    case leastOutstanding = "least-outstanding"
+    /// The replica that served the same prompt prefix (its KV cache is warm), unless it has more
+    /// than `affinityThreshold` in-flight requests over the least-loaded one.
+    case prefixAffinity = "prefix-affinity"
+}
+
+/// `gateway`: `autoglm up`'s front door.
+public struct GatewaySpec: Sendable, Equatable {
+    public var policy: GatewayPolicy = .leastOutstanding
+    /// How many more in-flight requests than the least-loaded replica the affinity replica may
+    /// have before prefix-affinity falls back to least-outstanding (≥ 0).
+    public var affinityThreshold: Int = 4
     public init() {}
 }
 

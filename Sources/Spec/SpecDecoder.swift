@@ -24,7 +24,7 @@ struct SpecDecoder {
     func sortedDiagnostics() -> [Diagnostic] { SpecLoader.dedupe(diags) }
 
     static let topKeys = ["apiVersion", "kind", "name", "model", "backend", "server", "image", "replicas",
-                          "resources", "autoscaling", "probes", "rollout", "modelCache", "monitoring", "environments"]
+                          "resources", "autoscaling", "probes", "rollout", "modelCache", "monitoring", "gateway", "environments"]
 
     // MARK: root
 
@@ -43,6 +43,7 @@ struct SpecDecoder {
         var rollout: RolloutSpec?
         var modelCache: ModelCacheSpec?
         var monitoring: MonitoringSpec?
+        var gateway: GatewaySpec?
     }
 
     mutating func decodeRoot(_ root: PNode) -> Spec? {
@@ -108,6 +109,7 @@ struct SpecDecoder {
         if fresh("rollout") { s.rollout = lookup("rollout").map { decodeRollout($0) } }
         if fresh("modelCache") { s.modelCache = lookup("modelCache").flatMap { decodeModelCache($0) } }
         if fresh("monitoring") { s.monitoring = lookup("monitoring").map { decodeMonitoring($0) } }
+        if fresh("gateway") { s.gateway = lookup("gateway").map { decodeGateway($0) } }
 
         var spec = Spec(name: s.name ?? "invalid", model: s.model ?? ModelSpec(ref: ""))
         if let b = s.backend { spec.backend = b }
@@ -120,6 +122,7 @@ struct SpecDecoder {
         if let v = s.rollout { spec.rollout = v }
         if let v = s.modelCache { spec.modelCache = v }
         if let v = s.monitoring { spec.monitoring = v }
+        if let v = s.gateway { spec.gateway = v }
 
         // Cross-field rules.
         let replicasNode = lookup("replicas")
@@ -451,7 +454,8 @@ struct SpecDecoder {
 
     mutating func decodeAutoscaling(_ node: PNode) -> AutoscalingSpec? {
         guard let entries = mapping(node, path: "autoscaling") else { return nil }
-        checkKeys(entries, allowed: ["enabled", "minReplicas", "maxReplicas", "metric", "target"], path: "autoscaling")
+        checkKeys(entries, allowed: ["enabled", "minReplicas", "maxReplicas", "metric", "target", "rules", "predictive", "intervalSeconds"],
+                  path: "autoscaling")
         var a = AutoscalingSpec()
         if let v = entries.value("enabled"), let b = bool(v, path: "autoscaling.enabled") { a.enabled = b }
         let minNode = entries.value("minReplicas"), maxNode = entries.value("maxReplicas")
@@ -468,9 +472,163 @@ struct SpecDecoder {
             if let t = int(v, path: "autoscaling.target", range) { a.target = t }
         }
         if let maxNode, a.maxReplicas < a.minReplicas, !maxNode.isNull {
-            error(maxNode.pos, "autoscaling.maxReplicas (\(a.maxReplicas)) must be ≥ minReplicas (\(a.minReplicas))")
+            error(maxNode.pos, "autoscaling.maxReplicas (\(a.maxReplicas)) must be ≥ minReplicas (\(a.minReplicas)); raise maxReplicas or lower minReplicas")
         }
+        if let v = entries.value("intervalSeconds"),
+           let d = duration(v, path: "autoscaling.intervalSeconds", allowZero: false, max: 3600) {
+            a.intervalSeconds = d
+        }
+        if let v = entries.value("rules") { a.rules = decodeRules(v) }
+        if let v = entries.value("predictive"), !v.isNull { a.predictive = decodePredictive(v, interval: a.intervalSeconds) }
         return a
+    }
+
+    static let ruleKeys = ["name", "metric", "above", "below", "for", "change", "cooldown", "priority"]
+    /// Longest duration a rule, window or analysis may name (one day).
+    static let maxDurationSeconds = 86_400.0
+
+    /// `autoscaling.rules`: a list of `{name, metric, above|below, for, change, cooldown, priority}`.
+    /// Null leaves the default rules; `[]` means none.
+    mutating func decodeRules(_ node: PNode) -> [ScalingRule]? {
+        if node.isNull { return nil }
+        guard case .sequence(let items, _) = node else {
+            error(node.pos, "autoscaling.rules must be a list of rules, e.g. '- {name: queue-high, metric: queue_per_replica, above: 4, for: 20s, change: 1, cooldown: 30s}', got \(node.kindName)")
+            return nil
+        }
+        var rules: [ScalingRule] = []
+        var seen: Set<String> = []
+        for (i, item) in items.enumerated() {
+            let path = "autoscaling.rules[\(i)]"
+            guard let r = decodeRule(item, path: path) else { continue }
+            if !seen.insert(r.name).inserted {
+                error(item["name"]?.pos ?? item.pos, "\(path).name '\(r.name)' is used by an earlier rule; give each rule its own name (decisions and cooldowns are reported by name)")
+                continue
+            }
+            rules.append(r)
+        }
+        return rules
+    }
+
+    mutating func decodeRule(_ node: PNode, path: String) -> ScalingRule? {
+        if node.isNull {
+            error(node.pos, "\(path) is empty; write {name, metric, above or below, for, change, cooldown}")
+            return nil
+        }
+        guard let entries = mapping(node, path: path) else { return nil }
+        checkKeys(entries, allowed: Self.ruleKeys, path: path)
+        // A key set to null counts as absent.
+        func present(_ key: String) -> PNode? { entries.value(key).flatMap { $0.isNull ? nil : $0 } }
+        var ok = true
+        var name: String?
+        if let v = present("name") {
+            if let s = string(v, path: "\(path).name") {
+                if isRuleName(s) { name = s } else {
+                    error(v.pos, "\(path).name '\(abbreviated(s))' must be 1 to 63 letters, digits, '-', '_' or '.', e.g. 'queue-high'")
+                    ok = false
+                }
+            } else { ok = false }
+        } else {
+            error(node.pos, "\(path).name is required; name the rule, e.g. 'name: queue-high' (decisions are logged with it)")
+            ok = false
+        }
+        var metric: FleetMetric?
+        if let v = present("metric") {
+            metric = enumValue(v, path: "\(path).metric")
+            if metric == nil { ok = false }
+        } else {
+            error(node.pos, "\(path).metric is required; one of \(FleetMetric.allCases.map(\.rawValue).joined(separator: ", "))")
+            ok = false
+        }
+        let above = present("above"), below = present("below")
+        var comparison: ScalingRule.Comparison?
+        var threshold: Double?
+        if above != nil, let below {
+            error(below.pos, "\(path): set either above or below, not both; a rule compares its metric one way (write a second rule for the other)")
+            ok = false
+        } else if let v = above ?? below {
+            let cmp: ScalingRule.Comparison = above != nil ? .above : .below
+            comparison = cmp
+            let upper = metric == .errorRate ? 1.0 : 1e9
+            threshold = number(v, path: "\(path).\(cmp.rawValue)", min: 0, max: upper,
+                               example: metric == .errorRate ? "0.05" : "4")
+            if threshold == nil { ok = false }
+        } else {
+            error(node.pos, "\(path) needs a condition: add 'above: N' (act while the metric is over N) or 'below: N' (while it is under N)")
+            ok = false
+        }
+        var forSeconds = 0.0
+        if let v = present("for") {
+            if let d = duration(v, path: "\(path).for", allowZero: true, max: Self.maxDurationSeconds) { forSeconds = d } else { ok = false }
+        }
+        var change: Int?
+        if let v = present("change") {
+            change = int(v, path: "\(path).change", -1000...1000)
+            if change == 0 {
+                error(v.pos, "\(path).change must not be 0; write +1 to add a replica or -1 to remove one")
+                change = nil
+            }
+            if change == nil { ok = false }
+        } else {
+            error(node.pos, "\(path).change is required; write +1 to add a replica or -1 to remove one")
+            ok = false
+        }
+        var cooldown = 0.0
+        if let v = present("cooldown") {
+            if let d = duration(v, path: "\(path).cooldown", allowZero: true, max: Self.maxDurationSeconds) { cooldown = d } else { ok = false }
+        }
+        var priority = 0
+        if let v = present("priority") {
+            if let p = int(v, path: "\(path).priority", -1000...1000) { priority = p } else { ok = false }
+        }
+        guard ok, let name, let metric, let comparison, let threshold, let change else { return nil }
+        return ScalingRule(name: name, metric: metric, comparison: comparison, threshold: threshold,
+                           forSeconds: forSeconds, change: change, cooldownSeconds: cooldown, priority: priority)
+    }
+
+    mutating func decodePredictive(_ node: PNode, interval: Double) -> PredictiveSpec? {
+        let path = "autoscaling.predictive"
+        guard let entries = mapping(node, path: path) else { return nil }
+        checkKeys(entries, allowed: ["enabled", "windowSeconds", "horizonSeconds", "capacityRPSPerReplica", "alpha", "beta"], path: path)
+        var p = PredictiveSpec()
+        if let v = entries.value("enabled"), let b = bool(v, path: "\(path).enabled") { p.enabled = b }
+        let windowNode = entries.value("windowSeconds")
+        if let v = windowNode, let d = duration(v, path: "\(path).windowSeconds", allowZero: false, max: Self.maxDurationSeconds) {
+            p.windowSeconds = d
+            let need = interval * Double(PredictiveSpec.minimumSamples)
+            if d < need {
+                error(v.pos, "\(path).windowSeconds (\(fmt(d))) must cover at least \(PredictiveSpec.minimumSamples) samples (\(PredictiveSpec.minimumSamples) × intervalSeconds \(fmt(interval)) = \(fmt(need)) s) for the trend to be estimated; raise it, e.g. '5m'")
+            }
+        }
+        if let v = entries.value("horizonSeconds"), let d = duration(v, path: "\(path).horizonSeconds", allowZero: false, max: Self.maxDurationSeconds) {
+            p.horizonSeconds = d
+        }
+        let capNode = entries.value("capacityRPSPerReplica")
+        if let v = capNode {
+            p.capacityRPSPerReplica = number(v, path: "\(path).capacityRPSPerReplica", min: 0, minExclusive: true, max: 1e6, example: "4")
+        }
+        for (key, kp) in [("alpha", \PredictiveSpec.alpha), ("beta", \PredictiveSpec.beta)] {
+            if let v = entries.value(key), let d = number(v, path: "\(path).\(key)", min: 0, minExclusive: true, max: 1, example: key == "alpha" ? "0.5" : "0.3") {
+                p[keyPath: kp] = d
+            }
+        }
+        if p.enabled, p.capacityRPSPerReplica == nil, capNode == nil || capNode?.isNull == true {
+            error(capNode?.pos ?? node.pos, "\(path).capacityRPSPerReplica is required when predictive is enabled: the requests per second one replica sustains (measure it with 'autoglm optimize' or a load test), e.g. 'capacityRPSPerReplica: 4'")
+        }
+        return p
+    }
+
+    mutating func decodeGateway(_ node: PNode) -> GatewaySpec {
+        var g = GatewaySpec()
+        guard let entries = mapping(node, path: "gateway") else { return g }
+        checkKeys(entries, allowed: ["policy", "affinityThreshold"], path: "gateway")
+        if let v = entries.value("policy"), !v.isNull, let p: GatewayPolicy = enumValue(v, path: "gateway.policy") { g.policy = p }
+        if let v = entries.value("affinityThreshold"), let t = int(v, path: "gateway.affinityThreshold", 0...10_000) {
+            g.affinityThreshold = t
+            if g.policy != .prefixAffinity {
+                note(v.pos, "gateway.affinityThreshold only applies to policy prefix-affinity (this gateway uses \(g.policy.rawValue))")
+            }
+        }
+        return g
     }
 
     mutating func decodeProbes(_ node: PNode) -> ProbesSpec {
@@ -497,13 +655,14 @@ struct SpecDecoder {
     mutating func decodeRollout(_ node: PNode) -> RolloutSpec {
         var r = RolloutSpec()
         guard let entries = mapping(node, path: "rollout") else { return r }
-        checkKeys(entries, allowed: ["strategy", "maxSurge", "maxUnavailable", "canaryPercent", "progressDeadlineSeconds"], path: "rollout")
+        checkKeys(entries, allowed: ["strategy", "maxSurge", "maxUnavailable", "canaryPercent", "progressDeadlineSeconds", "analysis"], path: "rollout")
         if let v = entries.value("strategy"), let s: RolloutStrategy = enumValue(v, path: "rollout.strategy") { r.strategy = s }
         let surgeNode = entries.value("maxSurge"), unavailNode = entries.value("maxUnavailable")
         if let v = surgeNode { r.maxSurge = intOrPercent(v, path: "rollout.maxSurge") }
         if let v = unavailNode { r.maxUnavailable = intOrPercent(v, path: "rollout.maxUnavailable") }
-        if let v = entries.value("canaryPercent") { r.canaryPercent = int(v, path: "rollout.canaryPercent", 0...100) }
+        if let v = entries.value("canaryPercent") { r.canaryPercent = int(v, path: "rollout.canaryPercent", 1...99) }
         if let v = entries.value("progressDeadlineSeconds") { r.progressDeadlineSeconds = int(v, path: "rollout.progressDeadlineSeconds", 1...86_400) }
+        if let v = entries.value("analysis"), !v.isNull { r.analysis = decodeAnalysis(v) }
         if r.strategy == .recreate {
             for (k, n) in [("maxSurge", surgeNode), ("maxUnavailable", unavailNode)] {
                 if let n, !n.isNull {
@@ -514,6 +673,27 @@ struct SpecDecoder {
             error(n.pos, "rollout.maxUnavailable and rollout.maxSurge cannot both be 0; the rollout could never make progress")
         }
         return r
+    }
+
+    mutating func decodeAnalysis(_ node: PNode) -> CanaryAnalysisSpec? {
+        let path = "rollout.analysis"
+        guard let entries = mapping(node, path: path) else { return nil }
+        checkKeys(entries, allowed: ["maxErrorRate", "maxTTFTRatio", "maxTPOTRatio", "minRequests", "durationSeconds"], path: path)
+        var a = CanaryAnalysisSpec()
+        if let v = entries.value("maxErrorRate"), let d = number(v, path: "\(path).maxErrorRate", min: 0, max: 1, example: "0.05") {
+            a.maxErrorRate = d
+        }
+        for (key, kp) in [("maxTTFTRatio", \CanaryAnalysisSpec.maxTTFTRatio), ("maxTPOTRatio", \CanaryAnalysisSpec.maxTPOTRatio)] {
+            if let v = entries.value(key), let d = number(v, path: "\(path).\(key)", min: 0, minExclusive: true, max: 1000, example: "1.5") {
+                a[keyPath: kp] = d
+            }
+        }
+        if let v = entries.value("minRequests"), let i = int(v, path: "\(path).minRequests", 1...1_000_000) { a.minRequests = i }
+        if let v = entries.value("durationSeconds"),
+           let d = duration(v, path: "\(path).durationSeconds", allowZero: true, max: Self.maxDurationSeconds) {
+            a.durationSeconds = d
+        }
+        return a
     }
 
     mutating func decodeModelCache(_ node: PNode) -> ModelCacheSpec? {
@@ -638,6 +818,61 @@ struct SpecDecoder {
         return ""
     }
 
+    /// A finite decimal number (a plain scalar) in [min, max], or (min, max] with `minExclusive`.
+    mutating func number(_ node: PNode, path: String, min: Double, minExclusive: Bool = false, max: Double,
+                         example: String) -> Double? {
+        if node.isNull { return nil }
+        let range = minExclusive ? "greater than \(fmt(min)) and at most \(fmt(max))" : "between \(fmt(min)) and \(fmt(max))"
+        guard case .scalar(let s, let quoted, _) = node, !quoted else {
+            error(node.pos, "\(path) must be a number \(range), e.g. \(example), got \(node.kindName)")
+            return nil
+        }
+        guard let d = plainNumber(s) else {
+            error(node.pos, "\(path) must be a number \(range), e.g. \(example), got '\(abbreviated(s))'")
+            return nil
+        }
+        guard minExclusive ? d > min : d >= min, d <= max else {
+            error(node.pos, "\(path) (\(s)) must be \(range), e.g. \(example)")
+            return nil
+        }
+        return d
+    }
+
+    /// Seconds: a plain number (`20`, `1.5`) or a number with a unit, `s`, `m` or `h` (`20s`,
+    /// `2m`, `1h`), at most `max`; zero only with `allowZero`.
+    mutating func duration(_ node: PNode, path: String, allowZero: Bool, max: Double) -> Double? {
+        if node.isNull { return nil }
+        let want = "a duration: seconds as a number, or with a unit, e.g. '20s', '2m', '1h'"
+        guard case .scalar(let s, _, _) = node else {
+            error(node.pos, "\(path) must be \(want), got \(node.kindName)")
+            return nil
+        }
+        var text = Substring(s)
+        var factor = 1.0
+        if let unit = text.last, let f = ["s": 1.0, "m": 60.0, "h": 3600.0][String(unit)] {
+            factor = f
+            text = text.dropLast()
+        }
+        guard let n = plainNumber(String(text)) else {
+            error(node.pos, "\(path) must be \(want), got '\(abbreviated(s))'")
+            return nil
+        }
+        let seconds = n * factor
+        if seconds < 0 {
+            error(node.pos, "\(path) (\(s)) must not be negative; write 0 or more seconds, e.g. '20s'")
+            return nil
+        }
+        if seconds == 0 && !allowZero {
+            error(node.pos, "\(path) (\(s)) must be more than 0 seconds, e.g. '20s'")
+            return nil
+        }
+        if seconds > max {
+            error(node.pos, "\(path) (\(s)) must be at most \(fmt(max)) seconds")
+            return nil
+        }
+        return seconds
+    }
+
     mutating func bool(_ node: PNode, path: String) -> Bool? {
         if node.isNull { return nil }
         if case .scalar(let s, false, _) = node {
@@ -699,6 +934,26 @@ struct SpecDecoder {
         error(node.pos, "\(path) must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got \(node.kindName)")
         return nil
     }
+}
+
+/// A finite decimal number written plainly (`4`, `-1`, `0.05`, `1e-3`): no `inf`, `nan`, hex
+/// or digit separators (which `Double.init` would take).
+func plainNumber(_ s: String) -> Double? {
+    guard !s.isEmpty,
+          s.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "e" || $0 == "E" || $0 == "-" || $0 == "+") }),
+          let d = Double(s), d.isFinite else { return nil }
+    return d
+}
+
+/// A number for a message: `20` rather than `20.0`, else Swift's shortest form (`0.05`).
+func fmt(_ d: Double) -> String {
+    if d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) }
+    return "\(d)"
+}
+
+/// A scaling rule's name: 1 to 63 letters, digits, '-', '_' or '.'.
+func isRuleName(_ s: String) -> Bool {
+    !s.isEmpty && s.count <= 63 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
 }
 
 /// A long value shortened for a message (the start, an ellipsis, the length).

@@ -31,7 +31,10 @@ public enum SpecEncoder {
         let autoscaling: YAMLValue? = spec.autoscaling.map { a in
             .obj(("enabled", .bool(a.enabled)), ("minReplicas", .int(a.minReplicas)),
                  ("maxReplicas", .int(a.maxReplicas)), ("metric", .string(a.metric.rawValue)),
-                 ("target", .int(a.target)))
+                 ("target", .int(a.target)),
+                 ("intervalSeconds", a.intervalSeconds == AutoscalingSpec.defaultIntervalSeconds ? nil : .double(a.intervalSeconds)),
+                 ("rules", a.rules.map { .list($0.map(rule)) }),
+                 ("predictive", a.predictive.map(predictive)))
         }
         func probe(_ o: ProbeOverride) -> YAMLValue? {
             o == ProbeOverride() ? nil
@@ -46,7 +49,8 @@ public enum SpecEncoder {
                                       ("maxSurge", ro.maxSurge.map(intOrPercent)),
                                       ("maxUnavailable", ro.maxUnavailable.map(intOrPercent)),
                                       ("canaryPercent", .num(ro.canaryPercent)),
-                                      ("progressDeadlineSeconds", .num(ro.progressDeadlineSeconds)))
+                                      ("progressDeadlineSeconds", .num(ro.progressDeadlineSeconds)),
+                                      ("analysis", ro.analysis.map(analysis)))
         let cache: YAMLValue
         switch spec.modelCache {
         case .pvc(let name, let size, let sc):
@@ -68,8 +72,29 @@ public enum SpecEncoder {
             ("probes", probes),
             ("rollout", rollout),
             ("modelCache", cache),
-            ("monitoring", .obj(("serviceMonitor", .bool(spec.monitoring.serviceMonitor))))
+            ("monitoring", .obj(("serviceMonitor", .bool(spec.monitoring.serviceMonitor)))),
+            ("gateway", spec.gateway == GatewaySpec() ? nil
+                : .obj(("policy", .string(spec.gateway.policy.rawValue)), ("affinityThreshold", .int(spec.gateway.affinityThreshold))))
         )
+    }
+
+    static func rule(_ r: ScalingRule) -> YAMLValue {
+        .obj(("name", .string(r.name)), ("metric", .string(r.metric.rawValue)), (r.comparison.rawValue, .double(r.threshold)),
+             ("for", .double(r.forSeconds)), ("change", .int(r.change)), ("cooldown", .double(r.cooldownSeconds)),
+             ("priority", .int(r.priority)))
+    }
+
+    static func predictive(_ p: PredictiveSpec) -> YAMLValue {
+        .obj(("enabled", .bool(p.enabled)), ("windowSeconds", .double(p.windowSeconds)),
+             ("horizonSeconds", .double(p.horizonSeconds)),
+             ("capacityRPSPerReplica", p.capacityRPSPerReplica.map { .double($0) }),
+             ("alpha", .double(p.alpha)), ("beta", .double(p.beta)))
+    }
+
+    static func analysis(_ a: CanaryAnalysisSpec) -> YAMLValue {
+        .obj(("maxErrorRate", .double(a.maxErrorRate)), ("maxTTFTRatio", .double(a.maxTTFTRatio)),
+             ("maxTPOTRatio", .double(a.maxTPOTRatio)), ("minRequests", .int(a.minRequests)),
+             ("durationSeconds", .double(a.durationSeconds)))
     }
 
     static func keySource(_ k: APIKeySource) -> YAMLValue {

@@ -3,7 +3,7 @@ import Testing
 @testable import Spec
 @testable import Deploy
 
-/// Seeded fuzzing of the spec YAML surface: the two examples mutated line- and byte-wise
+/// Seeded fuzzing of the spec YAML surface: the two examples and the fleet fixture mutated line- and byte-wise
 /// (deleted, duplicated and swapped lines, indentation changes, hostile scalars spliced into
 /// values, random bytes, anchors and aliases). `SpecLoader.validate` must answer every input with
 /// a result (diagnostics or a spec): never a crash or a hang, and every diagnostic carries a
@@ -16,9 +16,10 @@ struct SpecFuzzTests {
                           String(repeating: "x", count: 5000), "🙂", "k: v: w", "? complex", "%YAML 1.1", "---", "..."]
 
     @Test func mutatedExamplesAlwaysGetAnAnswer() throws {
+        // The examples, and the fleet keys (gateway, rules, predictive, rollout.analysis).
         let texts = try ["gemma3-cpu.yaml", "glm-4-9b-gpu.yaml"].map {
             try String(contentsOfFile: Fixture.repoRoot + "/examples/" + $0, encoding: .utf8)
-        }
+        } + [Fixture.text("specs/fleet.yaml")]
         var rng = UInt64(0x59EC)
         func next(_ n: Int) -> Int {
             rng = rng &* 6364136223846793005 &+ 1442695040888963407

@@ -341,7 +341,7 @@ import Testing
             ("autoscaling", "minReplicas", "0", "autoscaling.minReplicas (0) must be between 1 and 1000"),
             ("autoscaling", "maxReplicas", "1001", "autoscaling.maxReplicas (1001) must be between 1 and 1000"),
             ("autoscaling", "target", "100001", "autoscaling.target (100001) must be between 1 and 100000"),
-            ("rollout", "canaryPercent", "101", "rollout.canaryPercent (101) must be between 0 and 100"),
+            ("rollout", "canaryPercent", "101", "rollout.canaryPercent (101) must be between 1 and 99"),
             ("rollout", "progressDeadlineSeconds", "86401", "rollout.progressDeadlineSeconds (86401) must be between 1 and 86400"),
             ("rollout", "progressDeadlineSeconds", ".inf", "rollout.progressDeadlineSeconds must be an integer between 1 and 86400, got '.inf' (not a finite number)"),
             ("rollout", "maxSurge", "1001", "rollout.maxSurge must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '1001'"),

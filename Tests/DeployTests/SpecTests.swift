@@ -112,7 +112,7 @@ import Testing
     }
 
     @Test func resolvedSpecRoundTrips() throws {
-        for file in ["specs/cpu.yaml", "specs/gpu.yaml", "specs/hpa-cpu.yaml", "specs/hpa-rps.yaml"] {
+        for file in ["specs/cpu.yaml", "specs/gpu.yaml", "specs/hpa-cpu.yaml", "specs/hpa-rps.yaml", "specs/fleet.yaml"] {
             let text = try Fixture.text(file)
             for env in [nil, "prod"] as [String?] {
                 guard let loaded = try? SpecLoader.load(yaml: text, file: file, environment: env, variables: [:]) else { continue }
@@ -141,7 +141,7 @@ import Testing
             "t.yaml:5:1: replica: unknown key 'replica'; did you mean 'replicas'?",
             "t.yaml:8:3: autoscaling.maxReplica: unknown key 'maxReplica'; did you mean 'maxReplicas'?",
             "t.yaml:10:1: modelcache: unknown key 'modelcache'; did you mean 'modelCache'?",
-            "t.yaml:11:1: frobnicate: unknown key 'frobnicate'; known keys: apiVersion, kind, name, model, backend, server, image, replicas, resources, autoscaling, probes, rollout, modelCache, monitoring, environments",
+            "t.yaml:11:1: frobnicate: unknown key 'frobnicate'; known keys: apiVersion, kind, name, model, backend, server, image, replicas, resources, autoscaling, probes, rollout, modelCache, monitoring, gateway, environments",
         ])
     }
 
@@ -170,7 +170,7 @@ import Testing
             "t.yaml:12:14: autoscaling must be a mapping (key: value lines), got a list",
             "t.yaml:14:19: monitoring.serviceMonitor must be true or false, got 'maybe'",
             "t.yaml:16:13: rollout.maxSurge must be an integer between 0 and 1000 or a percentage between 0% and 100% (e.g. '25%'), got '150%'",
-            "t.yaml:17:18: rollout.canaryPercent (101) must be between 0 and 100",
+            "t.yaml:17:18: rollout.canaryPercent (101) must be between 1 and 99",
         ])
     }
 
@@ -188,7 +188,7 @@ import Testing
         """
         #expect(errors(yaml) == [
             "t.yaml:5:11: replicas (5) must be within autoscaling.minReplicas (2) and autoscaling.maxReplicas (1) when autoscaling is enabled; remove replicas or change it",
-            "t.yaml:9:16: autoscaling.maxReplicas (1) must be ≥ minReplicas (2)",
+            "t.yaml:9:16: autoscaling.maxReplicas (1) must be ≥ minReplicas (2); raise maxReplicas or lower minReplicas",
         ])
         #expect(errors(minimal + "autoscaling:\n  enabled: true\n") == [
             "t.yaml:6:3: autoscaling.maxReplicas is required when autoscaling is enabled; add e.g. 'maxReplicas: 4'",
