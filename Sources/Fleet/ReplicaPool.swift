@@ -1,18 +1,14 @@
 import Foundation
 import Server
+import Spec
 import Synchronization
 
-/// How the gateway spreads requests over ready replicas (`gateway.policy` in the spec).
-public enum BalancePolicy: String, Sendable, CaseIterable {
-    /// In turn.
-    case roundRobin = "round-robin"
-    /// Fewest in-flight requests; ties go to the lowest recent TTFT, then in turn.
-    case leastOutstanding = "least-outstanding"
-    /// The replica that already served the longest prefix of this prompt (its KV cache may hold
-    /// it), unless it has more than `affinityThreshold` in-flight requests above the least loaded
-    /// replica: then least-outstanding.
-    case prefixAffinity = "prefix-affinity"
-}
+/// How the gateway spreads requests over ready replicas: the spec's `gateway.policy`
+/// (round-robin: in turn; least-outstanding: fewest in-flight requests, ties by the lowest recent
+/// TTFT, then in turn; prefix-affinity: the replica that already served the longest prefix of
+/// this prompt, unless it has more than `affinityThreshold` in-flight requests above the least
+/// loaded one — then least-outstanding).
+public typealias BalancePolicy = GatewayPolicy
 
 /// The gateway's view of the replicas: who is in the pool, which set (stable or canary) each
 /// belongs to, their in-flight counts, recent TTFT and the prompt prefixes each has served; the

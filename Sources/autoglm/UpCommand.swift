@@ -22,9 +22,16 @@ struct Up: AsyncParsableCommand {
         prefix-affinity). A request that could not reach its replica before anything was sent is \
         retried once on another. GET /fleet/status (and `autoglm fleet status`) shows the replicas.
 
+        With autoscaling.enabled, the replica count follows autoscaling.rules (or the default rules \
+        from metric/target) and, with autoscaling.predictive, a forecast of the arrival rate, \
+        within minReplicas...maxReplicas; every decision is logged with its reason and counted in \
+        autoglm:fleet_scale_events_total{reason}.
+
         While it runs, the spec file is watched: a change to the model or backend section is rolled \
-        out one replica at a time (a new replica ready before an old one is drained). SIGTERM \
-        drains: /readyz answers 503, in-flight requests finish, the replicas stop.
+        out one replica at a time (a new replica ready before an old one is drained), or — with \
+        rollout.canaryPercent — as a canary that gets that share of requests and is promoted or \
+        rolled back by rollout.analysis. SIGTERM drains: /readyz answers 503, in-flight requests \
+        finish, the replicas stop.
         """)
 
     @Argument(help: "The autoglm.yaml to run (default: autoglm.yaml).") var spec = "autoglm.yaml"
@@ -64,13 +71,22 @@ struct Up: AsyncParsableCommand {
         let (template, name) = try makeTemplate(loaded, serve: serve, environment: environment, key: FleetSpec.internalKey())
         let drain = drainTimeout ?? Double(loaded.server.drainTimeoutSeconds)
         var cfg = try serve.serverConfig(loaded, servedModelName: name, host: host, port: port ?? loaded.server.port, drainTimeout: drain)
-        let pool = ReplicaPool(policy: BalancePolicy(rawValue: policy ?? "") ?? .leastOutstanding, slotsPerReplica: template.slots)
+        let pool = ReplicaPool(policy: policy.flatMap(BalancePolicy.init(rawValue:)) ?? loaded.gateway.policy,
+                               affinityThreshold: loaded.gateway.affinityThreshold, slotsPerReplica: template.slots)
+        let scaling = loaded.autoscaling.flatMap { $0.enabled ? $0 : nil }
+        // With autoscaling the replicas start within its bounds.
+        let initial = scaling.map { min(max(replicas ?? loaded.replicas, $0.minReplicas), $0.maxReplicas) } ?? (replicas ?? loaded.replicas)
         let metrics = ServerMetrics(modelName: name)
         let specFile = spec, overlay = env, interval = watchInterval
         let internalKey = FleetSpec.internalKey()
-        let fleet = FleetRouter(pool: pool, template: template, replicas: replicas ?? loaded.replicas, drainTimeout: drain,
+        let fleet = FleetRouter(pool: pool, template: template, replicas: initial, drainTimeout: drain,
                                 metrics: metrics, log: { logger.info("\($0)") }) { fleet in
-            guard interval > 0 else { return }
+            let scaler = scaling.map { s in Task { await FleetControl.autoscale(fleet, spec: s) } }
+            defer { scaler?.cancel() }
+            guard interval > 0 else {
+                await scaler?.value
+                return
+            }
             // Watch the spec; roll out a changed model or backend section.
             var last = try? String(contentsOfFile: specFile, encoding: .utf8)
             while !fleet.isStopped {
@@ -81,10 +97,20 @@ struct Up: AsyncParsableCommand {
                     let next = try SpecLoader.load(yaml: text, file: specFile, environment: overlay, variables: SpecLoader.processEnvironment()).spec
                     let (t, _) = try makeTemplate(next, serve: serve, environment: environment, key: internalKey)
                     guard t.version != fleet.template.version else {
-                        logger.info("\(specFile) changed; the replicas' model and backend did not: nothing to roll out")
+                        if scaling == nil && next.replicas != fleet.stableCount {
+                            await fleet.scale(to: next.replicas, reason: "spec", detail: "\(specFile) now asks for \(next.replicas) replicas")
+                        } else {
+                            logger.info("\(specFile) changed; the replicas' model and backend did not: nothing to roll out")
+                        }
                         continue
                     }
-                    _ = await Rollout.rolling(fleet, to: t, deadline: Double(next.rollout.progressDeadlineSeconds ?? RolloutSpec.defaultProgressDeadlineSeconds))
+                    let deadline = Double(next.rollout.progressDeadlineSeconds ?? RolloutSpec.defaultProgressDeadlineSeconds)
+                    if let p = next.rollout.canaryPercent {
+                        _ = await FleetControl.canary(fleet, to: t, percent: p, analysis: next.rollout.analysis ?? CanaryAnalysisSpec(),
+                                                      deadline: deadline)
+                    } else {
+                        _ = await Rollout.rolling(fleet, to: t, deadline: deadline)
+                    }
                 } catch let e as SpecError {
                     logger.error("\(specFile) changed but is not valid; the fleet keeps running as it was", metadata: ["errors": "\(e.diagnostics.map(\.description).joined(separator: " | "))"])
                 } catch {
@@ -97,7 +123,8 @@ struct Up: AsyncParsableCommand {
         }
         logger.info("fleet", metadata: [
             "backend": "\(loaded.backend.type.rawValue)", "model": "\(name)", "version": "\(template.version)",
-            "replicas": "\(replicas ?? loaded.replicas)", "policy": "\(pool.policy.rawValue)",
+            "replicas": "\(initial)", "policy": "\(pool.policy.rawValue)",
+            "autoscaling": "\(scaling.map { "\($0.minReplicas)...\($0.maxReplicas), \($0.effectiveRules.count) rules\($0.predictive?.enabled == true ? ", predictive" : "")" } ?? "off")",
             "host": "\(host)", "port": "\(cfg.port)", "auth": "\(cfg.apiKeys.isEmpty ? "off" : "\(cfg.apiKeys.count) keys")",
         ])
         let server = ProxyServer(router: fleet, config: cfg, logger: logger, metrics: metrics)
