@@ -32,6 +32,7 @@ public final class ManagedServer: Upstream {
         var health: (ok: Bool, reason: String) = (true, "starting")
         var stopped = false
         var starts = 0
+        var attempts = 0
     }
 
     public init(program: String, slots: Int?, readyPath: String, announces: Bool = false, apiKey: String? = nil,
@@ -50,6 +51,9 @@ public final class ManagedServer: Upstream {
     public var health: (ok: Bool, reason: String) { s.withLock { $0.health } }
     /// How many times the process has been started.
     public var starts: Int { s.withLock { $0.starts } }
+    /// How many times a start was tried (a process that exits before it announces its address
+    /// counts here, not in `starts`).
+    public var attempts: Int { s.withLock { $0.attempts } }
     /// The running process's id (tests kill it to check the restart).
     public var pid: Int32? { s.withLock { $0.process?.pid } }
 
@@ -64,6 +68,7 @@ public final class ManagedServer: Upstream {
         var backoff = backoffStart
         while !stopped && !Task.isCancelled {
             let p: ServerProcess
+            s.withLock { $0.attempts += 1 }
             do {
                 if announces {
                     let (exe, args) = command(0)

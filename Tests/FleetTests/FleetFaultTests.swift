@@ -123,4 +123,25 @@ enum FakeFleet {
             #expect(r.completed == 5)
         }
     }
+
+    @Test func aReplicaThatExitsAtOnceBacksOffAndSaysWhy() async throws {
+        let pool = ReplicaPool(policy: .roundRobin, slotsPerReplica: 8)
+        let broken = FakeFleet.template(version: "v1", ["--no-such-flag"])
+        let fleet = FleetRouter(pool: pool, template: broken, replicas: 1, drainTimeout: 1, metrics: nil, log: { _ in })
+        let running = Task { await fleet.run() }
+        try await Task.sleep(for: .seconds(4))
+        let m = try #require(pool.members.first)
+        let server = try #require(m.upstream as? ManagedServer)
+        // Backoff 0.5, 1, 2 s between starts: at most 4 starts in 4 s, not a busy loop.
+        #expect(server.attempts >= 1 && server.attempts <= 4, "\(server.attempts) attempts")
+        guard case .down(let why) = pool.state else { Issue.record("expected down, got \(pool.state)"); return }
+        #expect(why.contains("exited") || why.contains("could not be started"), "\(why)")
+        #expect(fleet.acquire(RouteHint(), excluding: []) == nil)
+        let status = fleet.status()
+        guard case .array(let rs)? = status["replicas"], let state = rs.first?["state"]?.string else { Issue.record("no status"); return }
+        #expect(state.hasPrefix("down:"), "\(state)")
+        await fleet.stop()
+        running.cancel()
+        _ = await running.value
+    }
 }
