@@ -5,10 +5,12 @@
 #   llamacpp  `serve --config` with backend.type llamacpp: autoglm launches llama-server
 #   openai    `serve --config` with backend.type openai: a llama-server we start is the upstream,
 #             reached with its own key (backend.apiKey), while clients use autoglm's key
+#   fleet     `autoglm up`: 2 native replicas behind the gateway (least-outstanding); after its
+#             SIGTERM drain, a second fleet is killed with SIGKILL and must leave no replica behind
 # Each run ends with SIGTERM, which must drain and exit 0. The client is installed into a venv
 # under ~/.cache/autoglm, never into the repo.
 # Usage: scripts/test-openai-client.sh [path/to/autoglm]   (default: .build/release/autoglm)
-#        BACKENDS="native llamacpp openai" (default: all three; llamacpp/openai need
+#        BACKENDS="native llamacpp openai fleet" (default: all four; llamacpp/openai need
 #        $AUTOGLM_LLAMA_SERVER or bench/build-llama-server.sh's build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ MODEL="$MODELS/gemma3-270m-q4_k_m.gguf"
 THREADS="${AUTOGLM_THREADS:-2}"
 [ -x "$BIN" ] || { echo "no binary at $BIN: run 'swift build -c release --product autoglm' first" >&2; exit 1; }
 [ -f "$MODEL" ] || { echo "model $MODEL missing: run scripts/fetch-models.sh" >&2; exit 1; }
-BACKENDS="${BACKENDS:-native llamacpp openai}"
+BACKENDS="${BACKENDS:-native llamacpp openai fleet}"
 LLAMA="${AUTOGLM_LLAMA_SERVER:-$HOME/.cache/autoglm/peers/llama-server/bin/llama-server}"
 
 VENV="${AUTOGLM_PYDEPS:-$HOME/.cache/autoglm/venv-openai}"
@@ -104,7 +106,27 @@ YAML
       UPSTREAM_KEY=upstream-key "$BIN" serve --config "$WORK/openai.yaml" --host 127.0.0.1 --port "$PORT" \
         --served-model-name gemma3-test --api-key test-key --log-format json >"$LOG" 2>&1 &
       ;;
-    *) echo "unknown backend $backend (native, llamacpp, openai)" >&2; exit 2 ;;
+    fleet)
+      cat >"$WORK/fleet.yaml" <<YAML
+apiVersion: autoglm/v1
+name: gemma3-fleet
+model:
+  ref: $MODEL
+backend:
+  type: native
+  threads: 1
+  maxSeqs: 4
+  maxBatchedTokens: 128
+  kvCacheMB: 128
+  contextLength: 512
+replicas: 2
+gateway:
+  policy: least-outstanding
+YAML
+      "$BIN" up "$WORK/fleet.yaml" --host 127.0.0.1 --port "$PORT" --served-model-name gemma3-test \
+        --api-key test-key --log-format json >"$LOG" 2>&1 &
+      ;;
+    *) echo "unknown backend $backend (native, llamacpp, openai, fleet)" >&2; exit 2 ;;
   esac
   PID=$!
   PIDS+=("$PID")
@@ -120,6 +142,24 @@ YAML
   if [ "$backend" = llamacpp ] && pgrep -f "llama-server.*--alias gemma3-test.*--port" >/dev/null 2>&1 \
      && pgrep -P "$PID" >/dev/null 2>&1; then
     echo "FAIL: llama-server still running after serve exited"; status=1
+  fi
+  if [ "$backend" = fleet ]; then
+    if pgrep -f "serve --model .*--served-model-name gemma3-test" >/dev/null 2>&1; then
+      echo "FAIL: fleet replicas still running after up exited"; status=1
+    fi
+    # SIGKILL leaves the replicas nothing to clean up with: they must die with it (setpriv --pdeathsig).
+    "$BIN" up "$WORK/fleet.yaml" --host 127.0.0.1 --port "$PORT" --served-model-name gemma3-test >"$WORK/fleet-kill.log" 2>&1 &
+    KPID=$!
+    PIDS+=("$KPID")
+    wait_ready "http://127.0.0.1:$PORT/readyz" "$KPID" "$WORK/fleet-kill.log" || status=1
+    n="$(pgrep -f "serve --model .*--served-model-name gemma3-test" | wc -l)"
+    kill -KILL "$KPID"; wait "$KPID" 2>/dev/null || true
+    for _ in $(seq 1 50); do pgrep -f "serve --model .*--served-model-name gemma3-test" >/dev/null 2>&1 || break; sleep 0.1; done
+    if pgrep -f "serve --model .*--served-model-name gemma3-test" >/dev/null 2>&1; then
+      echo "FAIL: replicas outlived a SIGKILLed up: $(pgrep -af "serve --model .*--served-model-name gemma3-test")"; status=1
+    else
+      echo "ok: fleet: $n replicas died with their SIGKILLed up"
+    fi
   fi
   [ "$status" = 0 ] || { echo "--- $backend server log"; tail -50 "$LOG"; overall=1; }
 done

@@ -41,6 +41,7 @@ struct Up: AsyncParsableCommand {
     @Option(name: .long, help: "Replicas to start (default: the spec's replicas).") var replicas: Int?
     @Option(name: .long, help: "Balancing policy: round-robin, least-outstanding or prefix-affinity (default: the spec's gateway.policy).") var policy: String?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS and server.apiKeys).") var apiKeys: [String] = []
+    @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the registry's name of the model).") var servedModelName: String?
     @Option(name: .customLong("max-queue"), help: "Requests beyond the replicas' slots before 429.") var maxQueue = 64
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM (and a replica being replaced) waits for in-flight requests.") var drainTimeout: Double?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
@@ -68,7 +69,8 @@ struct Up: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
 
         let loaded = try serve.loadServeSpec(spec, env: env)
-        let (template, name) = try makeTemplate(loaded, serve: serve, environment: environment, key: FleetSpec.internalKey())
+        let internalKey = FleetSpec.internalKey()
+        let (template, name) = try makeTemplate(loaded, serve: serve, environment: environment, key: internalKey)
         let drain = drainTimeout ?? Double(loaded.server.drainTimeoutSeconds)
         var cfg = try serve.serverConfig(loaded, servedModelName: name, host: host, port: port ?? loaded.server.port, drainTimeout: drain)
         let pool = ReplicaPool(policy: policy.flatMap(BalancePolicy.init(rawValue:)) ?? loaded.gateway.policy,
@@ -78,7 +80,6 @@ struct Up: AsyncParsableCommand {
         let initial = scaling.map { min(max(replicas ?? loaded.replicas, $0.minReplicas), $0.maxReplicas) } ?? (replicas ?? loaded.replicas)
         let metrics = ServerMetrics(modelName: name)
         let specFile = spec, overlay = env, interval = watchInterval
-        let internalKey = FleetSpec.internalKey()
         let fleet = FleetRouter(pool: pool, template: template, replicas: initial, drainTimeout: drain,
                                 metrics: metrics, log: { logger.info("\($0)") }) { fleet in
             let scaler = scaling.map { s in Task { await FleetControl.autoscale(fleet, spec: s) } }
@@ -146,6 +147,7 @@ struct Up: AsyncParsableCommand {
         case .openai:
             break
         }
+        if let n = servedModelName { name = n }
         let inputs = FleetSpec.Inputs(modelPath: modelPath, servedModelName: name, selfExecutable: Self.selfExecutable,
                                       upstreamKey: try serve.upstreamKey(s, environment: environment), environment: environment)
         do {
