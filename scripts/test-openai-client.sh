@@ -136,6 +136,29 @@ YAML
     AUTOGLM_BASE_URL="http://127.0.0.1:$PORT/v1" AUTOGLM_API_KEY=test-key AUTOGLM_MODEL=gemma3-test \
       "$VENV/bin/python" tests/integration/test_openai.py || status=$?
   fi
+  if [ "$status" = 0 ] && [ "$backend" = fleet ]; then
+    # A changed spec is rolled out one replica at a time while requests keep succeeding.
+    before="$(curl -fsS -H 'Authorization: Bearer test-key' "http://127.0.0.1:$PORT/fleet/status")"
+    sed -i 's/maxSeqs: 4/maxSeqs: 3/' "$WORK/fleet.yaml"
+    rolled=""
+    for i in $(seq 1 240); do
+      code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer test-key' -H 'Content-Type: application/json' \
+        -d '{"model":"gemma3-test","prompt":"Hello","max_tokens":2}' "http://127.0.0.1:$PORT/v1/completions")"
+      [ "$code" = 200 ] || { echo "FAIL: fleet: a request during the rolling update answered HTTP $code"; status=1; break; }
+      now="$(curl -fsS -H 'Authorization: Bearer test-key' "http://127.0.0.1:$PORT/fleet/status")"
+      if python3 - "$before" "$now" <<'PY'
+import json, sys
+b, n = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+old = {r["version"] for r in b["replicas"]}
+ready = [r for r in n["replicas"] if r["state"] == "ready"]
+sys.exit(0 if len(n["replicas"]) == 2 and len(ready) == 2 and not ({r["version"] for r in ready} & old) else 1)
+PY
+      then rolled=yes; break; fi
+      sleep 0.5
+    done
+    if [ -n "$rolled" ]; then echo "ok: fleet: spec change rolled out to both replicas, every request 200 ($i checks)"
+    else echo "FAIL: fleet: the spec change was not rolled out: $now"; status=1; fi
+  fi
   # Graceful drain on SIGTERM: exit status 0 (and, for llamacpp, the child stopped with it).
   kill -TERM "$PID"
   if wait "$PID"; then echo "ok: $backend: SIGTERM drained, exit 0"; else echo "FAIL: $backend: serve exited $? after SIGTERM"; status=1; fi
