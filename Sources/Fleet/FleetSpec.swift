@@ -2,6 +2,7 @@ import Backends
 import Foundation
 import Server
 import Spec
+import Synchronization
 
 /// Why a spec cannot run as a fleet; each message says what to change.
 public enum FleetError: Error, CustomStringConvertible, Equatable {
@@ -93,6 +94,16 @@ public enum FleetSpec {
 
     static func fronted(_ spec: Spec, _ inputs: Fronting.Inputs, log: @escaping @Sendable (String) -> Void) throws(FleetError) -> any Upstream {
         do { return try Fronting.upstream(spec, inputs, log: log) } catch { throw .backend(error.description) }
+    }
+
+    /// Servers that already run (pods behind a headless Service, other hosts): one replica per URL,
+    /// probed at `/v1/models` with `apiKey`; the fleet starts nothing.
+    public static func remoteTemplate(urls: [String], apiKey: String?, slots: Int?) -> ReplicaTemplate {
+        let next = Mutex(0)
+        return ReplicaTemplate(version: "remote", slots: slots) { log in
+            let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+            return RemoteUpstream(url: urls.isEmpty ? "" : urls[i % urls.count], apiKey: apiKey, slots: slots, readyPath: "/v1/models", log: log)
+        }
     }
 
     /// A random key for the fleet's own replicas (hex, 128 bits).

@@ -45,6 +45,7 @@ struct Up: AsyncParsableCommand {
     @Option(name: .customLong("max-queue"), help: "Requests beyond the replicas' slots before 429.") var maxQueue = 64
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM (and a replica being replaced) waits for in-flight requests.") var drainTimeout: Double?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
+    @Option(name: .customLong("replica-url"), help: "Route to servers that already run (repeatable; e.g. the pods behind a headless Service) instead of starting replicas: the gateway alone, no scaling or rollouts.") var replicaURLs: [String] = []
     @Option(name: .customLong("watch-interval"), help: "Seconds between checks of the spec file for changes (0: do not watch).") var watchInterval: Double = 2
 
     func validate() throws {
@@ -53,6 +54,12 @@ struct Up: AsyncParsableCommand {
         if let policy, BalancePolicy(rawValue: policy) == nil { throw ValidationError(FleetError.unknownPolicy(policy).description) }
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json") }
         guard watchInterval >= 0 else { throw ValidationError("--watch-interval must be ≥ 0 seconds") }
+        for u in replicaURLs {
+            guard let url = URL(string: u), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ValidationError("--replica-url '\(u)' is not an http:// or https:// URL; e.g. http://10.0.0.7:8080")
+            }
+        }
+        if !replicaURLs.isEmpty && replicas != nil { throw ValidationError("--replicas starts replicas; with --replica-url the gateway routes to those servers only: drop one of them") }
     }
 
     func run() async throws {
@@ -70,16 +77,21 @@ struct Up: AsyncParsableCommand {
 
         let loaded = try serve.loadServeSpec(spec, env: env)
         let internalKey = FleetSpec.internalKey()
-        let (template, name) = try makeTemplate(loaded, serve: serve, environment: environment, key: internalKey)
+        let (template, name) = replicaURLs.isEmpty
+            ? try makeTemplate(loaded, serve: serve, environment: environment, key: internalKey)
+            : (FleetSpec.remoteTemplate(urls: replicaURLs, apiKey: try serve.upstreamKey(loaded, environment: environment),
+                                        slots: loaded.backend.maxSeqs), servedModelName ?? loaded.name)
         let drain = drainTimeout ?? Double(loaded.server.drainTimeoutSeconds)
         var cfg = try serve.serverConfig(loaded, servedModelName: name, host: host, port: port ?? loaded.server.port, drainTimeout: drain)
         let pool = ReplicaPool(policy: policy.flatMap(BalancePolicy.init(rawValue:)) ?? loaded.gateway.policy,
                                affinityThreshold: loaded.gateway.affinityThreshold, slotsPerReplica: template.slots)
-        let scaling = loaded.autoscaling.flatMap { $0.enabled ? $0 : nil }
+        let scaling = replicaURLs.isEmpty ? loaded.autoscaling.flatMap { $0.enabled ? $0 : nil } : nil
         // With autoscaling the replicas start within its bounds.
-        let initial = scaling.map { min(max(replicas ?? loaded.replicas, $0.minReplicas), $0.maxReplicas) } ?? (replicas ?? loaded.replicas)
+        let initial = replicaURLs.isEmpty
+            ? scaling.map { min(max(replicas ?? loaded.replicas, $0.minReplicas), $0.maxReplicas) } ?? (replicas ?? loaded.replicas)
+            : replicaURLs.count
         let metrics = ServerMetrics(modelName: name)
-        let specFile = spec, overlay = env, interval = watchInterval
+        let specFile = spec, overlay = env, interval = replicaURLs.isEmpty ? watchInterval : 0
         let fleet = FleetRouter(pool: pool, template: template, replicas: initial, drainTimeout: drain,
                                 metrics: metrics, log: { logger.info("\($0)") }) { fleet in
             let scaler = scaling.map { s in Task { await FleetControl.autoscale(fleet, spec: s) } }
