@@ -374,26 +374,16 @@ public final class Registry: Sendable {
         let mixData = (try? JSONEncoder().encode(facts.quantMix)) ?? Data("{}".utf8)
         let now = Date().timeIntervalSince1970
         return try write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO models (id, created) VALUES (?, ?)", arguments: [model, now])
-            if try Registry.versionRowID(db, model: model, version: version) != nil {
-                throw RegistryError.versionExists(model: model, version: version.description)
+            try Registry.insertVersion(db, model: model, version: version, tags: tags, now: now) {
+                try db.execute(sql: """
+                    INSERT INTO versions (model_id, version, version_key, prerelease, digest, size, source, path, linked,
+                        architecture, parameter_count, quant_mix, context_length, has_chat_template, created)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [model, version.description, version.precedenceKey, version.isPreRelease ? 1 : 0,
+                                     digest, size, source, path, link ? 1 : 0, facts.architecture, facts.parameterCount,
+                                     String(decoding: mixData, as: UTF8.self), facts.contextLength,
+                                     facts.hasChatTemplate ? 1 : 0, now])
             }
-            try db.execute(sql: """
-                INSERT INTO versions (model_id, version, version_key, prerelease, digest, size, source, path, linked,
-                    architecture, parameter_count, quant_mix, context_length, has_chat_template, created)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [model, version.description, version.precedenceKey, version.isPreRelease ? 1 : 0,
-                                 digest, size, source, path, link ? 1 : 0, facts.architecture, facts.parameterCount,
-                                 String(decoding: mixData, as: UTF8.self), facts.contextLength,
-                                 facts.hasChatTemplate ? 1 : 0, now])
-            let rowID = db.lastInsertedRowID
-            for t in tags {
-                try db.execute(sql: "INSERT OR REPLACE INTO tags (model_id, tag, version_id, updated) VALUES (?, ?, ?, ?)",
-                               arguments: [model, t, rowID, now])
-            }
-            let row = try Row.fetchOne(db, sql: "SELECT \(Registry.versionColumns) FROM versions v WHERE v.id = ?", arguments: [rowID])
-            guard let row else { throw RegistryError.database("version row vanished after insert") }
-            return Registry.decodeVersion(row)
         }
     }
 
@@ -408,26 +398,35 @@ public final class Registry: Sendable {
         for t in tags { try Registry.validateTag(t) }
         let now = Date().timeIntervalSince1970
         return try write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO models (id, created) VALUES (?, ?)", arguments: [model, now])
-            if try Registry.versionRowID(db, model: model, version: version) != nil {
-                throw RegistryError.versionExists(model: model, version: version.description)
+            try Registry.insertVersion(db, model: model, version: version, tags: tags, now: now) {
+                try db.execute(sql: """
+                    INSERT INTO versions (model_id, version, version_key, prerelease, digest, size, source, path, linked,
+                        architecture, parameter_count, quant_mix, context_length, has_chat_template, created,
+                        kind, repo, revision, commit_sha)
+                    VALUES (?, ?, ?, ?, '', 0, ?, '', 0, ?, ?, '{}', NULL, 0, ?, 'reference', ?, ?, ?)
+                    """, arguments: [model, version.description, version.precedenceKey, version.isPreRelease ? 1 : 0,
+                                     source, architecture, parameterCount, now, repo, revision, commit])
             }
-            try db.execute(sql: """
-                INSERT INTO versions (model_id, version, version_key, prerelease, digest, size, source, path, linked,
-                    architecture, parameter_count, quant_mix, context_length, has_chat_template, created,
-                    kind, repo, revision, commit_sha)
-                VALUES (?, ?, ?, ?, '', 0, ?, '', 0, ?, ?, '{}', NULL, 0, ?, 'reference', ?, ?, ?)
-                """, arguments: [model, version.description, version.precedenceKey, version.isPreRelease ? 1 : 0,
-                                 source, architecture, parameterCount, now, repo, revision, commit])
-            let rowID = db.lastInsertedRowID
-            for t in tags {
-                try db.execute(sql: "INSERT OR REPLACE INTO tags (model_id, tag, version_id, updated) VALUES (?, ?, ?, ?)",
-                               arguments: [model, t, rowID, now])
-            }
-            let row = try Row.fetchOne(db, sql: "SELECT \(Registry.versionColumns) FROM versions v WHERE v.id = ?", arguments: [rowID])
-            guard let row else { throw RegistryError.database("version row vanished after insert") }
-            return Registry.decodeVersion(row)
         }
+    }
+
+    /// One new version row: the model row if it is new, `version` not there yet, `insert` (the
+    /// `INSERT INTO versions`), then its tags; returns the row as stored.
+    static func insertVersion(_ db: Database, model: String, version: SemVer, tags: [String], now: Double,
+                              _ insert: () throws -> Void) throws -> ModelVersion {
+        try db.execute(sql: "INSERT OR IGNORE INTO models (id, created) VALUES (?, ?)", arguments: [model, now])
+        if try Registry.versionRowID(db, model: model, version: version) != nil {
+            throw RegistryError.versionExists(model: model, version: version.description)
+        }
+        try insert()
+        let rowID = db.lastInsertedRowID
+        for t in tags {
+            try db.execute(sql: "INSERT OR REPLACE INTO tags (model_id, tag, version_id, updated) VALUES (?, ?, ?, ?)",
+                           arguments: [model, t, rowID, now])
+        }
+        let row = try Row.fetchOne(db, sql: "SELECT \(Registry.versionColumns) FROM versions v WHERE v.id = ?", arguments: [rowID])
+        guard let row else { throw RegistryError.database("version row vanished after insert") }
+        return Registry.decodeVersion(row)
     }
 
     /// Reference versions of `repo` (newest registration first), optionally only those pulled
