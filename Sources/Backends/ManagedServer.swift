@@ -123,7 +123,7 @@ public final class ManagedServer: Upstream {
                 try? await Task.sleep(for: .milliseconds(200))
             }
             if stopped || Task.isCancelled { return }
-            let why = "\(program) exited (\(p.exitDescription().text)); restarting in \(backoff) s"
+            let why = "\(program) exited (\(await p.exitDescription().text)); restarting in \(backoff) s"
             s.withLock { st in
                 st.state = .down(why); st.health = (false, why); st.base = nil; st.process = nil
             }

@@ -49,7 +49,7 @@ public final class ServerProcess: @unchecked Sendable {
                 return ServerProcess(process: p, logPath: log, baseURL: "http://127.0.0.1:\(port)")
             }
             if !unknown.isAlive {
-                let why = unknown.exitDescription()
+                let why = await unknown.exitDescription()
                 throw TrialFailure(reason: why.oom ? .oom : .crash, detail: "\(executable) exited (\(why.text)) before it announced its address")
             }
             try? await Task.sleep(for: .milliseconds(50))
@@ -122,12 +122,13 @@ public final class ServerProcess: @unchecked Sendable {
         return kill(pid, 0) == 0
     }
 
-    /// Waits up to `seconds` for Foundation to reap the process; true once it has.
-    private func reaped(within seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
+    /// Waits up to `seconds` for Foundation to reap the process (sleeping, not blocking a
+    /// thread); true once it has.
+    private func reaped(within seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while process.isRunning {
-            if Date() >= deadline { return false }
-            usleep(20_000)
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return true
     }
@@ -138,7 +139,7 @@ public final class ServerProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if !isAlive {
-                let why = exitDescription()
+                let why = await exitDescription()
                 throw TrialFailure(reason: why.oom ? .oom : .crash, detail: "server exited (\(why.text)) before ready")
             }
             if await httpStatus(baseURL + path) == 200 { return }
@@ -149,8 +150,8 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     /// How an exited server ended, with the end of its log; `oom` when the kernel killed it.
-    public func exitDescription() -> (oom: Bool, text: String) {
-        guard reaped(within: 10) else { return (false, "exited, status not yet known: \(tail())") }
+    public func exitDescription() async -> (oom: Bool, text: String) {
+        guard await reaped(within: 10) else { return (false, "exited, status not yet known: \(tail())") }
         let signaled = process.terminationReason == .uncaughtSignal
         return (signaled && process.terminationStatus == SIGKILL,
                 "\(signaled ? "signal" : "status") \(process.terminationStatus): \(tail())")
@@ -166,7 +167,7 @@ public final class ServerProcess: @unchecked Sendable {
         }
         if isAlive {
             kill(pid, SIGKILL)
-            _ = reaped(within: 10)
+            _ = await reaped(within: 10)
         }
         try? FileManager.default.removeItem(atPath: logPath)
         return peak

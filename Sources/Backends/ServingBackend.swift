@@ -53,8 +53,8 @@ extension ServingBackend {
     }
 
     /// nil while every process is alive; otherwise how the first dead one ended.
-    public func exited(_ h: TrialHandle) -> (oom: Bool, text: String)? {
-        for p in h.processes where !p.isAlive { return p.exitDescription() }
+    public func exited(_ h: TrialHandle) async -> (oom: Bool, text: String)? {
+        for p in h.processes where !p.isAlive { return await p.exitDescription() }
         return nil
     }
 }

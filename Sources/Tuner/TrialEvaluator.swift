@@ -56,7 +56,7 @@ public struct TrialEvaluator: Sendable {
                 _ = await backend.stop(handle)
                 return .infeasible(reason: .crash, detail: "load generator: \(error)", measurement: nil)
             }
-            if let why = backend.exited(handle) {
+            if let why = await backend.exited(handle) {
                 _ = await backend.stop(handle)
                 return .infeasible(reason: why.oom ? .oom : .crash, detail: "server exited during the load run (\(why.text))", measurement: nil)
             }
