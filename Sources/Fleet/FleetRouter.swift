@@ -184,6 +184,16 @@ public final class FleetRouter: UpstreamRouter {
     /// `GET /fleet/status`: replicas, versions, sets, in-flight, health, the canary share.
     public func status() -> JSONValue {
         let ms = pool.members
+        let percent = pool.s.withLock { $0.canaryPercent }
+        let ready = ms.filter(ReplicaPool.isReady)
+        let (readyCanary, readyStable) = (ready.filter(\.canary).count, ready.filter { !$0.canary }.count)
+        // Each replica's expected share of new requests (%): the canary split, then even within a set.
+        func weight(_ m: ReplicaPool.Member) -> Double {
+            guard ReplicaPool.isReady(m) else { return 0 }
+            let canaryShare = readyCanary == 0 ? 0.0 : (readyStable == 0 ? 100.0 : Double(percent))
+            let share = m.canary ? canaryShare : 100 - canaryShare
+            return (share / Double(max(m.canary ? readyCanary : readyStable, 1)) * 10).rounded() / 10
+        }
         let replicas: [JSONValue] = ms.map { m in
             var state = "ready"
             switch m.upstream.state {
@@ -194,7 +204,7 @@ public final class FleetRouter: UpstreamRouter {
             var o: [String: JSONValue] = [
                 "id": .int(m.id), "version": .string(m.version), "set": .string(m.canary ? "canary" : "stable"),
                 "in_flight": .int(m.inFlight), "served": .int(m.served), "failed": .int(m.failed),
-                "state": .string(state), "healthy": .bool(m.upstream.health.ok),
+                "state": .string(state), "healthy": .bool(m.upstream.health.ok), "weight_percent": .double(weight(m)),
             ]
             if let b = m.upstream.baseURL { o["url"] = .string(b) }
             if let t = m.ttft { o["ttft_ewma_ms"] = .double((t * 10_000).rounded() / 10) }
@@ -202,7 +212,7 @@ public final class FleetRouter: UpstreamRouter {
         }
         var out: [String: JSONValue] = [
             "policy": .string(pool.policy.rawValue), "replicas": .array(replicas),
-            "canary_percent": .int(pool.s.withLock { $0.canaryPercent }),
+            "canary_percent": .int(percent),
         ]
         if let e = lastScaleEvent { out["last_scale_event"] = .string(e) }
         if let r = lastRollout { out["last_rollout"] = .string(r) }

@@ -182,6 +182,14 @@ struct FleetCommand: AsyncParsableCommand {
 }
 
 struct FleetStatus: AsyncParsableCommand {
+    static func percent(_ v: JSONValue?) -> String {
+        switch v {
+        case .int(let i)?: return "\(i)%"
+        case .double(let d)?: return String(format: "%.1f%%", d)
+        default: return "-"
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Replicas, versions, sets, in-flight requests and health of a running fleet.")
 
@@ -211,12 +219,12 @@ struct FleetStatus: AsyncParsableCommand {
         print("policy: \(value["policy"]?.string ?? "?")   canary share: \(value["canary_percent"]?.int ?? 0)%")
         if let e = value["last_scale_event"]?.string { print("last scale event: \(e)") }
         if let r = value["last_rollout"]?.string { print("last rollout: \(r)") }
-        print("ID  SET     VERSION                          IN-FLIGHT  SERVED  FAILED  STATE")
+        print("ID  SET     VERSION                          WEIGHT  IN-FLIGHT  SERVED  FAILED  STATE")
         if case .array(let rs)? = value["replicas"] {
             for r in rs {
                 func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
                 print(pad("\(r["id"]?.int ?? 0)", 4) + pad(r["set"]?.string ?? "", 8) + pad(r["version"]?.string ?? "", 33)
-                      + pad("\(r["in_flight"]?.int ?? 0)", 11) + pad("\(r["served"]?.int ?? 0)", 8) + pad("\(r["failed"]?.int ?? 0)", 8)
+                      + pad(Self.percent(r["weight_percent"]), 8) + pad("\(r["in_flight"]?.int ?? 0)", 11) + pad("\(r["served"]?.int ?? 0)", 8) + pad("\(r["failed"]?.int ?? 0)", 8)
                       + (r["state"]?.string ?? ""))
             }
         }

@@ -151,6 +151,26 @@ final class StubUpstream: Upstream {
         #expect(p.members.allSatisfy { !$0.canary })
     }
 
+    @Test func statusShowsEachReplicasShare() {
+        let p = ReplicaPool(policy: .roundRobin, slotsPerReplica: 2)
+        let fleet = FleetRouter(pool: p, template: ReplicaTemplate(version: "v1", slots: 2) { _ in StubUpstream("http://x") },
+                                replicas: 1, drainTimeout: 1, metrics: nil, log: { _ in })
+        let down = StubUpstream("http://d")
+        down.set(.down("exited"))
+        for u in [StubUpstream("http://a"), StubUpstream("http://b")] { p.add(u, version: "v1") }
+        p.add(down, version: "v1")
+        p.add(StubUpstream("http://c"), version: "v2", canary: true)
+        p.setCanaryPercent(20)
+        guard case .array(let rs)? = fleet.status()["replicas"] else { Issue.record("no replicas"); return }
+        let weights = rs.map { r -> Double in
+            switch r["weight_percent"] { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: return -1 }
+        }
+        // Two ready stable replicas share 80 %, the canary has its 20 %, the down one none.
+        #expect(weights == [40, 40, 0, 20])
+        #expect(rs.map { $0["set"]?.string } == ["stable", "stable", "stable", "canary"])
+        #expect(fleet.status()["canary_percent"]?.int == 20)
+    }
+
     @Test func p95IsTheNearestRank() {
         #expect(ReplicaPool.Tally.p95([]) == nil)
         #expect(ReplicaPool.Tally.p95([3]) == 3)
