@@ -60,7 +60,8 @@ public enum LoadGen {
 
 /// Outcome of one request.
 enum Outcome: Sendable {
-    case done(timings: RequestTimings, outputTokens: Int, promptTokens: Int)
+    /// `text`: the answer's content, when it was asked for (conversations).
+    case done(timings: RequestTimings, outputTokens: Int, promptTokens: Int, text: String? = nil)
     case failed(kind: String, message: String)
     case cancelled
 }
@@ -94,7 +95,7 @@ final class Runner: Sendable {
         base = bases[0]
     }
 
-    var path: String { spec.chat ? "/v1/chat/completions" : "/v1/completions" }
+    var path: String { spec.chat || spec.conversations != nil ? "/v1/chat/completions" : "/v1/completions" }
 
     func headers() -> HTTPHeaders {
         var h = HTTPHeaders()
@@ -111,7 +112,7 @@ final class Runner: Sendable {
     func run() async throws -> LoadReport {
         let model = try await resolveModel()
         var wordsFor: (@Sendable (Int) -> Int)?
-        if spec.chat {
+        if spec.chat || spec.conversations != nil {
             let (overhead, slope) = try await calibrate(model)
             wordsFor = { target in Swift.max(1, Int(((Double(target) - overhead) / slope).rounded())) }
         }
@@ -135,6 +136,14 @@ final class Runner: Sendable {
                 let data = (try? JSONSerialization.data(withJSONObject: o)) ?? Data()
                 return (ByteBuffer(bytes: data), p)
             }
+        }
+        if let conv = spec.conversations, let wordsFor {
+            let col = Collector(total: conv.count * conv.turns, slo: spec.slo, abortWhen: spec.abortWhen, progress: progress,
+                                turns: conv.turns)
+            let task = Task { await self.conversations(conv, model: model, wordsFor: wordsFor, collector: col) }
+            await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+            try Task.checkCancellation()
+            return col.report(model: model)
         }
         let warm = makeBodies(spec.warmupRequests)
         let bodies = makeBodies(spec.requests)
@@ -198,12 +207,41 @@ final class Runner: Sendable {
         }
     }
 
+    /// `count` conversations at once, each sending its turns one after another (see `Conversations`).
+    func conversations(_ c: Conversations, model: String, wordsFor: @Sendable (Int) -> Int, collector: Collector) async {
+        func words(_ n: Int, offset: Int) -> String { (0..<n).map { chatWords[($0 + offset) % chatWords.count] }.joined(separator: " ") }
+        let system = words(wordsFor(c.systemTokens), offset: 0)
+        let userWords = wordsFor(c.userTokens)
+        await withTaskGroup(of: Void.self) { g in
+            for conv in 0..<c.count {
+                g.addTask {
+                    var rng = SplitMix64(seed: self.spec.seed &+ UInt64(conv + 1) &* 0x9E37_79B9_7F4A_7C15)
+                    var messages: [[String: String]] = [["role": "system", "content": system]]
+                    for turn in 1...c.turns {
+                        if Task.isCancelled || collector.isAborted { return }
+                        let user = "Conversation \(conv + 1), turn \(turn): " + words(userWords, offset: Int.random(in: 0..<chatWords.count, using: &rng))
+                        messages.append(["role": "user", "content": user])
+                        var o: [String: Any] = ["model": model, "max_tokens": self.spec.maxTokens.sample(&rng), "stream": true,
+                                                "stream_options": ["include_usage": true], "messages": messages]
+                        if self.spec.ignoreEOS { o["ignore_eos"] = true }
+                        let body = ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: o)) ?? Data())
+                        collector.started()
+                        let outcome = await self.send(body, plannedPrompt: 0, collectText: true)
+                        collector.finish(outcome, turn: turn)
+                        guard case .done(_, _, _, let text) = outcome else { return }
+                        messages.append(["role": "assistant", "content": text ?? ""])
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: one request
 
-    func send(_ body: ByteBuffer, plannedPrompt: Int) async -> Outcome {
+    func send(_ body: ByteBuffer, plannedPrompt: Int, collectText: Bool = false) async -> Outcome {
         let timeout = spec.timeoutSeconds
         let result: Outcome? = await withTaskGroup(of: Outcome?.self) { g in
-            g.addTask { await self.stream(body, plannedPrompt: plannedPrompt) }
+            g.addTask { await self.stream(body, plannedPrompt: plannedPrompt, collectText: collectText) }
             g.addTask {
                 do { try await Task.sleep(for: .seconds(timeout)) } catch { return nil }
                 return .failed(kind: LoadGen.ErrorKind.timeout, message: "no complete response within \(timeout) s")
@@ -222,7 +260,7 @@ final class Runner: Sendable {
         return result ?? .cancelled
     }
 
-    func stream(_ body: ByteBuffer, plannedPrompt: Int) async -> Outcome {
+    func stream(_ body: ByteBuffer, plannedPrompt: Int, collectText: Bool = false) async -> Outcome {
         let target = bases.count == 1 ? base : bases[nextBase.take() % bases.count]
         var req = HTTPClientRequest(url: target + path)
         req.method = .POST
@@ -246,6 +284,7 @@ final class Runner: Sendable {
             var usageOut: Int?
             var usagePrompt: Int?
             var done = false
+            var text = ""
             for try await buf in resp.body {
                 let now = t(clock.now)
                 for payload in parser.feed(buf.readableBytesView) {
@@ -263,6 +302,7 @@ final class Runner: Sendable {
                     if info.content {
                         contentTimes.append(now)
                         chunks += 1
+                        if collectText { text += info.text }
                     }
                     if let u = info.completionTokens { usageOut = u }
                     if let u = info.promptTokens { usagePrompt = u }
@@ -275,7 +315,7 @@ final class Runner: Sendable {
             }
             let out = usageOut ?? chunks
             return .done(timings: RequestTimings.compute(start: 0, contentTimes: contentTimes, end: end, outputTokens: out),
-                         outputTokens: out, promptTokens: usagePrompt ?? plannedPrompt)
+                         outputTokens: out, promptTokens: usagePrompt ?? plannedPrompt, text: collectText ? text : nil)
         } catch {
             if Task.isCancelled { return .cancelled }
             return classify(error)
@@ -408,9 +448,13 @@ final class Collector: @unchecked Sendable {
     private var errors: [String: Int] = [:]
     private var examples: [String: String] = [:]
     private var aborted = false
+    /// Multi-turn runs: TTFT per turn (index turn − 1).
+    private var turnTTFT: [LatencyRecorder]?
 
-    init(total: Int, slo: SLO?, abortWhen: (@Sendable (LiveStats) -> Bool)?, progress: (@Sendable (LiveStats) -> Void)?) {
+    init(total: Int, slo: SLO?, abortWhen: (@Sendable (LiveStats) -> Bool)?, progress: (@Sendable (LiveStats) -> Void)?,
+         turns: Int? = nil) {
         self.total = total
+        turnTTFT = turns.map { Array(repeating: LatencyRecorder(), count: $0) }
         self.slo = slo
         self.abortWhen = abortWhen
         self.progress = progress
@@ -425,7 +469,7 @@ final class Collector: @unchecked Sendable {
         lock.unlock()
     }
 
-    func finish(_ o: Outcome) {
+    func finish(_ o: Outcome, turn: Int? = nil) {
         lock.lock()
         switch o {
         case .cancelled:
@@ -436,8 +480,9 @@ final class Collector: @unchecked Sendable {
             failed += 1
             errors[kind, default: 0] += 1
             if examples[kind] == nil { examples[kind] = message }
-        case .done(let t, let out, let prompt):
+        case .done(let t, let out, let prompt, _):
             completed += 1
+            if let turn, let v = t.ttft, turn >= 1, turn <= (turnTTFT?.count ?? 0) { turnTTFT?[turn - 1].record(seconds: v) }
             outputTokens += out
             promptTokens += prompt
             if let v = t.ttft { ttft.record(seconds: v) }
@@ -477,6 +522,7 @@ final class Collector: @unchecked Sendable {
                           completed: completed, failed: failed, errors: errors, errorExamples: examples,
                           outputTokens: outputTokens, promptTokens: promptTokens, durationSeconds: dur,
                           outputTokensPerSecond: per(Double(outputTokens)), requestsPerSecond: per(Double(completed)),
-                          goodput: slo == nil ? nil : per(Double(good)), aborted: aborted, model: model)
+                          goodput: slo == nil ? nil : per(Double(good)), aborted: aborted,
+                          ttftByTurn: turnTTFT.map { $0.map(\.summary) }, model: model)
     }
 }

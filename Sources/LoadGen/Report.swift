@@ -45,6 +45,9 @@ public struct LoadReport: Sendable, Codable {
     public var goodput: Double?
     /// True when `abortWhen` stopped the run.
     public var aborted: Bool
+    /// Multi-turn runs: TTFT of each turn (index 0 = first turns), so the cost of a repeated
+    /// conversation prefix shows; nil otherwise.
+    public var ttftByTurn: [LatencySummary]?
     /// The model name the requests asked for.
     public var model: String
 }

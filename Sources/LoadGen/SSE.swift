@@ -41,6 +41,8 @@ public struct SSEParser: Sendable {
 /// What one streamed chunk carried.
 struct ChunkInfo {
     var content = false
+    /// The content text the chunk carried (answers, for multi-turn conversations).
+    var text = ""
     var completionTokens: Int?
     var promptTokens: Int?
     var error: String?
@@ -57,9 +59,9 @@ enum ChunkReader {
         }
         if let choices = obj["choices"] as? [Any] {
             for case let c as [String: Any] in choices {
-                if let t = c["text"] as? String, !t.isEmpty { info.content = true }
+                if let t = c["text"] as? String, !t.isEmpty { info.content = true; info.text += t }
                 if let d = c["delta"] as? [String: Any] {
-                    if let t = d["content"] as? String, !t.isEmpty { info.content = true }
+                    if let t = d["content"] as? String, !t.isEmpty { info.content = true; info.text += t }
                     if let t = d["reasoning_content"] as? String, !t.isEmpty { info.content = true }
                 }
             }

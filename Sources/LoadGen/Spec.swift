@@ -79,6 +79,22 @@ public struct SLO: Sendable, Codable, Equatable {
     }
 }
 
+/// A multi-turn chat workload: `count` conversations run at once (one client each), each of
+/// `turns` requests. Every conversation starts with the same system prompt of about
+/// `systemTokens` tokens; each turn appends a user message of about `userTokens` tokens (its own
+/// words, opening with the conversation and turn number) and, once answered, the answer as the
+/// assistant's message — so each request repeats the whole conversation so far, as chat clients do.
+/// A failed turn ends its conversation. Lengths are calibrated from the server's `usage`.
+public struct Conversations: Sendable, Codable, Equatable {
+    public var count: Int
+    public var turns: Int
+    public var systemTokens: Int
+    public var userTokens: Int
+    public init(count: Int, turns: Int, systemTokens: Int, userTokens: Int) {
+        self.count = count; self.turns = turns; self.systemTokens = systemTokens; self.userTokens = userTokens
+    }
+}
+
 /// One load run against an OpenAI-compatible server.
 public struct LoadSpec: Sendable, Codable {
     /// Base URL, e.g. http://127.0.0.1:8080 (a trailing `/v1` is accepted too).
@@ -107,10 +123,13 @@ public struct LoadSpec: Sendable, Codable {
     /// Called with live statistics after every finished request; returning true stops the run
     /// (in-flight requests are cancelled and not counted) and marks the report `aborted`. Not coded.
     public var abortWhen: (@Sendable (LiveStats) -> Bool)?
+    /// Multi-turn chat instead of independent requests (then `chat`, `load`, `requests`,
+    /// `promptTokens` and `warmupRequests` do not apply: count × turns chat requests, count at once).
+    public var conversations: Conversations?
 
     enum CodingKeys: String, CodingKey {
         case url, replicaURLs, apiKey, model, chat, load, requests, promptTokens, maxTokens, ignoreEOS, warmupRequests,
-             timeoutSeconds, slo, seed, promptTokenIDs
+             timeoutSeconds, slo, seed, promptTokenIDs, conversations
     }
 
     public init(url: String, apiKey: String? = nil, model: String? = nil, chat: Bool = false,
@@ -153,6 +172,7 @@ public struct LoadSpec: Sendable, Codable {
         slo = try c.decodeIfPresent(SLO.self, forKey: .slo)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         promptTokenIDs = try c.decodeIfPresent(ClosedRange<Int>.self, forKey: .promptTokenIDs) ?? promptTokenIDs
+        conversations = try c.decodeIfPresent(Conversations.self, forKey: .conversations)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -172,6 +192,7 @@ public struct LoadSpec: Sendable, Codable {
         try c.encodeIfPresent(slo, forKey: .slo)
         try c.encode(seed, forKey: .seed)
         try c.encode(promptTokenIDs, forKey: .promptTokenIDs)
+        try c.encodeIfPresent(conversations, forKey: .conversations)
     }
 
     /// Throws `LoadGenError.invalidSpec` naming the first bad field.
@@ -197,6 +218,12 @@ public struct LoadSpec: Sendable, Codable {
         try maxTokens.check("max tokens", minimum: 1)
         guard promptTokenIDs.lowerBound >= 0, promptTokenIDs.upperBound <= Int(Int32.max) else {
             throw .invalidSpec("promptTokenIDs must lie in 0...\(Int32.max)")
+        }
+        if let c = conversations {
+            guard (1...10_000).contains(c.count) else { throw .invalidSpec("conversations must be in 1...10000 (got \(c.count))") }
+            guard (1...1_000).contains(c.turns) else { throw .invalidSpec("turns must be in 1...1000 (got \(c.turns))") }
+            guard (1...1_048_576).contains(c.systemTokens) else { throw .invalidSpec("system prompt tokens must be in 1...1048576 (got \(c.systemTokens))") }
+            guard (1...1_048_576).contains(c.userTokens) else { throw .invalidSpec("user message tokens must be in 1...1048576 (got \(c.userTokens))") }
         }
         if let s = slo {
             for (n, v) in [("ttft", s.ttftMs), ("tpot", s.tpotMs), ("e2e", s.e2eMs)] {

@@ -12,8 +12,12 @@ struct Loadtest: AsyncParsableCommand {
     @Option(name: .long, help: "Model name to request (default: the first id from GET /v1/models).") var model: String?
     @Option(name: .long, help: "Closed loop: clients each keeping one request in flight.") var concurrency: Int?
     @Option(name: .long, help: "Open loop: Poisson arrivals, requests per second.") var rate: Double?
-    @Option(name: .long, help: "Measured requests.") var requests: Int
-    @Option(name: .customLong("prompt-tokens"), help: "Prompt length in tokens.") var promptTokens: Int
+    @Option(name: .long, help: "Measured requests.") var requests: Int?
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt length in tokens.") var promptTokens: Int?
+    @Option(name: .long, help: "Multi-turn chat: this many conversations at once (one client each), instead of --concurrency/--rate, --requests and --prompt-tokens.") var conversations: Int?
+    @Option(name: .long, help: "Turns per conversation (with --conversations; default 4).") var turns: Int = 4
+    @Option(name: .customLong("system-tokens"), help: "The system prompt all conversations share, in tokens (default 1000).") var systemTokens: Int = 1000
+    @Option(name: .customLong("user-tokens"), help: "Each user message, in tokens (default 32).") var userTokens: Int = 32
     @Option(name: .customLong("max-tokens"), help: "Output tokens per request (EOS ignored unless --no-ignore-eos).") var maxTokens: Int
     @Option(name: .customLong("max-tokens-to"), help: "Mixed lengths: each request's output is drawn uniformly from --max-tokens...this.") var maxTokensTo: Int?
     @Flag(name: .long, help: "Use /v1/chat/completions (prompt length calibrated from usage.prompt_tokens).") var chat = false
@@ -49,15 +53,28 @@ struct Loadtest: AsyncParsableCommand {
 
     func spec() throws -> LoadSpec {
         let shape: LoadShape
-        switch (concurrency, rate) {
-        case (let c?, nil):
-            guard c >= 1 else { throw ValidationError("--concurrency must be ≥ 1 (got \(c))") }
-            shape = .closed(concurrency: c)
-        case (nil, let r?):
-            guard r.isFinite, r > 0 else { throw ValidationError("--rate must be a positive number of requests per second (got \(r))") }
-            shape = .open(ratePerSecond: r)
-        case (.some, .some): throw ValidationError("give either --concurrency (closed loop) or --rate (open loop), not both")
-        case (nil, nil): throw ValidationError("give --concurrency C (closed loop) or --rate R (open loop, requests/s)")
+        if let n = conversations {
+            try FlagRange.check("--conversations", n, 1...10_000)
+            try FlagRange.check("--turns", turns, 1...1_000)
+            try FlagRange.check("--system-tokens", systemTokens, 1...1_048_576)
+            try FlagRange.check("--user-tokens", userTokens, 1...1_048_576)
+            if concurrency != nil || rate != nil || requests != nil || promptTokens != nil || warmup != 0 {
+                throw ValidationError("--conversations runs its own clients and prompts: drop --concurrency, --rate, --requests, --prompt-tokens and --warmup")
+            }
+            shape = .closed(concurrency: n)
+        } else {
+            guard requests != nil else { throw ValidationError("give --requests N (or --conversations for multi-turn chat)") }
+            guard promptTokens != nil else { throw ValidationError("give --prompt-tokens N (or --conversations for multi-turn chat)") }
+            switch (concurrency, rate) {
+            case (let c?, nil):
+                guard c >= 1 else { throw ValidationError("--concurrency must be ≥ 1 (got \(c))") }
+                shape = .closed(concurrency: c)
+            case (nil, let r?):
+                guard r.isFinite, r > 0 else { throw ValidationError("--rate must be a positive number of requests per second (got \(r))") }
+                shape = .open(ratePerSecond: r)
+            case (.some, .some): throw ValidationError("give either --concurrency (closed loop) or --rate (open loop), not both")
+            case (nil, nil): throw ValidationError("give --concurrency C (closed loop) or --rate R (open loop, requests/s)")
+            }
         }
         try FlagRange.check("--concurrency", concurrency, 1...100_000)
         try FlagRange.check("--rate", rate, 0.000_001...1_000_000, unit: " requests/s")
@@ -74,10 +91,13 @@ struct Loadtest: AsyncParsableCommand {
                 throw ValidationError("--url must be an http(s) base URL such as http://127.0.0.1:8080 (got '\(url)')")
             }
         }
-        var s = LoadSpec(url: first, apiKey: apiKey, model: model, chat: chat, load: shape, requests: requests,
-                         promptTokens: .fixed(promptTokens), maxTokens: maxTokensTo.map { .uniform(maxTokens, $0) } ?? .fixed(maxTokens), ignoreEOS: !noIgnoreEOS,
+        let count = conversations.map { $0 * turns } ?? requests ?? 1
+        var s = LoadSpec(url: first, apiKey: apiKey, model: model, chat: chat || conversations != nil, load: shape, requests: count,
+                         promptTokens: .fixed(promptTokens ?? userTokens),
+                         maxTokens: maxTokensTo.map { .uniform(maxTokens, $0) } ?? .fixed(maxTokens), ignoreEOS: !noIgnoreEOS,
                          warmupRequests: warmup, timeoutSeconds: timeout, slo: try slo.map(Self.parseSLO), seed: seed)
         s.replicaURLs = Array(url.dropFirst())
+        s.conversations = conversations.map { Conversations(count: $0, turns: turns, systemTokens: systemTokens, userTokens: userTokens) }
         do { try s.validate() } catch { throw ValidationError(error.description) }
         return s
     }
@@ -128,6 +148,9 @@ struct Loadtest: AsyncParsableCommand {
         out.append(String(format: "output %.1f tok/s   requests %.2f req/s   tokens out %d, prompt %d",
                           r.outputTokensPerSecond, r.requestsPerSecond, r.outputTokens, r.promptTokens))
         if let g = r.goodput { out.append(String(format: "goodput %.2f req/s meeting the SLO", g)) }
+        if let turns = r.ttftByTurn {
+            out.append("TTFT p50 by turn (ms): " + turns.enumerated().map { String(format: "%d: %.1f", $0.offset + 1, $0.element.p50) }.joined(separator: "  "))
+        }
         if r.errors.isEmpty {
             out.append("errors: none")
         } else {

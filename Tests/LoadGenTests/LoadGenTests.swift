@@ -196,6 +196,45 @@ import Testing
         }
     }
 
+    @Test func conversationsRepeatTheirHistoryTurnByTurn() async throws {
+        // chatOverhead 5, one token per word: the calibration is exact.
+        let fake = FakeServer(chatOverhead: 5) { _ in .stream(tokens: 3) }
+        try await fake.with { url in
+            var spec = LoadSpec(url: url, model: "m", maxTokens: .fixed(3), seed: 7)
+            spec.conversations = Conversations(count: 3, turns: 3, systemTokens: 25, userTokens: 10)
+            let r = try await LoadGen.run(spec)
+            #expect(r.completed == 9 && r.failed == 0)
+            #expect(r.ttftByTurn?.count == 3 && r.ttftByTurn?.allSatisfy { $0.count == 3 } == true)
+            let bodies = fake.state.bodies
+            #expect(bodies.count == 9)
+            let convs = bodies.map { ($0["messages"] as? [[String: String]]) ?? [] }
+            // One shared system prompt of 25 − 5 = 20 words.
+            let systems = Set(convs.compactMap { $0.first?["content"] })
+            #expect(systems.count == 1 && systems.first?.split(separator: " ").count == 20)
+            // Each request is its conversation so far: system, then user/assistant pairs, ending
+            // with a new user message; the assistant messages are the streamed answers.
+            for m in convs {
+                #expect(m.count % 2 == 0 && m.count >= 2 && m.count <= 6)
+                #expect(m.first?["role"] == "system" && m.last?["role"] == "user")
+                for (i, x) in m.enumerated().dropFirst() {
+                    #expect(x["role"] == (i % 2 == 1 ? "user" : "assistant"))
+                    if x["role"] == "assistant" { #expect(x["content"] == "t0t1t2") }
+                }
+            }
+            // Turn k of conversation c extends its turn k−1 exactly.
+            let longest = convs.filter { $0.count == 6 }
+            #expect(longest.count == 3)
+            for full in longest {
+                let opening = full[1]["content"] ?? ""
+                #expect(opening.hasPrefix("Conversation ") && opening.contains("turn 1:"))
+                #expect(convs.contains { $0 == Array(full.prefix(2)) } && convs.contains { $0 == Array(full.prefix(4)) })
+            }
+        }
+        var bad = LoadSpec(url: "http://127.0.0.1:1")
+        bad.conversations = Conversations(count: 0, turns: 1, systemTokens: 1, userTokens: 1)
+        #expect(throws: LoadGenError.self) { try bad.validate() }
+    }
+
     @Test func refusedConnectionsAreConnectionErrors() async throws {
         // Bind and close a port so nothing listens on it.
         let fake = FakeServer { _ in .stream(tokens: 1) }
