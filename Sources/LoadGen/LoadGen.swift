@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Synchronization
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -156,9 +157,9 @@ final class Runner: Sendable {
             let wcol = Collector(total: warm.count, slo: nil, abortWhen: nil, progress: nil)
             await closedLoop(warm, concurrency: Swift.min(wc, warm.count), collector: wcol)
         }
-        let col = Collector(total: bodies.count, slo: spec.slo, abortWhen: spec.abortWhen, progress: progress)
         let box = CancelBox()
-        col.onAbort = { box.cancel() }
+        let col = Collector(total: bodies.count, slo: spec.slo, abortWhen: spec.abortWhen, progress: progress,
+                            onAbort: { box.cancel() })
         let task = Task {
             switch spec.load {
             case .closed(let c): await self.closedLoop(bodies, concurrency: Swift.min(c, bodies.count), collector: col)
@@ -401,128 +402,119 @@ func seconds(_ d: Duration) -> Double {
 }
 
 /// Next request index for closed-loop workers.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func take() -> Int {
-        lock.lock(); defer { lock.unlock() }
-        value += 1
-        return value - 1
-    }
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func take() -> Int { value.withLock { v in defer { v += 1 }; return v } }
 }
 
 /// Holds the load task so `abortWhen` can cancel it from inside.
-final class CancelBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var task: Task<Void, Never>?
-    private var cancelled = false
+final class CancelBox: Sendable {
+    private let state = Mutex<(task: Task<Void, Never>?, cancelled: Bool)>((nil, false))
     func set(_ t: Task<Void, Never>) {
-        lock.lock()
-        task = t
-        let c = cancelled
-        lock.unlock()
+        let c = state.withLock { s in s.task = t; return s.cancelled }
         if c { t.cancel() }
     }
     func cancel() {
-        lock.lock()
-        cancelled = true
-        let t = task
-        lock.unlock()
+        let t = state.withLock { s in s.cancelled = true; return s.task }
         t?.cancel()
     }
 }
 
-/// Thread-safe accumulation of outcomes.
-final class Collector: @unchecked Sendable {
-    private let lock = NSLock()
+/// Accumulates outcomes; all of its state is behind one lock.
+final class Collector: Sendable {
     let total: Int
     let slo: SLO?
     let abortWhen: (@Sendable (LiveStats) -> Bool)?
     let progress: (@Sendable (LiveStats) -> Void)?
-    var onAbort: (@Sendable () -> Void)?
+    /// Called once when `abortWhen` first answers true.
+    let onAbort: (@Sendable () -> Void)?
     private let t0 = ContinuousClock.now
-    private var firstStart: ContinuousClock.Instant?
-    private var lastEnd: ContinuousClock.Instant?
-    private var ttft = LatencyRecorder(), tpot = LatencyRecorder(), itl = LatencyRecorder(), e2e = LatencyRecorder()
-    private var nStarted = 0, completed = 0, failed = 0, outputTokens = 0, promptTokens = 0, good = 0, bad = 0
-    private var errors: [String: Int] = [:]
-    private var examples: [String: String] = [:]
-    private var aborted = false
-    /// Multi-turn runs: TTFT per turn (index turn − 1).
-    private var turnTTFT: [LatencyRecorder]?
+
+    private struct State {
+        var firstStart: ContinuousClock.Instant?
+        var lastEnd: ContinuousClock.Instant?
+        var ttft = LatencyRecorder(), tpot = LatencyRecorder(), itl = LatencyRecorder(), e2e = LatencyRecorder()
+        var nStarted = 0, completed = 0, failed = 0, outputTokens = 0, promptTokens = 0, good = 0, bad = 0
+        var errors: [String: Int] = [:]
+        var examples: [String: String] = [:]
+        var aborted = false
+        /// Multi-turn runs: TTFT per turn (index turn − 1).
+        var turnTTFT: [LatencyRecorder]?
+    }
+    private let state: Mutex<State>
 
     init(total: Int, slo: SLO?, abortWhen: (@Sendable (LiveStats) -> Bool)?, progress: (@Sendable (LiveStats) -> Void)?,
-         turns: Int? = nil) {
+         turns: Int? = nil, onAbort: (@Sendable () -> Void)? = nil) {
         self.total = total
-        turnTTFT = turns.map { Array(repeating: LatencyRecorder(), count: $0) }
         self.slo = slo
         self.abortWhen = abortWhen
         self.progress = progress
+        self.onAbort = onAbort
+        var st = State()
+        st.turnTTFT = turns.map { Array(repeating: LatencyRecorder(), count: $0) }
+        state = Mutex(st)
     }
 
-    var isAborted: Bool { lock.lock(); defer { lock.unlock() }; return aborted }
+    var isAborted: Bool { state.withLock { $0.aborted } }
 
     func started() {
-        lock.lock()
-        nStarted += 1
-        if firstStart == nil { firstStart = ContinuousClock.now }
-        lock.unlock()
+        state.withLock { s in
+            s.nStarted += 1
+            if s.firstStart == nil { s.firstStart = ContinuousClock.now }
+        }
     }
 
     func finish(_ o: Outcome, turn: Int? = nil) {
-        lock.lock()
-        switch o {
-        case .cancelled:
-            nStarted -= 1
-            lock.unlock()
-            return
-        case .failed(let kind, let message):
-            failed += 1
-            errors[kind, default: 0] += 1
-            if examples[kind] == nil { examples[kind] = message }
-        case .done(let t, let out, let prompt, _):
-            completed += 1
-            if let turn, let v = t.ttft, turn >= 1, turn <= (turnTTFT?.count ?? 0) { turnTTFT?[turn - 1].record(seconds: v) }
-            outputTokens += out
-            promptTokens += prompt
-            if let v = t.ttft { ttft.record(seconds: v) }
-            if let v = t.tpot { tpot.record(seconds: v) }
-            for v in t.itl { itl.record(seconds: v) }
-            e2e.record(seconds: t.e2e)
-            if let slo { if slo.isMet(by: t) { good += 1 } else { bad += 1 } }
-        }
-        lastEnd = ContinuousClock.now
         let needStats = abortWhen != nil || progress != nil
-        let stats = needStats ? liveLocked() : nil
-        lock.unlock()
+        let stats: LiveStats? = state.withLock { s in
+            switch o {
+            case .cancelled:
+                s.nStarted -= 1
+                return nil
+            case .failed(let kind, let message):
+                s.failed += 1
+                s.errors[kind, default: 0] += 1
+                if s.examples[kind] == nil { s.examples[kind] = message }
+            case .done(let t, let out, let prompt, _):
+                s.completed += 1
+                if let turn, let v = t.ttft, turn >= 1, turn <= (s.turnTTFT?.count ?? 0) { s.turnTTFT?[turn - 1].record(seconds: v) }
+                s.outputTokens += out
+                s.promptTokens += prompt
+                if let v = t.ttft { s.ttft.record(seconds: v) }
+                if let v = t.tpot { s.tpot.record(seconds: v) }
+                for v in t.itl { s.itl.record(seconds: v) }
+                s.e2e.record(seconds: t.e2e)
+                if let slo { if slo.isMet(by: t) { s.good += 1 } else { s.bad += 1 } }
+            }
+            s.lastEnd = ContinuousClock.now
+            return needStats ? live(s) : nil
+        }
         guard let stats else { return }
         progress?(stats)
         if let abortWhen, abortWhen(stats) {
-            lock.lock()
-            let first = !aborted
-            aborted = true
-            lock.unlock()
+            let first = state.withLock { s in defer { s.aborted = true }; return !s.aborted }
             if first { onAbort?() }
         }
     }
 
-    private func liveLocked() -> LiveStats {
-        LiveStats(elapsedSeconds: seconds(ContinuousClock.now - t0), total: total, started: nStarted,
-                  completed: completed, failed: failed, inFlight: nStarted - completed - failed,
-                  outputTokens: outputTokens, errors: errors, sloMet: good, sloMissed: bad,
-                  ttft: ttft.summary, tpot: tpot.summary, e2e: e2e.summary)
+    private func live(_ s: State) -> LiveStats {
+        LiveStats(elapsedSeconds: seconds(ContinuousClock.now - t0), total: total, started: s.nStarted,
+                  completed: s.completed, failed: s.failed, inFlight: s.nStarted - s.completed - s.failed,
+                  outputTokens: s.outputTokens, errors: s.errors, sloMet: s.good, sloMissed: s.bad,
+                  ttft: s.ttft.summary, tpot: s.tpot.summary, e2e: s.e2e.summary)
     }
 
     func report(model: String) -> LoadReport {
-        lock.lock(); defer { lock.unlock() }
-        var dur = 0.0
-        if let a = firstStart, let b = lastEnd { dur = Swift.max(0, seconds(b - a)) }
-        let per = { (x: Double) in dur > 0 ? x / dur : 0 }
-        return LoadReport(ttft: ttft.summary, tpot: tpot.summary, itl: itl.summary, e2e: e2e.summary,
-                          completed: completed, failed: failed, errors: errors, errorExamples: examples,
-                          outputTokens: outputTokens, promptTokens: promptTokens, durationSeconds: dur,
-                          outputTokensPerSecond: per(Double(outputTokens)), requestsPerSecond: per(Double(completed)),
-                          goodput: slo == nil ? nil : per(Double(good)), aborted: aborted,
-                          ttftByTurn: turnTTFT.map { $0.map(\.summary) }, model: model)
+        state.withLock { s in
+            var dur = 0.0
+            if let a = s.firstStart, let b = s.lastEnd { dur = Swift.max(0, seconds(b - a)) }
+            let per = { (x: Double) in dur > 0 ? x / dur : 0 }
+            return LoadReport(ttft: s.ttft.summary, tpot: s.tpot.summary, itl: s.itl.summary, e2e: s.e2e.summary,
+                              completed: s.completed, failed: s.failed, errors: s.errors, errorExamples: s.examples,
+                              outputTokens: s.outputTokens, promptTokens: s.promptTokens, durationSeconds: dur,
+                              outputTokensPerSecond: per(Double(s.outputTokens)), requestsPerSecond: per(Double(s.completed)),
+                              goodput: slo == nil ? nil : per(Double(s.good)), aborted: s.aborted,
+                              ttftByTurn: s.turnTTFT.map { $0.map(\.summary) }, model: model)
+        }
     }
 }
