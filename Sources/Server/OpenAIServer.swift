@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -311,10 +312,9 @@ final class DisconnectWatcher: ChannelInboundHandler, RemovableChannelHandler, @
     }
 }
 
-/// Lock-protected flag shared between a handler and its timeout task.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+/// A flag shared between a handler and its timeout task (set once, read anywhere).
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
