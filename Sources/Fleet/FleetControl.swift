@@ -8,15 +8,18 @@ public enum FleetControl {
     /// Samples the pool every `spec.intervalSeconds`, asks the `Autoscaler`, applies its decision
     /// (logged with its reason, counted in `autoglm:fleet_scale_events_total{reason}`), until the
     /// fleet stops.
-    public static func autoscale(_ fleet: FleetRouter, spec: AutoscalingSpec) async {
+    /// `onSample` sees every sample and the decision it led to (tests, diagnostics).
+    public static func autoscale(_ fleet: FleetRouter, spec: AutoscalingSpec,
+                                 onSample: (@Sendable (FleetSample, ScaleDecision?) -> Void)? = nil) async {
         var scaler = Autoscaler(spec: spec, current: fleet.stableCount)
         let t0 = ContinuousClock.now
         let interval = max(spec.intervalSeconds, 0.05)
         while !fleet.isStopped && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
-            if let d = scaler.observe(sample(fleet, since: t0)) {
-                await fleet.scale(to: d.to, reason: d.reason, detail: d.detail)
-            }
+            let s = sample(fleet, since: t0)
+            let d = scaler.observe(s)
+            onSample?(s, d)
+            if let d { await fleet.scale(to: d.to, reason: d.reason, detail: d.detail) }
         }
     }
 

@@ -17,17 +17,22 @@ import Testing
         a.maxReplicas = 3
         a.intervalSeconds = 0.25
         a.rules = [
-            ScalingRule(name: "queue-high", metric: .queuePerReplica, comparison: .above, threshold: 2, forSeconds: 1,
+            // Acts on the first sample that sees the queue (the `for` window is tested on a fake
+            // clock in AutoscalerTests; here the machine's load decides how samples fall).
+            ScalingRule(name: "queue-high", metric: .queuePerReplica, comparison: .above, threshold: 2, forSeconds: 0,
                         change: 1, cooldownSeconds: 2, priority: 10),
             ScalingRule(name: "idle", metric: .inflightPerReplica, comparison: .below, threshold: 0.5, forSeconds: 2,
                         change: -1, cooldownSeconds: 1),
         ]
         let spec = a
         let seen = Peak()
-        // Each request streams 20 tokens 50 ms apart (1 s); a replica decodes 2 at once (slots).
-        let t = FakeFleet.template(version: "v1", ["--tokens", "20", "--token-ms", "50"], slots: 2)
+        // Each request streams 200 tokens 50 ms apart (10 s, longer on a loaded machine); a
+        // replica decodes 2 at once (slots), so 8 requests held together keep 6 waiting for as
+        // long as they run — no gaps between requests for the samples to fall into.
+        let t = FakeFleet.template(version: "v1", ["--tokens", "200", "--token-ms", "50"], slots: 2)
         try await FakeFleet.with(t, replicas: 1) { url, fleet in
-            let scaler = Task { await FleetControl.autoscale(fleet, spec: spec) }
+            let samples = Samples()
+            let scaler = Task { await FleetControl.autoscale(fleet, spec: spec) { s, d in samples.add(s, d) } }
             defer { scaler.cancel() }
             let watch = Task {
                 while !Task.isCancelled {
@@ -36,13 +41,11 @@ import Testing
                 }
             }
             defer { watch.cancel() }
-            // Step: 1 client, then 8.
-            _ = try await LoadGen.run(LoadSpec(url: url, model: "fake-model", load: .closed(concurrency: 1), requests: 2,
-                                               maxTokens: .fixed(20), timeoutSeconds: 600))
-            let r = try await LoadGen.run(LoadSpec(url: url, model: "fake-model", load: .closed(concurrency: 8), requests: 64,
-                                                   maxTokens: .fixed(20), timeoutSeconds: 600))
+            // Step: 8 clients at once.
+            let r = try await LoadGen.run(LoadSpec(url: url, model: "fake-model", load: .closed(concurrency: 8), requests: 8,
+                                                   maxTokens: .fixed(200), timeoutSeconds: 600))
             #expect(r.failed == 0)
-            #expect(seen.value >= 2, "the queue rule never scaled out")
+            #expect(seen.value >= 2, "the queue rule never scaled out; samples: \(samples.text)")
             // Idle: back to the minimum.
             try await FakeFleet.waitUntil(timeout: 60) { fleet.stableCount == 1 && fleet.pool.members.count == 1 }
             let events = fleet.status()["last_scale_event"]?.string ?? ""
@@ -126,4 +129,13 @@ final class Peak: Sendable {
     let m = Mutex(0)
     func note(_ v: Int) { m.withLock { $0 = max($0, v) } }
     var value: Int { m.withLock { $0 } }
+}
+
+/// The autoscaler's samples, for failure messages.
+final class Samples: Sendable {
+    let m = Mutex<[String]>([])
+    func add(_ s: FleetSample, _ d: ScaleDecision?) {
+        m.withLock { $0.append("t=\(Int(s.time * 1000))ms r=\(s.replicas) ready=\(s.ready) in=\(s.inFlight) wait=\(s.waiting)\(d.map { " → \($0.to)" } ?? "")") }
+    }
+    var text: String { m.withLock { $0.suffix(40).joined(separator: "; ") } }
 }
