@@ -67,6 +67,8 @@ public struct SequenceCompletion: Sendable {
     public var text: String
     public var promptTokens: Int
     public var completionTokens: Int
+    /// Prompt tokens whose keys and values came from the prefix cache (not computed).
+    public var cachedTokens: Int = 0
     public var timings: SequenceTimings
     /// Set when `reason == .error`.
     public var error: String?
@@ -105,10 +107,15 @@ public struct SchedulerConfig: Sendable {
     /// arrives, so requests arriving together are prefilled in one batch. Never delays a step
     /// while sequences are running. Zero (the default) never waits.
     public var batchWait: Duration = .zero
+    /// Automatic prefix caching: full KV blocks are kept after their sequence ends and reused by
+    /// any later request whose prompt starts with the same tokens (`serve --no-prefix-cache`: off).
+    public var prefixCaching: Bool = true
 
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
                 blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil,
-                kvPrecision: KVCache.Precision = .f16, batchWait: Duration = .zero) {
+                kvPrecision: KVCache.Precision = .f16, batchWait: Duration = .zero,
+                prefixCaching: Bool = true) {
+        self.prefixCaching = prefixCaching
         self.kvCacheBlocks = kvCacheBlocks
         self.kvPrecision = kvPrecision
         self.batchWait = batchWait
