@@ -136,6 +136,11 @@ public struct SchedulerStats: Sendable {
     public var kvBlocksTotal: Int = 0
     public var steps: Int = 0
     public var preemptions: Int = 0
+    /// Prompt tokens looked up in the prefix cache, and those found there (admissions only).
+    public var prefixCacheQueries: Int = 0
+    public var prefixCacheHits: Int = 0
+    /// Cached KV blocks no running sequence owns (kept for prefix hits, evicted under pressure).
+    public var kvBlocksCachedIdle: Int = 0
     /// Duration of the last forward step, seconds.
     public var lastStepSeconds: Double = 0
     /// When the loop last went round (or started waiting idle).
@@ -211,10 +216,17 @@ public final class Scheduler: @unchecked Sendable {
     private var thread: Thread?
     private var exited = false
 
+    /// Positions the whole KV budget holds (fixed at init; read by `validate` on any thread).
+    public let kvCapacityPositions: Int
+    /// The KV memory: one pool of `allocator.totalBlocks` blocks, allocated once.
+    let pool: KVPool
+
     // Engine-thread state.
     private var allocator: BlockAllocator
     private var waiting: [ScheduledSequence] = []
     private var running: [ScheduledSequence] = []
+    private var prefixQueries = 0
+    private var prefixHits = 0
     private let clock = ContinuousClock()
 
     public init(model loaded: LoadedModel, config: SchedulerConfig = SchedulerConfig()) {
@@ -229,13 +241,13 @@ public final class Scheduler: @unchecked Sendable {
             allocator = BlockAllocator(megabytes: config.kvCacheMB, bytesPerPosition: bytesPerPosition,
                                        blockSize: config.blockSize)
         }
+        kvCapacityPositions = allocator.capacityPositions
+        pool = KVPool(layers: c.layers, keyDim: c.kvHeads * c.headDim, valueDim: c.kvHeads * c.valueDim,
+                      blockSize: allocator.blockSize, blocks: allocator.totalBlocks, precision: config.kvPrecision)
         let now = ContinuousClock.now
         statsValue = SchedulerStats(lastHeartbeat: now, lastProgress: now)
         statsValue.kvBlocksTotal = allocator.totalBlocks
     }
-
-    /// Positions the whole KV budget holds.
-    public var kvCapacityPositions: Int { allocator.capacityPositions }
 
     /// Starts the engine thread.
     public func start() {
@@ -271,8 +283,8 @@ public final class Scheduler: @unchecked Sendable {
         guard !overflow, total <= contextLength else {
             throw .exceedsContext(promptTokens: r.promptIDs.count, maxTokens: r.maxTokens, context: contextLength)
         }
-        guard total <= allocator.capacityPositions else {
-            throw .exceedsKVBudget(positions: total, capacity: allocator.capacityPositions)
+        guard total <= kvCapacityPositions else {
+            throw .exceedsKVBudget(positions: total, capacity: kvCapacityPositions)
         }
     }
 
@@ -465,6 +477,9 @@ public final class Scheduler: @unchecked Sendable {
         statsValue.kvUsage = allocator.usage
         statsValue.kvBlocksUsed = allocator.usedCount
         statsValue.kvBlocksTotal = allocator.totalBlocks
+        statsValue.kvBlocksCachedIdle = allocator.cachedIdleCount
+        statsValue.prefixCacheQueries = prefixQueries
+        statsValue.prefixCacheHits = prefixHits
         statsValue.lastHeartbeat = clock.now
         if let step {
             statsValue.steps += 1
@@ -476,9 +491,7 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Frees a sequence's KV and ends its stream.
     private func finish(_ s: ScheduledSequence, _ reason: SequenceFinishReason, error: String? = nil) {
-        allocator.release(s.blocks)
-        s.blocks.removeAll()
-        s.cache = nil
+        dropKV(s)
         var text = ""
         if reason == .stop || reason == .length {
             text = s.flushText()
@@ -486,29 +499,79 @@ public final class Scheduler: @unchecked Sendable {
         s.timings.finished = clock.now
         s.continuation.yield(.finished(SequenceCompletion(
             reason: reason, text: text, promptTokens: s.request.promptIDs.count,
-            completionTokens: s.generated, timings: s.timings, error: error)))
+            completionTokens: s.generated, cachedTokens: s.cachedTokens, timings: s.timings, error: error)))
         s.continuation.finish()
     }
 
     /// Drops a running sequence's KV; it goes back to the front of the queue and is recomputed
     /// later from its prompt and generated tokens.
     private func preempt(_ s: ScheduledSequence) {
-        allocator.release(s.blocks)
-        s.blocks.removeAll()
-        s.cache = nil
-        s.computed = 0
+        dropKV(s)
         s.timings.preemptions += 1
         cond.lock(); statsValue.preemptions += 1; cond.unlock()
         waiting.insert(s, at: 0)
     }
 
-    /// Grows `s`'s block list to cover `positions`; false when the budget is short.
+    /// Lets go of a sequence's KV blocks (cached ones stay for later prefix hits); it will
+    /// start again from position 0 if it runs again.
+    private func dropKV(_ s: ScheduledSequence) {
+        if let c = s.cache { allocator.release(c.blockTable) }
+        s.cache = nil
+        s.computed = 0
+        s.hashes.removeAll()
+    }
+
+    /// Grows `s`'s block table to cover `positions`; false when the budget is short.
     private func grow(_ s: ScheduledSequence, to positions: Int) -> Bool {
-        let need = allocator.blocks(for: positions) - s.blocks.count
+        guard let cache = s.cache else { return false }
+        let need = allocator.blocks(for: positions) - cache.blockTable.count
         if need <= 0 { return true }
         guard let b = allocator.allocate(need) else { return false }
-        s.blocks.append(contentsOf: b)
+        cache.blockTable.append(contentsOf: b)
         return true
+    }
+
+    /// Gives a sequence that starts (or restarts after preemption) its cache, with the cached
+    /// blocks that hold the start of its tokens. At least its last token is left to compute, so
+    /// the step that finishes its prompt yields logits.
+    private func attachCache(_ s: ScheduledSequence) {
+        let cache = KVCache(pool: pool, maxPositions: contextLength)
+        s.cache = cache
+        s.computed = 0
+        s.hashes.removeAll()
+        guard config.prefixCaching else { return }
+        let bs = allocator.blockSize
+        let hit = allocator.match(s.tokens, maxBlocks: (s.tokens.count - 1) / bs)
+        cache.blockTable = hit.blocks
+        cache.setCount(hit.blocks.count * bs)
+        s.computed = cache.count
+        s.hashes = hit.hashes
+    }
+
+    /// Registers the blocks of `s` that its last step filled, so later prompts can share them.
+    private func registerFullBlocks(_ s: ScheduledSequence) {
+        guard config.prefixCaching, let cache = s.cache else { return }
+        let bs = allocator.blockSize
+        while s.hashes.count < s.computed / bs {
+            let i = s.hashes.count
+            let h = allocator.register(cache.blockTable[i], parent: s.hashes.last ?? BlockAllocator.rootHash,
+                                       tokens: s.tokens[(i * bs)..<((i + 1) * bs)])
+            s.hashes.append(h)
+        }
+    }
+
+    /// True when a running sequence is about to compute the next block `s` could share (the
+    /// same tokens from position 0 to that block's end): `s` waits a step and takes it as a hit
+    /// (n > 1 choices and identical concurrent prompts compute their prompt once).
+    private func waitsForSharedPrefix(_ s: ScheduledSequence) -> Bool {
+        guard config.prefixCaching else { return false }
+        let bs = allocator.blockSize
+        let end = (s.computed / bs + 1) * bs
+        guard end <= s.tokens.count - 1 else { return false }
+        for r in running where r.computed < end && r.tokens.count >= end {
+            if r.tokens[0..<end] == s.tokens[0..<end] { return true }
+        }
+        return false
     }
 
     /// One scheduling decision and one forward pass. Returns nil when nothing ran.
@@ -533,7 +596,7 @@ public final class Scheduler: @unchecked Sendable {
             guard let victim = running.last else { break }
             running.removeLast()
             if victim === s {
-                if running.isEmpty && waiting.isEmpty && s.blocks.count == allocator.totalBlocks {
+                if running.isEmpty && waiting.isEmpty && (s.cache?.blockTable.count ?? 0) == allocator.totalBlocks {
                     finish(s, .length)  // cannot happen after validate(); defensive
                 } else {
                     preempt(s)
@@ -544,16 +607,23 @@ public final class Scheduler: @unchecked Sendable {
             preempt(victim)
         }
 
-        // 2. Admit waiting sequences while there is room (FCFS; stop at the first that does not fit).
-        while budget > 0, running.count < max(1, config.maxSeqs), let s = waiting.first {
+        // 2. Admit waiting sequences while there is room (FCFS; stop at the first that does not
+        // fit). Each starts from its longest cached prefix; one whose next block a running
+        // sequence is computing right now waits for it instead of computing it twice.
+        var w = 0
+        while budget > 0, running.count < max(1, config.maxSeqs), w < waiting.count {
+            let s = waiting[w]
+            attachCache(s)
+            if waitsForSharedPrefix(s) { dropKV(s); w += 1; continue }
             let n = min(s.tokens.count - s.computed, budget)
-            guard n > 0, grow(s, to: s.computed + n) else { break }
-            waiting.removeFirst()
-            if s.cache == nil {
-                s.cache = loaded.model.makeCache(maxPositions: contextLength, precision: config.kvPrecision)
-                s.computed = 0
+            guard n > 0, grow(s, to: s.computed + n) else { dropKV(s); break }
+            waiting.remove(at: w)
+            if s.timings.scheduled == nil {
+                s.timings.scheduled = clock.now
+                s.cachedTokens = s.computed
+                prefixQueries += s.request.promptIDs.count
+                prefixHits += s.computed
             }
-            if s.timings.scheduled == nil { s.timings.scheduled = clock.now }
             running.append(s)
             batch.append((s, n))
             budget -= n
@@ -589,6 +659,7 @@ public final class Scheduler: @unchecked Sendable {
         for (k, (s, n)) in batch.enumerated() {
             tokens += n
             s.computed += n
+            registerFullBlocks(s)
             guard s.computed == s.tokens.count, !out[k].isEmpty else { continue }
             sampling.append((s, k))
         }
@@ -627,7 +698,10 @@ final class ScheduledSequence {
     /// Positions whose KV has been computed into `cache`.
     var computed = 0
     var cache: KVCache?
-    var blocks: [Int] = []
+    /// Chain hashes of the full blocks registered in the prefix cache, in order.
+    var hashes: [UInt64] = []
+    /// Prompt tokens that came from the prefix cache at first admission.
+    var cachedTokens = 0
     var generated = 0
     var sampler: Sampler
     var detok: StreamingDetokenizer

@@ -212,12 +212,17 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             qh.update(from: q + (t * heads + h) * headDim, count: headDim)
             if half { roundToHalf(qh, headDim) }
             var mx = -Float.infinity
-            if half {
-                // All n scores in one pass over the half-precision keys (C SIMD kernel).
-                halfDotRows(qh, cache.halfKey(layer, start) + kvh * headDim, stride: cache.keyDim,
-                            count: n, dim: headDim, into: s)
-            } else {
-                for j in 0..<n { s[j] = dot(qh, cache.key(layer, start + j) + kvh * headDim, headDim) }
+            // The sequence's rows are contiguous within a KV block: one kernel call per run.
+            var j0 = 0
+            while j0 < n {
+                let len = cache.run(from: start + j0, limit: n - j0)
+                if half {
+                    halfDotRows(qh, cache.halfKey(layer, start + j0) + kvh * headDim, stride: cache.keyDim,
+                                count: len, dim: headDim, into: s + j0)
+                } else {
+                    for j in 0..<len { s[j0 + j] = dot(qh, cache.key(layer, start + j0 + j) + kvh * headDim, headDim) }
+                }
+                j0 += len
             }
             for j in 0..<n {
                 var v = s[j] * scale
@@ -229,12 +234,17 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             for j in 0..<n { let e = Foundation.exp(s[j] - mx); s[j] = e; sum += e }
             let inv = 1 / sum
             o.initialize(repeating: 0, count: valueDim)
-            if half {
-                for j in 0..<n { s[j] = halfRounded(s[j] * inv) }
-                halfAccumulateRows(s, cache.halfValue(layer, start) + kvh * valueDim, stride: cache.valueDim,
-                                   count: n, dim: valueDim, into: o)
-            } else {
-                for j in 0..<n { axpy(s[j] * inv, cache.value(layer, start + j) + kvh * valueDim, o, valueDim) }
+            if half { for j in 0..<n { s[j] = halfRounded(s[j] * inv) } }
+            j0 = 0
+            while j0 < n {
+                let len = cache.run(from: start + j0, limit: n - j0)
+                if half {
+                    halfAccumulateRows(s + j0, cache.halfValue(layer, start + j0) + kvh * valueDim, stride: cache.valueDim,
+                                       count: len, dim: valueDim, into: o)
+                } else {
+                    for j in 0..<len { axpy(s[j0 + j] * inv, cache.value(layer, start + j0 + j) + kvh * valueDim, o, valueDim) }
+                }
+                j0 += len
             }
         }
     }

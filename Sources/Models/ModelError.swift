@@ -11,6 +11,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case invalidMetadata(path: String, key: String, detail: String)
     case contextOverflow(needed: Int, limit: Int)
     case invalidToken(id: Int32, vocabulary: Int)
+    /// The engine did not give a pooled cache the blocks a forward pass needs (an engine bug).
+    case kvBlocksMissing(needed: Int, covered: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +33,8 @@ public enum ModelError: Error, CustomStringConvertible {
             return "sequence needs \(n) positions but the context holds \(l)"
         case .invalidToken(let id, let v):
             return "token id \(id) is outside the vocabulary (0 ..< \(v))"
+        case .kvBlocksMissing(let n, let c):
+            return "internal error: the sequence needs \(n) KV positions but its block table covers \(c); please report it"
         }
     }
 }
