@@ -141,6 +141,8 @@ public struct SchedulerStats: Sendable {
     public var prefixCacheHits: Int = 0
     /// Cached KV blocks no running sequence owns (kept for prefix hits, evicted under pressure).
     public var kvBlocksCachedIdle: Int = 0
+    /// Cached blocks given up to make room (since start).
+    public var kvEvictions: Int = 0
     /// Duration of the last forward step, seconds.
     public var lastStepSeconds: Double = 0
     /// When the loop last went round (or started waiting idle).
@@ -478,6 +480,7 @@ public final class Scheduler: @unchecked Sendable {
         statsValue.kvBlocksUsed = allocator.usedCount
         statsValue.kvBlocksTotal = allocator.totalBlocks
         statsValue.kvBlocksCachedIdle = allocator.cachedIdleCount
+        statsValue.kvEvictions = allocator.evictions
         statsValue.prefixCacheQueries = prefixQueries
         statsValue.prefixCacheHits = prefixHits
         statsValue.lastHeartbeat = clock.now

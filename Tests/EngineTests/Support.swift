@@ -10,6 +10,7 @@ enum TestModels {
     }
 
     static let gemma3 = "gemma3-270m-q4_k_m.gguf"
+    static let qwen25 = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
     static func path(_ name: String) -> String? {
         let p = directory + "/" + name
