@@ -133,7 +133,7 @@ YAML
   status=0
   wait_ready "http://127.0.0.1:$PORT/readyz" "$PID" "$LOG" || status=$?
   if [ "$status" = 0 ]; then
-    AUTOGLM_BASE_URL="http://127.0.0.1:$PORT/v1" AUTOGLM_API_KEY=test-key AUTOGLM_MODEL=gemma3-test \
+    AUTOGLM_BASE_URL="http://127.0.0.1:$PORT/v1" AUTOGLM_API_KEY=test-key AUTOGLM_MODEL=gemma3-test AUTOGLM_BACKEND="$backend" \
       "$VENV/bin/python" tests/integration/test_openai.py || status=$?
   fi
   if [ "$status" = 0 ] && [ "$backend" = fleet ]; then

@@ -130,6 +130,7 @@ extension LlamaCppBackend {
         if let v = b.ubatchTokens { a += ["-ub", String(v)] }
         if let k = b.kvCacheType { a += ["-ctk", k.rawValue, "-ctv", k.rawValue] }
         if let fa = b.flashAttention { a += ["-fa", fa ? "on" : "off"] }
+        if b.prefixCache == false { a += ["--no-cache-prompt"] }
         if let ngl = b.gpuLayers ?? (gpus > 0 ? BackendSpec.allGPULayers : nil) { a += ["-ngl", String(ngl)] }
         return a
     }

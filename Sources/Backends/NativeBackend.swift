@@ -59,6 +59,7 @@ public struct NativeBackend: ServingBackend {
         if let v = b.contextLength { a += ["--ctx", String(v)] }
         if let t = b.kvCacheType { a += ["--kv-type", t.rawValue] }
         if let w = b.batchWaitMs { a += ["--batch-wait-ms", String(w)] }
+        if b.prefixCache == false { a += ["--no-prefix-cache"] }
         return a
     }
 

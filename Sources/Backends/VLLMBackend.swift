@@ -36,6 +36,7 @@ public enum VLLMBackend {
         if let v = b.gpuMemoryUtilization { args += ["--gpu-memory-utilization", String(v)] }
         if let v = b.dtype { args += ["--dtype", v] }
         if let v = b.quantization { args += ["--quantization", v] }
+        if b.prefixCache == false { args += ["--no-enable-prefix-caching"] }
         return args
     }
 }

@@ -218,6 +218,12 @@ public final class Scheduler: @unchecked Sendable {
     private var thread: Thread?
     private var exited = false
 
+    /// Positions a KV budget of `megabytes` MiB holds in blocks of `blockSize` (the pool's rule).
+    public static func kvCapacityPositions(megabytes: Int, bytesPerPosition: Int,
+                                           blockSize: Int = SchedulerConfig().blockSize) -> Int {
+        KVPool.blocks(megabytes: megabytes, bytesPerPosition: bytesPerPosition, blockSize: blockSize) * max(1, blockSize)
+    }
+
     /// Positions the whole KV budget holds (fixed at init; read by `validate` on any thread).
     public let kvCapacityPositions: Int
     /// The KV memory: one pool of `allocator.totalBlocks` blocks, allocated once.

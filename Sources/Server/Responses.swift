@@ -111,7 +111,7 @@ extension OpenAIServer {
         let body: JSONValue = [
             "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion" : "text_completion"),
             "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
-            "usage": usage(ctx.promptTokens, completionTokens),
+            "usage": usage(ctx.promptTokens, completionTokens, cached: cachedTokens(ctx, results)),
         ]
         logRequest(ctx, status: 200, results)
         return json(.ok, body)
@@ -134,8 +134,22 @@ extension OpenAIServer {
         logger.info("request", metadata: md)
     }
 
-    func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
-        ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion)]
+    /// `usage` with OpenAI's `prompt_tokens_details.cached_tokens`: prompt tokens whose keys and
+    /// values came from the prefix cache.
+    func usage(_ prompt: Int, _ completion: Int, cached: Int) -> JSONValue {
+        ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion),
+         "prompt_tokens_details": ["cached_tokens": .int(min(cached, prompt))]]
+    }
+
+    /// Cached prompt tokens of a request: per prompt, its first choice's (the other n − 1
+    /// choices share that prompt's blocks, and the prompt counts once in `prompt_tokens`).
+    func cachedTokens(_ ctx: ResponseContext, _ results: [ChoiceResult]) -> Int {
+        let n = max(1, ctx.options.n)
+        var total = 0
+        for (k, r) in results.enumerated() where k < ctx.jobs.count && ctx.jobs[k].index % n == 0 {
+            total += r.completion?.cachedTokens ?? 0
+        }
+        return total
     }
 
     func finishReason(_ c: SequenceCompletion?) -> JSONValue {
@@ -273,7 +287,7 @@ extension OpenAIServer {
                     let ct = results.reduce(0) { $0 + ($1.completion?.completionTokens ?? 0) }
                     let u: JSONValue = ["id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion.chunk" : "text_completion"),
                                         "created": .int(ctx.created), "model": .string(self.config.servedModelName),
-                                        "choices": [], "usage": self.usage(ctx.promptTokens, ct)]
+                                        "choices": [], "usage": self.usage(ctx.promptTokens, ct, cached: self.cachedTokens(ctx, results))]
                     try await writer.write(ByteBuffer(string: "data: \(u.serialized())\n\n"))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))

@@ -19,6 +19,10 @@ public final class ServerMetrics: Sendable {
     let kvUsage: Mutex<CoreMetrics.Gauge?>
     let promptTokens: CoreMetrics.Counter
     let generationTokens: CoreMetrics.Counter
+    /// Prompt tokens looked up in the prefix cache, and those found there (vLLM's
+    /// prefix_cache_queries / prefix_cache_hits, counted in tokens).
+    let prefixQueries: CoreMetrics.Counter
+    let prefixHits: CoreMetrics.Counter
     let ttft: CoreMetrics.Recorder
     let itl: CoreMetrics.Recorder
     let e2e: CoreMetrics.Recorder
@@ -43,6 +47,8 @@ public final class ServerMetrics: Sendable {
         kvUsage = Mutex(nil)
         promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
         generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
+        prefixQueries = CoreMetrics.Counter(label: "autoglm:prefix_cache_queries_total", dimensions: d, factory: f)
+        prefixHits = CoreMetrics.Counter(label: "autoglm:prefix_cache_hits_total", dimensions: d, factory: f)
         ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
         itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
         e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
@@ -82,6 +88,10 @@ public final class ServerMetrics: Sendable {
         let t = c.timings
         promptTokens.increment(by: c.promptTokens)
         generationTokens.increment(by: c.completionTokens)
+        if t.scheduled != nil {
+            prefixQueries.increment(by: c.promptTokens)
+            prefixHits.increment(by: c.cachedTokens)
+        }
         if let s = t.scheduled { queueTime.record(secs(s - t.queued)) }
         if let f = t.firstToken { ttft.record(secs(f - t.queued)) }
         if tokenTimes.count > 1 {

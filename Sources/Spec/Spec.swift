@@ -95,6 +95,9 @@ public struct BackendSpec: Sendable, Equatable {
     public var ubatchTokens: Int?
     /// llama.cpp's flash attention (`-fa on|off`); llamacpp only.
     public var flashAttention: Bool?
+    /// Automatic prefix caching (default on): native `serve --no-prefix-cache`, llama-server
+    /// `--no-cache-prompt`, vLLM `--no-enable-prefix-caching` when false.
+    public var prefixCache: Bool?
     /// Layers offloaded to the GPU (`-ngl`); llamacpp only. Default: all when the spec requests
     /// GPUs, none otherwise.
     public var gpuLayers: Int?

@@ -255,7 +255,7 @@ struct SpecDecoder {
     }
 
     static let backendKeys = ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                              "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "gpuLayers",
+                              "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache", "gpuLayers",
                               "gpuMemoryUtilization", "dtype", "quantization", "executable", "image", "apiKey"]
 
     /// Which backends each backend setting means something to (unlisted keys: all engines).
@@ -265,11 +265,12 @@ struct SpecDecoder {
         "executable": [.llamacpp, .vllm], "apiKey": [.openai],
         "threads": [.native, .llamacpp, .openai], "kvCacheMB": [.native, .llamacpp, .openai],
         "kvCacheType": [.native, .llamacpp, .openai], "batchWaitMs": [.native, .llamacpp, .openai],
+        "prefixCache": [.native, .llamacpp, .vllm, .openai],
     ]
 
     /// Engine settings backend openai ignores with a note (the upstream owns its engine).
     static let openaiIgnored: Set<String> = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                                             "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention"]
+                                             "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache"]
 
     /// Why a setting means nothing to vLLM (an error: the spec says something that would not happen).
     static let notForVLLM: [String: String] = [
@@ -315,6 +316,7 @@ struct SpecDecoder {
         if let v = entries.value("batchWaitMs") { b.batchWaitMs = int(v, path: "backend.batchWaitMs", 0...10_000) }
         if let v = entries.value("ubatchTokens") { b.ubatchTokens = int(v, path: "backend.ubatchTokens", 1...1_048_576) }
         if let v = entries.value("flashAttention") { b.flashAttention = bool(v, path: "backend.flashAttention") }
+        if let v = entries.value("prefixCache") { b.prefixCache = bool(v, path: "backend.prefixCache") }
         if let v = entries.value("gpuLayers") { b.gpuLayers = int(v, path: "backend.gpuLayers", 0...100_000) }
         if let v = entries.value("gpuMemoryUtilization") { b.gpuMemoryUtilization = fraction(v, path: "backend.gpuMemoryUtilization") }
         if let v = entries.value("dtype"), let s = string(v, path: "backend.dtype") {

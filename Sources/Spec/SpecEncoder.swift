@@ -17,6 +17,7 @@ public enum SpecEncoder {
                                       ("kvCacheMB", .num(b.kvCacheMB)), ("contextLength", .num(b.contextLength)),
                                       ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)),
                                       ("ubatchTokens", .num(b.ubatchTokens)), ("flashAttention", b.flashAttention.map { .bool($0) }),
+                                      ("prefixCache", b.prefixCache.map { .bool($0) }),
                                       ("gpuLayers", .num(b.gpuLayers)),
                                       ("gpuMemoryUtilization", b.gpuMemoryUtilization.map { .double($0) }),
                                       ("dtype", .str(b.dtype)), ("quantization", .str(b.quantization)),

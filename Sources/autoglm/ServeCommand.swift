@@ -49,6 +49,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("kv-type"), help: "KV-cache element type: f16 (default) or f32.") var kvType: String?
     @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
+    @Flag(name: .customLong("no-prefix-cache"), help: "Do not keep finished prompts' KV blocks for reuse by later requests that start the same way (automatic prefix caching is on by default).") var noPrefixCache = false
     @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = 64
     @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64).") var maxSeqsPerRequest: Int?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
@@ -145,19 +146,27 @@ struct Serve: AsyncParsableCommand {
         let lm = try LoadedModel(path: resolved.path, threads: options.effectiveThreads(b.threads))
         let c = lm.model.config
         let bytesPerPos = Scheduler.kvBytesPerPosition(c, precision: precision)
-        let kvPositions = kvCacheMB * 1_048_576 / max(1, bytesPerPos) / 16 * 16
+        let kvPositions = Scheduler.kvCapacityPositions(megabytes: kvCacheMB, bytesPerPosition: bytesPerPos)
+        let perMB = Double(1_048_576) / Double(max(1, bytesPerPos))
+        if let asked = ctx ?? b.contextLength, min(asked, c.contextLength) > kvPositions {
+            // An explicit context the whole budget cannot hold for even one sequence.
+            let need = Int((Double(min(asked, c.contextLength)) / perMB).rounded(.up)) + 1
+            throw ValidationError("--kv-cache-mb \(kvCacheMB) holds \(kvPositions) positions of this model (\(bytesPerPos) bytes each), fewer than one sequence of the context \(min(asked, c.contextLength)) (--ctx / backend.contextLength): raise --kv-cache-mb to at least \(need) or lower --ctx")
+        }
         let context = min(ctx ?? b.contextLength ?? c.contextLength, c.contextLength, kvPositions)
         guard context >= 16 else {
-            throw ValidationError("--kv-cache-mb \(kvCacheMB) holds only \(kvPositions) positions of this model; raise it")
+            throw ValidationError("--kv-cache-mb \(kvCacheMB) holds only \(kvPositions) positions of this model (\(bytesPerPos) bytes each); raise it to at least \(Int((16 / perMB).rounded(.up)) + 1)")
         }
         let scheduler = Scheduler(model: lm, config: SchedulerConfig(
             maxSeqs: maxSeqs, maxBatchedTokens: maxBatchedTokens, kvCacheMB: kvCacheMB, contextLength: context,
-            kvPrecision: precision, batchWait: .milliseconds(batchWaitMs)))
+            kvPrecision: precision, batchWait: .milliseconds(batchWaitMs),
+            prefixCaching: !noPrefixCache && b.prefixCache != false))
         let cfg = try serverConfig(spec, servedModelName: servedModelName ?? resolved.name, host: host, port: port, drainTimeout: drainTimeout)
         let keys = cfg.apiKeys
         logger.info("serving", metadata: [
             "model": "\(cfg.servedModelName)", "host": "\(host)", "port": "\(port)", "ctx": "\(context)",
             "max_seqs": "\(maxSeqs)", "max_batched_tokens": "\(maxBatchedTokens)", "kv_cache_mb": "\(kvCacheMB)",
+            "prefix_cache": "\(!noPrefixCache && b.prefixCache != false)",
             "kv_type": "\(kvType.rawValue)", "batch_wait_ms": "\(batchWaitMs)",
             "kv_blocks": "\(scheduler.stats.kvBlocksTotal)", "auth": "\(keys.isEmpty ? "off" : "\(keys.count) keys")",
         ])

@@ -14,6 +14,7 @@ import openai
 BASE = os.environ["AUTOGLM_BASE_URL"]
 KEY = os.environ.get("AUTOGLM_API_KEY", "none")
 MODEL = os.environ.get("AUTOGLM_MODEL", "gemma3-test")
+BACKEND = os.environ.get("AUTOGLM_BACKEND", "native")
 client = openai.OpenAI(base_url=BASE, api_key=KEY, max_retries=0, timeout=600)
 failures = []
 
@@ -95,6 +96,24 @@ def test_errors():
         check("401 on wrong key", True)
 
 
+def test_prefix_cache():
+    """A conversation sent again reuses its prompt's KV: usage.prompt_tokens_details.cached_tokens
+    (the OpenAI field) counts it. Three identical requests, so behind a 2-replica fleet at least
+    two land on the same replica whatever the balancing."""
+    system = ("You are a careful assistant. Answer briefly and exactly. The context below lists facts about the "
+              "solar system and the planets in order from the sun, with their moons, masses and orbits.")
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": "Which planet is third?"}]
+    usages = [client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=2, temperature=0).usage for _ in range(3)]
+    cached = [(u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None) for u in usages]
+    check("prefix cache: a repeated prompt is served from the cache", any((c or 0) > 0 for c in cached[1:]), cached)
+    check("prefix cache: cached_tokens within prompt_tokens", all(c is None or 0 <= c <= u.prompt_tokens for c, u in zip(cached, usages)),
+          (cached, [u.prompt_tokens for u in usages]))
+    if BACKEND == "native":
+        m = metrics()
+        q, h = gauge(m, "autoglm:prefix_cache_queries_total"), gauge(m, "autoglm:prefix_cache_hits_total")
+        check("prefix cache metrics", q is not None and h is not None and 0 < h <= q, (q, h))
+
+
 def metrics():
     with urllib.request.urlopen(BASE.rsplit("/v1", 1)[0] + "/metrics") as f:
         return f.read().decode()
@@ -134,6 +153,7 @@ if __name__ == "__main__":
     test_n_logprobs_seed()
     test_concurrent_equals_alone()
     test_errors()
+    test_prefix_cache()
     test_no_leaked_kv()
     print(f"{len(failures)} failed" if failures else "all passed")
     sys.exit(1 if failures else 0)
