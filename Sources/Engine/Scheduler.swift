@@ -209,7 +209,7 @@ public final class Scheduler: @unchecked Sendable {
 
     // Shared with other threads: guarded by `cond`.
     private let cond = NSCondition()
-    private var inbox: [ScheduledSequence] = []
+    private var inbox: [(SequenceOutput, PolicySequence)] = []
     private var cancels: Set<UInt64> = []
     private var stopping = false
     private var nextID: UInt64 = 1
@@ -229,12 +229,9 @@ public final class Scheduler: @unchecked Sendable {
     /// The KV memory: one pool of `allocator.totalBlocks` blocks, allocated once.
     let pool: KVPool
 
-    // Engine-thread state.
-    private var allocator: BlockAllocator
-    private var waiting: [ScheduledSequence] = []
-    private var running: [ScheduledSequence] = []
-    private var prefixQueries = 0
-    private var prefixHits = 0
+    // Engine-thread state: the policy (sequences, blocks) and each sequence's output processing.
+    private var policy: SchedulePolicy
+    private var outputs: [UInt64: SequenceOutput] = [:]
     private let clock = ContinuousClock()
 
     public init(model loaded: LoadedModel, config: SchedulerConfig = SchedulerConfig()) {
@@ -243,6 +240,7 @@ public final class Scheduler: @unchecked Sendable {
         let c = loaded.model.config
         bytesPerPosition = Self.kvBytesPerPosition(c, precision: config.kvPrecision)
         contextLength = min(config.contextLength ?? c.contextLength, c.contextLength)
+        let allocator: BlockAllocator
         if let blocks = config.kvCacheBlocks {
             allocator = BlockAllocator(totalBlocks: blocks, blockSize: config.blockSize)
         } else {
@@ -255,6 +253,8 @@ public final class Scheduler: @unchecked Sendable {
         let now = ContinuousClock.now
         statsValue = SchedulerStats(lastHeartbeat: now, lastProgress: now)
         statsValue.kvBlocksTotal = allocator.totalBlocks
+        policy = SchedulePolicy(maxSeqs: config.maxSeqs, maxBatchedTokens: config.maxBatchedTokens,
+                                prefixCaching: config.prefixCaching, batchWait: config.batchWait, allocator: allocator)
     }
 
     /// Starts the engine thread.
@@ -321,9 +321,9 @@ public final class Scheduler: @unchecked Sendable {
         for (r, (stream, cont)) in zip(rs, streams) {
             let id = nextID
             nextID += 1
-            let seq = ScheduledSequence(id: id, request: r, tokenizer: loaded.tokenizer, continuation: cont,
-                                        queued: clock.now)
-            inbox.append(seq)
+            let now = clock.now
+            let out = SequenceOutput(id: id, request: r, tokenizer: loaded.tokenizer, continuation: cont, queued: now)
+            inbox.append((out, PolicySequence(id: id, tokens: r.promptIDs, queued: now)))
             statsValue.waiting += 1
             handles.append(GenerationHandle(id: id, events: stream))
         }
@@ -368,7 +368,7 @@ public final class Scheduler: @unchecked Sendable {
         while true {
             // Take new work and cancellations; sleep when there is nothing to do.
             cond.lock()
-            while inbox.isEmpty && cancels.isEmpty && waiting.isEmpty && running.isEmpty && !stopping {
+            while inbox.isEmpty && cancels.isEmpty && policy.isIdle && !stopping {
                 statsValue.idle = true
                 statsValue.lastHeartbeat = clock.now
                 cond.wait()
@@ -383,20 +383,22 @@ public final class Scheduler: @unchecked Sendable {
             statsValue.lastHeartbeat = clock.now
             cond.unlock()
 
-            waiting.append(contentsOf: newSeqs)
+            for (out, seq) in newSeqs {
+                outputs[seq.id] = out
+                policy.enqueue(seq)
+            }
             if !cancelled.isEmpty { applyCancels(cancelled) }
-            if stop && waiting.isEmpty && running.isEmpty {
+            if stop && policy.isIdle {
                 publishStats(step: nil)
                 break
             }
             if stop && shutdownHard {
-                for s in running + waiting { finish(s, .cancelled) }
-                running.removeAll(); waiting.removeAll()
+                for id in Array(outputs.keys) { end(id, .cancelled) }
                 publishStats(step: nil)
                 break
             }
-            if waiting.isEmpty && running.isEmpty { publishStats(step: nil); continue }
-            if !stop, let deadline = batchWaitDeadline() {
+            if policy.isIdle { publishStats(step: nil); continue }
+            if !stop, let deadline = policy.batchWaitDeadline(now: clock.now) {
                 holdForBatch(until: deadline)
                 continue  // take what arrived (new requests, cancels, a stop) and decide again
             }
@@ -416,7 +418,7 @@ public final class Scheduler: @unchecked Sendable {
         let late = inbox
         inbox.removeAll()
         cond.unlock()
-        for s in late { finish(s, .cancelled) }
+        for (out, seq) in late { out.finish(.cancelled, promptTokens: seq.promptCount, cachedTokens: 0, now: clock.now) }
     }
 
     /// Set by `shutdown` (hard) vs `stopAccepting` (drain).
@@ -433,19 +435,6 @@ public final class Scheduler: @unchecked Sendable {
         hardStop = true
         cond.signal()
         cond.unlock()
-    }
-
-    /// When the first step should wait for more requests: nothing runs, some (but fewer than
-    /// `maxSeqs`, and less than a step's token budget) are waiting, and the oldest of them has
-    /// waited less than `batchWait`. Returns the instant the wait ends, or nil to step now.
-    private func batchWaitDeadline() -> ContinuousClock.Instant? {
-        guard config.batchWait > .zero, running.isEmpty, !waiting.isEmpty,
-              waiting.count < max(1, config.maxSeqs) else { return nil }
-        let pending = waiting.reduce(0) { $0 + ($1.tokens.count - $1.computed) }
-        guard pending < max(1, config.maxBatchedTokens) else { return nil }
-        guard let oldest = waiting.map(\.timings.queued).min() else { return nil }
-        let deadline = oldest + config.batchWait
-        return clock.now < deadline ? deadline : nil
     }
 
     /// Sleeps until `deadline` or until a submit, cancel or stop signals the condition.
@@ -466,29 +455,22 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     private func applyCancels(_ ids: Set<UInt64>) {
-        running.removeAll { s in
-            guard ids.contains(s.id) else { return false }
-            finish(s, .cancelled)
-            return true
-        }
-        waiting.removeAll { s in
-            guard ids.contains(s.id) else { return false }
-            finish(s, .cancelled)
-            return true
-        }
+        for id in ids where outputs[id] != nil { end(id, .cancelled) }
     }
 
     private func publishStats(step: StepInfo?) {
+        let a = policy.allocator
         cond.lock()
-        statsValue.running = running.count
-        statsValue.waiting = waiting.count + inbox.count
-        statsValue.kvUsage = allocator.usage
-        statsValue.kvBlocksUsed = allocator.usedCount
-        statsValue.kvBlocksTotal = allocator.totalBlocks
-        statsValue.kvBlocksCachedIdle = allocator.cachedIdleCount
-        statsValue.kvEvictions = allocator.evictions
-        statsValue.prefixCacheQueries = prefixQueries
-        statsValue.prefixCacheHits = prefixHits
+        statsValue.running = policy.running.count
+        statsValue.waiting = policy.waiting.count + inbox.count
+        statsValue.kvUsage = a.usage
+        statsValue.kvBlocksUsed = a.usedCount
+        statsValue.kvBlocksTotal = a.totalBlocks
+        statsValue.kvBlocksCachedIdle = a.cachedIdleCount
+        statsValue.kvEvictions = a.evictions
+        statsValue.prefixCacheQueries = policy.prefixQueries
+        statsValue.prefixCacheHits = policy.prefixHits
+        statsValue.preemptions = policy.preemptions
         statsValue.lastHeartbeat = clock.now
         if let step {
             statsValue.steps += 1
@@ -498,155 +480,32 @@ public final class Scheduler: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// Frees a sequence's KV and ends its stream.
-    private func finish(_ s: ScheduledSequence, _ reason: SequenceFinishReason, error: String? = nil) {
-        dropKV(s)
-        var text = ""
-        if reason == .stop || reason == .length {
-            text = s.flushText()
-        }
-        s.timings.finished = clock.now
-        s.continuation.yield(.finished(SequenceCompletion(
-            reason: reason, text: text, promptTokens: s.request.promptIDs.count,
-            completionTokens: s.generated, cachedTokens: s.cachedTokens, timings: s.timings, error: error)))
-        s.continuation.finish()
+    /// Ends a sequence: the policy releases its KV (cached blocks stay for later prefix hits)
+    /// and its stream gets the completion.
+    private func end(_ id: UInt64, _ reason: SequenceFinishReason, error: String? = nil) {
+        guard let out = outputs.removeValue(forKey: id) else { return }
+        let s = policy.remove(id)
+        out.finish(reason, promptTokens: s?.promptCount ?? 0, cachedTokens: s?.cachedTokens ?? 0, now: clock.now, error: error)
     }
 
-    /// Drops a running sequence's KV; it goes back to the front of the queue and is recomputed
-    /// later from its prompt and generated tokens.
-    private func preempt(_ s: ScheduledSequence) {
-        dropKV(s)
-        s.timings.preemptions += 1
-        cond.lock(); statsValue.preemptions += 1; cond.unlock()
-        waiting.insert(s, at: 0)
-    }
-
-    /// Lets go of a sequence's KV blocks (cached ones stay for later prefix hits); it will
-    /// start again from position 0 if it runs again.
-    private func dropKV(_ s: ScheduledSequence) {
-        if let c = s.cache { allocator.release(c.blockTable) }
-        s.cache = nil
-        s.computed = 0
-        s.hashes.removeAll()
-    }
-
-    /// Grows `s`'s block table to cover `positions`; false when the budget is short.
-    private func grow(_ s: ScheduledSequence, to positions: Int) -> Bool {
-        guard let cache = s.cache else { return false }
-        let need = allocator.blocks(for: positions) - cache.blockTable.count
-        if need <= 0 { return true }
-        guard let b = allocator.allocate(need) else { return false }
-        cache.blockTable.append(contentsOf: b)
-        return true
-    }
-
-    /// Gives a sequence that starts (or restarts after preemption) its cache, with the cached
-    /// blocks that hold the start of its tokens. At least its last token is left to compute, so
-    /// the step that finishes its prompt yields logits.
-    private func attachCache(_ s: ScheduledSequence) {
-        let cache = KVCache(pool: pool, maxPositions: contextLength)
-        s.cache = cache
-        s.computed = 0
-        s.hashes.removeAll()
-        guard config.prefixCaching else { return }
-        let bs = allocator.blockSize
-        let hit = allocator.match(s.tokens, maxBlocks: (s.tokens.count - 1) / bs)
-        cache.blockTable = hit.blocks
-        cache.setCount(hit.blocks.count * bs)
-        s.computed = cache.count
-        s.hashes = hit.hashes
-    }
-
-    /// Registers the blocks of `s` that its last step filled, so later prompts can share them.
-    private func registerFullBlocks(_ s: ScheduledSequence) {
-        guard config.prefixCaching, let cache = s.cache else { return }
-        let bs = allocator.blockSize
-        while s.hashes.count < s.computed / bs {
-            let i = s.hashes.count
-            let h = allocator.register(cache.blockTable[i], parent: s.hashes.last ?? BlockAllocator.rootHash,
-                                       tokens: s.tokens[(i * bs)..<((i + 1) * bs)])
-            s.hashes.append(h)
-        }
-    }
-
-    /// True when a running sequence is about to compute the next block `s` could share (the
-    /// same tokens from position 0 to that block's end): `s` waits a step and takes it as a hit
-    /// (n > 1 choices and identical concurrent prompts compute their prompt once).
-    private func waitsForSharedPrefix(_ s: ScheduledSequence) -> Bool {
-        guard config.prefixCaching else { return false }
-        let bs = allocator.blockSize
-        let end = (s.computed / bs + 1) * bs
-        guard end <= s.tokens.count - 1 else { return false }
-        for r in running where r.computed < end && r.tokens.count >= end {
-            if r.tokens[0..<end] == s.tokens[0..<end] { return true }
-        }
-        return false
-    }
-
-    /// One scheduling decision and one forward pass. Returns nil when nothing ran.
+    /// Asks the policy for a step, runs it on the model, hands the logits to the sequences'
+    /// output processing. Returns nil when nothing ran.
     private func step() -> StepInfo? {
-        var budget = max(1, config.maxBatchedTokens)
-        var batch: [(ScheduledSequence, Int)] = []  // sequence, tokens to feed
+        let plan = policy.plan()
+        let now0 = clock.now
+        for id in plan.preempted { outputs[id]?.timings.preemptions += 1 }
+        for id in plan.admitted { outputs[id]?.timings.scheduled = now0 }
+        for id in plan.outOfKV { end(id, .length) }
+        guard !plan.items.isEmpty else { return nil }
 
-        // 1. Running sequences, oldest first: decode tokens (1) or the next prefill chunk.
-        var i = 0
-        while i < running.count {
-            let s = running[i]
-            let remaining = s.tokens.count - s.computed
-            let n = min(remaining, budget)
-            if n <= 0 { i += 1; continue }
-            if grow(s, to: s.computed + n) {
-                batch.append((s, n))
-                budget -= n
-                i += 1
-                continue
-            }
-            // Out of KV: preempt the newest running sequence (possibly this one) and retry.
-            guard let victim = running.last else { break }
-            running.removeLast()
-            if victim === s {
-                if running.isEmpty && waiting.isEmpty && (s.cache?.blockTable.count ?? 0) == allocator.totalBlocks {
-                    finish(s, .length)  // cannot happen after validate(); defensive
-                } else {
-                    preempt(s)
-                }
-                continue  // `i` now points past the end or at the next sequence
-            }
-            batch.removeAll { $0.0 === victim }
-            preempt(victim)
-        }
-
-        // 2. Admit waiting sequences while there is room (FCFS; stop at the first that does not
-        // fit). Each starts from its longest cached prefix; one whose next block a running
-        // sequence is computing right now waits for it instead of computing it twice.
-        var w = 0
-        while budget > 0, running.count < max(1, config.maxSeqs), w < waiting.count {
-            let s = waiting[w]
-            attachCache(s)
-            if waitsForSharedPrefix(s) { dropKV(s); w += 1; continue }
-            let n = min(s.tokens.count - s.computed, budget)
-            guard n > 0, grow(s, to: s.computed + n) else { dropKV(s); break }
-            waiting.remove(at: w)
-            if s.timings.scheduled == nil {
-                s.timings.scheduled = clock.now
-                s.cachedTokens = s.computed
-                prefixQueries += s.request.promptIDs.count
-                prefixHits += s.computed
-            }
-            running.append(s)
-            batch.append((s, n))
-            budget -= n
-        }
-        guard !batch.isEmpty else { return nil }
-
-        // 3. One forward over the mixed batch.
+        // One forward over the mixed batch, each sequence through a view of its blocks.
         var inputs: [SequenceInput] = []
-        inputs.reserveCapacity(batch.count)
-        for (s, n) in batch {
-            guard let cache = s.cache else { continue }
-            let done = s.computed + n == s.tokens.count
-            inputs.append(SequenceInput(cache: cache, tokens: Array(s.tokens[s.computed..<(s.computed + n)]),
-                                        logits: done ? .last : .none))
+        inputs.reserveCapacity(plan.items.count)
+        for item in plan.items {
+            guard let s = policy.runningSequence(item.id) else { continue }
+            let cache = KVCache(pool: pool, maxPositions: contextLength, blockTable: item.blockTable, count: item.start)
+            inputs.append(SequenceInput(cache: cache, tokens: Array(s.tokens[item.start..<(item.start + item.count)]),
+                                        logits: item.wantsLogits ? .last : .none))
         }
         let t0 = clock.now
         var out: [[Float]]
@@ -654,205 +513,37 @@ public final class Scheduler: @unchecked Sendable {
             out = try loaded.model.forward(inputs, pool: loaded.pool)
         } catch {
             let msg = "forward pass failed: \(error)"
-            for (s, _) in batch { finish(s, .error, error: msg) }
-            let ids = Set(batch.map { ObjectIdentifier($0.0) })
-            running.removeAll { ids.contains(ObjectIdentifier($0)) }
-            return StepInfo(sequences: batch.count, tokens: 0, seconds: seconds(clock.now - t0))
+            for item in plan.items { end(item.id, .error, error: msg) }
+            return StepInfo(sequences: plan.items.count, tokens: 0, seconds: seconds(clock.now - t0))
         }
         let now = clock.now
-        var tokens = 0
+        policy.completed(plan)
 
-        // 4. Sample, detokenize, check stop conditions: each sequence touches only its own state
-        // (sampler, detokenizer, stream), so they run in parallel on the engine's pool.
-        var sampling: [(seq: ScheduledSequence, out: Int)] = []
-        for (k, (s, n)) in batch.enumerated() {
-            tokens += n
-            s.computed += n
-            registerFullBlocks(s)
-            guard s.computed == s.tokens.count, !out[k].isEmpty else { continue }
-            sampling.append((s, k))
+        // Sample, detokenize, check stop conditions: each sequence touches only its own output
+        // state (sampler, detokenizer, stream), so they run in parallel on the engine's pool.
+        var sampling: [(out: SequenceOutput, history: [Int32], logits: Int, id: UInt64)] = []
+        for (k, item) in plan.items.enumerated() where item.wantsLogits && !out[k].isEmpty {
+            guard let o = outputs[item.id], let s = policy.runningSequence(item.id) else { continue }
+            sampling.append((o, s.tokens, k, item.id))
         }
-        let reasons = UnsafeMutableBufferPointer<SequenceFinishReason?>.allocate(capacity: sampling.count)
-        defer { reasons.deallocate() }
-        _ = reasons.initialize(from: repeatElement(nil, count: sampling.count))
+        let results = UnsafeMutableBufferPointer<(token: Int32, reason: SequenceFinishReason?)>.allocate(capacity: sampling.count)
+        defer { results.deallocate() }
+        _ = results.initialize(from: repeatElement((token: Int32(0), reason: SequenceFinishReason?.none), count: sampling.count))
         // Each task owns its logits array outright, so sampling in place copies nothing.
         let logits = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: sampling.count)
-        _ = logits.initialize(from: sampling.map { out[$0.out] })
+        _ = logits.initialize(from: sampling.map { out[$0.logits] })
         out = []
         defer { logits.deinitialize().deallocate() }
         let eog = loaded.tokenizer.endOfGenerationIDs, context = contextLength
         loaded.pool.parallelFor(sampling.count) { j in
-            reasons[j] = sampling[j].seq.accept(logits: &logits[j], time: now, eog: eog, contextLength: context)
+            results[j] = sampling[j].out.accept(logits: &logits[j], history: sampling[j].history, time: now,
+                                                eog: eog, contextLength: context)
         }
-        var finished: Set<ObjectIdentifier> = []
         for (j, item) in sampling.enumerated() {
-            if let reason = reasons[j] {
-                finish(item.seq, reason)
-                finished.insert(ObjectIdentifier(item.seq))
-            }
+            policy.append(item.id, token: results[j].token)
+            if let reason = results[j].reason { end(item.id, reason) }
         }
-        if !finished.isEmpty { running.removeAll { finished.contains(ObjectIdentifier($0)) } }
-        return StepInfo(sequences: batch.count, tokens: tokens, seconds: seconds(now - t0))
+        return StepInfo(sequences: plan.items.count, tokens: plan.tokens, seconds: seconds(now - t0))
     }
 }
 
-// MARK: - Sequence (engine-thread only)
-
-final class ScheduledSequence {
-    let id: UInt64
-    let request: GenerationRequest
-    let continuation: AsyncStream<GenerationEvent>.Continuation
-    /// Prompt followed by generated tokens: everything known so far.
-    var tokens: [Int32]
-    /// Positions whose KV has been computed into `cache`.
-    var computed = 0
-    var cache: KVCache?
-    /// Chain hashes of the full blocks registered in the prefix cache, in order.
-    var hashes: [UInt64] = []
-    /// Prompt tokens that came from the prefix cache at first admission.
-    var cachedTokens = 0
-    var generated = 0
-    var sampler: Sampler
-    var detok: StreamingDetokenizer
-    /// Detokenized text not yet released (could be the start of a stop string), as UTF-8.
-    var held: [UInt8] = []
-    let stops: [[UInt8]]
-    let maxStop: Int
-    var timings: SequenceTimings
-    var stopped = false
-
-    init(id: UInt64, request: GenerationRequest, tokenizer: Tokenizer,
-         continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant) {
-        self.id = id
-        self.request = request
-        self.continuation = continuation
-        tokens = request.promptIDs
-        sampler = Sampler(request.sampling)
-        detok = StreamingDetokenizer(tokenizer: tokenizer)
-        stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
-        maxStop = stops.map(\.count).max() ?? 0
-        timings = SequenceTimings(queued: queued)
-    }
-
-    /// Samples the next token from `logits`; returns a finish reason when the sequence ends.
-    func accept(logits: inout [Float], time: ContinuousClock.Instant, eog: Set<Int32>,
-                contextLength: Int) -> SequenceFinishReason? {
-        if request.maxTokens == 0 { return .length }
-        var lp: TokenLogprob?
-        let wantLP = request.logprobs
-        var logZ: Float = 0
-        if wantLP != nil { logZ = Self.logSumExp(logits) }
-        var raw: [Float] = []
-        if wantLP != nil { raw = logits }
-        let next = sampler.sample(&logits, history: tokens)
-        tokens.append(next)
-        generated += 1
-        if timings.firstToken == nil { timings.firstToken = time }
-        if let k = wantLP {
-            lp = TokenLogprob(id: next, logprob: raw[Int(next)] - logZ,
-                              top: Self.top(raw, k: k).map { ($0, raw[Int($0)] - logZ) })
-        }
-        let isEOG = !request.ignoreEOS && eog.contains(next)
-        var text = ""
-        var reason: SequenceFinishReason?
-        if isEOG {
-            reason = .stop
-        } else {
-            held.append(contentsOf: detok.append(next).utf8)
-            if let cut = stopMatch() {
-                text = String(decoding: held[0..<cut], as: UTF8.self)
-                held.removeAll()
-                stopped = true
-                reason = .stop
-            } else {
-                let keep = stopPrefixSuffix()
-                let emit = held.count - keep
-                if emit > 0 {
-                    text = String(decoding: held[0..<emit], as: UTF8.self)
-                    held.removeFirst(emit)
-                }
-            }
-        }
-        continuation.yield(.token(TokenEvent(id: next, text: text, logprob: lp, time: time)))
-        if reason != nil { return reason }
-        if generated >= request.maxTokens || tokens.count >= contextLength { return .length }
-        return nil
-    }
-
-    /// Releases held text at the end (length / EOS), checking stop strings once more.
-    func flushText() -> String {
-        guard !stopped else { return "" }
-        held.append(contentsOf: detok.flush().utf8)
-        var out = held
-        if let cut = stopMatch() { out = Array(held[0..<cut]) }
-        held.removeAll()
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Byte offset of the earliest stop-string match in `held`.
-    func stopMatch() -> Int? {
-        guard !stops.isEmpty, !held.isEmpty else { return nil }
-        var best: Int?
-        for s in stops where s.count <= held.count {
-            if let r = Self.find(s, in: held), r < (best ?? Int.max) { best = r }
-        }
-        return best
-    }
-
-    /// Length of the longest suffix of `held` that is a proper prefix of some stop string.
-    func stopPrefixSuffix() -> Int {
-        guard !stops.isEmpty else { return 0 }
-        let maxLen = min(held.count, maxStop - 1)
-        guard maxLen > 0 else { return 0 }
-        for len in stride(from: maxLen, through: 1, by: -1) {
-            let start = held.count - len
-            for s in stops where s.count > len {
-                var ok = true
-                for j in 0..<len where held[start + j] != s[j] { ok = false; break }
-                if ok { return len }
-            }
-        }
-        return 0
-    }
-
-    static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {
-        let n = needle.count
-        guard n > 0, n <= hay.count else { return nil }
-        let first = needle[0]
-        var i = 0
-        while i <= hay.count - n {
-            if hay[i] == first {
-                var j = 1
-                while j < n && hay[i + j] == needle[j] { j += 1 }
-                if j == n { return i }
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    static func logSumExp(_ x: [Float]) -> Float {
-        var m = -Float.infinity
-        for v in x where v > m { m = v }
-        guard m.isFinite else { return m }
-        var s: Float = 0
-        for v in x { s += Foundation.exp(v - m) }
-        return m + Foundation.log(s)
-    }
-
-    /// Ids of the `k` largest values, largest first.
-    static func top(_ x: [Float], k: Int) -> [Int32] {
-        guard k > 0 else { return [] }
-        var best: [(Int32, Float)] = []
-        best.reserveCapacity(k + 1)
-        for (i, v) in x.enumerated() {
-            if best.count < k || v > best[best.count - 1].1 {
-                var pos = best.count
-                while pos > 0 && best[pos - 1].1 < v { pos -= 1 }
-                best.insert((Int32(i), v), at: pos)
-                if best.count > k { best.removeLast() }
-            }
-        }
-        return best.map(\.0)
-    }
-}

@@ -152,10 +152,13 @@ public final class KVCache: @unchecked Sendable {
         ownsPool = true
     }
 
-    /// A cache in a shared pool; its owner fills `blockTable`.
-    public init(pool: KVPool, maxPositions: Int) {
+    /// A cache in a shared pool over `blockTable`, with `count` positions already stored.
+    public init(pool: KVPool, maxPositions: Int, blockTable: [Int32] = [], count: Int = 0) {
+        precondition(count >= 0 && count <= blockTable.count * pool.blockSize, "count \(count) outside the block table")
         self.pool = pool
         self.maxPositions = maxPositions
+        self.blockTable = blockTable
+        self.count = count
         ownsPool = false
     }
 
@@ -227,13 +230,6 @@ public final class KVCache: @unchecked Sendable {
     /// Forget positions from `position` on (used to roll back or reuse a prefix).
     public func truncate(to position: Int) {
         count = max(0, min(count, position))
-    }
-
-    /// Sets the positions stored: the engine does this when it puts already-computed blocks
-    /// (prefix-cache hits) at the head of the table.
-    public func setCount(_ n: Int) {
-        precondition(n >= 0 && n <= capacity, "count \(n) outside the block table's \(capacity) positions")
-        count = n
     }
 
     public func reset() { count = 0 }

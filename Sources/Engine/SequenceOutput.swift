@@ -1,0 +1,168 @@
+import Foundation
+import Tokenizers
+
+/// The output processing of one sequence: sampling, detokenizing, stop strings, logprobs, and
+/// its event stream. Which tokens and KV blocks it has is the policy's (`PolicySequence`).
+///
+/// Ownership: created by `submit`, then owned by the engine thread (one sequence's output is
+/// touched by one sampling task of a step at a time).
+final class SequenceOutput {
+    let id: UInt64
+    let request: GenerationRequest
+    let continuation: AsyncStream<GenerationEvent>.Continuation
+    var generated = 0
+    var sampler: Sampler
+    var detok: StreamingDetokenizer
+    /// Detokenized text not yet released (could be the start of a stop string), as UTF-8.
+    var held: [UInt8] = []
+    let stops: [[UInt8]]
+    let maxStop: Int
+    var timings: SequenceTimings
+    var stopped = false
+
+    init(id: UInt64, request: GenerationRequest, tokenizer: Tokenizer,
+         continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant) {
+        self.id = id
+        self.request = request
+        self.continuation = continuation
+        sampler = Sampler(request.sampling)
+        detok = StreamingDetokenizer(tokenizer: tokenizer)
+        stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
+        maxStop = stops.map(\.count).max() ?? 0
+        timings = SequenceTimings(queued: queued)
+    }
+
+    /// Samples the next token from `logits` after `history` (the sequence's tokens so far);
+    /// returns it, and a finish reason when the sequence ends with it.
+    func accept(logits: inout [Float], history: [Int32], time: ContinuousClock.Instant, eog: Set<Int32>,
+                contextLength: Int) -> (token: Int32, reason: SequenceFinishReason?) {
+        if request.maxTokens == 0 { return (0, .length) }
+        var lp: TokenLogprob?
+        let wantLP = request.logprobs
+        var logZ: Float = 0
+        if wantLP != nil { logZ = Self.logSumExp(logits) }
+        var raw: [Float] = []
+        if wantLP != nil { raw = logits }
+        let next = sampler.sample(&logits, history: history)
+        generated += 1
+        if timings.firstToken == nil { timings.firstToken = time }
+        if let k = wantLP {
+            lp = TokenLogprob(id: next, logprob: raw[Int(next)] - logZ,
+                              top: Self.top(raw, k: k).map { ($0, raw[Int($0)] - logZ) })
+        }
+        let isEOG = !request.ignoreEOS && eog.contains(next)
+        var text = ""
+        var reason: SequenceFinishReason?
+        if isEOG {
+            reason = .stop
+        } else {
+            held.append(contentsOf: detok.append(next).utf8)
+            if let cut = stopMatch() {
+                text = String(decoding: held[0..<cut], as: UTF8.self)
+                held.removeAll()
+                stopped = true
+                reason = .stop
+            } else {
+                let keep = stopPrefixSuffix()
+                let emit = held.count - keep
+                if emit > 0 {
+                    text = String(decoding: held[0..<emit], as: UTF8.self)
+                    held.removeFirst(emit)
+                }
+            }
+        }
+        continuation.yield(.token(TokenEvent(id: next, text: text, logprob: lp, time: time)))
+        if reason != nil { return (next, reason) }
+        if generated >= request.maxTokens || history.count + 1 >= contextLength { return (next, .length) }
+        return (next, nil)
+    }
+
+    /// Ends the stream: releases held text (for stop / length), stamps the finish time.
+    func finish(_ reason: SequenceFinishReason, promptTokens: Int, cachedTokens: Int, now: ContinuousClock.Instant,
+                error: String? = nil) {
+        var text = ""
+        if reason == .stop || reason == .length { text = flushText() }
+        timings.finished = now
+        continuation.yield(.finished(SequenceCompletion(
+            reason: reason, text: text, promptTokens: promptTokens, completionTokens: generated,
+            cachedTokens: cachedTokens, timings: timings, error: error)))
+        continuation.finish()
+    }
+
+    /// Releases held text at the end (length / EOS), checking stop strings once more.
+    func flushText() -> String {
+        guard !stopped else { return "" }
+        held.append(contentsOf: detok.flush().utf8)
+        var out = held
+        if let cut = stopMatch() { out = Array(held[0..<cut]) }
+        held.removeAll()
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Byte offset of the earliest stop-string match in `held`.
+    func stopMatch() -> Int? {
+        guard !stops.isEmpty, !held.isEmpty else { return nil }
+        var best: Int?
+        for s in stops where s.count <= held.count {
+            if let r = Self.find(s, in: held), r < (best ?? Int.max) { best = r }
+        }
+        return best
+    }
+
+    /// Length of the longest suffix of `held` that is a proper prefix of some stop string.
+    func stopPrefixSuffix() -> Int {
+        guard !stops.isEmpty else { return 0 }
+        let maxLen = min(held.count, maxStop - 1)
+        guard maxLen > 0 else { return 0 }
+        for len in stride(from: maxLen, through: 1, by: -1) {
+            let start = held.count - len
+            for s in stops where s.count > len {
+                var ok = true
+                for j in 0..<len where held[start + j] != s[j] { ok = false; break }
+                if ok { return len }
+            }
+        }
+        return 0
+    }
+
+    static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {
+        let n = needle.count
+        guard n > 0, n <= hay.count else { return nil }
+        let first = needle[0]
+        var i = 0
+        while i <= hay.count - n {
+            if hay[i] == first {
+                var j = 1
+                while j < n && hay[i + j] == needle[j] { j += 1 }
+                if j == n { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func logSumExp(_ x: [Float]) -> Float {
+        var m = -Float.infinity
+        for v in x where v > m { m = v }
+        guard m.isFinite else { return m }
+        var s: Float = 0
+        for v in x { s += Foundation.exp(v - m) }
+        return m + Foundation.log(s)
+    }
+
+    /// Ids of the `k` largest values, largest first.
+    static func top(_ x: [Float], k: Int) -> [Int32] {
+        guard k > 0 else { return [] }
+        var best: [(Int32, Float)] = []
+        best.reserveCapacity(k + 1)
+        for (i, v) in x.enumerated() {
+            if best.count < k || v > best[best.count - 1].1 {
+                var pos = best.count
+                while pos > 0 && best[pos - 1].1 < v { pos -= 1 }
+                best.insert((Int32(i), v), at: pos)
+                if best.count > k { best.removeLast() }
+            }
+        }
+        return best.map(\.0)
+    }
+}
