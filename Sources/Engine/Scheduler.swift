@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Models
 import Tokenizers
 
@@ -189,16 +190,22 @@ public enum SchedulerError: Error, CustomStringConvertible, Sendable {
 // MARK: - Scheduler
 
 /// Continuous-batching scheduler. Owns one dedicated engine thread which runs every forward
-/// pass; all sequence state, KV caches and the block allocator are touched only there.
-/// Other threads talk to it through `submit` / `cancel` (a lock-protected inbox + condition
-/// variable) and receive results through each request's `AsyncStream`.
-public final class Scheduler: @unchecked Sendable {
+/// pass. Other threads talk to it through `submit` / `cancel` / `shutdown` and read `stats`:
+/// that shared state is one lock-protected value (`Shared`). Everything else — the policy
+/// (sequences, KV blocks), the KV pool, each sequence's output processing — belongs to the
+/// `EngineLoop`, which is created on the engine thread and reachable from nowhere else.
+/// Results come back through each request's `AsyncStream`.
+public final class Scheduler: Sendable {
     public let loaded: LoadedModel
     public let config: SchedulerConfig
     /// Context limit per sequence.
     public let contextLength: Int
     /// Bytes of KV per position: layers × (keyDim + valueDim) × bytes per element of `config.kvPrecision`.
     public let bytesPerPosition: Int
+    /// Positions the whole KV budget holds.
+    public let kvCapacityPositions: Int
+    /// The block budget the engine starts from.
+    let blocks: BlockAllocator
 
     /// KV bytes one position of `c` costs in a cache of `precision`: the one formula every KV
     /// budget uses (scheduler blocks, `serve --kv-cache-mb`).
@@ -207,32 +214,37 @@ public final class Scheduler: @unchecked Sendable {
                                  valueDim: c.kvHeads * c.valueDim, precision: precision)
     }
 
-    // Shared with other threads: guarded by `cond`.
-    private let cond = NSCondition()
-    private var inbox: [(SequenceOutput, PolicySequence)] = []
-    private var cancels: Set<UInt64> = []
-    private var stopping = false
-    private var nextID: UInt64 = 1
-    private var statsValue: SchedulerStats
-    private var observer: (@Sendable (StepInfo) -> Void)?
-    private var thread: Thread?
-    private var exited = false
-
     /// Positions a KV budget of `megabytes` MiB holds in blocks of `blockSize` (the pool's rule).
     public static func kvCapacityPositions(megabytes: Int, bytesPerPosition: Int,
                                            blockSize: Int = SchedulerConfig().blockSize) -> Int {
         KVPool.blocks(megabytes: megabytes, bytesPerPosition: bytesPerPosition, blockSize: blockSize) * max(1, blockSize)
     }
 
-    /// Positions the whole KV budget holds (fixed at init; read by `validate` on any thread).
-    public let kvCapacityPositions: Int
-    /// The KV memory: one pool of `allocator.totalBlocks` blocks, allocated once.
-    let pool: KVPool
+    /// A request handed to the engine thread.
+    struct Submission: Sendable {
+        var id: UInt64
+        var request: GenerationRequest
+        var continuation: AsyncStream<GenerationEvent>.Continuation
+        var queued: ContinuousClock.Instant
+    }
 
-    // Engine-thread state: the policy (sequences, blocks) and each sequence's output processing.
-    private var policy: SchedulePolicy
-    private var outputs: [UInt64: SequenceOutput] = [:]
-    private let clock = ContinuousClock()
+    /// Everything other threads share with the engine thread.
+    struct Shared: Sendable {
+        var inbox: [Submission] = []
+        var cancels: Set<UInt64> = []
+        var stopping = false
+        var hardStop = false
+        var nextID: UInt64 = 1
+        var stats: SchedulerStats
+        var observer: (@Sendable (StepInfo) -> Void)?
+        var started = false
+        var exited = false
+    }
+    let shared: Mutex<Shared>
+    /// Signalled on every submit, cancel and stop; the engine sleeps on it when idle.
+    let wake = DispatchSemaphore(value: 0)
+    /// Signalled once when the engine thread exits.
+    private let exitedSignal = DispatchSemaphore(value: 0)
 
     public init(model loaded: LoadedModel, config: SchedulerConfig = SchedulerConfig()) {
         self.loaded = loaded
@@ -247,37 +259,37 @@ public final class Scheduler: @unchecked Sendable {
             allocator = BlockAllocator(megabytes: config.kvCacheMB, bytesPerPosition: bytesPerPosition,
                                        blockSize: config.blockSize)
         }
+        blocks = allocator
         kvCapacityPositions = allocator.capacityPositions
-        pool = KVPool(layers: c.layers, keyDim: c.kvHeads * c.headDim, valueDim: c.kvHeads * c.valueDim,
-                      blockSize: allocator.blockSize, blocks: allocator.totalBlocks, precision: config.kvPrecision)
         let now = ContinuousClock.now
-        statsValue = SchedulerStats(lastHeartbeat: now, lastProgress: now)
-        statsValue.kvBlocksTotal = allocator.totalBlocks
-        policy = SchedulePolicy(maxSeqs: config.maxSeqs, maxBatchedTokens: config.maxBatchedTokens,
-                                prefixCaching: config.prefixCaching, batchWait: config.batchWait, allocator: allocator)
+        var stats = SchedulerStats(lastHeartbeat: now, lastProgress: now)
+        stats.kvBlocksTotal = allocator.totalBlocks
+        shared = Mutex(Shared(stats: stats))
     }
 
-    /// Starts the engine thread.
+    /// Starts the engine thread (once).
     public func start() {
-        cond.lock()
-        defer { cond.unlock() }
-        guard thread == nil else { return }
-        let t = Thread { [self] in self.loop() }
+        let first = shared.withLock { s -> Bool in
+            defer { s.started = true }
+            return !s.started
+        }
+        guard first else { return }
+        let t = Thread { [self] in
+            EngineLoop(self).run()
+            shared.withLock { $0.exited = true }
+            exitedSignal.signal()
+        }
         t.name = "autoglm-engine"
         t.stackSize = 8 << 20
-        thread = t
         t.start()
     }
 
     /// Called on the engine thread after every step.
     public func setStepObserver(_ f: @escaping @Sendable (StepInfo) -> Void) {
-        cond.lock(); observer = f; cond.unlock()
+        shared.withLock { $0.observer = f }
     }
 
-    public var stats: SchedulerStats {
-        cond.lock(); defer { cond.unlock() }
-        return statsValue
-    }
+    public var stats: SchedulerStats { shared.withLock { $0.stats } }
 
     /// Checks a request against the context and the KV budget without submitting it.
     public func validate(_ r: GenerationRequest) throws(SchedulerError) {
@@ -307,92 +319,116 @@ public final class Scheduler: @unchecked Sendable {
     public func submitAll(_ rs: [GenerationRequest], maxWaiting: Int) throws(SchedulerError) -> [GenerationHandle] {
         for r in rs { try validate(r) }
         let streams = rs.map { _ in AsyncStream<GenerationEvent>.makeStream(bufferingPolicy: .unbounded) }
-        cond.lock()
-        if stopping {
-            cond.unlock()
-            throw .shuttingDown
+        let now = ContinuousClock.now
+        let ids = shared.withLock { s -> Result<[UInt64], SchedulerError> in
+            if s.stopping { return .failure(.shuttingDown) }
+            let queued = s.stats.waiting
+            if rs.count > maxWaiting - min(queued, maxWaiting) {
+                return .failure(.queueFull(waiting: queued, asked: rs.count, limit: maxWaiting))
+            }
+            var ids: [UInt64] = []
+            for (r, (_, cont)) in zip(rs, streams) {
+                ids.append(s.nextID)
+                s.inbox.append(Submission(id: s.nextID, request: r, continuation: cont, queued: now))
+                s.nextID += 1
+                s.stats.waiting += 1
+            }
+            return .success(ids)
         }
-        let queued = statsValue.waiting
-        if rs.count > maxWaiting - min(queued, maxWaiting) {
-            cond.unlock()
-            throw .queueFull(waiting: queued, asked: rs.count, limit: maxWaiting)
+        let got: [UInt64]
+        switch ids {
+        case .success(let v): got = v
+        case .failure(let e): throw e
         }
+        wake.signal()
         var handles: [GenerationHandle] = []
-        for (r, (stream, cont)) in zip(rs, streams) {
-            let id = nextID
-            nextID += 1
-            let now = clock.now
-            let out = SequenceOutput(id: id, request: r, tokenizer: loaded.tokenizer, continuation: cont, queued: now)
-            inbox.append((out, PolicySequence(id: id, tokens: r.promptIDs, queued: now)))
-            statsValue.waiting += 1
-            handles.append(GenerationHandle(id: id, events: stream))
-        }
-        cond.signal()
-        cond.unlock()
-        for (h, (_, cont)) in zip(handles, streams) {
-            let id = h.id
+        for (id, (stream, cont)) in zip(got, streams) {
             cont.onTermination = { [weak self] reason in
                 if case .cancelled = reason { self?.cancel(id) }
             }
+            handles.append(GenerationHandle(id: id, events: stream))
         }
         return handles
     }
 
     /// Cancels a request (its KV blocks are freed at the start of the next step).
     public func cancel(_ id: UInt64) {
-        cond.lock()
-        cancels.insert(id)
-        cond.signal()
-        cond.unlock()
+        shared.withLock { _ = $0.cancels.insert(id) }
+        wake.signal()
     }
 
     /// Stops accepting work; the thread exits once the in-flight sequences finished (drain).
     public func shutdown() {
-        cond.lock()
-        stopping = true
-        cond.signal()
-        cond.unlock()
+        shared.withLock { $0.stopping = true }
+        wake.signal()
+    }
+
+    /// Stops now: cancels all sequences and exits the loop.
+    public func terminate() {
+        shared.withLock { $0.stopping = true; $0.hardStop = true }
+        wake.signal()
     }
 
     /// Blocks until the engine thread has exited (after `shutdown`), at most `timeout` seconds.
     public func join(timeout: Double) {
-        let deadline = Date().addingTimeInterval(timeout)
-        cond.lock()
-        while !exited && thread != nil { if !cond.wait(until: deadline) { break } }
-        cond.unlock()
+        let (started, exited) = shared.withLock { ($0.started, $0.exited) }
+        guard started, !exited else { return }
+        if exitedSignal.wait(timeout: .now() + max(0, timeout)) == .success { exitedSignal.signal() }
+    }
+}
+
+// MARK: - Engine loop
+
+/// The engine thread's state and work: takes submissions and cancellations, asks the policy for
+/// each step, runs it on the model, hands logits to the sequences' output processing, publishes
+/// stats. Created on the engine thread; nothing outside that thread can reach it.
+final class EngineLoop {
+    let scheduler: Scheduler
+    let loaded: LoadedModel
+    let contextLength: Int
+    /// The KV memory: one pool of the budget's blocks, allocated once.
+    let pool: KVPool
+    var policy: SchedulePolicy
+    var outputs: [UInt64: SequenceOutput] = [:]
+    let clock = ContinuousClock()
+
+    init(_ s: Scheduler) {
+        scheduler = s
+        loaded = s.loaded
+        contextLength = s.contextLength
+        let c = s.loaded.model.config
+        pool = KVPool(layers: c.layers, keyDim: c.kvHeads * c.headDim, valueDim: c.kvHeads * c.valueDim,
+                      blockSize: s.blocks.blockSize, blocks: s.blocks.totalBlocks, precision: s.config.kvPrecision)
+        policy = SchedulePolicy(maxSeqs: s.config.maxSeqs, maxBatchedTokens: s.config.maxBatchedTokens,
+                                prefixCaching: s.config.prefixCaching, batchWait: s.config.batchWait, allocator: s.blocks)
     }
 
-    // MARK: engine thread
-
-    private func loop() {
+    func run() {
         while true {
             // Take new work and cancellations; sleep when there is nothing to do.
-            cond.lock()
-            while inbox.isEmpty && cancels.isEmpty && policy.isIdle && !stopping {
-                statsValue.idle = true
-                statsValue.lastHeartbeat = clock.now
-                cond.wait()
+            let idle = policy.isIdle, now = clock.now
+            let (subs, cancelled, stop, hard, obs) = scheduler.shared.withLock { s in
+                defer { s.inbox.removeAll(); s.cancels.removeAll() }
+                let nothing = s.inbox.isEmpty && s.cancels.isEmpty && idle && !s.stopping
+                s.stats.idle = nothing
+                s.stats.lastHeartbeat = now
+                return (s.inbox, s.cancels, s.stopping, s.hardStop, s.observer)
             }
-            let newSeqs = inbox
-            inbox.removeAll()
-            let cancelled = cancels
-            cancels.removeAll()
-            let stop = stopping
-            let obs = observer
-            statsValue.idle = false
-            statsValue.lastHeartbeat = clock.now
-            cond.unlock()
-
-            for (out, seq) in newSeqs {
-                outputs[seq.id] = out
-                policy.enqueue(seq)
+            if subs.isEmpty && cancelled.isEmpty && idle && !stop {
+                scheduler.wake.wait()
+                continue
+            }
+            for sub in subs {
+                outputs[sub.id] = SequenceOutput(id: sub.id, request: sub.request, tokenizer: loaded.tokenizer,
+                                                 continuation: sub.continuation, queued: sub.queued)
+                policy.enqueue(PolicySequence(id: sub.id, tokens: sub.request.promptIDs, queued: sub.queued))
             }
             if !cancelled.isEmpty { applyCancels(cancelled) }
             if stop && policy.isIdle {
                 publishStats(step: nil)
                 break
             }
-            if stop && shutdownHard {
+            if stop && hard {
                 for id in Array(outputs.keys) { end(id, .cancelled) }
                 publishStats(step: nil)
                 break
@@ -406,51 +442,36 @@ public final class Scheduler: @unchecked Sendable {
             publishStats(step: info)
             if let info, let obs { obs(info) }
         }
-        cond.lock()
-        statsValue.alive = false
-        statsValue.running = 0
-        statsValue.waiting = 0
-        exited = true
-        cond.broadcast()
-        cond.unlock()
         // Anything submitted in the race before `stopping` was seen.
-        cond.lock()
-        let late = inbox
-        inbox.removeAll()
-        cond.unlock()
-        for (out, seq) in late { out.finish(.cancelled, promptTokens: seq.promptCount, cachedTokens: 0, now: clock.now) }
+        let late = scheduler.shared.withLock { s in
+            defer { s.inbox.removeAll() }
+            s.stats.alive = false
+            s.stats.running = 0
+            s.stats.waiting = 0
+            return s.inbox
+        }
+        for sub in late {
+            let out = SequenceOutput(id: sub.id, request: sub.request, tokenizer: loaded.tokenizer,
+                                     continuation: sub.continuation, queued: sub.queued)
+            out.finish(.cancelled, promptTokens: sub.request.promptIDs.count, cachedTokens: 0, now: clock.now)
+        }
     }
 
-    /// Set by `shutdown` (hard) vs `stopAccepting` (drain).
-    private var shutdownHard: Bool {
-        cond.lock(); defer { cond.unlock() }
-        return hardStop
-    }
-    private var hardStop = false
-
-    /// Stops now: cancels all sequences and exits the loop.
-    public func terminate() {
-        cond.lock()
-        stopping = true
-        hardStop = true
-        cond.signal()
-        cond.unlock()
-    }
-
-    /// Sleeps until `deadline` or until a submit, cancel or stop signals the condition.
+    /// Sleeps until `deadline` or until a submit, cancel or stop wakes the engine.
     private func holdForBatch(until deadline: ContinuousClock.Instant) {
         let remaining = deadline - clock.now
         let secs = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) * 1e-18
-        cond.lock()
-        if inbox.isEmpty && cancels.isEmpty && !stopping && secs > 0 {
+        let now = clock.now
+        let hold = scheduler.shared.withLock { s -> Bool in
+            guard s.inbox.isEmpty && s.cancels.isEmpty && !s.stopping && secs > 0 else { return false }
             // Holding is deliberate, bounded work: /readyz must not read it as a stalled engine
             // (its "no progress with work queued" clock would otherwise run from the last step,
             // which may be long ago on an idle server).
-            statsValue.lastHeartbeat = clock.now
-            statsValue.lastProgress = clock.now
-            _ = cond.wait(until: Date().addingTimeInterval(secs))
+            s.stats.lastHeartbeat = now
+            s.stats.lastProgress = now
+            return true
         }
-        cond.unlock()
+        if hold { _ = scheduler.wake.wait(timeout: .now() + secs) }
         publishStats(step: nil)
     }
 
@@ -460,26 +481,28 @@ public final class Scheduler: @unchecked Sendable {
 
     private func publishStats(step: StepInfo?) {
         let a = policy.allocator
-        cond.lock()
-        statsValue.running = policy.running.count
-        statsValue.waiting = policy.waiting.count + inbox.count
-        statsValue.kvUsage = a.usage
-        statsValue.kvBlocksUsed = a.usedCount
-        statsValue.kvBlocksTotal = a.totalBlocks
-        statsValue.kvBlocksCachedIdle = a.cachedIdleCount
-        statsValue.kvEvictions = a.evictions
-        statsValue.prefixCacheQueries = policy.prefixQueries
-        statsValue.prefixCacheHits = policy.prefixHits
-        statsValue.preemptions = policy.preemptions
-        statsValue.lastHeartbeat = clock.now
-        if let step {
-            statsValue.steps += 1
-            statsValue.lastStepSeconds = step.seconds
-            statsValue.lastProgress = clock.now
+        let running = policy.running.count, waiting = policy.waiting.count, preemptions = policy.preemptions
+        let queries = policy.prefixQueries, hits = policy.prefixHits
+        let now = clock.now
+        scheduler.shared.withLock { s in
+            s.stats.running = running
+            s.stats.waiting = waiting + s.inbox.count
+            s.stats.kvUsage = a.usage
+            s.stats.kvBlocksUsed = a.usedCount
+            s.stats.kvBlocksTotal = a.totalBlocks
+            s.stats.kvBlocksCachedIdle = a.cachedIdleCount
+            s.stats.kvEvictions = a.evictions
+            s.stats.prefixCacheQueries = queries
+            s.stats.prefixCacheHits = hits
+            s.stats.preemptions = preemptions
+            s.stats.lastHeartbeat = now
+            if let step {
+                s.stats.steps += 1
+                s.stats.lastStepSeconds = step.seconds
+                s.stats.lastProgress = now
+            }
         }
-        cond.unlock()
     }
-
     /// Ends a sequence: the policy releases its KV (cached blocks stay for later prefix hits)
     /// and its stream gets the completion.
     private func end(_ id: UInt64, _ reason: SequenceFinishReason, error: String? = nil) {
