@@ -5,6 +5,38 @@ import Spec
 import Testing
 
 @Suite struct BackendArgumentsTests {
+    /// `backend.prefixCache` means the same on every engine: on by default, `false` turns each
+    /// engine's own prefix caching off; backend openai notes it as the upstream's business.
+    @Test func prefixCacheOffReachesEveryEngine() throws {
+        let head = "apiVersion: autoglm/v1\nname: t\nmodel:\n  ref: gemma3-270m\nbackend:\n"
+        func spec(_ backend: String) throws -> Spec {
+            try SpecLoader.load(yaml: head + backend + "  prefixCache: false\n", file: "t.yaml", variables: [:]).spec
+        }
+        let native = try spec("  type: native\n")
+        #expect(native.backend.prefixCache == false)
+        #expect(NativeBackend.serveArguments(backend: native.backend, modelPath: "/m.gguf", servedModelName: "m", port: 1)
+            .contains("--no-prefix-cache"))
+        #expect(!NativeBackend.serveArguments(backend: BackendSpec(), modelPath: "/m.gguf", servedModelName: "m", port: 1)
+            .contains("--no-prefix-cache"))
+        let llama = try spec("  type: llamacpp\n")
+        #expect(LlamaCppBackend.serveArguments(backend: llama.backend, gpus: 0, modelPath: "/m.gguf", servedModelName: "m", port: 1)
+            .contains("--no-cache-prompt"))
+        // (A vllm spec also needs a GPU in resources; the backend section alone decides the flag.)
+        var vllm = BackendSpec()
+        vllm.type = .vllm
+        vllm.prefixCache = false
+        #expect(VLLMBackend.serveArguments(model: ModelSpec(ref: "THUDM/glm-4-9b-chat-hf"), backend: vllm, gpus: 1, servedModelName: "m",
+                                           host: "0.0.0.0", port: 8000).contains("--no-enable-prefix-caching"))
+        let printed = SpecEncoder.yaml(native)
+        #expect(printed.contains("prefixCache: false"))
+        #expect(try SpecLoader.load(yaml: printed, file: "printed.yaml", variables: [:]).spec == native)
+        let notes = try SpecLoader.load(yaml: head + "  type: openai\n  url: http://up:8000/v1\n  prefixCache: false\n",
+                                        file: "t.yaml", variables: [:]).notes.map(\.message)
+        #expect(notes.contains("backend.prefixCache is ignored by backend openai (the upstream owns its engine settings)"))
+        let bad = SpecLoader.validate(yaml: head + "  prefixCache: sometimes\n", file: "t.yaml", variables: [:])
+        #expect(bad.errors.map(\.description).contains { $0.contains("backend.prefixCache must be true or false, got 'sometimes'") }, "\(bad.errors)")
+    }
+
     static let facts = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 18 * 1024, contextLength: 32768)
 
     /// Value following `flag` in an argument list.
