@@ -21,6 +21,19 @@ struct BadInputTests {
         }
     }
 
+    /// A KV budget that cannot hold one sequence of the context asked for is refused at start,
+    /// with the numbers and the budget that would do.
+    @Test func kvBudgetTooSmallForTheContext() throws {
+        guard let model = CLI.model("gemma3-270m-q4_k_m.gguf") else { return }
+        let r = try CLI.run(["serve", "--model", model, "--kv-cache-mb", "1", "--ctx", "4096", "--port", "0"])
+        #expect(r.status != 0)
+        // gemma3-270m: 18 layers × (256 + 256) halves = 18,432 bytes per position.
+        for m in ["--kv-cache-mb 1 holds 48 positions", "18432 bytes each", "context 4096", "at least 73"] {
+            #expect(r.stderr.contains(m), "stderr should mention '\(m)': \(r.stderr)")
+        }
+        #expect(!r.stderr.contains("Fatal error"))
+    }
+
     @Test func truncatedModelIsReported() throws {
         guard let model = CLI.model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else { return }
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: model))
