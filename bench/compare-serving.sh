@@ -9,30 +9,24 @@
 #      AUTOGLM (.build/release/autoglm), LLAMA_SERVER (path; default: build it; "none": ours only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
-MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+. bench/lib.sh
 CONCURRENCY="${CONCURRENCY:-1 4 8}"
 NP="${NP:-1 4 8}"
 PROMPT="${PROMPT:-64}"; OUTTOK="${OUT:-64}"; REQS_PER_C="${REQS_PER_C:-4}"
 THREADS="${THREADS:-2}"; ROUNDS="${ROUNDS:-1}"; CTX_PER_SLOT="${CTX_PER_SLOT:-512}"
-[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "no $MODEL: bash scripts/fetch-models.sh" >&2; exit 1; }
-LLAMA_SERVER="${LLAMA_SERVER:-$(bash bench/build-llama-server.sh)}"
+need_autoglm; need_model
+LLAMA_SERVER="$(llama_server_path)"
 RES="$(mktemp -d -t compare-serving.XXXXXX)"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$1/$2" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 PID=""
-stop() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }; PID=""; }
-trap stop EXIT
-trap "stop; exit 130" INT TERM
+stop() { stop_pid "$PID"; PID=""; }
 
 # run NAME C START-COMMAND... : starts a server, loads it at concurrency C, stops it.
 run() {
   local name="$1" c="$2" p; shift 2
   p="$(port)"
-  "$@" --port "$p" >"$RES/$name-c$c.log" 2>&1 &
-  PID=$!
-  if ! wait_ready "$p" "${READY_PATH:-readyz}"; then echo "$name did not come up; see $RES/$name-c$c.log" >&2; stop; return 1; fi
+  bg_start "$RES/$name-c$c.log" "$@" --port "$p"
+  PID=$BG_PID
+  if ! wait_ready "http://127.0.0.1:$p/${READY_PATH:-readyz}"; then echo "$name did not come up; see $RES/$name-c$c.log" >&2; stop; return 1; fi
   "$AUTOGLM" loadtest --url "http://127.0.0.1:$p" --concurrency "$c" --requests $((c * REQS_PER_C)) \
     --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$c" --seed 1 --json >"$RES/$name-c$c.json"
   stop
@@ -91,4 +85,4 @@ if benches and ones:
     print(f"C=1 serving: output {out1:.1f} tok/s = {out1 / dec:.2f}x bench decode (includes TTFT); "
           f"1000/TPOT p50 = {1000 / tpot:.1f} tok/s = {1000 / tpot / dec:.2f}x bench decode")
 PY
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   raw results: $RES"
+echo "load average: $(loadavg)   raw results: $RES"
