@@ -5,8 +5,8 @@
 #   bench/compare-llamacpp.sh [MODEL.gguf] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}"
-MODEL="${1:-$MODELS/gemma3-270m-q4_k_m.gguf}"
+. bench/lib.sh
+MODEL="${1:-$MODEL}"
 RUNS="${2:-5}"
 THREADS="${THREADS:-2}"
 PT="${PROMPT_TOKENS:-128}"
@@ -26,14 +26,14 @@ swift build -c release --product autoglm >/dev/null
 BIN=.build/release/autoglm
 
 echo "model $MODEL  threads $THREADS  prompt $PT  gen $GT  runs $RUNS"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(loadavg)"
 OURS=(); PEER=()
 for i in $(seq 1 "$RUNS"); do
   OURS+=("$("$BIN" bench --model "$MODEL" --threads "$THREADS" --prompt-tokens "$PT" --gen-tokens "$GT" --repeats 1 --json)")
   PEER+=("$("$VENV/bin/python" bench/llamacpp_bench.py --model "$MODEL" --threads "$THREADS" --prompt-tokens "$PT" --gen-tokens "$GT")")
   echo "run $i done"
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"
 python3 - "$(printf '%s\n' "${OURS[@]}")" "$(printf '%s\n' "${PEER[@]}")" <<'PY'
 import json, statistics, sys
 ours = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]

@@ -8,18 +8,11 @@
 # Not part of CI. Env: ROUNDS (3), S (1000), AUTOGLM (.build/release/autoglm), LLAMA_SERVER.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
-MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+. bench/lib.sh
 ROUNDS="${ROUNDS:-3}"; S="${S:-1000}"
-[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "no $MODEL: bash scripts/fetch-models.sh" >&2; exit 1; }
-LLAMA_SERVER="${LLAMA_SERVER:-$(bash bench/build-llama-server.sh)}"
+need_autoglm; need_model
+LLAMA_SERVER="$(llama_server_path)"
 RES="$(mktemp -d -t fleet-affinity.XXXXXX)"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { for _ in $(seq 1 900); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
-UP_PID=""
-cleanup() { [ -n "$UP_PID" ] && { kill "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; }; }
-trap cleanup EXIT
 cat >"$RES/spec.yaml" <<YAML
 apiVersion: autoglm/v1
 name: affinity-bench
@@ -35,25 +28,21 @@ YAML
 
 run() {  # POLICY ROUND
   local p; p="$(port)"
-  "$AUTOGLM" up "$RES/spec.yaml" --replicas 2 --policy "$1" --host 127.0.0.1 --port "$p" --max-queue 256 \
-    --watch-interval 0 >"$RES/$1-r$2.log" 2>&1 &
-  UP_PID=$!
-  wait_ready "http://127.0.0.1:$p/readyz"
-  for _ in $(seq 1 600); do
-    n=$(curl -fsS "http://127.0.0.1:$p/fleet/status" | python3 -c 'import json,sys; print(sum(r["state"]=="ready" for r in json.load(sys.stdin)["replicas"]))')
-    [ "$n" = 2 ] && break; sleep 0.2
-  done
+  bg_start "$RES/$1-r$2.log" "$AUTOGLM" up "$RES/spec.yaml" --replicas 2 --policy "$1" --host 127.0.0.1 --port "$p" \
+    --max-queue 256 --watch-interval 0
+  wait_ready "http://127.0.0.1:$p/readyz" 900
+  wait_replicas "http://127.0.0.1:$p" 2
   "$AUTOGLM" loadtest --url "http://127.0.0.1:$p" --conversations 8 --turns 4 --system-tokens "$S" --user-tokens 32 \
     --max-tokens 32 --seed "$2" --json >"$RES/$1-r$2.json"
-  kill "$UP_PID"; wait "$UP_PID" 2>/dev/null || true; UP_PID=""
+  stop_pid "$BG_PID"
 }
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="prefix-affinity round-robin"; else order="round-robin prefix-affinity"; fi
   for policy in $order; do run "$policy" "$round"; done
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"
 
 python3 - "$RES" "$ROUNDS" <<'PY'
 import json, statistics, sys

@@ -9,17 +9,10 @@
 # Not part of CI. Env: ROUNDS (3), C (8), REQS (32), AUTOGLM (.build/release/autoglm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
-MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+. bench/lib.sh
 ROUNDS="${ROUNDS:-3}"; C="${C:-8}"; REQS="${REQS:-32}"
-[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "no $MODEL: bash scripts/fetch-models.sh" >&2; exit 1; }
+need_autoglm; need_model
 RES="$(mktemp -d -t fleet-balance.XXXXXX)"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { for _ in $(seq 1 900); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
-UP_PID=""
-cleanup() { [ -n "$UP_PID" ] && { kill "$UP_PID" 2>/dev/null || true; wait "$UP_PID" 2>/dev/null || true; }; }
-trap cleanup EXIT
 
 spec() {  # threads maxSeqs
   cat >"$RES/spec-$1.yaml" <<YAML
@@ -41,21 +34,16 @@ S1="$(spec 1 8)"; S2="$(spec 2 8)"
 run() {
   local name=$1 spec=$2 replicas=$3 policy=$4 round=$5; shift 5
   local p; p="$(port)"
-  "$AUTOGLM" up "$spec" --replicas "$replicas" --policy "$policy" --host 127.0.0.1 --port "$p" --max-queue 256 \
-    --watch-interval 0 >"$RES/$name-r$round.log" 2>&1 &
-  UP_PID=$!
-  wait_ready "http://127.0.0.1:$p/readyz"
-  # Every replica ready (the gateway is ready with the first).
-  for _ in $(seq 1 600); do
-    n=$(curl -fsS "http://127.0.0.1:$p/fleet/status" | python3 -c 'import json,sys; print(sum(r["state"]=="ready" for r in json.load(sys.stdin)["replicas"]))')
-    [ "$n" = "$replicas" ] && break; sleep 0.2
-  done
+  bg_start "$RES/$name-r$round.log" "$AUTOGLM" up "$spec" --replicas "$replicas" --policy "$policy" --host 127.0.0.1 \
+    --port "$p" --max-queue 256 --watch-interval 0
+  wait_ready "http://127.0.0.1:$p/readyz" 900
+  wait_replicas "http://127.0.0.1:$p" "$replicas"   # every replica (the gateway is ready with the first)
   "$AUTOGLM" loadtest --url "http://127.0.0.1:$p" --concurrency "$C" --requests "$REQS" --prompt-tokens 64 \
     --warmup "$C" --seed "$round" --json "$@" >"$RES/$name-r$round.json"
-  kill "$UP_PID"; wait "$UP_PID" 2>/dev/null || true; UP_PID=""
+  stop_pid "$BG_PID"
 }
 
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="a b"; else order="b a"; fi
   for x in $order; do
@@ -67,7 +55,7 @@ for round in $(seq 1 "$ROUNDS"); do
     else run rr "$S1" 2 round-robin "$round" --max-tokens 8 --max-tokens-to 256; fi
   done
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"
 
 python3 - "$RES" "$ROUNDS" <<'PY'
 import json, statistics, sys

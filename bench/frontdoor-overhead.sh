@@ -11,19 +11,12 @@
 #   THREADS (2), AUTOGLM (.build/release/autoglm), LLAMA_SERVER (default: bench/build-llama-server.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
-MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+. bench/lib.sh
 ROUNDS="${ROUNDS:-5}"; CONCURRENCY="${CONCURRENCY:-1 8}"
 PROMPT="${PROMPT:-64}"; OUTTOK="${OUT:-64}"; REQS_PER_C="${REQS_PER_C:-4}"; THREADS="${THREADS:-2}"
-[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "no $MODEL: bash scripts/fetch-models.sh" >&2; exit 1; }
-LLAMA_SERVER="${LLAMA_SERVER:-$(bash bench/build-llama-server.sh)}"
+need_autoglm; need_model
+LLAMA_SERVER="$(llama_server_path)"
 RES="$(mktemp -d -t frontdoor.XXXXXX)"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { for _ in $(seq 1 600); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
 
 FRONT="${FRONT:-serve}"
 LPORT="$(port)"; FPORT="$(port)"
@@ -41,26 +34,23 @@ backend:
   contextLength: 512
 YAML
 if [ "$FRONT" = up ]; then
-  "$AUTOGLM" up "$RES/spec.yaml" --replicas 1 --host 127.0.0.1 --port "$FPORT" --max-queue 64 --watch-interval 0 \
-    >"$RES/up.log" 2>&1 &
-  FRONT_PID=$!
-  PIDS+=($FRONT_PID)
+  bg_start "$RES/up.log" "$AUTOGLM" up "$RES/spec.yaml" --replicas 1 --host 127.0.0.1 --port "$FPORT" --max-queue 64 \
+    --watch-interval 0
+  FRONT_PID=$BG_PID
   wait_ready "http://127.0.0.1:$FPORT/readyz"
   LPORT="$(curl -fsS "http://127.0.0.1:$FPORT/fleet/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"][0]["url"].rsplit(":",1)[1])')"
 else
-  "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$LPORT" --alias bench -t "$THREADS" -np 8 -c $((8 * 512)) \
-    --metrics --no-webui >"$RES/llama-server.log" 2>&1 &
-  PIDS+=($!)
-  "$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" --host 127.0.0.1 --port "$FPORT" \
-    --max-queue 64 >"$RES/serve.log" 2>&1 &
-  FRONT_PID=$!
-  PIDS+=($FRONT_PID)
+  bg_start "$RES/llama-server.log" "$LLAMA_SERVER" -m "$MODEL" --host 127.0.0.1 --port "$LPORT" --alias bench \
+    -t "$THREADS" -np 8 -c $((8 * 512)) --metrics --no-webui
+  bg_start "$RES/serve.log" "$AUTOGLM" serve --config "$RES/spec.yaml" --backend-url "http://127.0.0.1:$LPORT" \
+    --host 127.0.0.1 --port "$FPORT" --max-queue 64
+  FRONT_PID=$BG_PID
 fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, clock ticks
 wait_ready "http://127.0.0.1:$LPORT/health"
 wait_ready "http://127.0.0.1:$FPORT/readyz"
 echo "front: $FRONT (pid $FRONT_PID), backend: llama-server on port $LPORT"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(loadavg)"
 
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CONCURRENCY; do
@@ -77,7 +67,7 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
 done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"
 
 python3 - "$RES" "$ROUNDS" "$CONCURRENCY" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys

@@ -15,6 +15,7 @@
 # PART=a|b|ab (ab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 TRIALS=${1:-12}
 OBJECTIVE=${OBJECTIVE:-goodput}
 SLO_KIND=${SLO_KIND:-ttft}
@@ -33,15 +34,12 @@ B_SLO_MS=${B_SLO_MS:-20000}
 LEVELS=${LEVELS:-3}
 KNOBS_B=${KNOBS_B:-threads,maxSeqs,maxBatchedTokens,kvCacheMB}
 PART=${PART:-ab}
-BIN=.build/release/autoglm
-MODEL=${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf
+BIN=$AUTOGLM
 [ -x "$BIN" ] || swift build -c release --product autoglm
 WORK=$(mktemp -d)
 export AUTOGLM_HOME=$WORK/home
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+at_exit 'rm -rf "$WORK"'
+echo "load average before: $(loadavg)"
 
 ntrials() { python3 -c "import json; print(len(json.load(open('$1/report.json'))['trials']))"; }
 
@@ -63,17 +61,15 @@ start_servers() {
   local replicas=$1; shift
   local urls=()
   for _ in $(seq 1 "$replicas"); do
-    local port=$((20000 + RANDOM % 20000))
+    local port; port=$(port)
     "$BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$port" "$@" >>"$WORK/serve.log" 2>&1 &
-    PIDS+=($!)
+    BENCH_PIDS+=($!)
     urls+=("http://127.0.0.1:$port")
   done
-  for u in "${urls[@]}"; do
-    for _ in $(seq 1 600); do curl -sf "$u/readyz" >/dev/null && break; sleep 0.2; done
-  done
+  for u in "${urls[@]}"; do wait_ready "$u/readyz" || true; done
   STARTED_URLS=("${urls[@]}")
 }
-stop_servers() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done; PIDS=(); }
+stop_servers() { stop_all; }
 
 # One measured loadtest of the (a) workload; writes JSON to $1.
 measure() {
@@ -183,4 +179,4 @@ case "$PART" in
   b) run_b ;;
   *) run_a; run_b ;;
 esac
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average after: $(loadavg)"

@@ -7,30 +7,28 @@
 # Env: DURATION (600), FACTOR (2), PROMPT (64), OUT (64), THREADS (2), MAX_SEQS (8), MAX_QUEUE (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUTOGLM="${AUTOGLM:-.build/release/autoglm}"
-MODEL="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}/gemma3-270m-q4_k_m.gguf"
+. bench/lib.sh
 DURATION="${DURATION:-600}"; FACTOR="${FACTOR:-2}"; PROMPT="${PROMPT:-64}"; OUTTOK="${OUT:-64}"
 THREADS="${THREADS:-2}"; MAX_SEQS="${MAX_SEQS:-8}"; MAX_QUEUE="${MAX_QUEUE:-64}"
-[ -x "$AUTOGLM" ] || { echo "no $AUTOGLM: swift build -c release --product autoglm" >&2; exit 1; }
+need_autoglm
 RES="$(mktemp -d -t soak.XXXXXX)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-"$AUTOGLM" serve --model "$MODEL" --threads "$THREADS" --max-seqs "$MAX_SEQS" --max-queue "$MAX_QUEUE" \
-  --kv-cache-mb 512 --ctx 512 --port "$PORT" >"$RES/serve.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+PORT="$(port)"
+bg_start "$RES/serve.log" "$AUTOGLM" serve --model "$MODEL" --threads "$THREADS" --max-seqs "$MAX_SEQS" \
+  --max-queue "$MAX_QUEUE" --kv-cache-mb 512 --ctx 512 --port "$PORT"
+PID=$BG_PID
+wait_ready "http://127.0.0.1:$PORT/readyz" || true
 URL="http://127.0.0.1:$PORT"
 "$AUTOGLM" loadtest --url "$URL" --concurrency "$MAX_SEQS" --requests $((MAX_SEQS * 4)) --prompt-tokens "$PROMPT" \
   --max-tokens "$OUTTOK" --warmup "$MAX_SEQS" --seed 1 --json >"$RES/sustainable.json"
 RATE="$(python3 -c "import json; print(round(json.load(open('$RES/sustainable.json'))['requestsPerSecond'] * $FACTOR, 2))")"
 N="$(python3 -c "print(int($RATE * $DURATION))")"
 echo "sustainable $(python3 -c "import json; print(round(json.load(open('$RES/sustainable.json'))['requestsPerSecond'], 2))") req/s; open loop at $RATE req/s for ${DURATION}s ($N requests)"
-rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 "$AUTOGLM" loadtest --url "$URL" --rate "$RATE" --requests "$N" --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" \
   --seed 2 --json >"$RES/soak.json" &
 LT=$!
+BENCH_PIDS+=("$LT")   # stopped by lib.sh's exit trap if this script is interrupted
 : >"$RES/rss.txt"
-while kill -0 "$LT" 2>/dev/null; do echo "$(date +%s) $(rss)" >>"$RES/rss.txt"; sleep 10; done
+while kill -0 "$LT" 2>/dev/null; do echo "$(date +%s) $(rss_kib "$PID")" >>"$RES/rss.txt"; sleep 10; done
 wait "$LT"
 curl -fsS "$URL/metrics" >"$RES/metrics.txt" || true
 python3 - "$RES" <<'PY'
