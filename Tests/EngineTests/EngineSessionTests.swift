@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Synchronization
 import Testing
 import Tokenizers
 
@@ -57,11 +58,11 @@ struct EngineSessionTests {
         #expect(again.generatedIDs == (try referenceGreedy(lm, prompt, maxTokens: 2)))
     }
 
-    final class Steps: @unchecked Sendable {
-        let lock = NSLock()
-        var sizes: [Int] = []
-        func add(_ n: Int) { lock.lock(); sizes.append(n); lock.unlock() }
-        var all: [Int] { lock.lock(); defer { lock.unlock() }; return sizes }
+    /// Sequences per step, as the engine thread reports them.
+    final class Steps: Sendable {
+        let sizes = Mutex<[Int]>([])
+        func add(_ n: Int) { sizes.withLock { $0.append(n) } }
+        var all: [Int] { sizes.withLock { $0 } }
     }
 
     @Test func runAllSubmitsTogetherAndMatchesTheReference() async throws {
