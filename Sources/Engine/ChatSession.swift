@@ -23,40 +23,47 @@ public enum ChatError: Error, CustomStringConvertible {
 
 /// What one chat turn cost.
 public struct ChatTurnStats: Sendable {
-    /// Prompt tokens whose keys/values were already in the cache from earlier turns.
+    /// Prompt tokens the scheduler's prefix cache supplied (earlier turns' keys and values).
     public var reusedTokens: Int
-    /// Prompt tokens computed this turn.
+    /// Prompt tokens computed this turn (prompt − reused).
     public var prefilledTokens: Int
     public var generatedTokens: Int
     public var finishReason: FinishReason
     public var droppedMessages: Int
 }
 
-/// A multi-turn conversation over one model: renders the whole conversation with the model's
-/// chat template each turn, but keeps the KV cache across turns and computes only the tokens
-/// after the longest prefix already cached (no re-prefill of the conversation).
+/// A multi-turn conversation over one model: each turn renders the whole conversation with the
+/// model's chat template and submits it as one request through the session's scheduler, the
+/// path `serve` takes. The session keeps no KV cache of its own: what an earlier turn computed
+/// is reused only through the scheduler's prefix cache (`ChatTurnStats.reusedTokens`).
 ///
-/// Ownership: one session per caller thread; it owns its cache.
+/// Ownership: one session per caller task; it owns its engine (`close()` stops it).
 public final class ChatSession {
-    public let model: LoadedModel
+    public let engine: EngineSession
     let template: ChatTemplate
     public private(set) var system: String?
     public private(set) var messages: [ChatMessage] = []
-    let cache: KVCache
-    /// The tokens whose keys/values are in `cache`, in order.
-    private(set) var cachedTokens: [Int32] = []
 
+    /// `context`: most prompt + answer tokens of one turn (default and upper bound: the model's).
     public init(model: LoadedModel, templateSource: String? = nil, system: String? = nil, context: Int? = nil) throws {
-        self.model = model
         guard let source = templateSource ?? model.tokenizer.chatTemplate else {
             throw ChatError.noTemplate(path: model.file.path)
         }
         do { template = try ChatTemplate(source: source) } catch { throw ChatError.template(error) }
         self.system = system
-        cache = model.model.makeCache(maxPositions: context)
+        let c = model.model.config
+        let ctx = min(context ?? c.contextLength, c.contextLength)
+        // One conversation at a time; the KV budget holds one whole context.
+        let blockSize = SchedulerConfig().blockSize
+        engine = EngineSession(model: model, config: SchedulerConfig(
+            maxSeqs: 1, contextLength: ctx, kvCacheBlocks: (ctx + blockSize - 1) / blockSize))
     }
 
-    public var contextSize: Int { cache.maxPositions }
+    public var model: LoadedModel { engine.model }
+    public var contextSize: Int { engine.contextLength }
+
+    /// Stops the session's engine.
+    public func close() { engine.close() }
 
     /// Forgets the conversation (the system prompt stays).
     public func reset() {
@@ -86,7 +93,7 @@ public final class ChatSession {
     /// Adds the user's message, answers it streaming text through `onText`, and records the
     /// answer (or the part produced before `shouldStop` returned true) in the conversation.
     public func respond(to user: String, maxTokens: Int, sampling: SamplingParams,
-                        shouldStop: () -> Bool = { false }, onText: (String) -> Void) throws -> ChatTurnStats {
+                        shouldStop: () -> Bool = { false }, onText: (String) -> Void) async throws -> ChatTurnStats {
         var history = messages + [ChatMessage(role: "user", user)]
         var ids = try promptTokens(history)
         var dropped = 0
@@ -98,25 +105,21 @@ public final class ChatSession {
             ids = try promptTokens(history)
         }
         guard ids.count < contextSize else { throw ChatError.conversationTooLong(tokens: ids.count, context: contextSize) }
-        var common = 0
-        while common < min(ids.count - 1, cachedTokens.count), ids[common] == cachedTokens[common] { common += 1 }
-        cache.truncate(to: common)
-        let delta = Array(ids[common...])
         var detok = StreamingDetokenizer(tokenizer: model.tokenizer)
         let eog = model.tokenizer.endOfGenerationIDs
         var reply: [Int32] = []
-        let result = try model.generate(promptIDs: delta, maxTokens: min(maxTokens, contextSize - ids.count),
-                                        sampling: sampling, cache: cache) { id in
-            if eog.contains(id) { return true }
-            reply.append(id)
-            onText(detok.append(id))
+        let request = GenerationRequest(promptIDs: ids, maxTokens: min(maxTokens, contextSize - ids.count),
+                                        sampling: sampling)
+        let result = try await engine.run(request) { t in
+            if eog.contains(t.id) { return true }
+            reply.append(t.id)
+            onText(detok.append(t.id))
             return !shouldStop()
         }
         onText(detok.flush())
-        let all = ids + result.generatedIDs
-        cachedTokens = Array(all.prefix(cache.count))
         messages = history + [ChatMessage(role: "assistant", model.tokenizer.decode(reply))]
-        return ChatTurnStats(reusedTokens: common, prefilledTokens: delta.count, generatedTokens: reply.count,
-                             finishReason: result.finishReason, droppedMessages: dropped)
+        return ChatTurnStats(reusedTokens: result.cachedTokens, prefilledTokens: result.prefilledTokens,
+                             generatedTokens: reply.count, finishReason: result.finishReason,
+                             droppedMessages: dropped)
     }
 }

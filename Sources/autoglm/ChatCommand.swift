@@ -9,13 +9,15 @@ import Glibc
 /// Set by SIGINT; the chat loop polls it to stop the current answer.
 private let interrupted = Atomic<Bool>(false)
 
-struct Chat: ParsableCommand {
+struct Chat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Chat in the terminal with the model's own chat template (streams; keeps the KV cache across turns).",
+        abstract: "Chat in the terminal with the model's own chat template (streams; each turn runs through the serving scheduler).",
         discussion: """
         Commands: /reset forgets the conversation, /system TEXT sets the system prompt (empty clears it), \
         /bye exits. A line ending in \\ continues on the next line; \"\"\" starts and ends a multi-line message. \
-        Ctrl-C stops the current answer, Ctrl-D exits.
+        Ctrl-C stops the current answer, Ctrl-D exits. Each turn sends the whole conversation as one \
+        request through the same scheduler as `serve`; earlier turns' keys and values are reused only \
+        through its prefix cache.
         """)
 
     @OptionGroup var options: ModelOptions
@@ -24,14 +26,14 @@ struct Chat: ParsableCommand {
     @Option(name: [.short, .customLong("max-tokens")], help: "Most tokens per answer.") var n: Int = 1024
     @Option(name: .long, help: "Context size in tokens (default: the model's).") var ctx: Int?
     @OptionGroup var sampling: SamplingOptions
-    @Flag(name: .long, help: "After each answer, print token counts (reused from the cache, prefilled, generated) to stderr.") var verbose = false
+    @Flag(name: .long, help: "After each answer, print token counts (reused from the prefix cache, prefilled, generated) to stderr.") var verbose = false
 
     func validate() throws {
         try FlagRange.check("-n", n, 1...16_777_216)
         try FlagRange.check("--ctx", ctx, 16...16_777_216)
     }
 
-    func run() throws {
+    func run() async throws {
         var source: String?
         if let template {
             do { source = try String(contentsOfFile: template, encoding: .utf8) } catch {
@@ -41,6 +43,7 @@ struct Chat: ParsableCommand {
         let model = try options.modelPath()
         let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let session = try ChatSession(model: lm, templateSource: source, system: system, context: ctx)
+        defer { session.close() }
         let params = sampling.params
         installInterruptHandler()
         let stderr = FileHandle.standardError
@@ -67,7 +70,7 @@ struct Chat: ParsableCommand {
             }
             interrupted.store(false, ordering: .relaxed)
             do {
-                let stats = try session.respond(to: input, maxTokens: n, sampling: params,
+                let stats = try await session.respond(to: input, maxTokens: n, sampling: params,
                                                 shouldStop: { interrupted.load(ordering: .relaxed) },
                                                 onText: writeOut)
                 writeOut(stats.finishReason == .cancelled ? "\n(stopped)\n" : "\n")
@@ -78,6 +81,8 @@ struct Chat: ParsableCommand {
                     stderr.write(Data("[reused \(stats.reusedTokens) cached, prefilled \(stats.prefilledTokens), generated \(stats.generatedTokens) tokens; \(stats.finishReason.rawValue)]\n".utf8))
                 }
             } catch let e as ChatError {
+                stderr.write(Data("error: \(e)\n".utf8))
+            } catch let e as EngineError {
                 stderr.write(Data("error: \(e)\n".utf8))
             }
             interrupted.store(false, ordering: .relaxed)

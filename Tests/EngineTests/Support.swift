@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Models
 import Testing
 
 /// Locates the real test models ($AUTOGLM_MODELS, default ~/.cache/autoglm/models) and loads
@@ -63,4 +64,25 @@ func waitForFreeKV(_ s: Scheduler) async -> Int {
         try? await Task.sleep(for: .milliseconds(20))
     }
     return s.stats.kvBlocksUsed
+}
+
+/// The single-sequence reference the scheduler is checked against: the plain loop with no
+/// scheduler in it. One cache, the prompt in one forward pass, then one token per forward pass;
+/// greedy ends at `maxTokens`, at the context, or at an end-of-generation token (included), as
+/// `generate` always did.
+func referenceGreedy(_ lm: LoadedModel, _ prompt: [Int32], maxTokens: Int) throws -> [Int32] {
+    let cache = lm.model.makeCache()
+    var sampler = Sampler(.greedy)
+    var logits = try lm.model.forward([SequenceInput(cache: cache, tokens: prompt, logits: .last)], pool: lm.pool)[0]
+    var history = prompt
+    var generated: [Int32] = []
+    let eog = lm.tokenizer.endOfGenerationIDs
+    while generated.count < maxTokens {
+        let next = sampler.sample(&logits, history: history)
+        generated.append(next)
+        history.append(next)
+        if eog.contains(next) || generated.count == maxTokens || cache.count >= cache.maxPositions { break }
+        logits = try lm.model.forward([SequenceInput(cache: cache, tokens: [next])], pool: lm.pool)[0]
+    }
+    return generated
 }
