@@ -70,7 +70,7 @@ func waitForFreeKV(_ s: Scheduler) async -> Int {
 /// scheduler in it. One cache, the prompt in one forward pass, then one token per forward pass;
 /// greedy ends at `maxTokens`, at the context, or at an end-of-generation token (included), as
 /// `generate` always did.
-func referenceGreedy(_ lm: LoadedModel, _ prompt: [Int32], maxTokens: Int) throws -> [Int32] {
+func referenceGreedy(_ lm: LoadedModel, _ prompt: [Int32], maxTokens: Int, ignoreEOS: Bool = false) throws -> [Int32] {
     let cache = lm.model.makeCache()
     var sampler = Sampler(.greedy)
     var logits = try lm.model.forward([SequenceInput(cache: cache, tokens: prompt, logits: .last)], pool: lm.pool)[0]
@@ -81,7 +81,7 @@ func referenceGreedy(_ lm: LoadedModel, _ prompt: [Int32], maxTokens: Int) throw
         let next = sampler.sample(&logits, history: history)
         generated.append(next)
         history.append(next)
-        if eog.contains(next) || generated.count == maxTokens || cache.count >= cache.maxPositions { break }
+        if (!ignoreEOS && eog.contains(next)) || generated.count == maxTokens || cache.count >= cache.maxPositions { break }
         logits = try lm.model.forward([SequenceInput(cache: cache, tokens: [next])], pool: lm.pool)[0]
     }
     return generated

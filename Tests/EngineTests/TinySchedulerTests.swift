@@ -26,18 +26,9 @@ import Testing
         }
     }
 
-    /// The oracle: one sequence, one token at a time after the prompt, greedy.
+    /// The oracle: one sequence, one token at a time after the prompt, greedy (Support.swift).
     static func plain(_ lm: LoadedModel, _ prompt: [Int32], _ n: Int) throws -> [Int32] {
-        let cache = lm.model.makeCache()
-        var logits = try lm.model.forward([SequenceInput(cache: cache, tokens: prompt)], pool: lm.pool)[0]
-        var sampler = Sampler(.greedy)
-        var out: [Int32] = []
-        while true {
-            let t = sampler.sample(&logits, history: prompt + out)
-            out.append(t)
-            if out.count == n { return out }
-            logits = try lm.model.forward([SequenceInput(cache: cache, tokens: [t])], pool: lm.pool)[0]
-        }
+        try referenceGreedy(lm, prompt, maxTokens: n, ignoreEOS: true)
     }
 
     static func run(_ s: Scheduler, _ prompts: [[Int32]], _ n: Int) async throws -> [Collected] {
