@@ -213,16 +213,23 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             if half { roundToHalf(qh, headDim) }
             var mx = -Float.infinity
             // The sequence's rows are contiguous within a KV block: one kernel call per run.
+            let kvPool = cache.pool, table = cache.blockTable, bs = kvPool.blockSize
+            let keyDim = kvPool.keyDim, vDim = kvPool.valueDim
             var j0 = 0
-            while j0 < n {
-                let len = cache.run(from: start + j0, limit: n - j0)
-                if half {
-                    halfDotRows(qh, cache.halfKey(layer, start + j0) + kvh * headDim, stride: cache.keyDim,
-                                count: len, dim: headDim, into: s + j0)
-                } else {
-                    for j in 0..<len { s[j0 + j] = dot(qh, cache.key(layer, start + j0 + j) + kvh * headDim, headDim) }
+            if half {
+                let kb = kvPool.keyBase(layer).assumingMemoryBound(to: UInt16.self) + kvh * headDim
+                while j0 < n {
+                    let p0 = start + j0, len = min(n - j0, bs - p0 % bs)
+                    let row = Int(table[p0 / bs]) * bs + p0 % bs
+                    halfDotRows(qh, kb + row * keyDim, stride: keyDim, count: len, dim: headDim, into: s + j0)
+                    j0 += len
                 }
-                j0 += len
+            } else {
+                while j0 < n {
+                    let len = cache.run(from: start + j0, limit: n - j0)
+                    for j in 0..<len { s[j0 + j] = dot(qh, cache.key(layer, start + j0 + j) + kvh * headDim, headDim) }
+                    j0 += len
+                }
             }
             for j in 0..<n {
                 var v = s[j] * scale
@@ -236,15 +243,20 @@ func attention(_ layout: BatchLayout, layer: Int, q: UnsafePointer<Float>, out: 
             o.initialize(repeating: 0, count: valueDim)
             if half { for j in 0..<n { s[j] = halfRounded(s[j] * inv) } }
             j0 = 0
-            while j0 < n {
-                let len = cache.run(from: start + j0, limit: n - j0)
-                if half {
-                    halfAccumulateRows(s + j0, cache.halfValue(layer, start + j0) + kvh * valueDim, stride: cache.valueDim,
-                                       count: len, dim: valueDim, into: o)
-                } else {
-                    for j in 0..<len { axpy(s[j0 + j] * inv, cache.value(layer, start + j0 + j) + kvh * valueDim, o, valueDim) }
+            if half {
+                let vb = kvPool.valueBase(layer).assumingMemoryBound(to: UInt16.self) + kvh * valueDim
+                while j0 < n {
+                    let p0 = start + j0, len = min(n - j0, bs - p0 % bs)
+                    let row = Int(table[p0 / bs]) * bs + p0 % bs
+                    halfAccumulateRows(s + j0, vb + row * vDim, stride: vDim, count: len, dim: valueDim, into: o)
+                    j0 += len
                 }
-                j0 += len
+            } else {
+                while j0 < n {
+                    let len = cache.run(from: start + j0, limit: n - j0)
+                    for j in 0..<len { axpy(s[j0 + j] * inv, cache.value(layer, start + j0 + j) + kvh * valueDim, o, valueDim) }
+                    j0 += len
+                }
             }
         }
     }

@@ -98,6 +98,12 @@ public final class KVPool: @unchecked Sendable {
         blockCount = max(n, 0)
     }
 
+    /// Start of `layer`'s key rows (row r = block × blockSize + offset at r × keyDim elements).
+    @inline(__always) public func keyBase(_ layer: Int) -> UnsafeMutableRawPointer { keys[layer] }
+
+    /// Start of `layer`'s value rows.
+    @inline(__always) public func valueBase(_ layer: Int) -> UnsafeMutableRawPointer { values[layer] }
+
     /// Raw key row `row` (= block × blockSize + offset) of `layer`.
     @inline(__always) func keyRow(_ layer: Int, _ row: Int) -> UnsafeMutableRawPointer {
         keys[layer] + row * keyDim * precision.bytesPerElement

@@ -86,7 +86,7 @@ import Testing
 }
 
 /// Greedy outputs with the prefix cache are the outputs without it: after hits, after
-/// eviction, after preemption, and for n > 1; on both real models.
+/// eviction, after preemption, and for n > 1; on both real models (gemma3-270m, Qwen2.5-Coder-0.5B).
 @Suite(.serialized)
 struct PrefixCacheTests {
     static let shared = "You are a careful assistant. Answer briefly and exactly. The context below lists facts about the solar system and the planets in order from the sun."
@@ -149,8 +149,9 @@ struct PrefixCacheTests {
 
     /// A budget that holds one sequence: the next prompt evicts the cached blocks, and the first
     /// prompt, run again, is computed again with the same output.
-    @Test func afterEvictionTheOutputIsUnchanged() async throws {
-        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+    @Test(arguments: [TestModels.gemma3, TestModels.qwen25])
+    func afterEvictionTheOutputIsUnchanged(_ model: String) async throws {
+        guard let lm = try TestModels.load(model) else { return }
         let ps = prompts(lm, ["Which planet is third?"]) + [lm.tokenizer.encode(String(repeating: "An unrelated prompt about cooking pasta in salted water until it is done. ", count: 3))]
         let longest = ps.map(\.count).max() ?? 0
         var on = SchedulerConfig(maxSeqs: 2, maxBatchedTokens: 64, blockSize: 16, kvCacheBlocks: (longest + 4 + 15) / 16)
@@ -164,8 +165,9 @@ struct PrefixCacheTests {
 
     /// Preemption under a tiny budget with the cache on keeps the outputs of the cache-off run
     /// (the preempted sequence comes back through its own cached blocks where they survived).
-    @Test func afterPreemptionTheOutputIsUnchanged() async throws {
-        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+    @Test(arguments: [TestModels.gemma3, TestModels.qwen25])
+    func afterPreemptionTheOutputIsUnchanged(_ model: String) async throws {
+        guard let lm = try TestModels.load(model) else { return }
         let ps = ["The capital of France is", "1, 2, 3, 4,"].map { lm.tokenizer.encode($0) }
         let n = 5
         let longest = ps.map { $0.count + n }.max() ?? 0
@@ -189,8 +191,9 @@ struct PrefixCacheTests {
 
     /// n > 1 (one API call, identical prompts): the prompt's blocks are computed once and shared;
     /// each choice equals the cache-off output.
-    @Test func choicesShareThePrompt() async throws {
-        guard let lm = try TestModels.load(TestModels.gemma3) else { return }
+    @Test(arguments: [TestModels.gemma3, TestModels.qwen25])
+    func choicesShareThePrompt(_ model: String) async throws {
+        guard let lm = try TestModels.load(model) else { return }
         let p = prompts(lm, ["Which planet is third?"])[0]
         func run(_ caching: Bool) async throws -> [Collected] {
             let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 256, kvCacheMB: 64,
