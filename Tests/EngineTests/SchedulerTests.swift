@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+import Synchronization
 
 /// The scheduler against the real gemma3 model. Prompts and token counts are small because the
 /// reference kernels are slow; all assertions are about tokens, never about time.
@@ -168,11 +169,16 @@ struct SchedulerTests {
 struct BatchWaitTests {
     static let hour = Duration.seconds(3600)
 
-    final class Steps: @unchecked Sendable {
-        let lock = NSLock()
-        var sizes: [Int] = []
-        func add(_ n: Int) { lock.lock(); sizes.append(n); lock.unlock() }
-        var all: [Int] { lock.lock(); defer { lock.unlock() }; return sizes }
+    final class Steps: Sendable {
+        let sizes = Mutex<[Int]>([])
+        /// Records a step's size; returns how many steps there were before it.
+        @discardableResult func add(_ n: Int) -> Int { sizes.withLock { $0.append(n); return $0.count - 1 } }
+        var all: [Int] { sizes.withLock { $0 } }
+    }
+
+    /// A handle submitted from the step observer (on the engine thread).
+    final class Late: Sendable {
+        let handle = Mutex<Result<GenerationHandle, SchedulerError>?>(nil)
     }
 
     @Test func requestsArrivingApartArePrefilledTogetherOnceMaxSeqsWait() async throws {
@@ -275,27 +281,24 @@ struct BatchWaitTests {
         // and joins it. Neither would finish within the test's time limit if a step were held.
         let s = Scheduler(model: lm, config: SchedulerConfig(maxSeqs: 4, maxBatchedTokens: 8, kvCacheMB: 64,
                                                              batchWait: Self.hour))
-        let steps = Steps()
-        s.setStepObserver { steps.add($0.sequences) }
+        let steps = Steps(), late = Late()
+        let hi = GenerationRequest(promptIDs: lm.tokenizer.encode("Hi"), maxTokens: 4, ignoreEOS: true)
+        // B is submitted right after A's first step, from the engine thread itself, so it arrives
+        // while A still runs however late the test's own task gets to run on a loaded machine.
+        s.setStepObserver { [weak s] info in
+            guard steps.add(info.sequences) == 0, let s else { return }
+            let r = Result { () throws(SchedulerError) in try s.submit(hi) }
+            late.handle.withLock { $0 = r }
+        }
         s.start()
         defer { s.terminate() }
         let long = lm.tokenizer.encode("A list of fruits: apple, banana, cherry, date,")
         #expect(long.count >= 8)
         let a = try s.submit(GenerationRequest(promptIDs: long, maxTokens: 12, ignoreEOS: true))
-        var aTokens = 0
-        var b: GenerationHandle?
-        var aReason: SequenceFinishReason?
-        for await e in a.events {
-            switch e {
-            case .token:
-                aTokens += 1
-                if aTokens == 1 { b = try s.submit(GenerationRequest(promptIDs: lm.tokenizer.encode("Hi"), maxTokens: 4, ignoreEOS: true)) }
-            case .finished(let f): aReason = f.reason
-            }
-        }
-        #expect(aReason == .length)
-        #expect(aTokens == 12)
-        let cb = try #require(b.map { $0 })
+        let ca = await collect(a)
+        #expect(ca.completion?.reason == .length)
+        #expect(ca.ids.count == 12)
+        let cb = try #require(late.handle.withLock { $0 }).get()
         let c = await collect(cb)
         #expect(c.completion?.reason == .length)
         #expect(c.ids.count == 4)
