@@ -54,9 +54,8 @@ public final class ChatSession {
         let c = model.model.config
         let ctx = min(context ?? c.contextLength, c.contextLength)
         // One conversation at a time; the KV budget holds one whole context.
-        let blockSize = SchedulerConfig().blockSize
         engine = EngineSession(model: model, config: SchedulerConfig(
-            maxSeqs: 1, contextLength: ctx, kvCacheBlocks: (ctx + blockSize - 1) / blockSize))
+            maxSeqs: 1, contextLength: ctx, kvCacheBlocks: SchedulerConfig().kvBlocks(holding: ctx)))
     }
 
     public var model: LoadedModel { engine.model }

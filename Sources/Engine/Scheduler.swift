@@ -112,6 +112,12 @@ public struct SchedulerConfig: Sendable {
     /// any later request whose prompt starts with the same tokens (`serve --no-prefix-cache`: off).
     public var prefixCaching: Bool = true
 
+    /// KV blocks that hold `positions` positions (rounded up to whole blocks of `blockSize`).
+    public func kvBlocks(holding positions: Int) -> Int {
+        let bs = max(1, blockSize)
+        return (max(0, positions) + bs - 1) / bs
+    }
+
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
                 blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil,
                 kvPrecision: KVCache.Precision = .f16, batchWait: Duration = .zero,

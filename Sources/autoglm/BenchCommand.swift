@@ -47,7 +47,7 @@ struct Bench: AsyncParsableCommand {
         }
         // Every sequence whole in the KV budget, so the measurement never includes a preemption.
         let defaults = SchedulerConfig()
-        let perSeq = (promptTokens + genTokens + defaults.blockSize - 1) / defaults.blockSize * defaults.blockSize
+        let perSeq = defaults.kvBlocks(holding: promptTokens + genTokens) * defaults.blockSize
         let needMB = Self.megabytes(positions: concurrency * perSeq,
                                     bytesPerPosition: Scheduler.kvBytesPerPosition(lm.model.config, precision: defaults.kvPrecision))
         if let kvCacheMB, kvCacheMB < needMB {

@@ -30,10 +30,9 @@ struct Generate: AsyncParsableCommand {
         // One sequence: a KV budget of exactly its prompt and answer (never preempted).
         let context = lm.model.config.contextLength
         let maxTokens = max(0, min(n, context - ids.count))
-        let blockSize = SchedulerConfig().blockSize
         let positions = min(context, ids.count + maxTokens)
         let engine = EngineSession(model: lm, config: SchedulerConfig(
-            maxSeqs: 1, kvCacheBlocks: (positions + blockSize - 1) / blockSize))
+            maxSeqs: 1, kvCacheBlocks: SchedulerConfig().kvBlocks(holding: positions)))
         defer { engine.close() }
         let request = try engine.fittingContext(GenerationRequest(
             promptIDs: ids, maxTokens: n, sampling: sampling.params, ignoreEOS: ignoreEOS))
