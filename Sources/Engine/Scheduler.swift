@@ -150,6 +150,8 @@ public struct SchedulerStats: Sendable {
     public var kvBlocksCachedIdle: Int = 0
     /// Cached blocks given up to make room (since start).
     public var kvEvictions: Int = 0
+    /// `cancel` calls received (since start; counted when asked, before the engine acts on them).
+    public var cancelRequests: Int = 0
     /// Duration of the last forward step, seconds.
     public var lastStepSeconds: Double = 0
     /// When the loop last went round (or started waiting idle).
@@ -359,7 +361,10 @@ public final class Scheduler: Sendable {
 
     /// Cancels a request (its KV blocks are freed at the start of the next step).
     public func cancel(_ id: UInt64) {
-        shared.withLock { _ = $0.cancels.insert(id) }
+        shared.withLock { s in
+            s.cancels.insert(id)
+            s.stats.cancelRequests += 1
+        }
         wake.signal()
     }
 

@@ -40,6 +40,11 @@ extension OpenAIServer {
                 for id in ids { sched.cancel(id) }
             }
             if (try? await channel.pipeline.addHandler(w, position: .first).get()) != nil { watcher = w }
+            // A client gone before the watcher was in place fires no event: ask the channel.
+            if !channel.isActive {
+                gone.set()
+                for id in ids { sched.cancel(id) }
+            }
         }
         defer {
             if let channel, let watcher { channel.pipeline.removeHandler(watcher, promise: nil) }

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Server
 import ServiceLifecycle
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -79,18 +80,37 @@ struct LifecycleTests {
 
     @Test func nonStreamingClientThatDisconnectsIsCancelledAndFreesKV() async throws {
         guard let server = try Self.server() else { return }
-        server.scheduler.start()
-        defer { server.scheduler.terminate() }
+        // The client hangs up from the engine thread, right after the first step that ran its
+        // request, and the engine waits there until the server asked to cancel it: the request
+        // cannot run to its length however late the test's own tasks get a core.
+        let sched = server.scheduler
+        let socket = Mutex<Int32>(-1)
+        let hungUp = Atomic<Bool>(false)
+        sched.setStepObserver { _ in
+            guard !hungUp.load(ordering: .acquiring) else { return }
+            let s = sched.stats
+            guard s.running == 1, s.kvBlocksUsed > 0 else { return }
+            let fd = socket.withLock { $0 }
+            guard fd >= 0 else { return }
+            close(fd)
+            hungUp.store(true, ordering: .releasing)
+            let end = ContinuousClock.now + .seconds(300)
+            while sched.stats.cancelRequests == 0 && ContinuousClock.now < end { usleep(10_000) }
+        }
+        sched.start()
+        defer { sched.terminate() }
         let app = Application(router: server.buildRouter(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let fd = rawPost(port: port, path: "/v1/completions",
+            // The observer may only close the socket once it is known (the lock orders the two).
+            socket.withLock { fd in
+                fd = rawPost(port: port, path: "/v1/completions",
                              body: #"{"prompt": "Once upon a time", "max_tokens": 230, "ignore_eos": true}"#)
-            #expect(fd >= 0)
-            let started = await eventually { server.scheduler.stats.running == 1 && server.scheduler.stats.kvBlocksUsed > 0 }
+            }
+            #expect(socket.withLock { $0 } >= 0)
+            let started = await eventually(300) { hungUp.load(ordering: .acquiring) }
             #expect(started, "the request never started running: \(server.scheduler.stats)")
-            close(fd)
-            let freed = await eventually {
+            let freed = await eventually(300) {
                 let s = server.scheduler.stats
                 return s.running == 0 && s.waiting == 0 && s.kvBlocksUsed == 0
             }

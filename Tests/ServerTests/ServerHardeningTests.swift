@@ -235,6 +235,15 @@ struct ServerHardeningTests {
         c.servedModelName = "gemma3-test"
         c.drainTimeout = 1
         let s = OpenAIServer(scheduler: sched, config: c, logger: Logger(label: "test", factory: { _ in CapturingLogHandler(store: store) }))
+        // After the stream's first step the engine waits until the drain began, so the stream is
+        // still running at the deadline however late the test's own tasks get a core.
+        let streaming = Atomic<Bool>(false)
+        sched.setStepObserver { _ in
+            guard !streaming.load(ordering: .acquiring), sched.stats.running == 1 else { return }
+            streaming.store(true, ordering: .releasing)
+            let end = ContinuousClock.now + .seconds(300)
+            while !s.isDraining && ContinuousClock.now < end { usleep(10_000) }
+        }
         s.scheduler.start()
         defer { s.scheduler.terminate() }
         let app = Application(router: s.buildRouter())
@@ -245,7 +254,7 @@ struct ServerHardeningTests {
             let answer = Task {
                 try await post(client, "/v1/completions", #"{"prompt": "Once upon a time", "max_tokens": 230, "ignore_eos": true, "stream": true}"#)
             }
-            #expect(await eventually { s.scheduler.stats.running == 1 })
+            #expect(await eventually(300) { streaming.load(ordering: .acquiring) })
             await group.triggerGracefulShutdown()
             let (status, _, text) = try await answer.value
             #expect(status == .ok)
