@@ -44,12 +44,15 @@ let package = Package(
         // One file per architecture over shared blocks.
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.
-        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF"]),
+        // Constrained decoding: byte grammars, their matcher and token masks; the JSON Schema,
+        // regex and tool-call compilers that produce them.
+        .target(name: "Grammar", dependencies: ["JSON"]),
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar"]),
         // OpenAI-compatible HTTP API over the engine's scheduler.
         .target(
             name: "Server",
             dependencies: [
-                "JSON", "Engine", "Tokenizers", "Models", "Registry",
+                "JSON", "Engine", "Tokenizers", "Models", "Registry", "Grammar",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,6 +127,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "JSON"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
