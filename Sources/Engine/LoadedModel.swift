@@ -1,7 +1,9 @@
 import Foundation
 import GGUF
+import Grammar
 import Kernels
 import Models
+import Synchronization
 import Tokenizers
 
 /// Errors of the generation layer (`EngineSession`).
@@ -32,6 +34,7 @@ public final class LoadedModel: @unchecked Sendable {
     public let model: any LanguageModel
     public let tokenizer: Tokenizer
     public let pool: ThreadPool
+    private let vocabularyOnce = Mutex<TokenVocabulary?>(nil)
 
     public init(path: String, threads: Int? = nil) throws {
         let f = try GGUFFile(path: path)
@@ -39,6 +42,19 @@ public final class LoadedModel: @unchecked Sendable {
         model = try ModelFactory.load(f)
         tokenizer = try Tokenizer.load(from: f)
         pool = ThreadPool(threads: max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
+    }
+
+    /// The vocabulary as bytes for grammar masks, built on first use (a sort of the whole
+    /// vocabulary: call it off the engine thread, when a constrained request is prepared).
+    public var tokenVocabulary: TokenVocabulary {
+        vocabularyOnce.withLock { v in
+            if let v { return v }
+            let t = tokenizer
+            let built = TokenVocabulary(pieces: (0..<t.vocabularySize).map { t.piece(Int32($0)) },
+                                        endOfGeneration: t.endOfGenerationIDs)
+            v = built
+            return built
+        }
     }
 
     public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }

@@ -1,4 +1,5 @@
 import Foundation
+import Grammar
 import Synchronization
 import Models
 import Tokenizers
@@ -15,15 +16,19 @@ public struct GenerationRequest: Sendable {
     public var stop: [String]
     /// Return the chosen token's log-probability plus this many top alternatives (nil: none).
     public var logprobs: Int?
+    /// Constrained decoding: every token is one the grammar allows, and the sequence ends
+    /// (`stop`) once the grammar is complete. Build it off the engine thread.
+    public var grammar: Grammar?
 
     public init(promptIDs: [Int32], maxTokens: Int, sampling: SamplingParams = .greedy,
-                ignoreEOS: Bool = false, stop: [String] = [], logprobs: Int? = nil) {
+                ignoreEOS: Bool = false, stop: [String] = [], logprobs: Int? = nil, grammar: Grammar? = nil) {
         self.promptIDs = promptIDs
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.ignoreEOS = ignoreEOS
         self.stop = stop
         self.logprobs = logprobs
+        self.grammar = grammar
     }
 }
 
@@ -430,7 +435,7 @@ final class EngineLoop {
                 continue
             }
             for sub in subs {
-                outputs[sub.id] = SequenceOutput(id: sub.id, request: sub.request, tokenizer: loaded.tokenizer,
+                outputs[sub.id] = SequenceOutput(id: sub.id, request: sub.request, loaded: loaded,
                                                  continuation: sub.continuation, queued: sub.queued)
                 policy.enqueue(PolicySequence(id: sub.id, tokens: sub.request.promptIDs, queued: sub.queued))
             }
@@ -462,7 +467,7 @@ final class EngineLoop {
             return s.inbox
         }
         for sub in late {
-            let out = SequenceOutput(id: sub.id, request: sub.request, tokenizer: loaded.tokenizer,
+            let out = SequenceOutput(id: sub.id, request: sub.request, loaded: loaded,
                                      continuation: sub.continuation, queued: sub.queued)
             out.finish(.cancelled, promptTokens: sub.request.promptIDs.count, cachedTokens: 0, now: clock.now)
         }

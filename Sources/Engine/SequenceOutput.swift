@@ -1,4 +1,5 @@
 import Foundation
+import Grammar
 import Tokenizers
 
 /// The output processing of one sequence: sampling, detokenizing, stop strings, logprobs, and
@@ -19,14 +20,24 @@ final class SequenceOutput {
     let maxStop: Int
     var timings: SequenceTimings
     var stopped = false
+    /// The grammar's state after the tokens so far (constrained requests only).
+    var matcher: GrammarMatcher?
+    let vocabulary: TokenVocabulary?
 
-    init(id: UInt64, request: GenerationRequest, tokenizer: Tokenizer,
+    init(id: UInt64, request: GenerationRequest, loaded: LoadedModel,
          continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant) {
         self.id = id
         self.request = request
         self.continuation = continuation
         sampler = Sampler(request.sampling)
-        detok = StreamingDetokenizer(tokenizer: tokenizer)
+        detok = StreamingDetokenizer(tokenizer: loaded.tokenizer)
+        if let g = request.grammar {
+            matcher = GrammarMatcher(g)
+            vocabulary = loaded.tokenVocabulary
+        } else {
+            matcher = nil
+            vocabulary = nil
+        }
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
         maxStop = stops.map(\.count).max() ?? 0
         timings = SequenceTimings(queued: queued)
@@ -43,14 +54,25 @@ final class SequenceOutput {
         if wantLP != nil { logZ = Self.logSumExp(logits) }
         var raw: [Float] = []
         if wantLP != nil { raw = logits }
-        let next = sampler.sample(&logits, history: history)
+        let next: Int32
+        if let m = matcher, let vocab = vocabulary {
+            // No token can follow (a grammar whose next bytes no token spells): cut, as for length.
+            guard let t = sampleConstrained(&logits, history: history, matcher: m, vocab: vocab) else {
+                return (0, .length)
+            }
+            next = t
+            matcher?.accept(t, in: vocab)
+        } else {
+            next = sampler.sample(&logits, history: history)
+        }
         generated += 1
         if timings.firstToken == nil { timings.firstToken = time }
         if let k = wantLP {
             lp = TokenLogprob(id: next, logprob: raw[Int(next)] - logZ,
                               top: Self.top(raw, k: k).map { ($0, raw[Int($0)] - logZ) })
         }
-        let isEOG = !request.ignoreEOS && eog.contains(next)
+        // Under a grammar an end-of-generation token was only allowed where the output is complete.
+        let isEOG = (matcher != nil || !request.ignoreEOS) && eog.contains(next)
         var text = ""
         var reason: SequenceFinishReason?
         if isEOG {
@@ -71,10 +93,40 @@ final class SequenceOutput {
                 }
             }
         }
+        // A complete grammar allows nothing more: the output ends here.
+        if reason == nil, let m = matcher, m.isComplete {
+            reason = .stop
+            let rest = flushText()
+            if !rest.isEmpty { text += rest }
+            stopped = true
+        }
         continuation.yield(.token(TokenEvent(id: next, text: text, logprob: lp, time: time)))
         if reason != nil { return (next, reason) }
         if generated >= request.maxTokens || history.count + 1 >= contextLength { return (next, .length) }
         return (next, nil)
+    }
+
+    /// The next token under a grammar. Greedy: the unconstrained choice when the grammar allows it
+    /// (a walk over its bytes), else the best allowed token. Sampled: from the distribution
+    /// restricted to allowed tokens (the mask is computed once per grammar state, then cached).
+    /// Nil when the grammar allows no token at all.
+    func sampleConstrained(_ logits: inout [Float], history: [Int32], matcher m: GrammarMatcher,
+                           vocab: TokenVocabulary) -> Int32? {
+        let p = sampler.params
+        if p.temperature <= 0 || p.topK == 1 {
+            let t = sampler.sample(&logits, history: history)   // penalties applied in place, argmax
+            if m.allows(t, in: vocab) { return t }
+            let mask = m.mask(vocab)
+            guard mask.allowedCount > 0 else { return nil }
+            mask.apply(to: &logits)
+            return Sampler.argmax(logits)
+        }
+        let mask = m.mask(vocab)
+        guard mask.allowedCount > 0 else { return nil }
+        mask.apply(to: &logits)
+        let t = sampler.sample(&logits, history: history)
+        // Refused tokens keep a weight of e^-87 in the vectorised draw; never let one through.
+        return m.allows(t, in: vocab) ? t : Sampler.argmax(logits)
     }
 
     /// Ends the stream: releases held text (for stop / length), stamps the finish time.

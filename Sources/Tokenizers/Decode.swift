@@ -59,6 +59,14 @@ extension Tokenizer {
         }
     }
 
+    /// The bytes one generated token appends to the text (control tokens: none). What grammar
+    /// masks match a token by.
+    public func piece(_ id: Int32) -> [UInt8] {
+        var out: [UInt8] = []
+        appendPiece(id, renderSpecial: false, stripLeadingSpace: false, to: &out)
+        return out
+    }
+
     /// Raw bytes of the detokenized ids.
     public func decodeBytes(_ ids: [Int32], renderSpecial: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
