@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers", "Grammar"]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "JSON"]),
         .testTarget(
             name: "ServerTests",

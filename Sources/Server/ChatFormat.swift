@@ -24,8 +24,8 @@ struct ChatFormat: Sendable {
     /// Prompt token ids for the messages (BOS once). Special tokens are parsed in the text the
     /// template writes, never in what the messages say: a role marker typed into a message stays
     /// text.
-    func encode(_ messages: [ChatMessageInput]) throws(APIError) -> (ids: [Int32], text: String) {
-        let text = try render(messages)
+    func encode(_ messages: [ChatMessageInput], tools: [TemplateValue]?) throws(APIError) -> (ids: [Int32], text: String) {
+        let text = try render(messages, tools: tools)
         let literal = try contentRanges(messages, in: text)
         var ids = tokenizer.encode(text, addBOS: true, parseSpecial: true, literal: literal)
         // Templates that write the BOS text themselves would otherwise get it twice.
@@ -56,16 +56,23 @@ struct ChatFormat: Sendable {
         return ranges
     }
 
-    func render(_ messages: [ChatMessageInput]) throws(APIError) -> String {
+    func render(_ messages: [ChatMessageInput], tools: [TemplateValue]? = nil) throws(APIError) -> String {
         if let template {
             do {
-                return try template.render(messages: messages.map { ChatMessage(role: $0.role, $0.content) },
-                                           addGenerationPrompt: true, bosToken: tokenizer.bosText,
-                                           eosToken: tokenizer.eosText)
+                let values = messages.map {
+                    ChatMessage(role: $0.role, content: .text($0.content), name: $0.name, toolCalls: $0.toolCalls,
+                                toolCallId: $0.toolCallId)
+                }
+                return try template.render(messages: values, addGenerationPrompt: true, bosToken: tokenizer.bosText,
+                                           eosToken: tokenizer.eosText, tools: tools)
             } catch {
                 throw APIError.invalid("the model's chat template could not render these messages: \(error)",
                                        param: "messages", code: "chat_template_error")
             }
+        }
+        if tools != nil || messages.contains(where: { $0.toolCalls != nil || $0.role == "tool" }) {
+            throw APIError.invalid("this model has no chat template that can show tools or tool results; call it without 'tools'",
+                                   param: "tools", code: "tools_unsupported")
         }
         switch kind {
         case .gemma:

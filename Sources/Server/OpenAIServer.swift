@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Grammar
 import Synchronization
 import HTTPTypes
 import Hummingbird
@@ -19,6 +20,8 @@ public final class OpenAIServer: Sendable {
     public let metrics: ServerMetrics
     let tokenizer: Tokenizer
     let chat: ChatFormat
+    /// How this model writes tool calls (from its chat template).
+    let toolFormat: ToolCallFormat
     let logger: Logger
     /// Set when graceful shutdown begins: /readyz answers 503 from then on.
     let drainingFlag = Flag()
@@ -32,6 +35,7 @@ public final class OpenAIServer: Sendable {
         self.logger = logger
         tokenizer = scheduler.loaded.tokenizer
         chat = ChatFormat(tokenizer: scheduler.loaded.tokenizer)
+        toolFormat = ToolCallFormat.detect(template: scheduler.loaded.tokenizer.chatTemplate)
         let m = ServerMetrics(modelName: config.servedModelName)
         metrics = m
         scheduler.setStepObserver { info in m.step(info) }
@@ -95,7 +99,7 @@ public final class OpenAIServer: Sendable {
     /// The prompt token ids a chat request with these messages gets (what `/v1/chat/completions`
     /// feeds the engine).
     public func chatPromptIDs(_ messages: [(role: String, content: String)]) throws -> [Int32] {
-        try chat.encode(messages.map { ChatMessageInput(role: $0.role, content: $0.content) }).ids
+        try chat.encode(messages.map { ChatMessageInput(role: $0.role, content: $0.content) }, tools: nil).ids
     }
 
     func models() -> Response {
@@ -127,8 +131,16 @@ public final class OpenAIServer: Sendable {
             // CPU time: they run on the tokenizer queue, never on the event loops or the
             // cooperative pool that answers /healthz and /readyz.
             let (jobs, options, promptTokens) = try await Self.offPool { () throws(APIError) in
-                try self.prepare(try Self.parseBody(bytes), chat: isChat)
+                try self.prepare(try Self.parseBody(bytes), raw: Array(bytes.readableBytesView), chat: isChat)
             }
+            // The disconnect watcher goes in before anything runs, so a hang-up at any point after
+            // this cancels the request (see `HangUp`).
+            var hangUp: HangUp?
+            if !options.stream, let channel {
+                let h = HangUp(channel: channel)
+                if await h.install() { hangUp = h }
+            }
+            defer { hangUp?.remove() }
             let handles: [GenerationHandle]
             do {
                 handles = try scheduler.submitAll(jobs.map(\.request), maxWaiting: config.maxQueue)
@@ -140,7 +152,7 @@ public final class OpenAIServer: Sendable {
                                       promptTokens: promptTokens, jobs: jobs, started: t0,
                                       path: req.uri.path)
             if options.stream { return stream(ctx, handles) }
-            return try await complete(ctx, handles, channel: channel)
+            return try await complete(ctx, handles, hangUp: hangUp)
         } catch let e as APIError {
             if e.status == .tooManyRequests { metrics.failure("queue_full") }
             return errorResponse(e)
@@ -180,9 +192,10 @@ public final class OpenAIServer: Sendable {
         String(String(describing: e).prefix(200))
     }
 
-    func prepare(_ body: JSONValue, chat isChat: Bool) throws(APIError) -> ([Job], GenerationOptions, Int) {
+    func prepare(_ body: JSONValue, raw: [UInt8], chat isChat: Bool) throws(APIError) -> ([Job], GenerationOptions, Int) {
         var prompts: [(ids: [Int32], text: String)] = []
-        let options: GenerationOptions
+        var options: GenerationOptions
+        let structured = try RequestParser.structured(body, raw: raw, chat: isChat)
         let tooLong = { (param: String, bytes: Int) in
             APIError(status: .contentTooLarge,
                      message: "the prompt text is \(bytes) bytes, more than the \(self.config.maxPromptBytes) this server tokenizes (--max-prompt-mb); send a shorter prompt",
@@ -194,7 +207,7 @@ public final class OpenAIServer: Sendable {
             let bytes = r.messages.reduce(0) { $0 + $1.content.utf8.count }
             if bytes > config.maxPromptBytes { throw tooLong("messages", bytes) }
             if options.n > config.maxSeqsPerRequest { throw tooManySequences(options.n) }
-            let p = try chat.encode(r.messages)
+            let p = try chat.encode(r.messages, tools: structured.offersTools ? structured.templateTools : nil)
             prompts = [(p.ids, p.text)]
         } else {
             let r = try RequestParser.completion(body)
@@ -212,6 +225,10 @@ public final class OpenAIServer: Sendable {
             }
         }
         if prompts.count * options.n > config.maxSeqsPerRequest { throw tooManySequences(prompts.count * options.n) }
+        options.structured = structured
+        let grammar = try self.grammar(for: structured)
+        // The vocabulary as bytes is built once, here (a request-preparation thread), not on the engine.
+        if grammar != nil { _ = scheduler.loaded.tokenVocabulary }
         if let m = options.model, m != config.servedModelName {
             throw APIError(status: .notFound, message: "the model '\(m)' does not exist; this server serves '\(config.servedModelName)'",
                            type: "invalid_request_error", param: "model", code: "model_not_found")
@@ -225,7 +242,8 @@ public final class OpenAIServer: Sendable {
                 var sampling = options.sampling
                 if let s = sampling.seed { sampling.seed = s &+ UInt64(j) }
                 let g = GenerationRequest(promptIDs: p.ids, maxTokens: maxTokens, sampling: sampling,
-                                          ignoreEOS: options.ignoreEOS, stop: options.stop, logprobs: options.logprobs)
+                                          ignoreEOS: options.ignoreEOS, stop: options.stop, logprobs: options.logprobs,
+                                          grammar: grammar)
                 do { try scheduler.validate(g) } catch { throw mapSchedulerError(error) }
                 jobs.append(Job(index: pi * options.n + j, request: g, echo: options.echo ? p.text : ""))
             }
@@ -283,6 +301,51 @@ public struct ServerRequestContext: RequestContext {
     public init(source: Source) {
         coreContext = .init(source: source)
         channel = source.channel
+    }
+}
+
+/// A non-streaming request's link to its connection: a `DisconnectWatcher` put in the pipeline
+/// before the request is submitted; what to do on a hang-up is attached once the sequences exist.
+/// A hang-up before that runs the action as soon as it is attached.
+final class HangUp: Sendable {
+    let channel: any Channel
+    let watcher: DisconnectWatcher
+    let state: HangUpState
+
+    init(channel: any Channel) {
+        self.channel = channel
+        let st = HangUpState()
+        state = st
+        watcher = DisconnectWatcher { st.happen() }
+    }
+
+    func install() async -> Bool {
+        (try? await channel.pipeline.addHandler(watcher, position: .first).get()) != nil
+    }
+
+    func remove() { channel.pipeline.removeHandler(watcher, promise: nil) }
+
+    func attach(_ action: @escaping @Sendable () -> Void) { state.attach(action) }
+}
+
+/// Whether the client hung up, and what to do about it (set once the sequences exist).
+final class HangUpState: Sendable {
+    private let m = Mutex<(happened: Bool, action: (@Sendable () -> Void)?)>((false, nil))
+
+    func happen() {
+        let action = m.withLock { s -> (@Sendable () -> Void)? in
+            s.happened = true
+            return s.action
+        }
+        action?()
+    }
+
+    func attach(_ action: @escaping @Sendable () -> Void) {
+        let now = m.withLock { s -> Bool in
+            s.action = action
+            return s.happened
+        }
+        if now { action() }
     }
 }
 

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Tokenizers
 
 /// A prompt as given: text or token ids.
 enum PromptInput: Sendable {
@@ -21,6 +22,8 @@ struct GenerationOptions: Sendable {
     var logprobs: Int?
     var echo = false
     var user: String?
+    /// response_format / guided_* / tools (set by `prepare`).
+    var structured = StructuredOptions()
 }
 
 struct CompletionRequest: Sendable {
@@ -31,6 +34,11 @@ struct CompletionRequest: Sendable {
 struct ChatMessageInput: Sendable {
     var role: String
     var content: String
+    /// An assistant turn's calls, as the template gets them (`arguments` parsed to an object).
+    var toolCalls: [TemplateValue]? = nil
+    /// A tool result's call id.
+    var toolCallId: String? = nil
+    var name: String? = nil
 }
 
 struct ChatRequest: Sendable {
@@ -220,8 +228,52 @@ enum RequestParser {
                 }
             case let other: throw .wrongType("messages[\(i)].content", expected: "a string or an array of text parts", got: other)
             }
-            messages.append(ChatMessageInput(role: role == "developer" ? "system" : role, content: content))
+            var msg = ChatMessageInput(role: role == "developer" ? "system" : role, content: content)
+            if case .string(let n)? = o["name"] { msg.name = n }
+            if role == "tool" {
+                guard case .string(let id)? = o["tool_call_id"], !id.isEmpty else {
+                    throw .invalid("'messages[\(i)]' has role tool but no 'tool_call_id' (the id of the call it answers)", param: "messages")
+                }
+                msg.toolCallId = id
+            }
+            if let tc = o["tool_calls"], tc != .null {
+                guard role == "assistant" else { throw .invalid("'messages[\(i)].tool_calls' is only allowed on assistant messages", param: "messages") }
+                msg.toolCalls = try toolCalls(tc, message: i)
+            }
+            messages.append(msg)
         }
         return ChatRequest(messages: messages, options: try options(r, chat: true))
+    }
+
+    /// An assistant message's `tool_calls`, checked and made template-ready: each
+    /// `{"id", "type": "function", "function": {"name", "arguments": "<JSON object text>"}}`,
+    /// with `arguments` parsed (templates write it with `tojson`).
+    static func toolCalls(_ v: JSONValue, message i: Int) throws(APIError) -> [TemplateValue] {
+        let p = "messages[\(i)].tool_calls"
+        guard case .array(let calls) = v else { throw .wrongType(p, expected: "an array of tool calls", got: v) }
+        var out: [TemplateValue] = []
+        for (k, c) in calls.enumerated() {
+            guard case .object(let o) = c, case .object(let f)? = o["function"], case .string(let name)? = f["name"] else {
+                throw .invalid("'\(p)[\(k)]' must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", param: "messages")
+            }
+            var args: TemplateValue = .object([])
+            switch f["arguments"] ?? .null {
+            case .string(let text):
+                guard let parsed = try? TemplateValue.parseJSON(text), case .object = parsed else {
+                    throw .invalid("'\(p)[\(k)].function.arguments' must be a JSON object encoded as a string, got '\(text.prefix(80))'", param: "messages")
+                }
+                args = parsed
+            case .object:
+                if let parsed = try? TemplateValue.parseJSON((f["arguments"] ?? .null).serialized()) { args = parsed }
+            case .null: break
+            case let other: throw .wrongType("\(p)[\(k)].function.arguments", expected: "a string of JSON", got: other)
+            }
+            var call: [(String, TemplateValue)] = []
+            if case .string(let id)? = o["id"] { call.append(("id", .string(id))) }
+            call.append(("type", .string("function")))
+            call.append(("function", .object([("name", .string(name)), ("arguments", args)])))
+            out.append(.object(call))
+        }
+        return out
     }
 }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Grammar
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -27,28 +28,13 @@ struct ChoiceResult: Sendable {
 
 extension OpenAIServer {
     /// Non-streaming: waits for every choice, then answers one JSON object.
-    func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle], channel: (any Channel)?) async throws -> Response {
+    func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle], hangUp: HangUp?) async throws -> Response {
         let timedOut = Flag()
         let ids = handles.map(\.id)
         let sched = scheduler
         // A client that goes away cancels its sequences (their KV blocks are freed within a step).
         let gone = Flag()
-        var watcher: DisconnectWatcher?
-        if let channel {
-            let w = DisconnectWatcher {
-                gone.set()
-                for id in ids { sched.cancel(id) }
-            }
-            if (try? await channel.pipeline.addHandler(w, position: .first).get()) != nil { watcher = w }
-            // A client gone before the watcher was in place fires no event: ask the channel.
-            if !channel.isActive {
-                gone.set()
-                for id in ids { sched.cancel(id) }
-            }
-        }
-        defer {
-            if let channel, let watcher { channel.pipeline.removeHandler(watcher, promise: nil) }
-        }
+        hangUp?.attach { gone.set(); for id in ids { sched.cancel(id) } }
         let timeout = config.requestTimeout
         let timer = Task {
             guard timeout > 0 else { return }
@@ -106,7 +92,17 @@ extension OpenAIServer {
             let finish = finishReason(r.completion)
             let lp = ctx.options.logprobs.map { logprobsJSON(r.logprobs, top: $0, chat: ctx.chat, offset: job.echo.utf8.count) } ?? .null
             if ctx.chat {
-                choices.append(["index": .int(job.index), "message": ["role": "assistant", "content": .string(r.text)],
+                var message: [String: JSONValue] = ["role": "assistant", "content": .string(r.text)]
+                var finish = finish
+                if ctx.options.structured.offersTools {
+                    let parsed = toolFormat.parse(r.text, tools: ctx.options.structured.toolNames)
+                    if !parsed.calls.isEmpty {
+                        message["content"] = parsed.content.allSatisfy(\.isWhitespace) ? .null : .string(parsed.content)
+                        message["tool_calls"] = .array(parsed.calls.enumerated().map { Self.toolCallJSON($1, index: nil) })
+                        if r.completion?.reason == .stop { finish = "tool_calls" }
+                    }
+                }
+                choices.append(["index": .int(job.index), "message": .object(message),
                                 "logprobs": lp, "finish_reason": finish])
             } else {
                 choices.append(["index": .int(job.index), "text": .string(job.echo + r.text), "logprobs": lp,
@@ -252,6 +248,25 @@ extension OpenAIServer {
             }
             var results = [ChoiceResult](repeating: ChoiceResult(), count: handles.count)
             var started = [Bool](repeating: false, count: handles.count)
+            // Tool calls are read out of each choice's text as it streams.
+            let st = ctx.options.structured
+            var toolStreams = [ToolCallStream?](repeating: ctx.chat && st.offersTools ? ToolCallStream(format: self.toolFormat, tools: st.toolNames) : nil,
+                                                count: handles.count)
+            var callsSent = [Int](repeating: 0, count: handles.count)
+            func toolChunks(_ k: Int, _ events: [ToolCallStream.Event], lp: JSONValue?) -> [JSONValue] {
+                var out: [JSONValue] = []
+                for e in events {
+                    switch e {
+                    case .content(let c):
+                        out.append(self.chunk(ctx, ctx.jobs[k].index, ["content": .string(c)], lp: lp, finish: .null))
+                    case .call(let c):
+                        out.append(self.chunk(ctx, ctx.jobs[k].index, ["tool_calls": [Self.toolCallJSON(c, index: callsSent[k])]], lp: lp, finish: .null))
+                        callsSent[k] += 1
+                    }
+                }
+                if out.isEmpty, let lp { out.append(self.chunk(ctx, ctx.jobs[k].index, [:], lp: lp, finish: .null)) }
+                return out
+            }
             do {
                 for await (k, e) in merged {
                     let job = ctx.jobs[k]
@@ -268,7 +283,10 @@ extension OpenAIServer {
                         results[k].tokenTimes.append(t.time)
                         if let lp = t.logprob { results[k].logprobs.append(lp) }
                         let lpJSON = ctx.options.logprobs.flatMap { top in t.logprob.map { self.logprobsJSON([$0], top: top, chat: ctx.chat, offset: 0) } }
-                        if !t.text.isEmpty || lpJSON != nil {
+                        if toolStreams[k] != nil {
+                            let events = toolStreams[k]?.feed(t.text) ?? []
+                            chunks += toolChunks(k, events, lp: lpJSON)
+                        } else if !t.text.isEmpty || lpJSON != nil {
                             chunks.append(self.chunk(ctx, job.index, ctx.chat ? ["content": .string(t.text)] : .string(t.text),
                                                      lp: lpJSON, finish: .null))
                         }
@@ -281,6 +299,12 @@ extension OpenAIServer {
                             let err = APIError(status: .internalServerError, message: msg,
                                                type: f.reason == .error ? "server_error" : "timeout_error")
                             chunks.append(err.json)
+                        } else if toolStreams[k] != nil {
+                            var events = toolStreams[k]?.feed(f.text) ?? []
+                            events += toolStreams[k]?.finish() ?? []
+                            chunks += toolChunks(k, events, lp: nil)
+                            let finish: JSONValue = callsSent[k] > 0 && f.reason == .stop ? "tool_calls" : self.finishReason(f)
+                            chunks.append(self.chunk(ctx, job.index, [:], lp: nil, finish: finish))
                         } else {
                             chunks.append(self.chunk(ctx, job.index, ctx.chat ? (f.text.isEmpty ? [:] : ["content": .string(f.text)]) : .string(f.text),
                                                      lp: nil, finish: self.finishReason(f)))
@@ -308,6 +332,15 @@ extension OpenAIServer {
             }
             for r in results { self.record(r, timedOut: timedOut.isSet) }
         })
+    }
+
+    /// One tool call as OpenAI writes it; `index` is set in streamed deltas (the call's position
+    /// among the choice's calls).
+    static func toolCallJSON(_ c: ParsedToolCall, index: Int?) -> JSONValue {
+        var o: [String: JSONValue] = ["id": .string("call_" + randomID()), "type": "function",
+                                      "function": ["name": .string(c.name), "arguments": .string(c.arguments)]]
+        if let index { o["index"] = .int(index) }
+        return .object(o)
     }
 
     func chunk(_ ctx: ResponseContext, _ index: Int, _ payload: JSONValue, lp: JSONValue?, finish: JSONValue) -> JSONValue {
