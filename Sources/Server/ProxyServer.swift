@@ -177,9 +177,10 @@ public final class ProxyServer: Sendable {
                 return out
             }
             // Up to two tries. A backend that refused the connection, or closed it before any
-            // answer, has sent nothing the client can see: the request goes once more — to another
-            // backend when the router has one, else (a pooled connection it had just closed) to the
-            // same one. A timeout or a reset after the request was taken is not retried.
+            // answer (closed or reset: a pooled connection it had just closed, or a process that
+            // died holding the request), has sent nothing the client can see, and generation has no
+            // side effects: the request goes once more — to another backend when the router has one,
+            // else to the same one. A timeout is not retried.
             var lease: RouteLease?
             var resp: HTTPClientResponse?
             var tried: Set<Int> = []
@@ -409,6 +410,8 @@ public final class ProxyServer: Sendable {
     static func closedBeforeAnswer(_ e: any Error) -> Bool {
         if let c = e as? HTTPClientError, c == .remoteConnectionClosed { return true }
         if let c = e as? ChannelError, c == .ioOnClosedChannel || c == .eof { return true }
+        // Reset before any answer: the backend died holding the request (a SIGKILLed replica).
+        if let io = e as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE { return true }
         return false
     }
 
