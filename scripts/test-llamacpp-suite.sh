@@ -58,7 +58,7 @@ status=0
   AUTOGLM_GEMMA_MODEL="$GEMMA" AUTOGLM_SUITE_LOGS="$OUT/logs" AUTOGLM_THREADS="${AUTOGLM_THREADS:-2}" \
     "$VENV/bin/python" -m pytest --noconftest -p autoglm_llamacpp_plugin -p no:cacheprovider \
       -m "not slow or autoglm_local_model" -q -rN --tb=line -o junit_logging=no \
-      --junitxml="$OUT/junit.xml" unit/test_chat_completion.py unit/test_tool_call.py "$@"
+      --junitxml="$OUT/junit.xml" unit/test_tool_call.py unit/test_chat_completion.py "$@"
 ) >"$OUT/pytest.log" 2>&1 || status=$?
 tail -3 "$OUT/pytest.log"
 [ -f "$OUT/junit.xml" ] || { echo "the suite did not run (pytest exit $status):"; tail -40 "$OUT/pytest.log"; exit 1; }

@@ -19,6 +19,8 @@ import xml.etree.ElementTree as ET
 # A rule matches when every regex it has matches. {0} in a category is replaced by the text's first group.
 RULES = [
     ("adapter: server did not start", None, r"autoglm serve (exited|not ready)"),
+    ("timeout: the test's own HTTP limit (60 s in test_tool_call) passed on this CPU server", None, r"ReadTimeout|Read timed out"),
+    ("autoglm streams an empty content delta (\"content\": \"\"), llama.cpp's client rejects it", None, r"Expected non empty content delta"),
     ("llama.cpp-only field {0}", None, r"KeyError: '(system_fingerprint|timings|__verbose|n_probs|completion_probabilities|prompt_progress|tokens|id_slot|timings_per_token)'"),
     ("llama.cpp-only field {0}", None, r"\[['\"](system_fingerprint|timings|__verbose|prompt_progress|timings_per_token)['\"]\]"),
     ("llama.cpp-only request field: grammar (GBNF)", r"grammar", None),
