@@ -26,6 +26,8 @@ swift test -c release --skip-build "$@"
 # The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
 # backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.
 bash scripts/test-openai-client.sh
+# Structured outputs and tool calling (issue 18) through openai, LangChain and openai-agents, on Qwen2.5-Coder-0.5B.
+bash scripts/test-structured.sh
 # The llama-server behind `serve --config` killed under load: /readyz 503, restarted, no hung request.
 bash scripts/test-backend-restart.sh
 # The spec → `vllm serve` flag mapping against the pinned vLLM's own CLI source (sdist from PyPI, cached).
