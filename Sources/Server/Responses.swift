@@ -99,7 +99,7 @@ extension OpenAIServer {
                     if !parsed.calls.isEmpty {
                         message["content"] = parsed.content.allSatisfy(\.isWhitespace) ? .null : .string(parsed.content)
                         message["tool_calls"] = .array(parsed.calls.enumerated().map { Self.toolCallJSON($1, index: nil) })
-                        if r.completion?.reason == .stop { finish = "tool_calls" }
+                        if r.completion?.reason == .stop { finish = ctx.options.structured.callFinishReason }
                     }
                 }
                 choices.append(["index": .int(job.index), "message": .object(message),
@@ -303,7 +303,7 @@ extension OpenAIServer {
                             var events = toolStreams[k]?.feed(f.text) ?? []
                             events += toolStreams[k]?.finish() ?? []
                             chunks += toolChunks(k, events, lp: nil)
-                            let finish: JSONValue = callsSent[k] > 0 && f.reason == .stop ? "tool_calls" : self.finishReason(f)
+                            let finish: JSONValue = callsSent[k] > 0 && f.reason == .stop ? st.callFinishReason : self.finishReason(f)
                             chunks.append(self.chunk(ctx, job.index, [:], lp: nil, finish: finish))
                         } else {
                             chunks.append(self.chunk(ctx, job.index, ctx.chat ? (f.text.isEmpty ? [:] : ["content": .string(f.text)]) : .string(f.text),

@@ -32,6 +32,12 @@ struct StructuredOptions: Sendable {
     /// True when tool calls are read back from the output.
     var offersTools: Bool { !tools.isEmpty && toolChoice != .none }
     var toolNames: [String] { tools.map(\.name) }
+    /// finish_reason of an answer that called tools: `tool_calls`, except when `tool_choice`
+    /// named the function (OpenAI answers `stop` there: the caller asked for exactly that call).
+    var callFinishReason: JSONValue {
+        if case .named = toolChoice { return "stop" }
+        return "tool_calls"
+    }
 }
 
 extension RequestParser {
