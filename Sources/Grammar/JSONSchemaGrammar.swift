@@ -41,6 +41,13 @@ public struct JSONSchemaOptions: Sendable {
 ///
 /// Without `type`, the type is inferred from the keywords present (`properties` → object, …), a
 /// subset of what JSON Schema accepts (which would also let any other type through).
+///
+/// Approximations, all on the safe side (the grammar allows less than the schema, never more):
+/// enum/const members are written compactly even under `.flexible`; numbers and integers only in
+/// their shortest forms (no `1.0` for an integer, no `-0`); a `pattern` follows ECMA-262/Python
+/// with ASCII `\d \w \s`; an undeclared property's key may not follow a declared name through an
+/// escape. Not enforced: two undeclared properties sharing one key. Unbounded numbers and strings
+/// stay unbounded: `max_tokens` bounds them.
 public enum JSONSchemaGrammar {
     public static func grammar(_ schema: OrderedJSON, options: JSONSchemaOptions = .init()) throws(GrammarError) -> Grammar {
         var b = GrammarBuilder()
