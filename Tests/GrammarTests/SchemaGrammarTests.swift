@@ -51,6 +51,16 @@ struct SchemaGrammarTests {
         }
     }
 
+    /// Undeclared properties come after the declared ones, under other names (not even through an
+    /// escape that decodes to a declared name).
+    @Test func undeclaredKeysAvoidDeclaredNames() throws {
+        let g = try JSONSchemaGrammar.grammar(try Self.schema(#"{"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"integer"}},"additionalProperties":{"type":"string"}}"#))
+        for (text, ok) in [(#"{"a":1,"b":"x"}"#, true), (#"{"abc":"x"}"#, true), (#"{"":"x"}"#, true), (#"{"a":1,"ab":2,"a\\":"x"}"#, true), (#"{"a\n":"x"}"#, true),
+                           (#"{"a":1,"a":"x"}"#, false), (#"{"ab":"x"}"#, false), (#"{"\u0061":"x"}"#, false), (#"{"b":"x","a":1}"#, false)] {
+            #expect(Self.matches(g, text) == ok, "\(text)")
+        }
+    }
+
     /// Integer bounds against arithmetic, over every number in a window.
     @Test func integerRangesExhaustive() throws {
         let bounds: [(Int?, Int?)] = [(0, 9), (1, 10), (-5, 5), (-1000, -999), (7, 1005), (-1005, -7), (nil, -13), (99, nil), (0, nil), (nil, 0), (-100, 100), (5, 5), (nil, nil)]
