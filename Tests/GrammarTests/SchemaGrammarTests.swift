@@ -139,6 +139,28 @@ struct SchemaGrammarTests {
         #expect(!Self.matches(call, "f(true)") && !Self.matches(call, "g([1])"))
     }
 
+    /// Token masks over a schema grammar agree with matching each token's bytes (tokens that cross
+    /// structure, split UTF-8 sequences, end-of-generation only when complete).
+    @Test func masksOverSchemaGrammar() throws {
+        let g = try JSONSchemaGrammar.grammar(try Self.schema(#"{"type":"object","properties":{"n":{"type":"integer","minimum":-5,"maximum":12},"s":{"type":"string","maxLength":2}},"required":["n"],"additionalProperties":false}"#))
+        let words: [[UInt8]] = [Array("{\"".utf8), Array("n".utf8), Array("\":".utf8), Array("1".utf8), Array("12".utf8), Array("13".utf8),
+                                Array("-".utf8), Array("-6".utf8), Array(",\"s\":\"".utf8), Array("é".utf8), [0xC3], [0xA9], Array("\"}".utf8),
+                                Array("}".utf8), Array("ab".utf8), Array("abc".utf8), Array(" ".utf8), Array("\\n".utf8)]
+        let vocab = TokenVocabulary(pieces: words + [[]], endOfGeneration: [Int32(words.count)])
+        for prefix in ["", "{\"", "{\"n\":", "{\"n\":1", "{\"n\":-", "{\"n\":1,\"s\":\"", "{\"n\":1,\"s\":\"a", "{\"n\":12}"] {
+            var m = GrammarMatcher(g)
+            let ok = m.advance(Array(prefix.utf8))
+            #expect(ok, "\(prefix)")
+            let mask = m.mask(vocab)
+            for id in 0..<vocab.count {
+                let expected = id == words.count ? m.isAccepting : m.accepts(words[id])
+                #expect(mask.allows(Int32(id)) == expected, "after \(prefix): token \(id)")
+            }
+        }
+        var m = GrammarMatcher(g)
+        #expect(m.advance(Array(#"{"n":12}"#.utf8)) && m.isComplete)
+    }
+
     /// Each bad input gives an error of the right kind whose message names the problem.
     @Test func badInputs() throws {
         func expectError(_ schemaText: String, _ kind: (GrammarError) -> Bool, _ words: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
