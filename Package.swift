@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers", "Grammar"]),
-        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "JSON"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "JSON"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "ServerTests",
             dependencies: [

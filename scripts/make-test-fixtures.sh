@@ -6,23 +6,22 @@
 # Their oracles stay in git and record each file's sha256 (all-types.json, reference.json); a
 # regenerated file is installed only if its sha256 is that one, so the llama.cpp logits and the
 # gguf package's dump are always compared with the bytes they were made from.
-# When every fixture is present and matches, this only hashes them (no venv, no Python deps).
-# Otherwise it writes them with the pinned gguf/numpy (scripts/fixture-requirements.txt) from a
-# private venv, $AUTOGLM_FIXTURES_VENV (default ~/.cache/autoglm/fixtures-venv), built on first use.
+# Missing or different ones are written with the pinned gguf/numpy (scripts/fixture-requirements.txt)
+# from a private venv, $AUTOGLM_FIXTURES_VENV (default ~/.cache/autoglm/fixtures-venv), built on
+# first use and rebuilt when the requirements file changes. GrammarTests run that venv's Python too
+# (its pinned jsonschema checks the documents the grammars generate), so the venv is made ready
+# even when every .gguf is present (then nothing else is done: the fixtures are only hashed).
 # scripts/test.sh runs this before building the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if python3 scripts/fixture_digests.py check >/dev/null; then
-  echo "test fixtures: every .gguf present, sha256 as recorded"
-  exit 0
-fi
-python3 scripts/fixture_digests.py check || true   # says which ones are missing or differ
-
 VENV="${AUTOGLM_FIXTURES_VENV:-$HOME/.cache/autoglm/fixtures-venv}"
 REQ=scripts/fixture-requirements.txt
 # The venv is ready when it was built from exactly this requirements file.
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.autoglm-requirements"; then
+ensure_venv() {
+  if [ -x "$VENV/bin/python" ] && cmp -s "$REQ" "$VENV/.autoglm-requirements"; then
+    return 0
+  fi
   echo "test fixtures: building $VENV ($(grep -v '^#' "$REQ" | tr '\n' ' '))"
   rm -rf "$VENV"
   python3 -m venv "$VENV" || {
@@ -34,7 +33,15 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$VENV/.autoglm-requirements";
     exit 1
   }
   cp "$REQ" "$VENV/.autoglm-requirements"
+}
+
+if python3 scripts/fixture_digests.py check >/dev/null; then
+  echo "test fixtures: every .gguf present, sha256 as recorded"
+  ensure_venv
+  exit 0
 fi
+python3 scripts/fixture_digests.py check || true   # says which ones are missing or differ
+ensure_venv
 
 "$VENV/bin/python" scripts/make-gguf-fixtures.py --gguf-only
 "$VENV/bin/python" scripts/make-reference-models.py --gguf-only

@@ -41,6 +41,13 @@ public struct JSONSchemaOptions: Sendable {
 ///
 /// Without `type`, the type is inferred from the keywords present (`properties` → object, …), a
 /// subset of what JSON Schema accepts (which would also let any other type through).
+///
+/// Approximations, all on the safe side (the grammar allows less than the schema, never more):
+/// enum/const members are written compactly even under `.flexible`; numbers and integers only in
+/// their shortest forms (no `1.0` for an integer, no `-0`); a `pattern` follows ECMA-262/Python
+/// with ASCII `\d \w \s`; an undeclared property's key may not use a `\u` escape while it
+/// still spells the start of a declared name. Not enforced: two undeclared properties sharing one
+/// key. Unbounded numbers and strings stay unbounded: `max_tokens` bounds them.
 public enum JSONSchemaGrammar {
     public static func grammar(_ schema: OrderedJSON, options: JSONSchemaOptions = .init()) throws(GrammarError) -> Grammar {
         var b = GrammarBuilder()
@@ -160,8 +167,8 @@ struct SchemaCompiler {
 
     /// A JSON string other than the given ones: a trie of the names in which every step either
     /// follows a name (written as `json.dumps` writes it) or leaves all of them, after which
-    /// anything may follow. While the key still follows a name, escapes are allowed only where
-    /// the name has one (so `"\u0061"` cannot smuggle in a declared `"a"`).
+    /// anything may follow. While the key still follows a name, `\u` escapes are not allowed (so
+    /// `"\u0061"` cannot smuggle in a declared `"a"`); short escapes are, where they leave it.
     static func keyExcluding(_ names: [String], _ b: inout GrammarBuilder) throws(GrammarError) -> [Symbol] {
         let free = try b.star(try stringChar(&b)) + lit("\"")
         let specials = CodeSet(ranges: [0...0x1F, 0x22...0x22, 0x5C...0x5C])
@@ -192,6 +199,12 @@ struct SchemaCompiler {
                 others = others.subtracting(CodeSet(c))
             }
             for seq in RegexGrammar.utf8Sequences(others) { alts.append(seq.map { .bytes(ByteSet($0)) } + free) }
+            // Short escapes of characters no name continues with also leave the trie (`\u`
+            // escapes do not: they could spell a name's next character).
+            for (e, c) in zip("\"\\/bfnrt".utf8, [0x22, 0x5C, 0x2F, 0x08, 0x0C, 0x0A, 0x0D, 0x09] as [UInt32])
+            where !children[n].contains(where: { $0.0 == c }) {
+                alts.append(GrammarBuilder.literal([0x5C, e]) + free)
+            }
             if !terminal[n] { alts.append(lit("\"")) }
             try b.define(ids[n], alts)
         }
