@@ -76,6 +76,9 @@ public struct SequenceCompletion: Sendable {
     /// Prompt tokens whose keys and values came from the prefix cache (not computed).
     public var cachedTokens: Int = 0
     public var timings: SequenceTimings
+    /// Constrained decoding: token masks computed (cache misses) and the seconds they took.
+    public var grammarMasks: Int = 0
+    public var grammarMaskSeconds: Double = 0
     /// Set when `reason == .error`.
     public var error: String?
 }

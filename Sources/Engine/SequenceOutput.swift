@@ -23,6 +23,8 @@ final class SequenceOutput {
     /// The grammar's state after the tokens so far (constrained requests only).
     var matcher: GrammarMatcher?
     let vocabulary: TokenVocabulary?
+    /// Seconds spent computing token masks (cache misses; hits cost next to nothing).
+    var maskSeconds: Double = 0
 
     init(id: UInt64, request: GenerationRequest, loaded: LoadedModel,
          continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant) {
@@ -113,15 +115,21 @@ final class SequenceOutput {
     func sampleConstrained(_ logits: inout [Float], history: [Int32], matcher m: GrammarMatcher,
                            vocab: TokenVocabulary) -> Int32? {
         let p = sampler.params
+        func timedMask() -> TokenMask {
+            let t0 = ContinuousClock.now
+            let mask = m.mask(vocab)
+            maskSeconds += seconds(ContinuousClock.now - t0)
+            return mask
+        }
         if p.temperature <= 0 || p.topK == 1 {
             let t = sampler.sample(&logits, history: history)   // penalties applied in place, argmax
             if m.allows(t, in: vocab) { return t }
-            let mask = m.mask(vocab)
+            let mask = timedMask()
             guard mask.allowedCount > 0 else { return nil }
             mask.apply(to: &logits)
             return Sampler.argmax(logits)
         }
-        let mask = m.mask(vocab)
+        let mask = timedMask()
         guard mask.allowedCount > 0 else { return nil }
         mask.apply(to: &logits)
         let t = sampler.sample(&logits, history: history)
@@ -137,7 +145,8 @@ final class SequenceOutput {
         timings.finished = now
         continuation.yield(.finished(SequenceCompletion(
             reason: reason, text: text, promptTokens: promptTokens, completionTokens: generated,
-            cachedTokens: cachedTokens, timings: timings, error: error)))
+            cachedTokens: cachedTokens, timings: timings, grammarMasks: matcher?.masksBuilt ?? 0,
+            grammarMaskSeconds: maskSeconds, error: error)))
         continuation.finish()
     }
 

@@ -28,6 +28,8 @@ public struct GrammarMatcher {
     /// True when no byte can follow and the input is complete: generation must end here.
     public var isComplete: Bool { isAccepting && !canContinue }
     public var isDead: Bool { state == GrammarRuntime.dead }
+    /// Token masks computed so far (the rest came from the per-state cache).
+    public var masksBuilt: Int { runtime.masksBuilt }
     /// The bytes that may come next.
     public var allowedBytes: ByteSet { runtime.allowedBytes(state) }
 
@@ -96,6 +98,8 @@ final class GrammarRuntime {
     var initial: Int32 = GrammarRuntime.dead
     /// Token masks per state (see `TokenVocabulary`), bounded.
     var masks: [Int32: [UInt64]] = [:]
+    /// Masks computed (not read from `masks`), since the matcher was made.
+    var masksBuilt = 0
     let maxMasks = 512
 
     init(_ g: Grammar) {

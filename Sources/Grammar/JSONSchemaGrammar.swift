@@ -34,7 +34,7 @@ public struct JSONSchemaOptions: Sendable {
 /// `allOf` with one member, `$ref` (JSON pointers into the document: `#`, `#/$defs/…`,
 /// `#/definitions/…`; recursion allowed), `items`, `prefixItems`, `minItems`, `maxItems`,
 /// `minLength`, `maxLength`, `pattern`, `format` (`date`, `uuid`), `minimum`, `maximum`,
-/// `exclusiveMinimum`, `exclusiveMaximum` (integers; for numbers only `minimum: 0`),
+/// `exclusiveMinimum`, `exclusiveMaximum` (integers; numbers with a bound are written without an exponent),
 /// `uniqueItems: false`. Annotations (title, description, examples, default, $schema, $id,
 /// $comment, deprecated, readOnly, writeOnly, $defs, definitions) are ignored. Anything else throws
 /// `GrammarError.unsupported` naming the keyword and where it is: nothing is enforced partially.
@@ -635,8 +635,22 @@ struct SchemaCompiler {
     mutating func number(_ s: OrderedJSON, _ path: String, _ b: inout GrammarBuilder) throws(GrammarError) -> [Symbol] {
         let bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].filter { s[$0] != nil }
         if bounds.isEmpty { return try SchemaCompiler.number(&b) }
-        if bounds == ["minimum"], let m = s["minimum"]?.double, m == 0 { return try SchemaCompiler.number(&b, negative: false) }
-        throw .unsupported("'\(bounds[0])' on a non-integer number at \(path) is not supported (only \"minimum\": 0 is); use \"type\": \"integer\" or drop the bound")
+        // Bounded numbers are written in plain decimal notation (no exponent): the bound is then
+        // a comparison of digit strings, built exactly (see `DecimalRange`).
+        var lo: DecimalBound?, hi: DecimalBound?
+        for k in bounds {
+            let strict = k.hasPrefix("exclusive")
+            guard let v = s[k], let d = Decimal10(v) else {
+                throw .unsupported("'\(k)' at \(path) must be a finite number, found \(s[k]?.serialized() ?? "")")
+            }
+            let bound = DecimalBound(value: d, strict: strict)
+            if k.hasSuffix("inimum") { lo = lo.map { $0.tighterLower(bound) } ?? bound } else { hi = hi.map { $0.tighterUpper(bound) } ?? bound }
+        }
+        var range = DecimalRange(builder: b)
+        let alts = try range.numbers(lo: lo, hi: hi)
+        b = range.builder
+        guard !alts.isEmpty else { throw .invalid("the bounds at \(path) leave no number") }
+        return try b.choice(alts)
     }
 
     // MARK: Objects

@@ -101,6 +101,7 @@ extension GrammarMatcher {
                 for id in vocab.endOfGeneration where Int(id) < vocab.count { words[Int(id) >> 6] |= 1 << UInt64(id & 63) }
             }
         }
+        rt.masksBuilt += 1
         if rt.masks.count >= rt.maxMasks { rt.masks.removeAll(keepingCapacity: true) }
         rt.masks[state] = words
         return TokenMask(words: words, count: vocab.count)

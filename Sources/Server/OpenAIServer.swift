@@ -226,7 +226,9 @@ public final class OpenAIServer: Sendable {
         }
         if prompts.count * options.n > config.maxSeqsPerRequest { throw tooManySequences(prompts.count * options.n) }
         options.structured = structured
+        let compileStart = ContinuousClock.now
         let grammar = try self.grammar(for: structured)
+        if grammar != nil { metrics.grammarCompile.record(secs(ContinuousClock.now - compileStart)) }
         // The vocabulary as bytes is built once, here (a request-preparation thread), not on the engine.
         if grammar != nil { _ = scheduler.loaded.tokenVocabulary }
         if let m = options.model, m != config.servedModelName {

@@ -29,6 +29,11 @@ public final class ServerMetrics: Sendable {
     let queueTime: CoreMetrics.Recorder
     let batchSize: CoreMetrics.Recorder
     let batchTokens: CoreMetrics.Recorder
+    /// Constrained decoding: grammar compile time per request; token masks computed (cache
+    /// misses) and the seconds they took.
+    let grammarCompile: CoreMetrics.Recorder
+    let grammarMasks: CoreMetrics.Counter
+    let grammarMaskSeconds: CoreMetrics.FloatingPointCounter
 
     static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5,
                                            7.5, 10, 20, 40, 80, 160, 640, 2560]
@@ -55,6 +60,9 @@ public final class ServerMetrics: Sendable {
         queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
         batchSize = CoreMetrics.Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
         batchTokens = CoreMetrics.Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
+        grammarCompile = CoreMetrics.Recorder(label: "autoglm:grammar_compile_seconds", dimensions: d, aggregate: true, factory: f)
+        grammarMasks = CoreMetrics.Counter(label: "autoglm:grammar_masks_built_total", dimensions: d, factory: f)
+        grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: "autoglm:grammar_mask_seconds_total", dimensions: d, factory: f)
         // Pre-create the labelled counters so they show (at 0) before the first request.
         for r in ["stop", "length"] { success(r, count: 0) }
         for r in ["cancelled", "timeout", "error"] { failure(r, count: 0) }
@@ -98,6 +106,10 @@ public final class ServerMetrics: Sendable {
             for i in 1..<tokenTimes.count { itl.record(secs(tokenTimes[i] - tokenTimes[i - 1])) }
         }
         if let e = t.finished { e2e.record(secs(e - t.queued)) }
+        if c.grammarMasks > 0 {
+            grammarMasks.increment(by: c.grammarMasks)
+            grammarMaskSeconds.increment(by: c.grammarMaskSeconds)
+        }
     }
 
     func step(_ info: StepInfo) {
