@@ -40,7 +40,7 @@ let package = Package(
         ),
         // SentencePiece / byte-level BPE tokenizers from GGUF metadata.
         // (-enable-testing: its tests use @testable internals and run in release builds.)
-        .target(name: "Tokenizers", dependencies: ["GGUF"], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        .target(name: "Tokenizers", dependencies: ["GGUF", "JSON"], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // One file per architecture over shared blocks.
         .target(name: "Models", dependencies: ["GGUF", "Kernels", "Tokenizers"]),
         // KV cache, sampler, generation.

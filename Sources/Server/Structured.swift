@@ -152,7 +152,7 @@ extension RequestParser {
                 if let params, !params.isObject { throw .invalid("'\(p).function.parameters' must be a JSON Schema object", param: "tools") }
                 s.tools.append(ToolFunction(name: name, description: f["description"]?.string, parameters: params,
                                             strict: f["strict"]?.bool ?? false))
-                s.templateTools.append(templateValue(tool))
+                s.templateTools.append(TemplateValue(tool))
             }
         }
         if let tc = r.present("tool_choice") {
@@ -177,19 +177,6 @@ extension RequestParser {
             }
         }
         s.parallelToolCalls = try r.bool("parallel_tool_calls") ?? true
-    }
-
-    /// An order-kept JSON value as the chat template sees it.
-    static func templateValue(_ v: OrderedJSON) -> TemplateValue {
-        switch v {
-        case .null: return .null
-        case .bool(let b): return .bool(b)
-        case .int(let i): return .int(i)
-        case .double(let d): return .double(d)
-        case .string(let s): return .string(s)
-        case .array(let a): return .array(a.map(templateValue))
-        case .object(let m): return .object(m.map { ($0.key, templateValue($0.value)) })
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 // MARK: - Public values
 
@@ -82,8 +83,9 @@ extension TemplateValue {
 
     /// Parses JSON text, keeping object key order.
     public static func parseJSON(_ text: String) throws(ChatTemplateError) -> TemplateValue {
-        var p = JSONTextParser(Array(text.unicodeScalars))
-        return try p.parseDocument()
+        do { return TemplateValue(try OrderedJSON.parse(text)) } catch {
+            throw .invalidJSON(error.description)
+        }
     }
 
     /// Parses JSON bytes (UTF-8), keeping object key order.
