@@ -1,4 +1,5 @@
 import Foundation
+import Grammar
 
 /// Sampling parameters for one sequence. `temperature <= 0` means greedy (argmax).
 public struct SamplingParams: Sendable, Equatable {
@@ -233,5 +234,47 @@ public struct Sampler: Sendable {
         p = p * (r * r) + r + 1
         let ki = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000
         return unsafeBitCast(unsafeBitCast(p, to: SIMD8<UInt32>.self) &+ (ki &<< 23), to: SIMD8<Float>.self)
+    }
+}
+
+extension Sampler {
+    /// The next token under a grammar; nil when the grammar allows no token at all. The mask
+    /// (computed once per grammar state, then cached; `maskSeconds` gets the time) is avoided
+    /// where an exact shortcut exists:
+    /// - greedy: the unconstrained argmax when the grammar allows it, else the best allowed token;
+    /// - temperature only (no top-k, top-p or min-p): one draw from the whole distribution, kept
+    ///   when allowed; else a draw from the masked distribution. Exact: an allowed x comes out with
+    ///   p(x) + (1 − P(A))·p(x)/P(A) = p(x)/P(A);
+    /// - with truncation, the mask first (top-k/top-p/min-p apply to the allowed tokens, as vLLM
+    ///   orders its logits processors), then the draw.
+    public mutating func sample(_ logits: inout [Float], history: [Int32], matcher m: GrammarMatcher,
+                                vocabulary vocab: TokenVocabulary, maskSeconds: inout Double) -> Int32? {
+        func timedMask() -> TokenMask {
+            let t0 = ContinuousClock.now
+            let mask = m.mask(vocab)
+            let d = (ContinuousClock.now - t0).components
+            maskSeconds += Double(d.seconds) + Double(d.attoseconds) * 1e-18
+            return mask
+        }
+        let p = params
+        if p.temperature <= 0 || p.topK == 1 {
+            let t = sample(&logits, history: history)   // penalties applied in place, argmax
+            if m.allows(t, in: vocab) { return t }
+            let mask = timedMask()
+            guard mask.allowedCount > 0 else { return nil }
+            mask.apply(to: &logits)
+            return Self.argmax(logits)
+        }
+        if p.topK == 0 && p.topP >= 1 && p.minP <= 0 {
+            var first = logits
+            let t = sample(&first, history: history)
+            if m.allows(t, in: vocab) { return t }
+        }
+        let mask = timedMask()
+        guard mask.allowedCount > 0 else { return nil }
+        mask.apply(to: &logits)
+        let t = sample(&logits, history: history)
+        // Refused tokens keep a weight of e^-87 in the vectorised draw; never let one through.
+        return m.allows(t, in: vocab) ? t : Self.argmax(logits)
     }
 }

@@ -108,33 +108,10 @@ final class SequenceOutput {
         return (next, nil)
     }
 
-    /// The next token under a grammar. Greedy: the unconstrained choice when the grammar allows it
-    /// (a walk over its bytes), else the best allowed token. Sampled: from the distribution
-    /// restricted to allowed tokens (the mask is computed once per grammar state, then cached).
-    /// Nil when the grammar allows no token at all.
+    /// The next token under the grammar (`Sampler.sample(_:history:matcher:vocabulary:maskSeconds:)`).
     func sampleConstrained(_ logits: inout [Float], history: [Int32], matcher m: GrammarMatcher,
                            vocab: TokenVocabulary) -> Int32? {
-        let p = sampler.params
-        func timedMask() -> TokenMask {
-            let t0 = ContinuousClock.now
-            let mask = m.mask(vocab)
-            maskSeconds += seconds(ContinuousClock.now - t0)
-            return mask
-        }
-        if p.temperature <= 0 || p.topK == 1 {
-            let t = sampler.sample(&logits, history: history)   // penalties applied in place, argmax
-            if m.allows(t, in: vocab) { return t }
-            let mask = timedMask()
-            guard mask.allowedCount > 0 else { return nil }
-            mask.apply(to: &logits)
-            return Sampler.argmax(logits)
-        }
-        let mask = timedMask()
-        guard mask.allowedCount > 0 else { return nil }
-        mask.apply(to: &logits)
-        let t = sampler.sample(&logits, history: history)
-        // Refused tokens keep a weight of e^-87 in the vectorised draw; never let one through.
-        return m.allows(t, in: vocab) ? t : Sampler.argmax(logits)
+        sampler.sample(&logits, history: history, matcher: m, vocabulary: vocab, maskSeconds: &maskSeconds)
     }
 
     /// Ends the stream: releases held text (for stop / length), stamps the finish time.
