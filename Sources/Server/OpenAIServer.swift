@@ -28,6 +28,8 @@ public final class OpenAIServer: Sendable {
     /// Set when the drain timeout ends with work still running: that work is cancelled and each
     /// of its responses ends with a `shutting_down` error (never cut silently).
     let drainExpired = Flag()
+    /// Finished `/v1/responses` answers, for `previous_response_id` and `GET /v1/responses/{id}`.
+    let responseStore = ResponseStore(capacity: 1000, ttl: .seconds(3600))
 
     public init(scheduler: Scheduler, config: ServerConfig, logger: Logger) {
         self.scheduler = scheduler
@@ -55,8 +57,12 @@ public final class OpenAIServer: Sendable {
         router.get("/v1/models") { _, _ in self.models() }
         router.post("/v1/completions") { req, ctx in await self.handle(req, chat: false, channel: ctx.channel) }
         router.post("/v1/chat/completions") { req, ctx in await self.handle(req, chat: true, channel: ctx.channel) }
+        router.post("/v1/responses") { req, ctx in await self.handleResponses(req, channel: ctx.channel) }
+        router.get("/v1/responses/{id}") { _, ctx in self.getResponse(ctx.parameters.get("id") ?? "") }
+        router.delete("/v1/responses/{id}") { _, ctx in self.deleteResponse(ctx.parameters.get("id") ?? "") }
         for add in config.extraRoutes { add(router) }
-        FrontDoor.addPreflight(to: router, config: config, paths: ["/v1/models", "/v1/completions", "/v1/chat/completions"])
+        FrontDoor.addPreflight(to: router, config: config,
+                               paths: ["/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/responses/{id}"])
         return router
     }
 

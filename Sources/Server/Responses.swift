@@ -411,7 +411,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
     static func loggedByHandler(_ path: String, _ status: HTTPResponse.Status) -> Bool {
-        status == .ok && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/embeddings")
+        status == .ok && ["/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses"].contains(path)
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
