@@ -242,7 +242,8 @@ extension RequestParser {
 // MARK: - the stored responses
 
 /// Finished responses kept for `previous_response_id` and `GET /v1/responses/{id}`: at most
-/// `capacity`, each for `ttl`; the least recently used goes first when full. One lock.
+/// `capacity` of them and `maxBytes` of conversation text, each for `ttl`; the least recently
+/// used goes first when full. One lock.
 final class ResponseStore: Sendable {
     struct Entry: Sendable {
         var response: JSONValue
@@ -250,29 +251,44 @@ final class ResponseStore: Sendable {
         var conversation: [ChatMessageInput]
         var stored: ContinuousClock.Instant
         var used: UInt64
+        var bytes: Int
     }
 
     private struct State {
         var entries: [String: Entry] = [:]
         var tick: UInt64 = 0
+        var bytes = 0
+
+        mutating func drop(_ id: String) -> Entry? {
+            guard let e = entries.removeValue(forKey: id) else { return nil }
+            bytes -= e.bytes
+            return e
+        }
     }
 
     let capacity: Int
+    let maxBytes: Int
     let ttl: Duration
     private let state = Mutex(State())
 
-    init(capacity: Int = 1000, ttl: Duration = .seconds(3600)) {
+    init(capacity: Int = 1000, maxBytes: Int = 256 << 20, ttl: Duration = .seconds(3600)) {
         self.capacity = max(1, capacity)
+        self.maxBytes = maxBytes
         self.ttl = ttl
     }
 
     func put(_ id: String, response: JSONValue, conversation: [ChatMessageInput], now: ContinuousClock.Instant = .now) {
+        // Conversation text plus the response's size: what an entry holds on to.
+        let bytes = conversation.reduce(0) { $0 + $1.content.utf8.count } + response.bytes.count
         state.withLock { s in
             s.tick += 1
-            s.entries[id] = Entry(response: response, conversation: conversation, stored: now, used: s.tick)
-            s.entries = s.entries.filter { now - $0.value.stored < ttl }
-            while s.entries.count > capacity, let oldest = s.entries.min(by: { $0.value.used < $1.value.used })?.key {
-                s.entries[oldest] = nil
+            _ = s.drop(id)
+            s.entries[id] = Entry(response: response, conversation: conversation, stored: now, used: s.tick, bytes: bytes)
+            s.bytes += bytes
+            for (key, e) in s.entries where now - e.stored >= ttl { _ = s.drop(key) }
+            while s.entries.count > capacity || (s.bytes > maxBytes && s.entries.count > 1),
+                  let oldest = s.entries.min(by: { $0.value.used < $1.value.used })?.key {
+                _ = s.drop(oldest)
             }
         }
     }
@@ -281,7 +297,7 @@ final class ResponseStore: Sendable {
     func get(_ id: String, now: ContinuousClock.Instant = .now) -> Entry? {
         state.withLock { s in
             guard let e = s.entries[id] else { return nil }
-            guard now - e.stored < ttl else { s.entries[id] = nil; return nil }
+            guard now - e.stored < ttl else { _ = s.drop(id); return nil }
             s.tick += 1
             s.entries[id]?.used = s.tick
             return e
@@ -291,7 +307,7 @@ final class ResponseStore: Sendable {
     @discardableResult
     func remove(_ id: String, now: ContinuousClock.Instant = .now) -> Bool {
         state.withLock { s in
-            guard let e = s.entries.removeValue(forKey: id) else { return false }
+            guard let e = s.drop(id) else { return false }
             return now - e.stored < ttl
         }
     }

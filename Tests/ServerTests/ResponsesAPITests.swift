@@ -275,5 +275,12 @@ import Testing
         #expect(store.get("a", now: t0 + .seconds(61)) == nil)
         #expect(!store.remove("c", now: t0 + .seconds(61)))
         #expect(store.count == 0)
+
+        // The byte budget: a big conversation pushes out the least recently used.
+        let small = ResponseStore(capacity: 10, maxBytes: 1000, ttl: .seconds(60))
+        let big = [ChatMessageInput(role: "user", content: String(repeating: "x", count: 600))]
+        small.put("a", response: "a", conversation: big, now: t0)
+        small.put("b", response: "b", conversation: big, now: t0)
+        #expect(small.count == 1 && small.get("b", now: t0) != nil && small.get("a", now: t0) == nil)
     }
 }
