@@ -3,7 +3,8 @@
 # (pytest) drives a real `autoglm serve` with real clients — the official `openai` client, LangChain's
 # ChatOpenAI and the openai-agents SDK — using response_format (json_schema, json_object), vLLM's
 # guided_json/guided_regex/guided_choice, tools/tool_choice/parallel_tool_calls, streamed
-# delta.tool_calls, role:tool round trips and the 400s for bad input.
+# delta.tool_calls, role:tool round trips, the Responses API (client.responses.create/stream/parse,
+# previous_response_id) and the 400s for bad input.
 # The server runs the instruction-tuned Qwen2.5-Coder-0.5B-Instruct test model on a free 127.0.0.1 port;
 # the run ends with SIGTERM, which must drain and exit 0. The clients are installed at pinned versions
 # into a venv under ~/.cache/autoglm (never into the repo); the venv is rebuilt when the pins change.

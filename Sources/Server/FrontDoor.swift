@@ -15,7 +15,7 @@ public enum FrontDoor {
             router.add(middleware: CORSMiddleware(
                 allowOrigin: config.corsOrigins.contains("*") ? .all : .init(anyOf: config.corsOrigins),
                 allowHeaders: [.accept, .authorization, .contentType, .origin],
-                allowMethods: [.get, .post, .options],
+                allowMethods: [.get, .post, .delete, .options],
                 maxAge: .seconds(600)))
         }
         router.add(middleware: AccessLogMiddleware(logger: logger))

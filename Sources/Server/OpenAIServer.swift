@@ -28,6 +28,8 @@ public final class OpenAIServer: Sendable {
     /// Set when the drain timeout ends with work still running: that work is cancelled and each
     /// of its responses ends with a `shutting_down` error (never cut silently).
     let drainExpired = Flag()
+    /// Finished `/v1/responses` answers, for `previous_response_id` and `GET /v1/responses/{id}`.
+    let responseStore = ResponseStore(capacity: 1000, ttl: .seconds(3600))
 
     public init(scheduler: Scheduler, config: ServerConfig, logger: Logger) {
         self.scheduler = scheduler
@@ -55,8 +57,12 @@ public final class OpenAIServer: Sendable {
         router.get("/v1/models") { _, _ in self.models() }
         router.post("/v1/completions") { req, ctx in await self.handle(req, chat: false, channel: ctx.channel) }
         router.post("/v1/chat/completions") { req, ctx in await self.handle(req, chat: true, channel: ctx.channel) }
+        router.post("/v1/responses") { req, ctx in await self.handleResponses(req, channel: ctx.channel) }
+        router.get("/v1/responses/{id}") { _, ctx in self.getResponse(ctx.parameters.get("id") ?? "") }
+        router.delete("/v1/responses/{id}") { _, ctx in self.deleteResponse(ctx.parameters.get("id") ?? "") }
         for add in config.extraRoutes { add(router) }
-        FrontDoor.addPreflight(to: router, config: config, paths: ["/v1/models", "/v1/completions", "/v1/chat/completions"])
+        FrontDoor.addPreflight(to: router, config: config,
+                               paths: ["/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/responses", "/v1/responses/{id}"])
         return router
     }
 
@@ -119,7 +125,26 @@ public final class OpenAIServer: Sendable {
         var echo: String
     }
 
+    /// What `prepare` makes of a request: its sequences, their options, the prompt tokens.
+    typealias Prepared = (jobs: [Job], options: GenerationOptions, promptTokens: Int)
+
     func handle(_ req: Request, chat isChat: Bool, channel: (any Channel)? = nil) async -> Response {
+        await generate(req, channel: channel, chat: isChat, idPrefix: isChat ? "chatcmpl-" : "cmpl-") { bytes throws(APIError) in
+            (try self.prepare(try Self.parseBody(bytes), raw: Array(bytes.readableBytesView), chat: isChat), ())
+        } answer: { ctx, handles, hangUp, _ in
+            if ctx.options.stream { return self.stream(ctx, handles) }
+            return try await self.complete(ctx, handles, hangUp: hangUp)
+        }
+    }
+
+    /// The one path of every generation endpoint: early queue check, body read, `prepare` off the
+    /// cooperative pool, the disconnect watcher, admission, then `answer` (stream or complete).
+    /// `Extra` is what an endpoint's `prepare` passes on to its `answer` beside the jobs.
+    func generate<Extra: Sendable>(
+        _ req: Request, channel: (any Channel)?, chat isChat: Bool, idPrefix: String,
+        prepare: @escaping @Sendable (ByteBuffer) throws(APIError) -> (Prepared, Extra),
+        answer: (ResponseContext, [GenerationHandle], HangUp?, Extra) async throws -> Response
+    ) async -> Response {
         let t0 = ContinuousClock.now
         do {
             // Cheap early refusal before the body is read; the exact admission is `submitAll`'s.
@@ -130,9 +155,8 @@ public final class OpenAIServer: Sendable {
             // JSON parsing, chat-template rendering and tokenization of a large prompt take
             // CPU time: they run on the tokenizer queue, never on the event loops or the
             // cooperative pool that answers /healthz and /readyz.
-            let (jobs, options, promptTokens) = try await Self.offPool { () throws(APIError) in
-                try self.prepare(try Self.parseBody(bytes), raw: Array(bytes.readableBytesView), chat: isChat)
-            }
+            let (prepared, extra) = try await Self.offPool { () throws(APIError) in try prepare(bytes) }
+            let (jobs, options, promptTokens) = prepared
             // The disconnect watcher goes in before anything runs, so a hang-up at any point after
             // this cancels the request (see `HangUp`).
             var hangUp: HangUp?
@@ -147,12 +171,11 @@ public final class OpenAIServer: Sendable {
             } catch {
                 throw mapSchedulerError(error)
             }
-            let ctx = ResponseContext(id: (isChat ? "chatcmpl-" : "cmpl-") + Self.randomID(),
+            let ctx = ResponseContext(id: idPrefix + Self.randomID(),
                                       created: Int(Date().timeIntervalSince1970), chat: isChat, options: options,
                                       promptTokens: promptTokens, jobs: jobs, started: t0,
                                       path: req.uri.path)
-            if options.stream { return stream(ctx, handles) }
-            return try await complete(ctx, handles, hangUp: hangUp)
+            return try await answer(ctx, handles, hangUp, extra)
         } catch let e as APIError {
             if e.status == .tooManyRequests { metrics.failure("queue_full") }
             return errorResponse(e)
@@ -192,38 +215,43 @@ public final class OpenAIServer: Sendable {
         String(String(describing: e).prefix(200))
     }
 
-    func prepare(_ body: JSONValue, raw: [UInt8], chat isChat: Bool) throws(APIError) -> ([Job], GenerationOptions, Int) {
-        var prompts: [(ids: [Int32], text: String)] = []
-        var options: GenerationOptions
+    func prepare(_ body: JSONValue, raw: [UInt8], chat isChat: Bool) throws(APIError) -> Prepared {
         let structured = try RequestParser.structured(body, raw: raw, chat: isChat)
-        let tooLong = { (param: String, bytes: Int) in
-            APIError(status: .contentTooLarge,
-                     message: "the prompt text is \(bytes) bytes, more than the \(self.config.maxPromptBytes) this server tokenizes (--max-prompt-mb); send a shorter prompt",
-                     type: "invalid_request_error", param: param, code: "prompt_too_large")
-        }
         if isChat {
             let r = try RequestParser.chat(body)
-            options = r.options
-            let bytes = r.messages.reduce(0) { $0 + $1.content.utf8.count }
-            if bytes > config.maxPromptBytes { throw tooLong("messages", bytes) }
-            if options.n > config.maxSeqsPerRequest { throw tooManySequences(options.n) }
-            let p = try chat.encode(r.messages, tools: structured.offersTools ? structured.templateTools : nil)
-            prompts = [(p.ids, p.text)]
-        } else {
-            let r = try RequestParser.completion(body)
-            options = r.options
-            var bytes = 0
-            for p in r.prompts { if case .text(let t) = p { bytes += t.utf8.count } }
-            if bytes > config.maxPromptBytes { throw tooLong("prompt", bytes) }
-            let sequences = r.prompts.count * options.n
-            if sequences > config.maxSeqsPerRequest { throw tooManySequences(sequences) }
-            for p in r.prompts {
-                switch p {
-                case .text(let t): prompts.append((tokenizer.encode(t), t))
-                case .ids(let ids): prompts.append((ids, tokenizer.decode(ids)))
-                }
+            let p = try chatPrompt(r.messages, options: r.options, structured: structured, param: "messages")
+            return try jobs([p], options: r.options, structured: structured, chat: true)
+        }
+        let r = try RequestParser.completion(body)
+        var bytes = 0
+        for p in r.prompts { if case .text(let t) = p { bytes += t.utf8.count } }
+        if bytes > config.maxPromptBytes { throw promptTooLong("prompt", bytes) }
+        let sequences = r.prompts.count * r.options.n
+        if sequences > config.maxSeqsPerRequest { throw tooManySequences(sequences) }
+        let prompts = r.prompts.map { p -> (ids: [Int32], text: String) in
+            switch p {
+            case .text(let t): return (tokenizer.encode(t), t)
+            case .ids(let ids): return (ids, tokenizer.decode(ids))
             }
         }
+        return try jobs(prompts, options: r.options, structured: structured, chat: false)
+    }
+
+    /// A chat conversation rendered with the model's template (and the tools it offers) and
+    /// tokenized, after the size checks. `param` names the field that held the messages.
+    func chatPrompt(_ messages: [ChatMessageInput], options: GenerationOptions, structured: StructuredOptions,
+                    param: String) throws(APIError) -> (ids: [Int32], text: String) {
+        let bytes = messages.reduce(0) { $0 + $1.content.utf8.count }
+        if bytes > config.maxPromptBytes { throw promptTooLong(param, bytes) }
+        if options.n > config.maxSeqsPerRequest { throw tooManySequences(options.n) }
+        return try chat.encode(messages, tools: structured.offersTools ? structured.templateTools : nil)
+    }
+
+    /// The sequences for tokenized prompts: the grammar, the model check, each prompt × n as a
+    /// validated `GenerationRequest`.
+    func jobs(_ prompts: [(ids: [Int32], text: String)], options: GenerationOptions, structured: StructuredOptions,
+              chat isChat: Bool) throws(APIError) -> Prepared {
+        var options = options
         if prompts.count * options.n > config.maxSeqsPerRequest { throw tooManySequences(prompts.count * options.n) }
         options.structured = structured
         let compileStart = ContinuousClock.now
@@ -251,6 +279,12 @@ public final class OpenAIServer: Sendable {
             }
         }
         return (jobs, options, promptTokens)
+    }
+
+    func promptTooLong(_ param: String, _ bytes: Int) -> APIError {
+        APIError(status: .contentTooLarge,
+                 message: "the prompt text is \(bytes) bytes, more than the \(config.maxPromptBytes) this server tokenizes (--max-prompt-mb); send a shorter prompt",
+                 type: "invalid_request_error", param: param, code: "prompt_too_large")
     }
 
     /// One request asking for more sequences (prompts × n) than a request may hold.

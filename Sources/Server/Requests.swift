@@ -113,11 +113,7 @@ enum RequestParser {
         let mt = try r.int("max_tokens", 0...Int(Int32.max))
         let mct = try r.int("max_completion_tokens", 0...Int(Int32.max))
         o.maxTokens = mct ?? mt
-        if let t = try r.number("temperature", 0...2) { o.sampling.temperature = Float(t) }
-        if let p = try r.number("top_p", 0...1) {
-            guard p > 0 else { throw .outOfRange("top_p", "must be in (0, 1], got 0") }
-            o.sampling.topP = Float(p)
-        }
+        try temperatureTopP(r, into: &o)
         if let k = try r.int("top_k", -1...1_000_000) { o.sampling.topK = max(0, k) }
         if let m = try r.number("min_p", 0...1) { o.sampling.minP = Float(m) }
         if let s = try r.int("seed", Int.min...Int.max) { o.sampling.seed = UInt64(bitPattern: Int64(s)) }
@@ -164,6 +160,15 @@ enum RequestParser {
             o.echo = try r.bool("echo") ?? false
         }
         return o
+    }
+
+    /// `temperature` (0-2) and `top_p` ((0, 1]), the sampling fields every generation API shares.
+    static func temperatureTopP(_ r: FieldReader, into o: inout GenerationOptions) throws(APIError) {
+        if let t = try r.number("temperature", 0...2) { o.sampling.temperature = Float(t) }
+        if let p = try r.number("top_p", 0...1) {
+            guard p > 0 else { throw .outOfRange("top_p", "must be in (0, 1], got 0") }
+            o.sampling.topP = Float(p)
+        }
     }
 
     static func completion(_ body: JSONValue) throws(APIError) -> CompletionRequest {
@@ -256,24 +261,32 @@ enum RequestParser {
             guard case .object(let o) = c, case .object(let f)? = o["function"], case .string(let name)? = f["name"] else {
                 throw .invalid("'\(p)[\(k)]' must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", param: "messages")
             }
-            var args: TemplateValue = .object([])
-            switch f["arguments"] ?? .null {
-            case .string(let text):
-                guard let parsed = try? TemplateValue.parseJSON(text), case .object = parsed else {
-                    throw .invalid("'\(p)[\(k)].function.arguments' must be a JSON object encoded as a string, got '\(text.prefix(80))'", param: "messages")
-                }
-                args = parsed
-            case .object:
-                if let parsed = try? TemplateValue.parseJSON((f["arguments"] ?? .null).serialized()) { args = parsed }
-            case .null: break
-            case let other: throw .wrongType("\(p)[\(k)].function.arguments", expected: "a string of JSON", got: other)
-            }
-            var call: [(String, TemplateValue)] = []
-            if case .string(let id)? = o["id"] { call.append(("id", .string(id))) }
-            call.append(("type", .string("function")))
-            call.append(("function", .object([("name", .string(name)), ("arguments", args)])))
-            out.append(.object(call))
+            let id: String? = if case .string(let id)? = o["id"] { id } else { nil }
+            out.append(try templateCall(id: id, name: name, arguments: f["arguments"], path: "\(p)[\(k)].function", param: "messages"))
         }
         return out
+    }
+
+    /// One call as the chat template gets it: `{"id", "type": "function", "function": {"name",
+    /// "arguments"}}` with `arguments` (JSON object text, or an object) parsed. `path` is where
+    /// the call's name and arguments were, for errors.
+    static func templateCall(id: String?, name: String, arguments: JSONValue?, path p: String, param: String) throws(APIError) -> TemplateValue {
+        var args: TemplateValue = .object([])
+        switch arguments ?? .null {
+        case .string(let text):
+            guard let parsed = try? TemplateValue.parseJSON(text), case .object = parsed else {
+                throw .invalid("'\(p).arguments' must be a JSON object encoded as a string, got '\(text.prefix(80))'", param: param)
+            }
+            args = parsed
+        case .object:
+            if let parsed = try? TemplateValue.parseJSON((arguments ?? .null).serialized()) { args = parsed }
+        case .null: break
+        case let other: throw .wrongType("\(p).arguments", expected: "a string of JSON", got: other)
+        }
+        var call: [(String, TemplateValue)] = []
+        if let id { call.append(("id", .string(id))) }
+        call.append(("type", .string("function")))
+        call.append(("function", .object([("name", .string(name)), ("arguments", args)])))
+        return .object(call)
     }
 }

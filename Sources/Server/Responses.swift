@@ -29,6 +29,45 @@ struct ChoiceResult: Sendable {
 extension OpenAIServer {
     /// Non-streaming: waits for every choice, then answers one JSON object.
     func complete(_ ctx: ResponseContext, _ handles: [GenerationHandle], hangUp: HangUp?) async throws -> Response {
+        let results = try await collect(handles, hangUp: hangUp)
+        var choices: [JSONValue] = []
+        var completionTokens = 0
+        for (k, r) in results.enumerated() {
+            let job = ctx.jobs[k]
+            completionTokens += r.completion?.completionTokens ?? 0
+            let finish = finishReason(r.completion)
+            let lp = ctx.options.logprobs.map { logprobsJSON(r.logprobs, top: $0, chat: ctx.chat, offset: job.echo.utf8.count) } ?? .null
+            if ctx.chat {
+                var message: [String: JSONValue] = ["role": "assistant", "content": .string(r.text)]
+                var finish = finish
+                if ctx.options.structured.offersTools {
+                    let parsed = toolFormat.parse(r.text, tools: ctx.options.structured.toolNames)
+                    if !parsed.calls.isEmpty {
+                        message["content"] = parsed.content.allSatisfy(\.isWhitespace) ? .null : .string(parsed.content)
+                        message["tool_calls"] = .array(parsed.calls.enumerated().map { Self.toolCallJSON($1, index: nil) })
+                        if r.completion?.reason == .stop { finish = ctx.options.structured.callFinishReason }
+                    }
+                }
+                choices.append(["index": .int(job.index), "message": .object(message),
+                                "logprobs": lp, "finish_reason": finish])
+            } else {
+                choices.append(["index": .int(job.index), "text": .string(job.echo + r.text), "logprobs": lp,
+                                "finish_reason": finish])
+            }
+        }
+        let body: JSONValue = [
+            "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion" : "text_completion"),
+            "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
+            "usage": usage(ctx.promptTokens, completionTokens, cached: cachedTokens(ctx, results)),
+        ]
+        logRequest(ctx, status: 200, results)
+        return json(.ok, body)
+    }
+
+    /// Waits for every sequence of a non-streaming request: a hang-up (`hangUp`) or the request
+    /// timeout cancels them; metrics are recorded; a cancelled, timed-out or failed request
+    /// throws the error it answers with.
+    func collect(_ handles: [GenerationHandle], hangUp: HangUp?) async throws(APIError) -> [ChoiceResult] {
         let timedOut = Flag()
         let ids = handles.map(\.id)
         let sched = scheduler
@@ -84,38 +123,7 @@ extension OpenAIServer {
         if let err = results.first(where: { $0.completion?.reason == .error })?.completion?.error {
             throw APIError(status: .internalServerError, message: err, type: "server_error")
         }
-        var choices: [JSONValue] = []
-        var completionTokens = 0
-        for (k, r) in results.enumerated() {
-            let job = ctx.jobs[k]
-            completionTokens += r.completion?.completionTokens ?? 0
-            let finish = finishReason(r.completion)
-            let lp = ctx.options.logprobs.map { logprobsJSON(r.logprobs, top: $0, chat: ctx.chat, offset: job.echo.utf8.count) } ?? .null
-            if ctx.chat {
-                var message: [String: JSONValue] = ["role": "assistant", "content": .string(r.text)]
-                var finish = finish
-                if ctx.options.structured.offersTools {
-                    let parsed = toolFormat.parse(r.text, tools: ctx.options.structured.toolNames)
-                    if !parsed.calls.isEmpty {
-                        message["content"] = parsed.content.allSatisfy(\.isWhitespace) ? .null : .string(parsed.content)
-                        message["tool_calls"] = .array(parsed.calls.enumerated().map { Self.toolCallJSON($1, index: nil) })
-                        if r.completion?.reason == .stop { finish = ctx.options.structured.callFinishReason }
-                    }
-                }
-                choices.append(["index": .int(job.index), "message": .object(message),
-                                "logprobs": lp, "finish_reason": finish])
-            } else {
-                choices.append(["index": .int(job.index), "text": .string(job.echo + r.text), "logprobs": lp,
-                                "finish_reason": finish])
-            }
-        }
-        let body: JSONValue = [
-            "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion" : "text_completion"),
-            "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
-            "usage": usage(ctx.promptTokens, completionTokens, cached: cachedTokens(ctx, results)),
-        ]
-        logRequest(ctx, status: 200, results)
-        return json(.ok, body)
+        return results
     }
 
     /// The one log line of a completion request that answered 200: token counts, TTFT (first
@@ -216,36 +224,10 @@ extension OpenAIServer {
     func stream(_ ctx: ResponseContext, _ handles: [GenerationHandle]) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let (merged, cont) = AsyncStream<(Int, GenerationEvent)>.makeStream()
+            let (merged, pump, timedOut) = self.mergedEvents(handles)
             let ids = handles.map(\.id)
             let sched = self.scheduler
-            let timedOut = Flag()
             let timeout = self.config.requestTimeout
-            let pump = Task {
-                await withTaskGroup(of: Bool.self) { group in
-                    for (k, h) in handles.enumerated() {
-                        group.addTask {
-                            for await e in h.events { cont.yield((k, e)) }
-                            return true
-                        }
-                    }
-                    if timeout > 0 {
-                        group.addTask {
-                            if (try? await Task.sleep(for: .seconds(timeout))) != nil {
-                                timedOut.set()
-                                for id in ids { sched.cancel(id) }
-                            }
-                            return false
-                        }
-                    }
-                    var remaining = handles.count
-                    for await isChoice in group where isChoice {
-                        remaining -= 1
-                        if remaining == 0 { group.cancelAll() }
-                    }
-                }
-                cont.finish()
-            }
             var results = [ChoiceResult](repeating: ChoiceResult(), count: handles.count)
             var started = [Bool](repeating: false, count: handles.count)
             // Tool calls are read out of each choice's text as it streams.
@@ -334,6 +316,43 @@ extension OpenAIServer {
         })
     }
 
+    /// A streaming request's events, all sequences merged in arrival order (index of the
+    /// sequence, event); the request timeout cancels them and sets the flag. Cancel the task when
+    /// the client goes away.
+    func mergedEvents(_ handles: [GenerationHandle]) -> (AsyncStream<(Int, GenerationEvent)>, Task<Void, Never>, Flag) {
+        let (merged, cont) = AsyncStream<(Int, GenerationEvent)>.makeStream()
+        let ids = handles.map(\.id)
+        let sched = scheduler
+        let timedOut = Flag()
+        let timeout = config.requestTimeout
+        let pump = Task {
+            await withTaskGroup(of: Bool.self) { group in
+                for (k, h) in handles.enumerated() {
+                    group.addTask {
+                        for await e in h.events { cont.yield((k, e)) }
+                        return true
+                    }
+                }
+                if timeout > 0 {
+                    group.addTask {
+                        if (try? await Task.sleep(for: .seconds(timeout))) != nil {
+                            timedOut.set()
+                            for id in ids { sched.cancel(id) }
+                        }
+                        return false
+                    }
+                }
+                var remaining = handles.count
+                for await isChoice in group where isChoice {
+                    remaining -= 1
+                    if remaining == 0 { group.cancelAll() }
+                }
+            }
+            cont.finish()
+        }
+        return (merged, pump, timedOut)
+    }
+
     /// One tool call as OpenAI writes it; `index` is set in streamed deltas (the call's position
     /// among the choice's calls).
     static func toolCallJSON(_ c: ParsedToolCall, index: Int?) -> JSONValue {
@@ -392,7 +411,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
     static func loggedByHandler(_ path: String, _ status: HTTPResponse.Status) -> Bool {
-        status == .ok && (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/embeddings")
+        status == .ok && ["/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses"].contains(path)
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

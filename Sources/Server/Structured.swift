@@ -70,16 +70,7 @@ extension RequestParser {
                     throw .invalid("'response_format.json_schema' is required when type is json_schema: {\"name\": …, \"schema\": {…}}",
                                    param: "response_format")
                 }
-                guard case .object = js else { throw .invalid("'response_format.json_schema' must be an object", param: "response_format") }
-                if let n = js["name"], n.string == nil { throw .invalid("'response_format.json_schema.name' must be a string", param: "response_format") }
-                if let st = js["strict"], st != .null, st.bool == nil {
-                    throw .invalid("'response_format.json_schema.strict' must be a boolean", param: "response_format")
-                }
-                let schema = js["schema"] ?? .object([])
-                guard schema.isObject || schema.bool != nil else {
-                    throw .invalid("'response_format.json_schema.schema' must be a JSON Schema object", param: "response_format")
-                }
-                s.format = .jsonSchema(schema, strict: js["strict"]?.bool ?? false)
+                s.format = try jsonSchemaFormat(js, path: "response_format.json_schema", param: "response_format")
                 formats.append("response_format")
             default:
                 throw .invalid("unknown 'response_format.type' '\(type)': use text, json_object or json_schema",
@@ -126,6 +117,20 @@ extension RequestParser {
         return s
     }
 
+    /// A json_schema format's `{name, strict, schema}` object (at `path`), checked.
+    static func jsonSchemaFormat(_ js: OrderedJSON, path: String, param: String) throws(APIError) -> StructuredOptions.Format {
+        guard case .object = js else { throw .invalid("'\(path)' must be an object", param: param) }
+        if let n = js["name"], n.string == nil { throw .invalid("'\(path).name' must be a string", param: param) }
+        if let st = js["strict"], st != .null, st.bool == nil {
+            throw .invalid("'\(path).strict' must be a boolean", param: param)
+        }
+        let schema = js["schema"] ?? .object([])
+        guard schema.isObject || schema.bool != nil else {
+            throw .invalid("'\(path).schema' must be a JSON Schema object", param: param)
+        }
+        return .jsonSchema(schema, strict: js["strict"]?.bool ?? false)
+    }
+
     static func tools(_ r: FieldReader, ordered: OrderedJSON?, chat: Bool, into s: inout StructuredOptions) throws(APIError) {
         if let t = r.present("tools") {
             guard chat else { throw .invalid("'tools' are only supported on /v1/chat/completions", param: "tools") }
@@ -139,44 +144,66 @@ extension RequestParser {
                     throw .invalid("'\(p).type' must be \"function\"", param: "tools")
                 }
                 guard let f = tool["function"], f.isObject else { throw .invalid("'\(p).function' must be an object", param: "tools") }
-                guard let name = f["name"]?.string else { throw .invalid("'\(p).function.name' is required (a string)", param: "tools") }
-                guard !name.isEmpty, name.utf8.count <= 64,
-                      name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" || $0 == "." })
-                else {
-                    throw .invalid("'\(p).function.name' must be 1-64 characters of a-z, A-Z, 0-9, _, - or ., got '\(name)'", param: "tools")
-                }
-                guard names.insert(name).inserted else { throw .invalid("'tools' names the function '\(name)' twice", param: "tools") }
-                if let d = f["description"], d != .null, d.string == nil { throw .invalid("'\(p).function.description' must be a string", param: "tools") }
-                var params = f["parameters"]
-                if params == .null { params = nil }
-                if let params, !params.isObject { throw .invalid("'\(p).function.parameters' must be a JSON Schema object", param: "tools") }
-                s.tools.append(ToolFunction(name: name, description: f["description"]?.string, parameters: params,
-                                            strict: f["strict"]?.bool ?? false))
-                s.templateTools.append(TemplateValue(tool))
+                try addFunction(f, path: "\(p).function", template: TemplateValue(tool), names: &names, into: &s)
             }
         }
         if let tc = r.present("tool_choice") {
-            switch tc {
-            case .string("none"): s.toolChoice = .none
-            case .string("auto"): s.toolChoice = .auto
-            case .string("required"): s.toolChoice = .required
-            case .object(let o):
-                guard case .string("function")? = o["type"], case .object(let f)? = o["function"], case .string(let name)? = f["name"] else {
-                    throw .invalid("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}", param: "tool_choice")
-                }
-                s.toolChoice = .named(name)
-            default:
-                throw .invalid("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}", param: "tool_choice")
+            let shape = "none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}"
+            s.toolChoice = try toolChoice(tc, shape: shape) { o in
+                guard case .object(let f)? = o["function"], case .string(let name)? = f["name"] else { return nil }
+                return name
             }
-            if s.tools.isEmpty && s.toolChoice != .none {
-                throw .invalid("'tool_choice' needs 'tools': this request offers no tool to call", param: "tool_choice")
-            }
-            if case .named(let n) = s.toolChoice, !s.tools.contains(where: { $0.name == n }) {
-                throw .invalid("'tool_choice' names the function '\(n)', which is not in 'tools' (\(s.toolNames.joined(separator: ", ")))",
-                               param: "tool_choice", code: "invalid_value")
-            }
+            try checkToolChoice(s)
         }
         s.parallelToolCalls = try r.bool("parallel_tool_calls") ?? true
+    }
+
+    /// One function a request offers (the object at `path`: name, description, parameters,
+    /// strict), checked and added to the tools; `template` is how the chat template sees the tool.
+    static func addFunction(_ f: OrderedJSON, path p: String, template: TemplateValue, names: inout Set<String>,
+                            into s: inout StructuredOptions) throws(APIError) {
+        guard let name = f["name"]?.string else { throw .invalid("'\(p).name' is required (a string)", param: "tools") }
+        guard !name.isEmpty, name.utf8.count <= 64,
+              name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" || $0 == "." })
+        else {
+            throw .invalid("'\(p).name' must be 1-64 characters of a-z, A-Z, 0-9, _, - or ., got '\(name)'", param: "tools")
+        }
+        guard names.insert(name).inserted else { throw .invalid("'tools' names the function '\(name)' twice", param: "tools") }
+        if let d = f["description"], d != .null, d.string == nil { throw .invalid("'\(p).description' must be a string", param: "tools") }
+        var params = f["parameters"]
+        if params == .null { params = nil }
+        if let params, !params.isObject { throw .invalid("'\(p).parameters' must be a JSON Schema object", param: "tools") }
+        s.tools.append(ToolFunction(name: name, description: f["description"]?.string, parameters: params,
+                                    strict: f["strict"]?.bool ?? false))
+        s.templateTools.append(template)
+    }
+
+    /// `tool_choice`: none, auto, required, or an object whose function name `named` reads (each
+    /// API spells it its own way; nil: not a function choice). `shape` is what the error shows.
+    static func toolChoice(_ tc: JSONValue, shape: String, named: ([String: JSONValue]) -> String?) throws(APIError) -> ToolChoice {
+        switch tc {
+        case .string("none"): return .none
+        case .string("auto"): return .auto
+        case .string("required"): return .required
+        case .object(let o):
+            guard case .string("function")? = o["type"], let name = named(o) else {
+                throw .invalid("'tool_choice' must be \(shape)", param: "tool_choice")
+            }
+            return .named(name)
+        default:
+            throw .invalid("'tool_choice' must be \(shape)", param: "tool_choice")
+        }
+    }
+
+    /// A tool_choice other than none needs tools, and a named one a tool of that name.
+    static func checkToolChoice(_ s: StructuredOptions) throws(APIError) {
+        if s.tools.isEmpty && s.toolChoice != .none {
+            throw .invalid("'tool_choice' needs 'tools': this request offers no tool to call", param: "tool_choice")
+        }
+        if case .named(let n) = s.toolChoice, !s.tools.contains(where: { $0.name == n }) {
+            throw .invalid("'tool_choice' names the function '\(n)', which is not in 'tools' (\(s.toolNames.joined(separator: ", ")))",
+                           param: "tool_choice", code: "invalid_value")
+        }
     }
 }
 

@@ -6,8 +6,11 @@ json_object; vLLM's guided_json / guided_regex / guided_choice (extra_body); the
 `chat.completions.parse` with a Pydantic model; LangChain's ChatOpenAI `with_structured_output`
 and `bind_tools`; `tools` / `tool_choice` / `parallel_tool_calls` with the openai client (forced,
 named, none, a full round trip with a `role: tool` message, streamed `delta.tool_calls` equal to the
-non-streamed call); one tool round trip through the openai-agents SDK; and the 400s with the
-OpenAI error shape for bad input. Written against the standard OpenAI API only.
+non-streamed call); one tool round trip through the openai-agents SDK; the Responses API
+(`client.responses.create` text, streamed events, a function call round trip by
+previous_response_id and by explicit items, retrieve/delete, `responses.parse` with a Pydantic
+model); and the 400s with the OpenAI error shape for bad input. Written against the standard
+OpenAI API only.
 
 How to run: scripts/test-structured.sh (starts the server with the Qwen2.5-Coder-0.5B-Instruct
 test model on a free port, installs the pinned clients into ~/.cache/autoglm/venv-structured, and
@@ -478,3 +481,114 @@ def test_400_tool_message_without_tool_call_id():
 
 def test_400_tools_not_an_array():
     assert_400(post({"messages": HI, "tools": GET_WEATHER}))
+
+
+# ---------------------------------------------------------------------------------------------
+# The Responses API (POST /v1/responses) with the openai client
+# ---------------------------------------------------------------------------------------------
+
+# Responses-style tools are flat: no "function" wrapper.
+WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Get the current weather in a city.",
+                "parameters": WEATHER_PARAMS, "strict": True}
+
+
+def responses_text(r):
+    """The text of a response's message items (what the SDK's output_text convenience joins)."""
+    return "".join(part.text for item in r.output if item.type == "message"
+                   for part in item.content if part.type == "output_text")
+
+
+def test_responses_text_matches_chat():
+    r = client.responses.create(model=MODEL, instructions="Answer in one short sentence.",
+                                input="What is the capital of France?", temperature=0, max_output_tokens=40)
+    assert r.id.startswith("resp_") and r.object == "response", r
+    assert r.status in ("completed", "incomplete"), r
+    assert r.output[0].type == "message" and r.output[0].role == "assistant", r.output
+    text = responses_text(r)
+    assert text and r.output_text == text, r
+    assert r.usage.input_tokens > 0 and r.usage.output_tokens > 0, r.usage
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens, r.usage
+    c = chat([{"role": "system", "content": "Answer in one short sentence."},
+              {"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=40)
+    assert c.choices[0].message.content == text, (c.choices[0].message.content, text)
+
+
+def test_responses_stream_deltas_make_the_text():
+    kw = dict(model=MODEL, input="Name three colors.", temperature=0, max_output_tokens=30)
+    deltas, types, final = [], [], None
+    for event in client.responses.create(stream=True, **kw):
+        types.append(event.type)
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        if event.type in ("response.completed", "response.incomplete"):
+            final = event.response
+    assert types[:2] == ["response.created", "response.in_progress"], types
+    assert final is not None, types
+    assert "".join(deltas) == responses_text(final), (deltas, final)
+    assert "".join(deltas) == responses_text(client.responses.create(**kw))
+
+
+def test_responses_stream_helper():
+    with client.responses.stream(model=MODEL, input="Say hello.", temperature=0, max_output_tokens=20) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text and text == responses_text(final), (text, final)
+
+
+def test_responses_function_call_round_trip_with_previous_response_id():
+    first = client.responses.create(model=MODEL, input="What's the weather like in Paris today, in celsius?",
+                                    tools=[WEATHER_TOOL], tool_choice="required", temperature=0)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert calls, first.output
+    call = calls[0]
+    assert call.name == "get_weather" and call.call_id.startswith("call_"), call
+    args = json.loads(call.arguments)
+    jsonschema.Draft202012Validator(WEATHER_PARAMS).validate(args)
+    result = json.dumps({"city": args["city"], "temperature": 21, "unit": "celsius", "condition": "sunny"})
+    second = client.responses.create(model=MODEL, previous_response_id=first.id, tools=[WEATHER_TOOL],
+                                     input=[{"type": "function_call_output", "call_id": call.call_id, "output": result}],
+                                     temperature=0, max_output_tokens=80)
+    assert second.previous_response_id == first.id
+    text = responses_text(second)
+    assert text and "21" in text, second.output
+    # The same conversation sent as explicit items gives the same answer.
+    explicit = client.responses.create(model=MODEL, tools=[WEATHER_TOOL], temperature=0, max_output_tokens=80, input=[
+        {"role": "user", "content": "What's the weather like in Paris today, in celsius?"},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": result}])
+    assert responses_text(explicit) == text
+
+
+def test_responses_retrieve_and_delete():
+    r = client.responses.create(model=MODEL, input="Say hi.", max_output_tokens=5)
+    assert client.responses.retrieve(r.id).id == r.id
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="again", previous_response_id=r.id, max_output_tokens=5)
+
+
+def test_responses_parse_pydantic():
+    if not hasattr(client.responses, "parse"):
+        pytest.fail("the pinned openai client has no responses.parse")
+    r = client.responses.parse(model=MODEL, input=[{"role": "system", "content": "Extract the information."},
+                                                   {"role": "user", "content": "Alice and Bob are going to a science fair on Friday."}],
+                               text_format=CalendarEvent, temperature=0, max_output_tokens=300)
+    assert r.status == "completed", r
+    assert isinstance(r.output_parsed, CalendarEvent), r.output
+    assert CalendarEvent.model_validate_json(responses_text(r)) == r.output_parsed
+
+
+def test_responses_400_names_the_param():
+    def bad(body, param):
+        r = httpx.post(f"{BASE}/responses", json={"model": MODEL, **body},
+                       headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+        err = assert_400(r)
+        assert err.get("param") == param, err
+    bad({}, "input")
+    bad({"input": "hi", "tools": [{"type": "web_search_preview"}]}, "tools")
+    bad({"input": "hi", "tools": [GET_WEATHER]}, "tools")  # the chat completions shape
+    bad({"input": "hi", "text": {"format": {"type": "xml"}}}, "text.format.type")
+    bad({"input": "hi", "max_output_tokens": 0}, "max_output_tokens")
+    bad({"input": "hi", "background": True}, "background")
