@@ -61,7 +61,9 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            // (Tests reach the Responses API's bounded store directly: @testable in release too.)
+            swiftSettings: [.unsafeFlags(["-enable-testing"])]
         ),
         // The syntax rules `pull` and `validate` share: model refs, registry names, versions. No dependencies.
         .target(name: "Core"),
