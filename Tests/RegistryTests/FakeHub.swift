@@ -132,8 +132,13 @@ final class FakeHub: @unchecked Sendable {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         let path = (target.removingPercentEncoding ?? target).components(separatedBy: "?")[0]
+        // Recorded before the answer goes out: a client that has its answer finds its request here.
+        let index = locked { () -> Int in
+            _requests.append(Request(host: host, method: method, path: path, headers: headers, bodyBytesSent: 0))
+            return _requests.count - 1
+        }
         let sent = route(c, host: host, method: method, path: path, headers: headers)
-        locked { _requests.append(Request(host: host, method: method, path: path, headers: headers, bodyBytesSent: sent)) }
+        locked { _requests[index].bodyBytesSent = sent }
     }
 
     /// Returns the number of body bytes sent.
