@@ -59,6 +59,9 @@ def move(s):
         if s == a or s.startswith(a + "/"): return b + s[len(a):]
     return s
 assert any(m["mountPath"] == "/etc/autoglm" for m in pod["containers"][0]["volumeMounts"] if m["name"] == "config")
+# The config volume is the content-named ConfigMap that was rendered (podsh-config-<hash>).
+assert [v["configMap"]["name"] for v in pod["volumes"] if v["name"] == "config"] == [cm["metadata"]["name"]], cm["metadata"]["name"]
+assert cm["metadata"]["name"].startswith("podsh-config-") and cm.get("immutable") is True
 for name, text in cm["data"].items():
     open(work + "/etc/" + name, "w").write(text)
 for label, c in (("pull", pod["initContainers"][0]), ("serve", pod["containers"][0])):

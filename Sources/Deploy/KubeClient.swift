@@ -258,6 +258,8 @@ public final class KubeClient: Sendable {
         switch status {
         case 401:
             return .unauthorized(server: config.server, user: user, detail: message == "Unauthorized" ? "" : message)
+        case 403 where message.contains("exceeded quota"):
+            return .quotaExceeded(what: target, detail: message)
         case 403:
             return .forbidden(server: config.server, user: user, detail: message)
         case 404:

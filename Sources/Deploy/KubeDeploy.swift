@@ -26,16 +26,22 @@ public struct KubeDeployOptions: Sendable {
     /// Overall limit for one rollout wait; nil = the Deployment's progressDeadlineSeconds + 60 s.
     public var timeoutSeconds: Int?
     public var pollIntervalMilliseconds = 1000
+    /// Create the namespace when it does not exist (after preflight; deleted again if the apply is undone).
+    public var createNamespace = false
     public init() {}
 }
 
 public enum ApplyOutcome: Sendable, Equatable {
     /// The new revision rolled out and is healthy.
     case rolledOut
-    /// The new revision failed; the previous revision's pod template is live and healthy again.
+    /// The new revision failed; the previous revision's pod template (and with it its ConfigMap)
+    /// is live and healthy again, and the other objects this apply changed are restored.
     case rolledBack(failure: RolloutFailure, restoredRevision: Int, liveRevision: Int?)
     /// The new revision failed and nothing was rolled back (first revision, or --no-rollback).
     case failed(failure: RolloutFailure, why: String)
+    /// A step failed after changes had begun (the API refused an object, the rollout wait timed
+    /// out): what this apply changed was undone (`ApplyReport.undone`, `undoFailed`).
+    case aborted(reason: String)
 }
 
 public struct ApplyReport: Sendable {
@@ -45,6 +51,16 @@ public struct ApplyReport: Sendable {
     public var previousRevision: Int?
     public var revision: Int?
     public var outcome: ApplyOutcome = .rolledOut
+    /// What was taken back after a failure, one line per object (last change first).
+    public var undone: [String] = []
+    /// What could not be taken back, with the reason: fix these by hand.
+    public var undoFailed: [String] = []
+    /// Content-named ConfigMaps deleted after the rollout because no retained revision uses them.
+    public var collected: [String] = []
+    /// Remarks (e.g. a garbage collection that could not finish).
+    public var notes: [String] = []
+    /// This apply created the namespace (`createNamespace`).
+    public var createdNamespace = false
 
     public var succeeded: Bool { outcome == .rolledOut }
 
@@ -55,9 +71,23 @@ public struct ApplyReport: Sendable {
                 + (previousRevision.map { $0 == revision ? " (unchanged)" : " (previous: \($0))" } ?? "")
         case .rolledBack(let failure, let restored, let live):
             return "\(failure)\nrolled back automatically to the pod template of revision \(restored) (now live as revision \(live.map(String.init) ?? "?"), all replicas ready); fix the spec and apply again"
+                + undoText(skipDeployment: true)
         case .failed(let failure, let why):
-            return "\(failure)\nnot rolled back: \(why)"
+            return "\(failure)\nnot rolled back: \(why)" + undoText(skipDeployment: false)
+        case .aborted(let reason):
+            let nothing = undone.isEmpty && undoFailed.isEmpty
+            return "apply stopped: \(reason)"
+                + (nothing ? "\nnothing had been changed" : undoText(skipDeployment: false))
+                + "\nfix the cause and apply again"
         }
+    }
+
+    func undoText(skipDeployment: Bool) -> String {
+        var s = ""
+        let lines = skipDeployment ? undone.filter { !$0.hasPrefix("deployment/") } : undone
+        if !lines.isEmpty { s += "\nundone:\n" + lines.map { "  - " + $0 }.joined(separator: "\n") }
+        if !undoFailed.isEmpty { s += "\nNOT undone (fix by hand):\n" + undoFailed.map { "  - " + $0 }.joined(separator: "\n") }
+        return s
     }
 }
 
@@ -66,18 +96,21 @@ public struct RollbackReport: Sendable, Equatable {
     public var toRevision: Int
     /// The revision number the restored template got (Kubernetes renumbers it).
     public var liveRevision: Int?
+    /// The ConfigMaps the restored template mounts (its content-named config).
+    public var configMaps: [String]
 
-    public init(fromRevision: Int?, toRevision: Int, liveRevision: Int?) {
+    public init(fromRevision: Int?, toRevision: Int, liveRevision: Int?, configMaps: [String] = []) {
         self.fromRevision = fromRevision
         self.toRevision = toRevision
         self.liveRevision = liveRevision
+        self.configMaps = configMaps
     }
 }
 
 public struct StatusReport: Sendable {
     public var snapshot: RolloutSnapshot
-    /// (revision, images, ready/replicas) of each ReplicaSet kept, newest first.
-    public var history: [(revision: Int, images: [String], replicas: Int, ready: Int)]
+    /// (revision, images, ConfigMaps, ready/replicas) of each ReplicaSet kept, newest first.
+    public var history: [(revision: Int, images: [String], configMaps: [String], replicas: Int, ready: Int)]
     public var pods: [PodProblem]
 
     public var summary: String {
@@ -86,7 +119,8 @@ public struct StatusReport: Sendable {
             s += "  history:\n"
             for h in history {
                 let live = h.revision == snapshot.revision ? "  <- live" : ""
-                s += "    revision \(h.revision): \(h.images.joined(separator: ", ")) (\(h.ready)/\(h.replicas) ready)\(live)\n"
+                let config = h.configMaps.isEmpty ? "" : ", config \(h.configMaps.joined(separator: ", "))"
+                s += "    revision \(h.revision): \(h.images.joined(separator: ", "))\(config) (\(h.ready)/\(h.replicas) ready)\(live)\n"
             }
         }
         let bad = pods.filter { !$0.ready }
@@ -113,25 +147,55 @@ public struct KubeDeployer: Sendable {
 
     // MARK: apply
 
+    /// Applies `objects` all or nothing:
+    /// 1. preflight (every kind served, every permission granted) before anything changes;
+    /// 2. each object is read, then written (the new content-named ConfigMap before the Deployment);
+    /// 3. the Deployment's rollout is watched; when it fails (and `autoRollback`), or when a write
+    ///    fails, or the wait times out, what this apply changed is undone: objects it created are
+    ///    deleted, objects it changed get their previous state back (the Deployment its previous
+    ///    pod template, i.e. its previous revision, with its ConfigMap);
+    /// 4. after a healthy rollout, ConfigMaps no retained revision uses are garbage-collected.
     public func apply(_ objects: [KubeObject], options: KubeDeployOptions = KubeDeployOptions()) async throws(KubeError) -> ApplyReport {
         var report = ApplyReport()
-        guard try await client.namespaceExists(namespace) else { throw .namespaceMissing(namespace) }
-        let deployment = objects.first { $0.kind == "Deployment" }
-        var before: JSONValue?
-        if let d = deployment {
-            before = try await client.getIfExists(KubeResource.deployments.path(name: d.name, namespace: namespace))
-            report.previousRevision = before.flatMap { RolloutSnapshot.evaluate($0).revision }
+        var namespaceExists = true
+        do throws(KubeError) {
+            namespaceExists = try await client.namespaceExists(namespace)
+        } catch .forbidden {
+            // Not allowed to read namespaces (a namespaced Role): preflight and the writes will tell.
         }
-        // Config the previous revision ran with, restored on rollback.
-        var previousConfig: [(KubeObject, JSONValue?)] = []
-        for o in objects where o.kind == "ConfigMap" {
-            let cur = try await client.getIfExists(KubeResource(apiVersion: o.apiVersion, kind: o.kind).path(name: o.name, namespace: namespace))
-            previousConfig.append((o, cur?["data"] ?? .object([:])))
+        if !namespaceExists && !options.createNamespace { throw .namespaceMissing(namespace) }
+        try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists)
+        if !namespaceExists {
+            try await client.createNamespace(namespace)
+            report.createdNamespace = true
+            progress(.applied("namespace/\(namespace) created"))
         }
 
-        var mode: ApplyMode = options.applyMode == .clientSide ? .clientSide : .serverSide
+        // The state before: what compensation puts back.
+        var before: [JSONValue?] = []
         for o in objects {
-            let (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+            let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
+            before.append(try await client.getIfExists(res.path(name: o.name, namespace: namespace),
+                                                       what: "\(o.kind.lowercased())/\(o.name)"))
+        }
+        let deploymentIndex = objects.firstIndex { $0.kind == "Deployment" }
+        if let i = deploymentIndex {
+            report.previousRevision = before[i].flatMap { RolloutSnapshot.evaluate($0).revision }
+        }
+
+        var touched: [TouchedObject] = []
+        var mode: ApplyMode = options.applyMode == .clientSide ? .clientSide : .serverSide
+        for (i, o) in objects.enumerated() {
+            touched.append(TouchedObject(object: o, before: before[i]))
+            let result: String
+            let used: ApplyMode
+            do throws(KubeError) {
+                (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+            } catch {
+                let reason = "\(o.kind.lowercased())/\(o.name): \(error.description)"
+                progress(.rollingBack("applying \(o.kind.lowercased())/\(o.name) failed; undoing this apply's changes"))
+                return await abort(report, reason: reason, touched: touched, options: options)
+            }
             if used != mode {
                 progress(.note("the server does not support server-side apply; using create/replace"))
                 mode = used
@@ -140,12 +204,28 @@ public struct KubeDeployer: Sendable {
             progress(.applied("\(o.kind.lowercased())/\(o.name) \(result)"))
         }
         report.mode = mode
-        guard let d = deployment else { return report }
+        guard let di = deploymentIndex else { return report }
+        let d = objects[di]
 
         let timeout = options.timeoutSeconds ?? ((JSONValue(d.value).at("spec", "progressDeadlineSeconds")?.int ?? 600) + 60)
-        let snap = try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+        let snap: RolloutSnapshot
+        do throws(KubeError) {
+            snap = try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+        } catch {
+            guard options.autoRollback else { throw error }
+            progress(.rollingBack("\(error.description)\nundoing this apply's changes"))
+            return await abort(report, reason: error.description, touched: touched, options: options)
+        }
         report.revision = snap.revision
-        guard case .failed(let reason, let message) = snap.state else { return report }
+        guard case .failed(let reason, let message) = snap.state else {
+            do throws(KubeError) {
+                report.collected = try await collectConfigMaps(d.name)
+            } catch {
+                report.notes.append("old ConfigMaps of deployment/\(d.name) were not garbage-collected: \(error.description)")
+                progress(.note(report.notes[report.notes.count - 1]))
+            }
+            return report
+        }
 
         let pods = await podsOfLiveRevision(d.name)
         let failure = RolloutFailure(deployment: d.name, revision: snap.revision, reason: reason, message: message, pods: pods)
@@ -153,21 +233,51 @@ public struct KubeDeployer: Sendable {
             report.outcome = .failed(failure: failure, why: "automatic rollback is off (--no-rollback); run 'autoglm deploy rollback' to go back")
             return report
         }
-        var target = report.previousRevision
-        if target == nil || target == snap.revision {
-            target = try await replicaSets(of: d.name).map { $0.revision }.filter { $0 < (snap.revision ?? Int.max) }.max()
+        if let previous = report.previousRevision, previous != snap.revision {
+            // This apply changed the pod template: putting every object back restores the previous
+            // template (the controller reuses revision `previous`'s ReplicaSet) and its ConfigMap.
+            progress(.rollingBack("rollout failed (\(reason)); rolling back to revision \(previous)"))
+            let u = await undo(touched, options: options)
+            report.undone = u.undone
+            report.undoFailed = u.failed
+            report.outcome = u.deploymentRestored
+                ? .rolledBack(failure: failure, restoredRevision: previous, liveRevision: u.liveRevision)
+                : .failed(failure: failure, why: "rolling back to revision \(previous) failed too")
+            return report
         }
-        guard let target else {
+        // The template was already live before this apply (an earlier rollout failed): go back to
+        // the revision before it.
+        let older = try await replicaSets(of: d.name).map { $0.revision }.filter { $0 < (snap.revision ?? Int.max) }.max()
+        guard let target = older else {
             report.outcome = .failed(failure: failure, why: "this is the first revision of deployment/\(d.name), there is nothing to roll back to")
             return report
         }
         progress(.rollingBack("rollout failed (\(reason)); rolling back to revision \(target)"))
-        for (o, data) in previousConfig {
-            try await restoreConfigMap(o, data: data ?? .object([:]))
-        }
         let rb = try await rollback(d.name, toRevision: target, options: options)
+        let u = await undo(touched.filter { $0.object.kind != "Deployment" }, options: options)
+        report.undone = u.undone
+        report.undoFailed = u.failed
         report.outcome = .rolledBack(failure: failure, restoredRevision: target, liveRevision: rb.liveRevision)
         return report
+    }
+
+    /// Undoes `touched` after a failed step and reports it as aborted.
+    func abort(_ report: ApplyReport, reason: String, touched: [TouchedObject], options: KubeDeployOptions) async -> ApplyReport {
+        var r = report
+        let u = await undo(touched, options: options)
+        r.undone = u.undone
+        r.undoFailed = u.failed
+        if r.createdNamespace && u.failed.isEmpty {
+            do throws(KubeError) {
+                try await client.deleteNamespace(namespace)
+                r.undone.append("namespace/\(namespace) deleted (this apply created it)")
+            } catch {
+                r.undoFailed.append("namespace/\(namespace): \(error.description)")
+            }
+        }
+        if u.deploymentRestored { r.revision = u.liveRevision }
+        r.outcome = .aborted(reason: reason)
+        return r
     }
 
     /// Writes one object; returns what happened and the mode that worked.
@@ -233,16 +343,6 @@ public struct KubeDeployer: Sendable {
     func missing(_ r: KubeResponse, res: KubeResource) -> KubeError {
         if r.json?.at("details", "kind")?.string == "namespaces" { return .namespaceMissing(namespace) }
         return .resourceTypeMissing(apiVersion: res.apiVersion, kind: res.kind, server: client.config.server)
-    }
-
-    func restoreConfigMap(_ o: KubeObject, data: JSONValue) async throws(KubeError) {
-        var patchData = data.object ?? [:]
-        for k in (JSONValue(o.value)["data"]?.object ?? [:]).keys where patchData[k] == nil { patchData[k] = .null }
-        let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
-        _ = try await client.request("PATCH", res.path(name: o.name, namespace: namespace)
-                                     + KubePath.query([("fieldManager", Self.fieldManager)]),
-                                     json: .object(["data": .object(patchData)]),
-                                     contentType: "application/merge-patch+json", what: "configmap/\(o.name)")
     }
 
     // MARK: rollout
@@ -323,6 +423,15 @@ public struct KubeDeployer: Sendable {
         guard let rs = sets.first(where: { $0.revision == target })?.rs, var template = rs.at("spec", "template") else {
             throw .revisionNotFound(deployment: name, revision: target, available: sets.map { $0.revision })
         }
+        // The template's config must still be there (content-named ConfigMaps are collected once
+        // no retained revision uses them; one from before that, or deleted by hand, may be gone).
+        let configMaps = ConfigHistory.configMaps(ofTemplate: template)
+        for cm in configMaps {
+            let cmPath = KubeResource(apiVersion: "v1", kind: "ConfigMap").path(name: cm, namespace: namespace)
+            if try await client.getIfExists(cmPath, what: "configmap/\(cm)") == nil {
+                throw .configMapMissing(deployment: name, revision: target, configMap: cm)
+            }
+        }
         if var labels = template.at("metadata", "labels")?.object {
             labels["pod-template-hash"] = nil
             template["metadata"]?["labels"] = .object(labels)
@@ -341,7 +450,7 @@ public struct KubeDeployer: Sendable {
             let f = RolloutFailure(deployment: name, revision: snap.revision, reason: reason, message: message, pods: pods)
             throw .rollbackFailed(deployment: name, toRevision: target, failure: f.description)
         }
-        return RollbackReport(fromRevision: current, toRevision: target, liveRevision: snap.revision)
+        return RollbackReport(fromRevision: current, toRevision: target, liveRevision: snap.revision, configMaps: configMaps)
     }
 
     public func status(_ name: String) async throws(KubeError) -> StatusReport {
@@ -353,27 +462,83 @@ public struct KubeDeployer: Sendable {
         let history = try await replicaSets(of: name).map { rev, rs in
             (revision: rev,
              images: (rs.at("spec", "template", "spec", "containers")?.array ?? []).compactMap { $0["image"]?.string },
+             configMaps: ConfigHistory.configMaps(ofTemplate: rs.at("spec", "template")),
              replicas: rs.at("status", "replicas")?.int ?? 0, ready: rs.at("status", "readyReplicas")?.int ?? 0)
         }
         let pods = snap.state == .complete ? [] : await podsOfLiveRevision(name)
         return StatusReport(snapshot: snap, history: history, pods: pods)
     }
 
-    /// Deletes the objects (reverse apply order); objects already gone are reported, not errors.
+    /// Deletes the objects (reverse apply order), then every other content-named ConfigMap of the
+    /// Deployment (older revisions' config) and the single `<name>-config` of autoglm versions
+    /// before content-named ConfigMaps; objects already gone are reported, not errors.
     public func delete(_ objects: [KubeObject]) async throws(KubeError) -> [String] {
         var out: [String] = []
+        var done: Set<String> = []
         for o in objects.reversed() {
-            let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
-            let r = try await client.send("DELETE", res.path(name: o.name, namespace: namespace)
-                                          + KubePath.query([("propagationPolicy", "Background")]))
-            let what = "\(o.kind.lowercased())/\(o.name)"
-            switch r.status {
-            case 200, 202: out.append("\(what) deleted")
-            case 404: out.append("\(what) not found")
-            default:
-                throw KubeClient.httpError(status: r.status, body: r.body, method: "DELETE", path: res.path(name: o.name, namespace: namespace),
-                                           config: client.config, what: what)
+            out.append(try await deleteObject(KubeResource(apiVersion: o.apiVersion, kind: o.kind), o.name))
+            done.insert("\(o.kind)/\(o.name)")
+        }
+        let configMaps = KubeResource(apiVersion: "v1", kind: "ConfigMap")
+        for d in objects where d.kind == "Deployment" {
+            for name in try await configMapNames(of: d.name) where !done.contains("ConfigMap/\(name)") {
+                out.append(try await deleteObject(configMaps, name))
+                done.insert("ConfigMap/\(name)")
             }
+            let legacy = "\(d.name)-config"
+            if !done.contains("ConfigMap/\(legacy)"),
+               let cm = try await client.getIfExists(configMaps.path(name: legacy, namespace: namespace), what: "configmap/\(legacy)"),
+               cm.at("metadata", "labels", "app.kubernetes.io/managed-by")?.string == "autoglm",
+               cm.at("metadata", "labels", "app.kubernetes.io/instance")?.string == d.name {
+                out.append(try await deleteObject(configMaps, legacy))
+            }
+        }
+        return out
+    }
+
+    func deleteObject(_ res: KubeResource, _ name: String) async throws(KubeError) -> String {
+        let path = res.path(name: name, namespace: namespace)
+        let r = try await client.send("DELETE", path + KubePath.query([("propagationPolicy", "Background")]))
+        let what = "\(res.kind.lowercased())/\(name)"
+        let line: String
+        switch r.status {
+        case 200, 202: line = "\(what) deleted"
+        case 404: line = "\(what) not found"
+        default:
+            throw KubeClient.httpError(status: r.status, body: r.body, method: "DELETE", path: path, config: client.config, what: what)
+        }
+        progress(.applied(line))
+        return line
+    }
+
+    /// Names of the content-named ConfigMaps of deployment `name` (by the `autoglm.dev/config-of` label).
+    public func configMapNames(of name: String) async throws(KubeError) -> [String] {
+        let list = try await client.get(KubeResource(apiVersion: "v1", kind: "ConfigMap").collectionPath(namespace: namespace)
+                                        + KubePath.query([("labelSelector", "\(KubeRenderer.configOfLabel)=\(name)")]),
+                                        what: "the ConfigMaps of deployment/\(name)")
+        return (list["items"]?.array ?? []).compactMap { $0.at("metadata", "name")?.string }.sorted()
+    }
+
+    /// Deletes the content-named ConfigMaps of deployment `name` that neither its template nor any
+    /// revision the controller retains (`revisionHistoryLimit`, and any ReplicaSet with pods) uses.
+    /// Returns one line per ConfigMap deleted.
+    public func collectConfigMaps(_ name: String) async throws(KubeError) -> [String] {
+        let dep = try await client.get(KubeResource.deployments.path(name: name, namespace: namespace), what: "deployment/\(name)")
+        let sets = try await replicaSets(of: name).compactMap { RevisionConfig(replicaSet: $0.rs) }
+        let doomed = ConfigHistory.collectable(
+            candidates: try await configMapNames(of: name), prefix: KubeRenderer.configMapPrefix(name),
+            deploymentTemplate: dep.at("spec", "template"), sets: sets,
+            currentRevision: RolloutSnapshot.evaluate(dep).revision,
+            historyLimit: dep.at("spec", "revisionHistoryLimit")?.int ?? ConfigHistory.defaultRevisionHistoryLimit)
+        var out: [String] = []
+        let res = KubeResource(apiVersion: "v1", kind: "ConfigMap")
+        for cm in doomed {
+            let path = res.path(name: cm, namespace: namespace)
+            let r = try await client.send("DELETE", path)
+            guard (200..<300).contains(r.status) || r.status == 404 else {
+                throw KubeClient.httpError(status: r.status, body: r.body, method: "DELETE", path: path, config: client.config, what: "configmap/\(cm)")
+            }
+            out.append("configmap/\(cm) deleted (no retained revision of deployment/\(name) uses it)")
             progress(.applied(out[out.count - 1]))
         }
         return out

@@ -38,6 +38,12 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     case noPreviousRevision(deployment: String, current: Int)
     case revisionNotFound(deployment: String, revision: Int, available: [Int])
     case serverTooOld(version: String, minimum: String)
+    /// Preflight found what the apply would need and the cluster lacks; nothing was changed.
+    case preflightFailed(server: String, namespace: String, problems: [String])
+    /// An admission ResourceQuota refused to create the object.
+    case quotaExceeded(what: String, detail: String)
+    /// A revision's pod template refers to a ConfigMap that no longer exists.
+    case configMapMissing(deployment: String, revision: Int, configMap: String)
 
     public var description: String {
         switch self {
@@ -99,6 +105,13 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
             return "deployment/\(deployment) has no revision \(revision) (kept: \(available.map(String.init).joined(separator: ", "))); pick one of those with --to-revision"
         case .serverTooOld(let version, let minimum):
             return "the API server runs Kubernetes \(version); autoglm deploys to \(minimum) or later, upgrade the cluster"
+        case .preflightFailed(let server, let namespace, let problems):
+            return "preflight against \(server) (namespace '\(namespace)') failed, nothing was changed:\n"
+                + problems.map { "  - " + $0 }.joined(separator: "\n")
+        case .quotaExceeded(let what, let detail):
+            return "\(what) was refused by a ResourceQuota of the namespace (\(detail)); raise the quota ('kubectl describe resourcequota') or turn the object off in autoglm.yaml"
+        case .configMapMissing(let deployment, let revision, let configMap):
+            return "revision \(revision) of deployment/\(deployment) uses configmap/\(configMap), which no longer exists; apply that revision's autoglm.yaml again ('autoglm deploy apply') instead of rolling back to it"
         }
     }
 

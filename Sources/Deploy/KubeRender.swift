@@ -109,9 +109,7 @@ public enum KubeRenderer {
         objects.append(object("v1", "ServiceAccount", spec.name, spec, extra: [
             YAMLField("automountServiceAccountToken", .bool(false)),
         ]))
-        objects.append(object("v1", "ConfigMap", configMapName(spec), spec, extra: [
-            YAMLField("data", .obj(("autoglm.yaml", .string(configYAML)))),
-        ]))
+        objects.append(configMap(spec, configYAML: configYAML))
         // backend openai downloads nothing: no model cache (and no claim to provision).
         if case .pvc(let name, let size, let storageClass) = spec.modelCache, spec.backend.type != .openai {
             let access = maxReplicas > 1 ? "ReadWriteMany" : "ReadWriteOnce"
@@ -171,7 +169,34 @@ public enum KubeRenderer {
 
     // MARK: pieces
 
-    static func configMapName(_ spec: Spec) -> String { "\(spec.name)-config" }
+    /// Label on every content-named ConfigMap of a spec (value: the spec's name), so `apply` can
+    /// list them to garbage-collect the ones no retained revision uses, and `delete` can find them all.
+    public static let configOfLabel = "autoglm.dev/config-of"
+
+    /// `<name>-config-<fnv1a64 of the config>`: one immutable ConfigMap per distinct config, so a
+    /// config change is a pod template change (a new ReplicaSet revision), and rolling the template
+    /// back rolls the config back with it.
+    public static func configMapName(_ spec: Spec, configYAML: String) -> String {
+        configMapPrefix(spec.name) + fnv1a64Hex(configYAML)
+    }
+
+    /// `<name>-config-`: what every content-named ConfigMap of deployment `name` starts with.
+    public static func configMapPrefix(_ name: String) -> String { "\(name)-config-" }
+
+    static func configMap(_ spec: Spec, configYAML: String) -> KubeObject {
+        let name = configMapName(spec, configYAML: configYAML)
+        var labels: [YAMLField] = []
+        if case .map(let f) = Self.labels(spec) { labels = f }
+        labels.append(YAMLField(configOfLabel, .string(spec.name)))
+        let value: YAMLValue = .map([
+            YAMLField("apiVersion", .string("v1")),
+            YAMLField("kind", .string("ConfigMap")),
+            YAMLField("metadata", .obj(("name", .string(name)), ("labels", .map(labels)))),
+            YAMLField("immutable", .bool(true)),
+            YAMLField("data", .obj(("autoglm.yaml", .string(configYAML)))),
+        ])
+        return KubeObject(apiVersion: "v1", kind: "ConfigMap", name: name, value: value)
+    }
 
     static func apiKeyEnvName(_ index: Int) -> String { "AUTOGLM_API_KEY_\(index)" }
 
@@ -423,7 +448,7 @@ public enum KubeRenderer {
             ("initContainers", pulls ? .list([pull]) : nil),
             ("containers", .list(containers)),
             ("volumes", .list([
-                .obj(("name", .string("config")), ("configMap", .obj(("name", .string(configMapName(spec)))))),
+                .obj(("name", .string("config")), ("configMap", .obj(("name", .string(configMapName(spec, configYAML: configYAML)))))),
                 usesModels ? modelsVolume : nil,
                 .obj(("name", .string("tmp")), ("emptyDir", .map([]))),
                 type == .vllm ? .obj(("name", .string("shm")), ("emptyDir", .obj(("medium", .string("Memory"))))) : nil,
@@ -436,13 +461,12 @@ public enum KubeRenderer {
                 ("selector", .obj(("matchLabels", selectorLabels(spec)))),
                 ("strategy", strategy),
                 ("template", .obj(
-                    ("metadata", .obj(("labels", labels(spec)),
-                                      ("annotations", .obj(("autoglm.dev/config-hash", .string(fnv1a64Hex(configYAML))))))),
+                    ("metadata", .obj(("labels", labels(spec)))),
                     ("spec", podSpec))))),
         ])
     }
 
-    /// FNV-1a 64-bit, hex: a stable config checksum so a ConfigMap change rolls the pods.
+    /// FNV-1a 64-bit, hex: the stable checksum in the ConfigMap's name (a config change rolls the pods).
     static func fnv1a64Hex(_ s: String) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in s.utf8 {

@@ -249,10 +249,16 @@ extension Deploy {
         static let configuration = CommandConfiguration(
             abstract: "Apply the spec to a Kubernetes cluster, watch the rollout, roll back automatically on failure.",
             discussion: """
-            Renders the manifests for the server's Kubernetes version, writes each object (server-side \
-            apply with field manager 'autoglm' where supported, create/replace otherwise), then follows \
-            the Deployment's rollout. If the rollout fails (e.g. ProgressDeadlineExceeded) the previous \
-            revision's pod template is restored and the command exits 1, naming the failing pods.
+            Renders the manifests for the server's Kubernetes version and checks, before changing \
+            anything, that the cluster serves every object's kind (e.g. the ServiceMonitor CRD) and \
+            that you may do what apply does (SelfSubjectAccessReviews). Then writes each object \
+            (server-side apply with field manager 'autoglm' where supported, create/replace \
+            otherwise; the config is an immutable ConfigMap named after its content, so a config \
+            change is a new revision) and follows the Deployment's rollout. If the rollout fails \
+            (e.g. ProgressDeadlineExceeded), a write is refused or the wait times out, what this \
+            apply changed is undone (the previous revision's pod template and config back, created \
+            objects deleted, changed ones restored) and the command exits 1 saying why and what was \
+            undone. After a healthy rollout, ConfigMaps no retained revision uses are deleted.
             """)
 
         @Argument(help: "The spec file.") var file: String = "autoglm.yaml"
@@ -262,7 +268,7 @@ extension Deploy {
         var kubeVersion: String?
         @Option(name: .customLong("apply-mode"), help: "auto, server-side or client-side (create/replace).")
         var applyMode: String = ApplyMode.auto.rawValue
-        @Flag(name: .customLong("no-rollback"), help: "Leave a failed rollout in place instead of rolling back.")
+        @Flag(name: .customLong("no-rollback"), help: "Leave a failed or timed-out rollout in place instead of rolling back (a refused write is always undone).")
         var noRollback = false
         @Flag(name: .customLong("create-namespace"), help: "Create the namespace if it does not exist.")
         var createNamespace = false
@@ -288,8 +294,8 @@ extension Deploy {
             options.applyMode = mode
             options.autoRollback = !noRollback
             options.timeoutSeconds = timeout
+            options.createNamespace = createNamespace
             let spec = loaded.spec
-            let create = createNamespace
             let forcedVersion = forced
             let opts = options
             let report = try blocking { () async throws(KubeError) -> ApplyReport in
@@ -300,10 +306,6 @@ extension Deploy {
                     }
                     let kv = forcedVersion ?? server
                     LiveLine.shared.say("\(conn.server) (Kubernetes \(git)), namespace \(conn.namespace)")
-                    if create, try await !client.namespaceExists(conn.namespace) {
-                        try await client.createNamespace(conn.namespace)
-                        LiveLine.shared.say("namespace/\(conn.namespace) created")
-                    }
                     let rendered = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: kv))
                     for n in rendered.notes { LiveLine.shared.say("note: " + n) }
                     let deployer = KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
@@ -348,7 +350,7 @@ extension Deploy {
     /// `autoglm deploy rollback [FILE] [--to-revision N]`
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Restore a previous revision's pod template and wait until it is healthy.")
+            abstract: "Restore a previous revision's pod template (with its config) and wait until it is healthy.")
 
         @Argument(help: "The spec file (only its name is used).") var file: String = "autoglm.yaml"
         @Option(name: .long, help: "Apply this environments overlay.") var env: String?
@@ -374,7 +376,7 @@ extension Deploy {
                 }
             }
             LiveLine.shared.finish()
-            Swift.print("deployment/\(deployment): rolled back from revision \(report.fromRevision.map(String.init) ?? "?") to the template of revision \(report.toRevision) (live as revision \(report.liveRevision.map(String.init) ?? "?")); all replicas ready")
+            Swift.print("deployment/\(deployment): rolled back from revision \(report.fromRevision.map(String.init) ?? "?") to the template of revision \(report.toRevision) (live as revision \(report.liveRevision.map(String.init) ?? "?")\(report.configMaps.isEmpty ? "" : ", config " + report.configMaps.joined(separator: ", "))); all replicas ready")
         }
     }
 

@@ -101,10 +101,11 @@ import Deploy
             #expect(after.snapshot.images == ["registry.invalid/autoglm:v1"])
             #expect(after.snapshot.counts.ready == 2 && after.snapshot.counts.updated == 2 && after.snapshot.counts.current == 2)
             #expect(after.history.map { $0.revision } == [3, 2])
-            // ... and so is v1's configuration.
-            let cm = try await client.get("/api/v1/namespaces/\(ns)/configmaps/itest-config")
-            let v1Data = v1.objects.first { $0.kind == "ConfigMap" }.map { JSONValue($0.value)["data"] } ?? nil
-            #expect(cm["data"] == v1Data)
+            // ... and so is v1's configuration: the template mounts v1's ConfigMap, unchanged.
+            let v1Config = try #require(v1.objects.first { $0.kind == "ConfigMap" })
+            let liveConfig = try await Self.liveConfig(client, ns)
+            #expect(liveConfig.name == v1Config.name)
+            #expect(liveConfig.data == JSONValue(v1Config.value)["data"])
         }
     }
 
@@ -126,7 +127,8 @@ import Deploy
             #expect(c.succeeded && c.revision == 2)
 
             let rb = try await deployer.rollback("itest", options: options)
-            #expect(rb == RollbackReport(fromRevision: 2, toRevision: 1, liveRevision: 3))
+            let v1Config = try #require(v1.objects.first { $0.kind == "ConfigMap" }).name
+            #expect(rb == RollbackReport(fromRevision: 2, toRevision: 1, liveRevision: 3, configMaps: [v1Config]))
             let s = try await deployer.status("itest")
             #expect(s.snapshot.images == ["registry.invalid/autoglm:v1"] && s.snapshot.counts.ready == 1)
             #expect(s.summary.contains("revision:   3"))
