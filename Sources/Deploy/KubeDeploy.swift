@@ -192,7 +192,8 @@ public struct KubeDeployer: Sendable {
             do throws(KubeError) {
                 (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
             } catch {
-                let reason = "\(o.kind.lowercased())/\(o.name): \(error.description)"
+                let what = "\(o.kind.lowercased())/\(o.name)"
+                let reason = error.description.hasPrefix(what) ? error.description : "\(what): \(error.description)"
                 progress(.rollingBack("applying \(o.kind.lowercased())/\(o.name) failed; undoing this apply's changes"))
                 return await abort(report, reason: reason, touched: touched, options: options)
             }

@@ -42,8 +42,8 @@ public enum UndoPlan {
     static func controllerOwned(_ key: String) -> Bool { key.hasPrefix("deployment.kubernetes.io/") }
 
     /// The body of a PUT that puts `before` back over `live`: `before`'s labels, annotations and
-    /// content (spec, data, ...), with `live`'s resourceVersion (optimistic concurrency: a third
-    /// party's change in between makes it a 409, not a silent overwrite). Server-owned fields
+    /// content (spec, data, ...), with `live`'s resourceVersion (optimistic concurrency: a change
+    /// in between makes it a 409, and `restore` reads again). Server-owned fields
     /// (status, managedFields, generation, timestamps) are dropped; controller-owned annotations
     /// and a ServiceAccount's token secrets stay as they are live.
     public static func restoreBody(before: JSONValue, live: JSONValue) -> JSONValue {
@@ -134,8 +134,7 @@ extension KubeDeployer {
                         continue
                     }
                     if !UndoPlan.changed(before: before, live: live) { continue }
-                    _ = try await client.request("PUT", path + KubePath.query([("fieldManager", Self.fieldManager)]),
-                                                 json: UndoPlan.restoreBody(before: before, live: live), what: what)
+                    try await restore(path, before: before, live: live, what: what)
                     guard o.kind == "Deployment" else {
                         undone.append("\(what) restored to its previous state")
                         continue
@@ -144,7 +143,8 @@ extension KubeDeployer {
                     let config = ConfigHistory.configMaps(ofTemplate: before.at("spec", "template"))
                     progress(.rollingBack("\(what): restoring the pod template of revision \(previous)"))
                     let deadline = before.at("spec", "progressDeadlineSeconds")?.int ?? 600
-                    let snap = try await waitForRollout(o.name, timeoutSeconds: options.timeoutSeconds ?? deadline + 60,
+                    // Its own budget: the apply may have been stopped by its --timeout running out.
+                    let snap = try await waitForRollout(o.name, timeoutSeconds: max(options.timeoutSeconds ?? 0, deadline + 60),
                                                         pollMs: options.pollIntervalMilliseconds)
                     liveRevision = snap.revision
                     if case .failed(let reason, let message) = snap.state {
@@ -157,10 +157,26 @@ extension KubeDeployer {
                                   + ", live as revision \(snap.revision.map(String.init) ?? "?"), all replicas ready")
                 }
             } catch {
-                failed.append("\(what): \(error.description)")
+                failed.append(error.description.hasPrefix(what) ? error.description : "\(what): \(error.description)")
             }
         }
         return UndoResult(undone: undone, failed: failed, liveRevision: liveRevision, deploymentRestored: deploymentRestored)
+    }
+
+    /// PUTs `before` back over `live`. A 409 means the object changed since it was read — the
+    /// Deployment and ReplicaSet controllers write status and revision annotations all the time —
+    /// so it is read again and the restore retried (a few times).
+    func restore(_ path: String, before: JSONValue, live: JSONValue, what: String) async throws(KubeError) {
+        var current = live
+        for attempt in 0..<5 {
+            let r = try await client.send("PUT", path + KubePath.query([("fieldManager", Self.fieldManager)]),
+                                          body: UndoPlan.restoreBody(before: before, live: current).bytes)
+            if (200..<300).contains(r.status) { return }
+            guard r.status == 409, attempt < 4, let fresh = try await client.getIfExists(path, what: what) else {
+                throw KubeClient.httpError(status: r.status, body: r.body, method: "PUT", path: path, config: client.config, what: what)
+            }
+            current = fresh
+        }
     }
 
     /// Revisions (newest first) of the Deployment whose pod template refers to `configMap`.

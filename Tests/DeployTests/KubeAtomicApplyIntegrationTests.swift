@@ -280,7 +280,7 @@ extension KubeIntegrationTests {
                 Issue.record("expected an aborted apply, got \(second.summary)")
                 return
             }
-            #expect(reason.hasPrefix("horizontalpodautoscaler/itest: "), "\(reason)")
+            #expect(reason.hasPrefix("horizontalpodautoscaler/itest was refused by a ResourceQuota"), "\(reason)")
             #expect(reason.contains("exceeded quota: no-hpa"), "\(reason)")
             #expect(second.objects.contains("deployment/itest configured"), "\(second.objects)")
             #expect(second.objects.contains("configmap/\(cm2) created"), "\(second.objects)")
@@ -315,6 +315,45 @@ extension KubeIntegrationTests {
                 #expect(second.undone.contains { $0.hasPrefix("configmap/\(cm2) kept: revision \(users[0]) of deployment/itest refers to it") },
                         "\(second.undone)")
             }
+        }
+    }
+
+    // A rollout that does not finish within --timeout: the apply is undone (as a refused write is).
+    @Test(.timeLimit(.minutes(3)))
+    func rolloutTimeoutUndoesTheApply() async throws {
+        try await Self.withNamespace("timeout") { client, ns, kv in
+            let deployer = KubeDeployer(client: client, namespace: ns)
+            let v1 = Self.render(try Self.spec(image: "registry.invalid/autoglm:v1", version: "1.0.0"), kv)
+            let v2 = Self.render(try Self.spec(image: "registry.invalid/autoglm:bad-v2", version: "2.0.0"), kv)
+            let first = try await deployer.apply(v1.objects, options: Self.fastOptions)
+            #expect(first.succeeded, "\(first.summary)")
+            var options = Self.fastOptions
+            options.timeoutSeconds = 4  // well inside the 15 s progress deadline: the wait gives up first
+            let second = try await deployer.apply(v2.objects, options: options)
+            guard case .aborted(let reason) = second.outcome else {
+                Issue.record("expected an aborted apply, got \(second.summary)")
+                return
+            }
+            #expect(reason.contains("deployment/itest did not finish rolling out within 4 s"), "\(reason)")
+            let cm1 = try Self.configObject(v1).name
+            #expect(second.undone.contains { $0.hasPrefix("deployment/itest restored to the pod template of revision 1 (configmap \(cm1))") },
+                    "\(second.undone)")
+            #expect(second.undoFailed.isEmpty, "\(second.undoFailed)")
+            let status = try await deployer.status("itest")
+            #expect(status.snapshot.state == .complete)
+            #expect(status.snapshot.images == ["registry.invalid/autoglm:v1"])
+            #expect(try await Self.liveConfig(client, ns).name == cm1)
+
+            // With --no-rollback the timed-out rollout stays, and the timeout is the error.
+            options.autoRollback = false
+            do throws(KubeError) {
+                let r = try await deployer.apply(v2.objects, options: options)
+                Issue.record("expected a rollout timeout, got \(r.summary)")
+            } catch {
+                guard case .rolloutTimeout(let name, let seconds, _) = error else { Issue.record("got \(error)"); return }
+                #expect(name == "itest" && seconds == 4)
+            }
+            #expect(try await Self.liveConfig(client, ns).name == (try Self.configObject(v2).name))
         }
     }
 }
