@@ -416,7 +416,7 @@ public struct KubeDeployer: Sendable {
         let target: Int
         if let toRevision {
             target = toRevision
-        } else if let prev = sets.map { $0.revision }.filter({ $0 < (current ?? Int.max) }).max() {
+        } else if let prev = sets.map(\.revision).filter({ $0 < (current ?? Int.max) }).max() {
             target = prev
         } else {
             throw .noPreviousRevision(deployment: name, current: current ?? 0)

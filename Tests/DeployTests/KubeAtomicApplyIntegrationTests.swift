@@ -103,6 +103,17 @@ extension KubeIntegrationTests {
             #expect(status.snapshot.state == .complete)
             #expect(status.history.map { $0.configMaps } == [[cm1.name], [cm2.name]])
             #expect(status.summary.contains("revision 3: registry.invalid/autoglm:v1, config \(cm1.name)"), "\(status.summary)")
+
+            // A revision whose ConfigMap is gone (deleted by hand) is refused before anything changes.
+            _ = try await client.request("DELETE", "/api/v1/namespaces/\(ns)/configmaps/\(cm2.name)")
+            do throws(KubeError) {
+                let r = try await deployer.rollback("itest", toRevision: 2, options: Self.fastOptions)
+                Issue.record("expected configMapMissing, got \(r)")
+            } catch {
+                #expect(error == .configMapMissing(deployment: "itest", revision: 2, configMap: cm2.name))
+                #expect(error.description.contains("apply that revision's autoglm.yaml again"))
+            }
+            #expect(try await Self.liveConfig(client, ns).name == cm1.name)
         }
     }
 
