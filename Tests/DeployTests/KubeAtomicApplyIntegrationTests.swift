@@ -161,10 +161,22 @@ extension KubeIntegrationTests {
                 if pods > 0 || rev >= 3 { #expect(uses.allSatisfy(kept.contains), "revision \(rev) uses \(uses)") }
             }
 
-            // delete removes every ConfigMap of the Deployment, not only the rendered one.
+            // delete removes every ConfigMap of the Deployment, not only the rendered one, and the
+            // single mutable <name>-config earlier autoglm versions rendered (when it is autoglm's).
+            for (name, instance) in [("itest-config", "itest"), ("other-config", "other")] {
+                _ = try await client.request("POST", "/api/v1/namespaces/\(ns)/configmaps", json: [
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": ["name": .string(name), "labels": [
+                        "app.kubernetes.io/managed-by": "autoglm", "app.kubernetes.io/instance": .string(instance)]],
+                    "data": ["autoglm.yaml": "old"],
+                ])
+            }
             let deleted = try await deployer.delete(v1.objects)
             #expect(deleted.contains("configmap/\(cm3) deleted"), "\(deleted)")
+            #expect(deleted.contains("configmap/itest-config deleted"), "\(deleted)")
             #expect(try await deployer.configMapNames(of: "itest").isEmpty)
+            #expect(try await client.getIfExists("/api/v1/namespaces/\(ns)/configmaps/itest-config") == nil)
+            #expect(try await client.getIfExists("/api/v1/namespaces/\(ns)/configmaps/other-config") != nil)
         }
     }
 
