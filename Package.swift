@@ -46,13 +46,13 @@ let package = Package(
         // KV cache, sampler, generation.
         // Constrained decoding: byte grammars, their matcher and token masks; the JSON Schema,
         // regex and tool-call compilers that produce them.
-        .target(name: "Grammar", dependencies: ["JSON"]),
-        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar"]),
+        .target(name: "Grammar", dependencies: ["JSON", "Core"]),
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar", "Core"]),
         // OpenAI-compatible HTTP API over the engine's scheduler.
         .target(
             name: "Server",
             dependencies: [
-                "JSON", "Engine", "Tokenizers", "Models", "Registry", "Grammar",
+                "JSON", "Engine", "Tokenizers", "Models", "Registry", "Grammar", "Core",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,13 +84,14 @@ let package = Package(
         .target(name: "Registry", dependencies: ["GGUF", "Core", .product(name: "GRDB", package: "GRDB.swift")]),
         // Load generator for OpenAI-compatible servers (streaming; TTFT/TPOT/ITL percentiles, goodput).
         .target(name: "LoadGen", dependencies: [
+            "Core",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
         // Constrained Bayesian optimisation of serving configurations (pure Swift).
-        .target(name: "Optimizer"),
+        .target(name: "Optimizer", dependencies: ["Core"]),
         // The serving layer: each backend (native engine, llama.cpp's llama-server, vLLM, an
         // OpenAI-compatible upstream) knows how to launch or reach its server, its readiness, its
         // metrics, how to stop it, its tunable knobs and their spec fields.
@@ -114,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet", "Core",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

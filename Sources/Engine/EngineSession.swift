@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Models
 
@@ -144,8 +145,8 @@ public final class EngineSession: Sendable {
         let first = t.firstToken ?? finished
         return GenerationResult(promptIDs: request.promptIDs, generatedIDs: ids, finishReason: reason,
                                 cachedTokens: c.cachedTokens,
-                                prefillSeconds: seconds(first - scheduled),
-                                decodeSeconds: t.firstToken == nil ? 0 : seconds(finished - first),
-                                firstTokenSeconds: seconds(first - t.queued), timings: t)
+                                prefillSeconds: (first - scheduled).inSeconds,
+                                decodeSeconds: t.firstToken == nil ? 0 : (finished - first).inSeconds,
+                                firstTokenSeconds: (first - t.queued).inSeconds, timings: t)
     }
 }

@@ -66,8 +66,3 @@ public enum FinishReason: String, Sendable, Codable {
     case length    // max tokens reached
     case cancelled
 }
-
-@inline(__always) func seconds(_ d: Duration) -> Double {
-    let c = d.components
-    return Double(c.seconds) + Double(c.attoseconds) * 1e-18
-}

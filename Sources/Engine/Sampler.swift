@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Grammar
 
@@ -252,8 +253,7 @@ extension Sampler {
         func timedMask() -> TokenMask {
             let t0 = ContinuousClock.now
             let mask = m.mask(vocab)
-            let d = (ContinuousClock.now - t0).components
-            maskSeconds += Double(d.seconds) + Double(d.attoseconds) * 1e-18
+            maskSeconds += (ContinuousClock.now - t0).inSeconds
             return mask
         }
         let p = params

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Grammar
 import Synchronization
@@ -479,7 +480,7 @@ final class EngineLoop {
     /// Sleeps until `deadline` or until a submit, cancel or stop wakes the engine.
     private func holdForBatch(until deadline: ContinuousClock.Instant) {
         let remaining = deadline - clock.now
-        let secs = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) * 1e-18
+        let secs = remaining.inSeconds
         let now = clock.now
         let hold = scheduler.shared.withLock { s -> Bool in
             guard s.inbox.isEmpty && s.cancels.isEmpty && !s.stopping && secs > 0 else { return false }
@@ -556,7 +557,7 @@ final class EngineLoop {
         } catch {
             let msg = "forward pass failed: \(error)"
             for item in plan.items { end(item.id, .error, error: msg) }
-            return StepInfo(sequences: plan.items.count, tokens: 0, seconds: seconds(clock.now - t0))
+            return StepInfo(sequences: plan.items.count, tokens: 0, seconds: (clock.now - t0).inSeconds)
         }
         let now = clock.now
         policy.completed(plan)
@@ -585,7 +586,7 @@ final class EngineLoop {
             policy.append(item.id, token: results[j].token)
             if let reason = results[j].reason { end(item.id, reason) }
         }
-        return StepInfo(sequences: plan.items.count, tokens: plan.tokens, seconds: seconds(now - t0))
+        return StepInfo(sequences: plan.items.count, tokens: plan.tokens, seconds: (now - t0).inSeconds)
     }
 }
 

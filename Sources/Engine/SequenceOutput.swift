@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Grammar
 import Tokenizers
@@ -17,7 +18,6 @@ final class SequenceOutput {
     /// Detokenized text not yet released (could be the start of a stop string), as UTF-8.
     var held: [UInt8] = []
     let stops: [[UInt8]]
-    let maxStop: Int
     var timings: SequenceTimings
     var stopped = false
     /// The grammar's state after the tokens so far (constrained requests only).
@@ -41,7 +41,6 @@ final class SequenceOutput {
             vocabulary = nil
         }
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
-        maxStop = stops.map(\.count).max() ?? 0
         timings = SequenceTimings(queued: queued)
     }
 
@@ -87,7 +86,7 @@ final class SequenceOutput {
                 stopped = true
                 reason = .stop
             } else {
-                let keep = stopPrefixSuffix()
+                let keep = heldBackCount(held, markers: stops)
                 let emit = held.count - keep
                 if emit > 0 {
                     text = String(decoding: held[0..<emit], as: UTF8.self)
@@ -145,22 +144,6 @@ final class SequenceOutput {
             if let r = Self.find(s, in: held), r < (best ?? Int.max) { best = r }
         }
         return best
-    }
-
-    /// Length of the longest suffix of `held` that is a proper prefix of some stop string.
-    func stopPrefixSuffix() -> Int {
-        guard !stops.isEmpty else { return 0 }
-        let maxLen = min(held.count, maxStop - 1)
-        guard maxLen > 0 else { return 0 }
-        for len in stride(from: maxLen, through: 1, by: -1) {
-            let start = held.count - len
-            for s in stops where s.count > len {
-                var ok = true
-                for j in 0..<len where held[start + j] != s[j] { ok = false; break }
-                if ok { return len }
-            }
-        }
-        return 0
     }
 
     static func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Server
 import Spec
@@ -27,8 +28,7 @@ public enum FleetControl {
     static func sample(_ fleet: FleetRouter, since t0: ContinuousClock.Instant) -> FleetSample {
         let w = fleet.pool.takeWindow()
         let l = fleet.pool.load()
-        let d = (ContinuousClock.now - t0).components
-        return FleetSample(time: Double(d.seconds) + Double(d.attoseconds) * 1e-18, replicas: fleet.stableCount, ready: l.ready,
+        return FleetSample(time: (ContinuousClock.now - t0).inSeconds, replicas: fleet.stableCount, ready: l.ready,
                            inFlight: l.inFlight, waiting: l.waiting, arrivals: w.arrivals, finished: w.finished.requests,
                            failed: w.finished.failed, ttftP95: ReplicaPool.Tally.p95(w.finished.ttfts),
                            tpotP95: ReplicaPool.Tally.p95(w.finished.tpots))
@@ -73,8 +73,7 @@ public enum FleetControl {
         while !fleet.isStopped {
             try? await Task.sleep(for: .milliseconds(Int64(pollSeconds * 1000)))
             let (st, ca) = fleet.pool.tallies()
-            let e = (ContinuousClock.now - t0).components
-            let elapsed = Double(e.seconds) + Double(e.attoseconds) * 1e-18
+            let elapsed = (ContinuousClock.now - t0).inSeconds
             switch CanaryJudge.judge(analysis, stable: tally(st), canary: tally(ca), elapsed: elapsed) {
             case .pending(let why):
                 if why != lastNote && Int(elapsed) % 10 == 0 { lastNote = why }

@@ -1,3 +1,4 @@
+import Core
 import JSON
 
 /// One function a request offers the model (`tools[i].function`).
@@ -182,7 +183,7 @@ public struct ToolCallStream: Sendable {
                 continue
             }
             // Hold back a suffix that could begin the marker.
-            let keep = final ? 0 : Self.markerPrefixSuffix(pending, Self.open)
+            let keep = final ? 0 : heldBackCount(Array(pending.suffix(Self.open.count)), markers: [Array(Self.open)])
             let emit = String(pending.dropLast(keep))
             if !emit.isEmpty { out.append(.content(emit)) }
             pending = String(pending.suffix(keep))
@@ -192,7 +193,7 @@ public struct ToolCallStream: Sendable {
 
     /// `{"name": …, "arguments": {…}}` (arguments may also be a JSON string holding the object).
     static func hermesCall(_ body: String, tools: Set<String>) -> ParsedToolCall? {
-        let text = body.trimmed(" \n\t\r")
+        let text = body.trimmingWhitespace()
         guard let v = try? OrderedJSON.parse(text), case .string(let name)? = v["name"], tools.contains(name) else { return nil }
         return call(name, v["arguments"] ?? v["parameters"])
     }
@@ -222,8 +223,8 @@ public struct ToolCallStream: Sendable {
             default:
                 if let nl = lead.firstIndex(of: "\n") {
                     decided = true
-                    inCall = tools.contains(String(lead[..<nl]).trimmed(" \t\r"))
-                } else if !tools.contains(where: { $0.hasPrefix(String(lead).trimmed(" \t\r")) }) {
+                    inCall = tools.contains(String(lead[..<nl]).trimmingWhitespace())
+                } else if !tools.contains(where: { $0.hasPrefix(String(lead).trimmingWhitespace()) }) {
                     decided = true
                 }
             }
@@ -242,7 +243,7 @@ public struct ToolCallStream: Sendable {
     }
 
     func wholeCall(_ text: String) -> ParsedToolCall? {
-        var t = Substring(text.trimmed(" \n\t\r"))
+        var t = Substring(text.trimmingWhitespace())
         switch format {
         case .llama3:
             if t.hasPrefix("<|python_tag|>") { t = t.dropFirst("<|python_tag|>".count) }
@@ -250,29 +251,11 @@ public struct ToolCallStream: Sendable {
             return Self.call(name, v["parameters"] ?? v["arguments"])
         case .glm4:
             guard let nl = t.firstIndex(of: "\n") else { return nil }
-            let name = String(t[..<nl]).trimmed(" \t\r")
+            let name = String(t[..<nl]).trimmingWhitespace()
             guard tools.contains(name), let v = try? OrderedJSON.parse(String(t[t.index(after: nl)...])) else { return nil }
             return Self.call(name, v)
         case .hermes:
             return nil
         }
-    }
-
-    /// Length of the longest suffix of `s` that is a proper prefix of `marker`.
-    static func markerPrefixSuffix(_ s: String, _ marker: String) -> Int {
-        let m = Array(marker), c = Array(s.suffix(marker.count - 1))
-        for len in stride(from: min(c.count, m.count - 1), through: 1, by: -1) where Array(c.suffix(len)) == Array(m.prefix(len)) {
-            return len
-        }
-        return 0
-    }
-}
-
-extension String {
-    fileprivate func trimmed(_ set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s.removeFirst() }
-        while let l = s.last, set.contains(l) { s.removeLast() }
-        return String(s)
     }
 }

@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Synchronization
 import Foundation
@@ -269,7 +270,7 @@ final class Runner: Sendable {
         req.body = .bytes(body)
         let clock = ContinuousClock()
         let start = clock.now
-        func t(_ i: ContinuousClock.Instant) -> Double { seconds(i - start) }
+        func t(_ i: ContinuousClock.Instant) -> Double { (i - start).inSeconds }
         do {
             let resp = try await client.execute(req, timeout: .seconds(Int64(spec.timeoutSeconds.rounded(.up))))
             guard resp.status == .ok else {
@@ -396,11 +397,6 @@ final class Runner: Sendable {
     }
 }
 
-func seconds(_ d: Duration) -> Double {
-    let c = d.components
-    return Double(c.seconds) + Double(c.attoseconds) * 1e-18
-}
-
 /// Next request index for closed-loop workers.
 final class Counter: Sendable {
     private let value = Mutex(0)
@@ -498,7 +494,7 @@ final class Collector: Sendable {
     }
 
     private func live(_ s: State) -> LiveStats {
-        LiveStats(elapsedSeconds: seconds(ContinuousClock.now - t0), total: total, started: s.nStarted,
+        LiveStats(elapsedSeconds: (ContinuousClock.now - t0).inSeconds, total: total, started: s.nStarted,
                   completed: s.completed, failed: s.failed, inFlight: s.nStarted - s.completed - s.failed,
                   outputTokens: s.outputTokens, errors: s.errors, sloMet: s.good, sloMissed: s.bad,
                   ttft: s.ttft.summary, tpot: s.tpot.summary, e2e: s.e2e.summary)
@@ -507,7 +503,7 @@ final class Collector: Sendable {
     func report(model: String) -> LoadReport {
         state.withLock { s in
             var dur = 0.0
-            if let a = s.firstStart, let b = s.lastEnd { dur = Swift.max(0, seconds(b - a)) }
+            if let a = s.firstStart, let b = s.lastEnd { dur = Swift.max(0, (b - a).inSeconds) }
             let per = { (x: Double) in dur > 0 ? x / dur : 0 }
             return LoadReport(ttft: s.ttft.summary, tpot: s.tpot.summary, itl: s.itl.summary, e2e: s.e2e.summary,
                               completed: s.completed, failed: s.failed, errors: s.errors, errorExamples: s.examples,

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 public struct OptimizerOptions: Sendable {
@@ -90,7 +91,7 @@ public enum Optimizer {
             let t0 = clock.now
             let result = await evaluate(config)
             let dt = clock.now - t0
-            let seconds = Double(dt.components.seconds) + Double(dt.components.attoseconds) * 1e-18
+            let seconds = dt.inSeconds
             spent += seconds; ran += 1
             let trial = Trial(index: trials.count, config: config, result: result, origin: origin, seconds: seconds)
             trials.append(trial)

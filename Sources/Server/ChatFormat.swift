@@ -1,3 +1,4 @@
+import Core
 import Tokenizers
 
 /// Renders chat messages into a prompt. Until the Jinja `ChatTemplate` renderer lands in
@@ -42,7 +43,7 @@ struct ChatFormat: Sendable {
         var ranges: [Range<Int>] = []
         for (i, m) in messages.enumerated() where !m.content.isEmpty {
             var found: Range<Int>?
-            for candidate in [m.content, m.content.trimmingSpaces()] where !candidate.isEmpty {
+            for candidate in [m.content, m.content.trimmingWhitespace()] where !candidate.isEmpty {
                 if let r = bytes[cursor...].firstRange(of: Array(candidate.utf8)) { found = r; break }
             }
             if let found {
@@ -84,9 +85,9 @@ struct ChatFormat: Sendable {
                 let role = m.role == "assistant" ? "model" : "user"
                 var content = m.content
                 if role == "user", !pendingSystem.isEmpty { content = pendingSystem + content; pendingSystem = "" }
-                out += "<start_of_turn>\(role)\n\(content.trimmingSpaces())<end_of_turn>\n"
+                out += "<start_of_turn>\(role)\n\(content.trimmingWhitespace())<end_of_turn>\n"
             }
-            if !pendingSystem.isEmpty { out += "<start_of_turn>user\n\(pendingSystem.trimmingSpaces())<end_of_turn>\n" }
+            if !pendingSystem.isEmpty { out += "<start_of_turn>user\n\(pendingSystem.trimmingWhitespace())<end_of_turn>\n" }
             return out + "<start_of_turn>model\n"
         case .chatml:
             var out = ""
@@ -103,11 +104,3 @@ struct ChatFormat: Sendable {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-}

@@ -1,3 +1,4 @@
+import Core
 import Engine
 import Foundation
 import Grammar
@@ -74,7 +75,7 @@ public final class OpenAIServer: Sendable {
 
     func healthz() -> Response {
         let s = scheduler.stats
-        let beat = secs(ContinuousClock.now - s.lastHeartbeat)
+        let beat = (ContinuousClock.now - s.lastHeartbeat).inSeconds
         if s.alive && (s.idle || beat < config.healthTimeout) {
             return json(.ok, ["status": "ok"])
         }
@@ -94,7 +95,7 @@ public final class OpenAIServer: Sendable {
         }
         let s = scheduler.stats
         let busy = s.running + s.waiting > 0
-        let since = secs(ContinuousClock.now - s.lastProgress)
+        let since = (ContinuousClock.now - s.lastProgress).inSeconds
         if s.alive && (!busy || since < config.readyTimeout) {
             return json(.ok, ["status": "ready", "model": .string(config.servedModelName)])
         }
@@ -256,7 +257,7 @@ public final class OpenAIServer: Sendable {
         options.structured = structured
         let compileStart = ContinuousClock.now
         let grammar = try self.grammar(for: structured)
-        if grammar != nil { metrics.grammarCompile.record(secs(ContinuousClock.now - compileStart)) }
+        if grammar != nil { metrics.grammarCompile.record((ContinuousClock.now - compileStart).inSeconds) }
         // The vocabulary as bytes is built once, here (a request-preparation thread), not on the engine.
         if grammar != nil { _ = scheduler.loaded.tokenVocabulary }
         if let m = options.model, m != config.servedModelName {

@@ -1,3 +1,4 @@
+import Core
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes
@@ -266,7 +267,7 @@ public final class ProxyServer: Sendable {
         }
         if (200..<300).contains(status) {
             if let usage { tally(prompt: usage.0, generation: usage.1) }
-            let e2e = secs(ContinuousClock.now - started)
+            let e2e = (ContinuousClock.now - started).inSeconds
             if path != "/v1/models" { metrics.e2e.record(e2e); metrics.success("stop") }
         } else {
             metrics.failure("error")
@@ -290,13 +291,13 @@ public final class ProxyServer: Sendable {
                 self.state.withLock { $0.inFlight -= 1 }
                 let tokens = parser.usage?.completion ?? parser.textChunks
                 var tpot: Double?
-                if let f = first, let l = last, tokens > 1 { tpot = secs(l - f) / Double(tokens - 1) }
+                if let f = first, let l = last, tokens > 1 { tpot = (l - f).inSeconds / Double(tokens - 1) }
                 self.router.release(lease, RouteOutcome(failed: outcome.hasPrefix("upstream"),
-                                                        ttft: first.map { secs($0 - started) }, tpot: tpot))
+                                                        ttft: first.map { ($0 - started).inSeconds }, tpot: tpot))
                 if let u = parser.usage { self.tally(prompt: u.prompt, generation: u.completion) }
                 self.logRequest(path: path, status: 200, started: started, stream: true,
                                 usage: parser.usage.map { ($0.prompt, $0.completion) } ?? (nil, parser.textChunks),
-                                ttft: first.map { secs($0 - started) }, outcome: outcome)
+                                ttft: first.map { ($0 - started).inSeconds }, outcome: outcome)
             }
             func send(_ b: ByteBuffer) async throws {
                 do { try await writer.write(b) } catch { clientGone = true; throw error }
@@ -315,8 +316,8 @@ public final class ProxyServer: Sendable {
                     let text = try parser.feed(chunk, into: &out)
                     if text {
                         let now = ContinuousClock.now
-                        if first == nil { first = now; self.metrics.ttft.record(secs(now - started)) }
-                        else if let l = last { self.metrics.itl.record(secs(now - l)) }
+                        if first == nil { first = now; self.metrics.ttft.record((now - started).inSeconds) }
+                        else if let l = last { self.metrics.itl.record((now - l).inSeconds) }
                         last = now
                     }
                     if out.readableBytes > 0 { try await send(out) }
@@ -326,7 +327,7 @@ public final class ProxyServer: Sendable {
                     try await send(Self.errorEvent("the backend closed the stream before it finished (no [DONE])", code: "upstream_stream_cut"))
                     self.metrics.failure("error")
                 } else {
-                    self.metrics.e2e.record(secs(ContinuousClock.now - started))
+                    self.metrics.e2e.record((ContinuousClock.now - started).inSeconds)
                     self.metrics.success("stop")
                 }
             } catch let m as SSERelay.Malformed {
@@ -363,7 +364,7 @@ public final class ProxyServer: Sendable {
         guard path != "/v1/models" else { return }
         var md: Logger.Metadata = [
             "method": "POST", "path": "\(path)", "status": "\(status)", "stream": "\(stream)",
-            "ms": "\(String(format: "%.1f", secs(ContinuousClock.now - started) * 1000))",
+            "ms": "\(String(format: "%.1f", (ContinuousClock.now - started).inSeconds * 1000))",
         ]
         if let u = usage {
             if let p = u.0 { md["prompt_tokens"] = "\(p)" }

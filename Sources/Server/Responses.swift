@@ -1,3 +1,4 @@
+import Core
 import Engine
 import Foundation
 import Grammar
@@ -134,10 +135,10 @@ extension OpenAIServer {
         var md: Logger.Metadata = [
             "method": "POST", "path": "\(ctx.path)", "status": "\(status)", "id": "\(ctx.id)",
             "stream": "\(ctx.options.stream)", "prompt_tokens": "\(ctx.promptTokens)", "completion_tokens": "\(completion)",
-            "ms": "\(String(format: "%.1f", secs(ContinuousClock.now - ctx.started) * 1000))",
+            "ms": "\(String(format: "%.1f", (ContinuousClock.now - ctx.started).inSeconds * 1000))",
         ]
         if let first = results.compactMap(\.tokenTimes.first).min() {
-            md["ttft_ms"] = "\(String(format: "%.1f", secs(first - ctx.started) * 1000))"
+            md["ttft_ms"] = "\(String(format: "%.1f", (first - ctx.started).inSeconds * 1000))"
         }
         if outcome != "ok" { md["outcome"] = "\(outcome)" }
         logger.info("request", metadata: md)
@@ -421,13 +422,13 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
             if Self.loggedByHandler(context.endpointPath ?? request.uri.path, r.status) { return r }
             logger.info("request", metadata: [
                 "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(r.status.code)",
-                "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",
+                "ms": "\(Int((ContinuousClock.now - t0).inSeconds * 1000))",
             ])
             return r
         } catch {
             logger.info("request", metadata: [
                 "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "error",
-                "error": "\(error)", "ms": "\(Int(secs(ContinuousClock.now - t0) * 1000))",
+                "error": "\(error)", "ms": "\(Int((ContinuousClock.now - t0).inSeconds * 1000))",
             ])
             throw error
         }

@@ -100,12 +100,12 @@ public final class ServerMetrics: Sendable {
             prefixQueries.increment(by: c.promptTokens)
             prefixHits.increment(by: c.cachedTokens)
         }
-        if let s = t.scheduled { queueTime.record(secs(s - t.queued)) }
-        if let f = t.firstToken { ttft.record(secs(f - t.queued)) }
+        if let s = t.scheduled { queueTime.record((s - t.queued).inSeconds) }
+        if let f = t.firstToken { ttft.record((f - t.queued).inSeconds) }
         if tokenTimes.count > 1 {
-            for i in 1..<tokenTimes.count { itl.record(secs(tokenTimes[i] - tokenTimes[i - 1])) }
+            for i in 1..<tokenTimes.count { itl.record((tokenTimes[i] - tokenTimes[i - 1]).inSeconds) }
         }
-        if let e = t.finished { e2e.record(secs(e - t.queued)) }
+        if let e = t.finished { e2e.record((e - t.queued).inSeconds) }
         if c.grammarMasks > 0 {
             grammarMasks.increment(by: c.grammarMasks)
             grammarMaskSeconds.increment(by: c.grammarMaskSeconds)
@@ -135,9 +135,4 @@ public final class ServerMetrics: Sendable {
         }
         return registry.emitToString()
     }
-}
-
-@inline(__always) func secs(_ d: Duration) -> Double {
-    let c = d.components
-    return Double(c.seconds) + Double(c.attoseconds) * 1e-18
 }

@@ -1,3 +1,4 @@
+import Core
 import ArgumentParser
 import Engine
 import Foundation
@@ -124,8 +125,8 @@ struct Bench: AsyncParsableCommand {
         }
         let prefilled = results.reduce(0) { $0 + $1.prefilledTokens }
         let decoded = results.reduce(0) { $0 + $1.generatedIDs.count - 1 }
-        return Round(prefill: Double(prefilled) / max(seconds(lastFirst - scheduled), 1e-9),
-                     decode: Double(decoded) / max(seconds(lastFinished - firstFirst), 1e-9),
+        return Round(prefill: Double(prefilled) / max((lastFirst - scheduled).inSeconds, 1e-9),
+                     decode: Double(decoded) / max((lastFinished - firstFirst).inSeconds, 1e-9),
                      decodePerSeq: results.reduce(0) { $0 + $1.decodeTokensPerSecond } / Double(results.count),
                      cachedTokens: results.reduce(0) { $0 + $1.cachedTokens })
     }
@@ -133,11 +134,6 @@ struct Bench: AsyncParsableCommand {
 
 struct BenchError: Error, CustomStringConvertible {
     let description: String
-}
-
-func seconds(_ d: Duration) -> Double {
-    let c = d.components
-    return Double(c.seconds) + Double(c.attoseconds) * 1e-18
 }
 
 func median(_ xs: [Double]) -> Double {
