@@ -36,3 +36,6 @@ bash scripts/check-vllm-flags.sh
 bash scripts/test-pull-processes.sh
 # The pod `deploy render` describes: its init container's pull and its server's `serve --config`.
 bash scripts/test-pod-commands.sh
+# The same pod inside the Containerfile's runtime stage (Debian minbase + its packages, built with
+# mmdebstrap and chroot, cached): the image carries every library the binaries link.
+IMAGE_ROOTFS=1 bash scripts/test-pod-commands.sh
