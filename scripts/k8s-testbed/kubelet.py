@@ -34,8 +34,11 @@
   after its grace period, its network torn down, then it is deleted with grace 0.
 - Stop (SIGTERM/SIGINT): every pod process is killed, every pod netns/veth, the bridge and the
   mount-point stubs are removed. `kubelet.py --cleanup` does the same for a kubelet that died.
-Every container process carries AUTOGLM_TESTBED_POD_UID=<pod uid> in its environment (tests look
-for leftover processes with it). Needs root and iproute2 (`ip`), util-linux (`unshare`, `nsenter`).
+Every container process carries AUTOGLM_TESTBED_POD_UID=<pod uid> (tests look for leftover
+processes with it) and AUTOGLM_TESTBED_CONTAINER=<uid>/<container>/<start> in its environment: a
+stopped container's processes are found by it even when they left its process group. The binaries
+are run through hard links (or copies) under $KUBELET_RUN_DIR/bin, so a pod volume mounted over
+their directory (an emptyDir on /tmp) does not hide them. Needs root and iproute2 (`ip`), util-linux (`unshare`, `nsenter`).
 
 Environment: KUBECONFIG (the test API server), KUBELET_NODE_NAME (testbed-node-1), KUBELET_BRIDGE,
 KUBELET_POD_CIDR, KUBELET_RUN_DIR (./kubelet-run), KUBELET_BACKOFF_SECONDS (10), KUBELET_POLL (0.5),
@@ -55,6 +58,7 @@ POLL = float(os.environ.get("KUBELET_POLL", "0.5"))
 STOP_GRACE = float(os.environ.get("KUBELET_STOP_GRACE", "3"))
 FAIL_IMAGE_RE = re.compile(os.environ.get("FAIL_IMAGE_RE", r":(bad|broken|fail)[^/]*$"))
 MARKER = "AUTOGLM_TESTBED_POD_UID"
+CONTAINER_MARKER = "AUTOGLM_TESTBED_CONTAINER"
 NETNS_PREFIX = BRIDGE + "-"
 GATEWAY = str(next(CIDR.hosts()))
 IMAGE_LLAMA_SERVER = "/usr/local/bin/llama-server"
@@ -100,39 +104,32 @@ SH = shutil.which("sh") or "/bin/sh"
 # processes, network
 
 
-def children_map():
-    kids = {}
+def marked_pids(entry):
+    """Live processes whose environment holds `entry` ("NAME=value"): what a container started,
+    wherever it went (its own process group, reparented)."""
+    needle = entry.encode()
+    out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    out.append(int(d))
+        except OSError:
             continue
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def descendants(pid):
-    kids, out, todo = children_map(), [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
     return out
 
 
-def signal_tree(pid, sig):
-    """Signals a container's process group and every descendant (those that left the group too)."""
-    targets = descendants(pid)
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for p in [pid] + targets:
+def signal_container(proc, entry, sig):
+    """Signals a container: its process group while its main process is not reaped, and every
+    process carrying its marker."""
+    if proc is not None and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in marked_pids(entry):
         try:
             os.kill(p, sig)
         except (ProcessLookupError, PermissionError):
@@ -687,6 +684,9 @@ class PodWorker(threading.Thread):
         env[MARKER] = self.uid
         return env
 
+    def container_marker(self, c):
+        return f"{CONTAINER_MARKER}={self.uid}/{c.name}/{c.instance}"
+
     def argv(self, c, env):
         spec = c.spec
         # The autoglm image: ENTRYPOINT ["autoglm"], CMD ["serve", "--config", "/etc/autoglm/autoglm.yaml"].
@@ -736,6 +736,7 @@ class PodWorker(threading.Thread):
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             c.next_start = time.monotonic() + 2
             return
+        env[CONTAINER_MARKER] = f"{self.uid}/{c.name}/{c.instance + 1}"  # this start's marker (container_marker)
         c.log_path = os.path.join(self.log_dir, c.name + ".log")
         logf = open(c.log_path, "ab")
         if self.host_network:
@@ -780,7 +781,7 @@ class PodWorker(threading.Thread):
         code = c.proc.returncode
         if code < 0:
             code = 128 - code
-        signal_tree(c.proc.pid, signal.SIGKILL)  # leftovers of its tree
+        signal_container(None, self.container_marker(c), signal.SIGKILL)  # leftovers of its tree
         reason = c.exit_reason or ("Completed" if code == 0 else "Error")
         c.last_state = {"terminated": {"exitCode": code, "reason": reason, "startedAt": c.started_at,
                                        "finishedAt": now(), "containerID": f"testbed://{c.name}-{c.instance}"}}
@@ -968,14 +969,14 @@ class PodWorker(threading.Thread):
     def kill_containers(self, cs, grace):
         live = [c for c in cs if c.proc is not None and c.proc.poll() is None]
         for c in live:
-            signal_tree(c.proc.pid, signal.SIGTERM)
+            signal_container(c.proc, self.container_marker(c), signal.SIGTERM)
         deadline = time.monotonic() + max(0.0, float(grace))
         while time.monotonic() < deadline and any(c.proc.poll() is None for c in live):
             time.sleep(0.1)
         for c in live:
             if c.proc.poll() is None:
                 log(f"pod {self.ns}/{self.pod_name}: container {c.name} still runs after {grace} s: SIGKILL")
-            signal_tree(c.proc.pid, signal.SIGKILL)
+            signal_container(c.proc, self.container_marker(c), signal.SIGKILL)
             try:
                 c.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -988,6 +989,11 @@ class PodWorker(threading.Thread):
                 c.proc = None
 
     def teardown(self):
+        for p in marked_pids(f"{MARKER}={self.uid}"):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if not self.host_network:
             kill_netns_processes(self.netns)
             run(IP, "netns", "delete", self.netns, check=False)
