@@ -233,7 +233,8 @@ import Deploy
             let pods = try await Self.pods(client, ns)
             #expect(pods.count == 2)
             for p in pods {
-                #expect(KubeCondition.list(p.at("status", "conditions")).contains { $0.type == "Ready" && $0.status == "True" }, "\(p)")
+                let conditions = (p.at("status", "conditions")?.array ?? []).map(KubeCondition.init)
+                #expect(conditions.contains { $0.type == "Ready" && $0.status == "True" }, "\(p)")
             }
             let podIPs = Set(pods.compactMap { $0.at("status", "podIP")?.string })
             #expect(podIPs.count == 2, "\(pods.map { $0.at("status", "podIP") })")
