@@ -765,6 +765,11 @@ class PodWorker(threading.Thread):
         log(f"pod {self.ns}/{self.pod_name}: container {c.name} started (pid {c.proc.pid}): "
             f"{' '.join(shlex.quote(a) for a in argv)}; log {c.log_path}")
 
+    @staticmethod
+    def pull_backoff_message(c):
+        image = c.spec.get("image", "")
+        return f'Back-off pulling image "{image}" ({image_problem(image)})'
+
     def tail(self, path, n=5):
         try:
             with open(path, "rb") as f:
@@ -884,7 +889,7 @@ class PodWorker(threading.Thread):
             if t >= c.next_start:
                 self.start_container(c)
             elif "ErrImagePull" == c.state.get("waiting", {}).get("reason") and t - getattr(c, "pull_failed_at", t) > 1:
-                c.state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c.spec.get("image", "")}"'}}
+                c.state = {"waiting": {"reason": "ImagePullBackOff", "message": self.pull_backoff_message(c)}}
             return
         # Main containers.
         for c in self.mains:
@@ -899,7 +904,7 @@ class PodWorker(threading.Thread):
             if t >= c.next_start:
                 self.start_container(c)
             elif "ErrImagePull" == c.state.get("waiting", {}).get("reason") and t - getattr(c, "pull_failed_at", t) > 1:
-                c.state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c.spec.get("image", "")}"'}}
+                c.state = {"waiting": {"reason": "ImagePullBackOff", "message": self.pull_backoff_message(c)}}
         if self.mains and all(c.done for c in self.mains):
             codes = [c.state.get("terminated", {}).get("exitCode", 0) for c in self.mains]
             self.phase_final = "Succeeded" if all(x == 0 for x in codes) else "Failed"
