@@ -86,9 +86,9 @@ def preflight():
     problems = []
     if os.geteuid() != 0:
         problems.append("it must run as root (it creates network namespaces, veth pairs, a bridge and mounts)")
-    for tool in ("ip", "unshare", "nsenter", "mount"):
+    for tool, package in (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux"), ("mount", "mount")):
         if not shutil.which(tool):
-            problems.append(f"'{tool}' is not on PATH (install iproute2 / util-linux / mount)")
+            problems.append(f"'{tool}' is not on PATH (install {package})")
     if problems:
         print("kubelet.py cannot run: " + "; ".join(problems), file=sys.stderr, flush=True)
         sys.exit(1)
@@ -242,8 +242,15 @@ POOL = IPPool()
 # ---------------------------------------------------------------------------------------------
 # API access (raw JSON: camelCase keys as in the API)
 
-from kubernetes import client, config  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+# Root and the tools first: without them nothing else matters.
+preflight()
+try:
+    from kubernetes import client, config  # noqa: E402
+    from kubernetes.client.rest import ApiException  # noqa: E402
+except ImportError:
+    print("kubelet.py cannot run: the Python 'kubernetes' client is missing: python3 -m pip install kubernetes "
+          "(scripts/k8s-testbed.sh start installs it)", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 v1 = None
 
@@ -1116,7 +1123,6 @@ class Kubelet:
 
 
 def main():
-    preflight()
     if sys.argv[1:] == ["--cleanup"]:
         cleanup_host()
         return
