@@ -39,7 +39,7 @@ if [ "${IMAGE_ROOTFS:-0}" = 1 ]; then
   REF="/seed/$(basename "$MODEL")"
   ls -A "$ROOT/home/autoglm" > "$WORK/home-before"
 fi
-echo "=== pod with backend: $1${ROOT:+ (in the image's runtime stage)}"
+echo "=== pod with backend: $1${ROOT:+ (inside the image runtime stage)}"
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 SECRET="k-$RANDOM$RANDOM"
