@@ -72,7 +72,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
-            "JSON", "Spec", "Backends",
+            "JSON", "Spec", "Backends", "Core",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),

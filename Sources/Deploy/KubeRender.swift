@@ -1,3 +1,4 @@
+import Core
 import Spec
 import Backends
 
@@ -467,15 +468,7 @@ public enum KubeRenderer {
     }
 
     /// FNV-1a 64-bit, hex: the stable checksum in the ConfigMap's name (a config change rolls the pods).
-    static func fnv1a64Hex(_ s: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01B3
-        }
-        let hex = String(h, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
+    static func fnv1a64Hex(_ s: String) -> String { Core.fnv1a64Hex(s) }
 }
 
 extension RenderResult {

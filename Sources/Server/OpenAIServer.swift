@@ -31,6 +31,9 @@ public final class OpenAIServer: Sendable {
     let drainExpired = Flag()
     /// Finished `/v1/responses` answers, for `previous_response_id` and `GET /v1/responses/{id}`.
     let responseStore = ResponseStore(capacity: 1000, ttl: .seconds(3600))
+    /// OpenAI's `system_fingerprint`: names the serving configuration (the served name and the
+    /// weights: file name, tensor count and bytes), so a client can tell when it changed.
+    let systemFingerprint: String
 
     public init(scheduler: Scheduler, config: ServerConfig, logger: Logger) {
         self.scheduler = scheduler
@@ -39,6 +42,9 @@ public final class OpenAIServer: Sendable {
         tokenizer = scheduler.loaded.tokenizer
         chat = ChatFormat(tokenizer: scheduler.loaded.tokenizer)
         toolFormat = ToolCallFormat.detect(template: scheduler.loaded.tokenizer.chatTemplate)
+        let file = scheduler.loaded.file
+        let weights = "\(file.path.split(separator: "/").last ?? "")|\(file.tensors.count)|\(file.tensors.reduce(0) { $0 + $1.byteCount })"
+        systemFingerprint = "fp_" + fnv1a64Hex(config.servedModelName + "|" + weights).prefix(12)
         let m = ServerMetrics(modelName: config.servedModelName)
         metrics = m
         scheduler.setStepObserver { info in m.step(info) }

@@ -59,6 +59,7 @@ extension OpenAIServer {
         let body: JSONValue = [
             "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion" : "text_completion"),
             "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": .array(choices),
+            "system_fingerprint": .string(systemFingerprint),
             "usage": usage(ctx.promptTokens, completionTokens, cached: cachedTokens(ctx, results)),
         ]
         logRequest(ctx, status: 200, results)
@@ -255,7 +256,7 @@ extension OpenAIServer {
                     let job = ctx.jobs[k]
                     var chunks: [JSONValue] = []
                     if ctx.chat && !started[k] {
-                        chunks.append(self.chunk(ctx, job.index, ["role": "assistant", "content": ""], lp: nil, finish: .null))
+                        chunks.append(self.chunk(ctx, job.index, ["role": "assistant", "content": .null], lp: nil, finish: .null))
                     }
                     if !ctx.chat && !started[k] && !job.echo.isEmpty {
                         chunks.append(self.chunk(ctx, job.index, .string(job.echo), lp: nil, finish: .null))
@@ -299,7 +300,7 @@ extension OpenAIServer {
                     let ct = results.reduce(0) { $0 + ($1.completion?.completionTokens ?? 0) }
                     let u: JSONValue = ["id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion.chunk" : "text_completion"),
                                         "created": .int(ctx.created), "model": .string(self.config.servedModelName),
-                                        "choices": [], "usage": self.usage(ctx.promptTokens, ct, cached: self.cachedTokens(ctx, results))]
+                                        "system_fingerprint": .string(self.systemFingerprint), "choices": [], "usage": self.usage(ctx.promptTokens, ct, cached: self.cachedTokens(ctx, results))]
                     try await writer.write(ByteBuffer(string: "data: \(u.serialized())\n\n"))
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
@@ -369,6 +370,7 @@ extension OpenAIServer {
         var o: [String: JSONValue] = [
             "id": .string(ctx.id), "object": .string(ctx.chat ? "chat.completion.chunk" : "text_completion"),
             "created": .int(ctx.created), "model": .string(config.servedModelName), "choices": [.object(choice)],
+            "system_fingerprint": .string(systemFingerprint),
         ]
         if ctx.options.includeUsage { o["usage"] = .null }
         return .object(o)

@@ -43,7 +43,7 @@ struct StructuredOptions: Sendable {
 extension RequestParser {
     /// Keys whose values need their object key order (schemas): the body is parsed a second time,
     /// order-preserving, only when one of them is present.
-    static let orderedKeys = ["response_format", "guided_json", "tools"]
+    static let orderedKeys = ["response_format", "guided_json", "json_schema", "tools"]
 
     static func structured(_ body: JSONValue, raw: [UInt8], chat: Bool) throws(APIError) -> StructuredOptions {
         var s = StructuredOptions()
@@ -63,7 +63,15 @@ extension RequestParser {
             switch type {
             case "text": break
             case "json_object":
-                s.format = .jsonObject
+                // llama.cpp's extension: a `schema` beside json_object constrains the object by it.
+                if let schema = ordered?["response_format"]?["schema"] {
+                    guard schema.isObject || schema.bool != nil else {
+                        throw .invalid("'response_format.schema' must be a JSON Schema object", param: "response_format")
+                    }
+                    s.format = .jsonSchema(schema, strict: false)
+                } else {
+                    s.format = .jsonObject
+                }
                 formats.append("response_format")
             case "json_schema":
                 guard let js = ordered?["response_format"]?["json_schema"] else {
@@ -77,17 +85,19 @@ extension RequestParser {
                                param: "response_format", code: "invalid_value")
             }
         }
-        if let gj = r.present("guided_json") {
-            var schema = ordered?["guided_json"] ?? .null
+        // vLLM's guided_json and llama.cpp's top-level json_schema: a schema (or its JSON text).
+        for key in ["guided_json", "json_schema"] {
+            guard let gj = r.present(key) else { continue }
+            var schema = ordered?[key] ?? .null
             if case .string(let text) = gj {
                 do { schema = try OrderedJSON.parse(Array(text.utf8)) } catch {
-                    throw .invalid("'guided_json' is a string that is not JSON: \(error)", param: "guided_json")
+                    throw .invalid("'\(key)' is a string that is not JSON: \(error)", param: key)
                 }
             }
-            guard schema.isObject || schema.bool != nil else { throw .wrongType("guided_json", expected: "a JSON Schema object", got: gj) }
+            guard schema.isObject || schema.bool != nil else { throw .wrongType(key, expected: "a JSON Schema object", got: gj) }
             s.format = .jsonSchema(schema, strict: false)
-            s.formatParam = "guided_json"
-            formats.append("guided_json")
+            s.formatParam = key
+            formats.append(key)
         }
         if let p = try r.string("guided_regex") {
             s.format = .regex(p)
@@ -110,7 +120,7 @@ extension RequestParser {
                            param: unsupported, code: "unsupported_parameter")
         }
         guard formats.count <= 1 else {
-            throw .invalid("give at most one of response_format (json), guided_json, guided_regex and guided_choice; this request sets \(formats.joined(separator: ", "))",
+            throw .invalid("give at most one of response_format (json), guided_json (or json_schema), guided_regex and guided_choice; this request sets \(formats.joined(separator: ", "))",
                            param: formats[1])
         }
         try tools(r, ordered: ordered, chat: chat, into: &s)

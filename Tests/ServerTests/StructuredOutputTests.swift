@@ -60,6 +60,12 @@ import Testing
             ("/v1/chat/completions", #"{"messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{oops"}}]}]}"#, "messages"),
             ("/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x", "tool_calls": []}]}"#, "messages"),
             ("/v1/completions", #"{"prompt": "x", "tools": [\#(Self.weather)]}"#, "tools"),
+            // llama.cpp's extensions: a schema beside json_object, a top-level json_schema.
+            ("/v1/chat/completions", #"{\#(msgs), "response_format": {"type": "json_object", "schema": 123}}"#, "response_format"),
+            ("/v1/chat/completions", #"{\#(msgs), "response_format": {"type": "json_object", "schema": {"type": "hiccup"}}}"#, "response_format"),
+            ("/v1/chat/completions", #"{\#(msgs), "json_schema": 5}"#, "json_schema"),
+            ("/v1/chat/completions", #"{\#(msgs), "json_schema": {"type": 123}}"#, "json_schema"),
+            ("/v1/chat/completions", #"{\#(msgs), "json_schema": {"const": 1}, "guided_json": {"const": 1}}"#, "json_schema"),
         ]
         try await app.test(.router) { c in
             for (path, body, param) in cases {
@@ -150,6 +156,29 @@ import Testing
             }
             let (_, v3, text3) = try await post(c, "/v1/chat/completions", #"{\#(msgs), "response_format": {"type": "json_object"}}"#)
             #expect(JSONValue.parse(v3?["choices"]?.array?.first?["message"]?["content"]?.string ?? "")?.object != nil, "\(text3)")
+            // OpenAI's system_fingerprint names the configuration: the same on every answer of one server.
+            let fingerprint = v3?["system_fingerprint"]?.string ?? ""
+            #expect(fingerprint.hasPrefix("fp_") && fingerprint.count == 15, "\(text3)")
+            // llama.cpp's extensions: json_object with a schema, a top-level json_schema.
+            for extra in [#""response_format": {"type": "json_object", "schema": {"const": "42"}}"#, #""json_schema": {"const": "42"}"#] {
+                let (st, v5, text5) = try await post(c, "/v1/chat/completions", #"{\#(msgs), \#(extra)}"#)
+                #expect(st == .ok && v5?["choices"]?.array?.first?["message"]?["content"]?.string == #""42""#, "\(extra) → \(text5)")
+            }
+            // A stream: every chunk carries the fingerprint; no delta has empty content (the role
+            // chunk's content is null, as llama.cpp's test client requires); the text is JSON.
+            let (_, _, sse) = try await post(c, "/v1/chat/completions", #"{\#(msgs), "response_format": {"type": "json_object"}, "stream": true}"#)
+            var streamed = "", chunks = 0
+            for line in sse.split(separator: "\n") where line.hasPrefix("data: {") {
+                let chunk = JSONValue.parse(String(line.dropFirst(6)))
+                chunks += 1
+                #expect(chunk?["system_fingerprint"]?.string == fingerprint, "\(line)")
+                let delta = chunk?["choices"]?.array?.first?["delta"]
+                if let text = delta?["content"]?.string {
+                    #expect(!text.isEmpty, "\(line)")
+                    streamed += text
+                }
+            }
+            #expect(chunks > 2 && JSONValue.parse(streamed)?.object != nil, "\(sse)")
             let (_, v4, text4) = try await post(c, "/v1/completions", #"{"prompt": "The code is ", "guided_regex": "[A-Z]{3}-[0-9]{4}", "max_tokens": 20}"#)
             let code = v4?["choices"]?.array?.first?["text"]?.string ?? ""
             #expect(code.wholeMatch(of: /[A-Z]{3}-[0-9]{4}/) != nil, "\(text4)")
