@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "JSON", "Engine", "Tokenizers", "Models", "Registry", "Grammar",
+                "JSON", "Core", "Engine", "Tokenizers", "Models", "Registry", "Grammar",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -72,7 +72,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
-            "JSON", "Spec", "Backends",
+            "JSON", "Core", "Spec", "Backends",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -134,6 +134,8 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server", "Engine", "Registry", "GGUF",
+                // (the autoscaling objects `deploy render` writes are checked against a real server's /metrics)
+                "Deploy", "Spec", "Core", .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
