@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # A real Kubernetes v1.20 control plane on loopback for the `autoglm deploy apply|status|rollback|delete`
 # integration tests (Tests/DeployTests/KubeIntegrationTests.swift). Wraps scripts/k8s-testbed/ (the
-# control-plane build/start script and the fake kubelet, kept in this repository).
+# control-plane build/start script and the testbed kubelet, kept in this repository).
 #
 #   bash scripts/k8s-testbed.sh build   # once per machine (~8+ min, cached in $K8S_TESTBED_DIR)
+#   export AUTOGLM_BIN="$(swift build -c release --show-bin-path)/autoglm"   # what pods of the autoglm image run
 #   export AUTOGLM_TEST_KUBECONFIG="$(bash scripts/k8s-testbed.sh start)"   # prints only the kubeconfig path
-#   swift test -c release --filter KubeIntegration
+#   swift build -c release --build-tests && swift test -c release --skip-build --filter KubeIntegration
 #   bash scripts/k8s-testbed.sh stop
 #
-# start = etcd + kube-apiserver + controller-manager + scheduler + a fake kubelet (pods become Ready,
-# or never Ready when an image tag starts with :bad / :broken / :fail) + a custom-metrics adapter
-# behind the aggregation layer (scripts/k8s-testbed/metrics-adapter.py, for the HPA). Everything
-# listens on 127.0.0.1 except the adapter (this machine's first non-loopback IPv4, $ADAPTER_PORT).
-# Ports: API_PORT ETCD_PORT ETCD_PEER_PORT KCM_PORT SCHED_PORT ADAPTER_PORT (env, passed through),
-# so several test beds (each its own K8S_TESTBED_DIR) can run side by side.
+# start = etcd + kube-apiserver + controller-manager + scheduler + scripts/k8s-testbed/kubelet.py, a
+# kubelet stand-in whose pods really run as local processes (root needed): one bridge ($KUBELET_BRIDGE,
+# default agl0, on $KUBELET_POD_CIDR, default 10.88.0.0/24), a network namespace per pod, containers of
+# the autoglm image run $AUTOGLM_BIN (and $AUTOGLM_LLAMA_SERVER for llama-server); both are read when
+# a container starts, so the binary may be built after `start`. Images tagged :bad / :broken / :fail
+# (and any image that is not autoglm's) fail with ErrImagePull. The control plane listens on
+# 127.0.0.1; pods are reached through the bridge. Its logs: $K8S_TESTBED_DIR/run/kubelet.log and
+# $K8S_TESTBED_DIR/run/kubelet/logs/NAMESPACE_POD_UID/CONTAINER.log.
+# A second instance beside the default one: K8S_TESTBED_DIR, API_PORT, ETCD_PORT, ETCD_PEER_PORT,
+# KCM_PORT, SCHED_PORT, KUBELET_BRIDGE and KUBELET_POD_CIDR all different.
+# Also a custom-metrics adapter behind the aggregation layer (scripts/k8s-testbed/metrics-adapter.py,
+# for the HPA), listening on this machine's first non-loopback IPv4, $ADAPTER_PORT (default 16445):
+# a second instance needs its own ADAPTER_PORT too.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${K8S_TESTBED_SHARED:-$REPO/scripts/k8s-testbed}"
@@ -21,6 +29,7 @@ export K8S_TESTBED_DIR="${K8S_TESTBED_DIR:-/var/cache/k8s-testbed}"
 ROOT="$K8S_TESTBED_DIR"
 RUN="$ROOT/run"
 BIN="$ROOT/bin"
+NODE="${KUBELET_NODE_NAME:-testbed-node-1}"
 
 log() { echo "[k8s-testbed $(date +%T)] $*" >&2; }
 
@@ -36,7 +45,7 @@ built() {
 
 python_deps() {
   python3 -c 'import kubernetes' 2>/dev/null && return 0
-  log "installing the Python kubernetes client (for the fake kubelet)"
+  log "installing the Python kubernetes client (for the testbed kubelet)"
   if ! python3 -m pip --version >/dev/null 2>&1; then
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >&2
   fi
@@ -61,32 +70,38 @@ api_ok() {
     "https://127.0.0.1:${API_PORT:-16443}/readyz" >/dev/null 2>&1
 }
 
+KUBELET_PID="$RUN/kubelet.pid"
+
 start() {
   need_shared
   built || build
   python_deps
-  # A previous run that was not stopped would hold the ports.
-  if [ -f "$RUN/kube-apiserver.pid" ] || [ -f "$RUN/fake-kubelet.pid" ] || [ -f "$RUN/metrics-adapter.pid" ]; then stop; fi
+  # A previous run that was not stopped would hold the ports (and the bridge).
+  if [ -f "$RUN/kube-apiserver.pid" ] || [ -f "$KUBELET_PID" ] || [ -f "$RUN/metrics-adapter.pid" ]; then stop; fi
   bash "$SHARED/k8s-testbed.sh" start >&2 </dev/null
   local kc="$RUN/kubeconfig"
-  KUBECONFIG="$kc" nohup python3 "$SHARED/fake-kubelet.py" </dev/null >"$RUN/fake-kubelet.log" 2>&1 &
-  echo $! >"$RUN/fake-kubelet.pid"
+  rm -rf "$RUN/kubelet/logs"
+  mkdir -p "$RUN/kubelet"
+  # AUTOGLM_BIN / AUTOGLM_LLAMA_SERVER pass through the environment (read at each container start).
+  KUBECONFIG="$kc" KUBELET_RUN_DIR="$RUN/kubelet" KUBELET_NODE_NAME="$NODE" \
+    nohup python3 "$SHARED/kubelet.py" </dev/null >"$RUN/kubelet.log" 2>&1 &
+  echo $! >"$KUBELET_PID"
   start_metrics_adapter "$kc"
-  # Ready when the API answers and the fake node is Ready (so pods get scheduled).
+  # Ready when the API answers and the node is Ready (so pods get scheduled).
   local i
   for i in $(seq 1 150); do
-    if api_ok && "$BIN/kubectl" --kubeconfig "$kc" get node fake-node-1 \
+    if api_ok && "$BIN/kubectl" --kubeconfig "$kc" get node "$NODE" \
          -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True; then
-      log "API and fake kubelet ready"
+      log "API and kubelet ready (node $NODE, pods on bridge ${KUBELET_BRIDGE:-agl0} ${KUBELET_POD_CIDR:-10.88.0.0/24})"
       echo "$kc"
       return 0
     fi
-    if ! kill -0 "$(cat "$RUN/fake-kubelet.pid")" 2>/dev/null; then
-      log "the fake kubelet exited:"; tail -n 20 "$RUN/fake-kubelet.log" >&2; exit 1
+    if ! kill -0 "$(cat "$KUBELET_PID")" 2>/dev/null; then
+      log "the kubelet exited:"; tail -n 20 "$RUN/kubelet.log" >&2; exit 1
     fi
     sleep 0.2
   done
-  log "timeout waiting for the API server and the fake node"; tail -n 20 "$RUN/kube-apiserver.log" >&2 || true
+  log "timeout waiting for the API server and the node"; tail -n 20 "$RUN/kube-apiserver.log" >&2 || true
   exit 1
 }
 
@@ -155,9 +170,19 @@ stop() {
     kill "$(cat "$RUN/metrics-adapter.pid")" 2>/dev/null || true
     rm -f "$RUN/metrics-adapter.pid"
   fi
-  if [ -f "$RUN/fake-kubelet.pid" ]; then
-    kill "$(cat "$RUN/fake-kubelet.pid")" 2>/dev/null || true
-    rm -f "$RUN/fake-kubelet.pid"
+  # The kubelet first: it kills every pod process and removes the netns, veths and the bridge.
+  if [ -f "$KUBELET_PID" ]; then
+    local pid i
+    pid="$(cat "$KUBELET_PID")"
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "the kubelet did not stop within 30 s: SIGKILL, then its cleanup"
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$KUBELET_PID"
+    # Whatever a killed (or crashed) kubelet left: pod processes, netns, bridge, mount-point stubs.
+    KUBELET_RUN_DIR="$RUN/kubelet" python3 "$SHARED/kubelet.py" --cleanup >&2 || true
   fi
   [ -f "$SHARED/k8s-testbed.sh" ] && bash "$SHARED/k8s-testbed.sh" stop >&2 || true
 }

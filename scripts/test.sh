@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: fetch the real test models (cached outside the repo), start a real
-# Kubernetes control plane on loopback for the deploy integration tests (built once, cached),
+# Kubernetes control plane on loopback for the deploy integration tests (built once, cached; its
+# kubelet stand-in runs the pods as local processes with the release binary below),
 # build, run the whole test suite, then the OpenAI-client integration test against `autoglm serve`. Models go to $AUTOGLM_MODELS (default ~/.cache/autoglm/models).
 # Set AUTOGLM_TEST_KUBECONFIG to use a control plane you started yourself.
 set -euo pipefail
@@ -9,6 +10,11 @@ bash scripts/fetch-models.sh
 # llama.cpp's llama-server, for the optimizer's llamacpp backend test (built once into ~/.cache; slow the first time).
 AUTOGLM_LLAMA_SERVER="$(bash bench/build-llama-server.sh)"
 export AUTOGLM_LLAMA_SERVER
+# The release binary: the Containerfile link test reads it from here, and the test bed's kubelet runs it
+# for pods of the autoglm image. Only its path is needed now: the kubelet reads AUTOGLM_BIN when a
+# container starts, and the binary is built below before any test creates a pod.
+AUTOGLM_BIN="$(swift build -c release --show-bin-path)/autoglm"
+export AUTOGLM_BIN
 if [ -z "${AUTOGLM_TEST_KUBECONFIG:-}" ]; then
   bash scripts/k8s-testbed.sh build
   trap 'bash scripts/k8s-testbed.sh stop' EXIT
@@ -19,9 +25,6 @@ fi
 # the sha256 their committed oracles record; only hashes when they are already there).
 bash scripts/make-test-fixtures.sh
 swift build -c release --build-tests
-# The Containerfile link test reads the binary it checks from here (and llama-server from above).
-AUTOGLM_BIN="$(swift build -c release --show-bin-path)/autoglm"
-export AUTOGLM_BIN
 swift test -c release --skip-build "$@"
 # The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
 # backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.

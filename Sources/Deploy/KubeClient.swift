@@ -65,6 +65,28 @@ public struct KubeResource: Sendable, Equatable {
     public static let events = KubeResource(apiVersion: "v1", kind: "Event")
 }
 
+/// What an API-server proxy request reaches.
+public enum KubeProxyTarget: Sendable, Equatable, CustomStringConvertible {
+    /// One of the Service's ready endpoints, on the Service port `port` (its name or number).
+    case service(String, port: String)
+    /// The pod, on its container port `port`.
+    case pod(String, port: Int)
+
+    var pathSegment: String {
+        switch self {
+        case .service(let name, let port): return "services/\(KubePath.escape(name)):\(KubePath.escape(port))"
+        case .pod(let name, let port): return "pods/\(KubePath.escape(name)):\(port)"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .service(let name, let port): return "service/\(name):\(port)"
+        case .pod(let name, let port): return "pod/\(name):\(port)"
+        }
+    }
+}
+
 enum KubePath {
     static func escape(_ s: String) -> String {
         var allowed = CharacterSet.alphanumerics
@@ -162,13 +184,17 @@ public final class KubeClient: Sendable {
     }
 
     /// Sends one request; throws only for transport failures (any HTTP status comes back).
+    /// `headers` are added to the request (an `Accept` among them replaces the JSON default).
     public func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = nil,
-                     timeoutSeconds: Int? = nil) async throws(KubeError) -> KubeResponse {
+                     timeoutSeconds: Int? = nil, headers: [(String, String)] = []) async throws(KubeError) -> KubeResponse {
         var req = HTTPClientRequest(url: baseURL + path)
         req.method = HTTPMethod(rawValue: method)
-        req.headers.add(name: "Accept", value: "application/json")
+        if !headers.contains(where: { $0.0.lowercased() == "accept" }) {
+            req.headers.add(name: "Accept", value: "application/json")
+        }
         req.headers.add(name: "User-Agent", value: "autoglm")
         if let authorization { req.headers.add(name: "Authorization", value: authorization) }
+        for (name, value) in headers { req.headers.add(name: name, value: value) }
         if let body {
             req.headers.add(name: "Content-Type", value: contentType ?? "application/json")
             req.body = .bytes(ByteBuffer(bytes: body))
@@ -239,6 +265,27 @@ public final class KubeClient: Sendable {
         if r.status == 404 || (200..<300).contains(r.status) { return }
         throw Self.httpError(status: r.status, body: r.body, method: "DELETE", path: "/api/v1/namespaces/\(name)",
                              config: config, what: "namespace/\(name)")
+    }
+
+    // MARK: API-server proxy
+
+    /// `GET path` on a pod or a Service's endpoints through the API server's proxy subresource
+    /// (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`, `.../services/NAME:PORT/proxy/PATH`), so
+    /// it reaches pods from outside the cluster network. Every HTTP answer comes back as it is: the
+    /// pod's own, or the API server's when it cannot reach one (e.g. 503 "no endpoints available
+    /// for service", whose Status message is in the body). Throws only for transport failures.
+    /// (The API server consumes `Authorization`, so an API key cannot travel in that header.)
+    public func proxyGet(_ target: KubeProxyTarget, namespace: String, path: String,
+                         headers: [(String, String)] = [], timeoutSeconds: Int? = nil) async throws(KubeError) -> KubeResponse {
+        let accept: [(String, String)] = headers.contains { $0.0.lowercased() == "accept" } ? [] : [("Accept", "*/*")]
+        return try await send("GET", Self.proxyPath(target, namespace: namespace, path: path),
+                              timeoutSeconds: timeoutSeconds, headers: accept + headers)
+    }
+
+    /// The proxy URL path of `path` (which may carry a query) on `target`.
+    public static func proxyPath(_ target: KubeProxyTarget, namespace: String, path: String) -> String {
+        let rest = path.hasPrefix("/") ? path : "/" + path
+        return "/api/v1/namespaces/\(KubePath.escape(namespace))/\(target.pathSegment)/proxy\(rest)"
     }
 
     // MARK: error mapping

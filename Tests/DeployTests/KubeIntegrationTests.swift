@@ -3,13 +3,17 @@ import Testing
 @testable import Spec
 import Deploy
 
-/// Against a real control plane (kube-apiserver, controller-manager, scheduler v1.20 and a fake
-/// kubelet): start it with scripts/k8s-testbed.sh and point AUTOGLM_TEST_KUBECONFIG at its kubeconfig.
-/// Each test uses its own namespace, so they run in parallel.
+/// Against a real control plane (kube-apiserver, controller-manager, scheduler v1.20 and
+/// scripts/k8s-testbed/kubelet.py, whose pods really run here as processes, one network namespace
+/// each): start it with scripts/k8s-testbed.sh and point AUTOGLM_TEST_KUBECONFIG at its kubeconfig.
+/// Pods of the autoglm image run $AUTOGLM_BIN (the kubelet's environment): their init container
+/// pulls the local gemma3-270m GGUF, the server loads it. Each test uses its own namespace, so they
+/// run in parallel.
 @Suite struct KubeIntegrationTests {
     static let howToStart = """
     AUTOGLM_TEST_KUBECONFIG is not set, so the Kubernetes integration tests cannot run. Start the loopback testbed with
       bash scripts/k8s-testbed.sh build   # once, ~8 min
+      export AUTOGLM_BIN="$(swift build -c release --show-bin-path)/autoglm"   # what the pods run
       export AUTOGLM_TEST_KUBECONFIG="$(bash scripts/k8s-testbed.sh start)"
     then run the tests again (bash scripts/k8s-testbed.sh stop afterwards). CI always sets it.
     """
@@ -23,16 +27,44 @@ import Deploy
         "autoglm-\(prefix)-" + String(UUID().uuidString.lowercased().prefix(8))
     }
 
-    static func spec(image: String, replicas: Int = 2) throws -> Spec {
-        try SpecLoader.load(yaml: """
+    /// The GGUF the pods serve (their init container's `autoglm pull` registers it).
+    static func model() throws -> String {
+        let dir = ProcessInfo.processInfo.environment["AUTOGLM_MODELS"] ?? (NSHomeDirectory() + "/.cache/autoglm/models")
+        let path = dir + "/gemma3-270m-q4_k_m.gguf"
+        try #require(FileManager.default.fileExists(atPath: path), "model \(path) is missing: run scripts/fetch-models.sh (CI does)")
+        return path
+    }
+
+    /// The model id the server registers and lists for `model()`: the file's name without `.gguf`.
+    static func modelID() throws -> String {
+        URL(fileURLWithPath: try model()).deletingPathExtension().lastPathComponent
+    }
+
+    /// The spec's YAML: a pod that runs (small engine, probes every second so readiness follows
+    /// the model load closely, a short drain). `deadline` is the rollout's progress deadline.
+    static func yaml(name: String = "itest", image: String, replicas: Int, deadline: Int) throws -> String {
+        """
         apiVersion: autoglm/v1
-        name: itest
-        model: {ref: gemma3-270m}
+        name: \(name)
+        model: {ref: \(try model()), version: "1.0.0"}
+        backend: {threads: 1, maxSeqs: 2, kvCacheMB: 32, contextLength: 256}
         image: \(image)
         replicas: \(replicas)
-        resources: {cpu: 100m, memory: 128Mi}
-        rollout: {progressDeadlineSeconds: 15}
-        """, file: "itest.yaml", environment: nil, variables: [:]).spec
+        resources: {cpu: 100m, memory: 256Mi}
+        probes:
+          startup: {periodSeconds: 1, failureThreshold: 600}
+          readiness: {periodSeconds: 1}
+        server: {drainTimeoutSeconds: 2}
+        rollout: {progressDeadlineSeconds: \(deadline)}
+
+        """
+    }
+
+    /// A healthy rollout gets `deadline` 240 s (pods pull and load a model on a busy machine);
+    /// one expected to fail keeps the deadline short.
+    static func spec(image: String, replicas: Int = 2, deadline: Int = 240) throws -> Spec {
+        try SpecLoader.load(yaml: try yaml(image: image, replicas: replicas, deadline: deadline), file: "itest.yaml",
+                            environment: nil, variables: [:]).spec
     }
 
     /// Runs `body` with a client for a fresh namespace; removes the namespace afterwards.
@@ -56,11 +88,42 @@ import Deploy
     static var fastOptions: KubeDeployOptions {
         var o = KubeDeployOptions()
         o.pollIntervalMilliseconds = 500
-        o.timeoutSeconds = 120
+        o.timeoutSeconds = 300
         return o
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    /// The pods of deployment `name` (not terminating).
+    static func pods(_ client: KubeClient, _ ns: String, _ name: String = "itest") async throws -> [JSONValue] {
+        let list = try await client.get("/api/v1/namespaces/\(ns)/pods?labelSelector=app.kubernetes.io/instance%3D\(name)")
+        return (list["items"]?.array ?? []).filter { $0.at("metadata", "deletionTimestamp") == nil }
+    }
+
+    /// Polls `condition` every 200 ms until it holds or `seconds` pass; returns whether it held.
+    static func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+        return try await condition()
+    }
+
+    /// Processes on this machine started for pod `uid` (the testbed kubelet puts its uid in their environment).
+    static func podProcesses(_ uid: String) -> [Int32] {
+        let marker = Array("AUTOGLM_TESTBED_POD_UID=\(uid)".utf8)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return env.split(separator: 0).contains { Array($0) == marker }
+        }
+    }
+
+    /// Network namespaces of pod `uid` (the testbed kubelet names them BRIDGE-UID).
+    static func podNetns(_ uid: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/var/run/netns")) ?? []).filter { $0.hasSuffix(uid) }
+    }
+
+    @Test(.timeLimit(.minutes(6)))
     func healthyThenBadImageRollsBackAutomatically() async throws {
         try await Self.withNamespace("rollback") { client, ns, kv in
             let events = EventLog()
@@ -77,7 +140,8 @@ import Deploy
             #expect(healthy.snapshot.counts.ready == 2)
             #expect(events.lines.contains { $0.contains("rolled out") })
 
-            let bad = KubeRenderer.render(try Self.spec(image: "registry.invalid/autoglm:bad-v2"), options: RenderOptions(kubeVersion: kv))
+            let bad = KubeRenderer.render(try Self.spec(image: "registry.invalid/autoglm:bad-v2", deadline: 15),
+                                          options: RenderOptions(kubeVersion: kv))
             let second = try await deployer.apply(bad.objects, options: Self.fastOptions)
             #expect(!second.succeeded)
             #expect(second.previousRevision == 1)
@@ -91,6 +155,10 @@ import Deploy
             #expect(live == 3)
             #expect(!failure.pods.isEmpty)
             #expect(failure.pods.allSatisfy { !$0.ready && $0.images == ["registry.invalid/autoglm:bad-v2"] }, "\(failure.pods)")
+            // The image cannot be pulled: the kubelet says so, and the diagnosis passes it on.
+            #expect(failure.pods.allSatisfy { p in
+                p.reasons.contains { $0.contains("(ErrImagePull: ") || $0.contains("(ImagePullBackOff: ") }
+            }, "\(failure.pods)")
             #expect(second.summary.contains("rolled back automatically"))
             #expect(second.summary.contains(failure.pods.first?.pod ?? "?"))
             #expect(events.lines.contains { $0.contains("rolling back to revision 1") })
@@ -109,7 +177,7 @@ import Deploy
         }
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(6)))
     func clientSideApplyManualRollbackAndDelete() async throws {
         try await Self.withNamespace("manual") { client, ns, kv in
             let deployer = KubeDeployer(client: client, namespace: ns)
@@ -154,6 +222,78 @@ import Deploy
         }
     }
 
+    /// The pods serve: Ready pods are the Service's endpoints, and the API server's service and
+    /// pod proxies reach the server in them.
+    @Test(.timeLimit(.minutes(6)))
+    func podsServeThroughTheServiceAndPodProxies() async throws {
+        try await Self.withNamespace("proxy") { client, ns, kv in
+            let spec = try Self.spec(image: "registry.invalid/autoglm:v1", replicas: 2)
+            let rendered = KubeRenderer.render(spec, options: RenderOptions(kubeVersion: kv))
+            let applied = try await KubeDeployer(client: client, namespace: ns).apply(rendered.objects, options: Self.fastOptions)
+            try #require(applied.succeeded, "\(applied.summary)")
+
+            let pods = try await Self.pods(client, ns)
+            #expect(pods.count == 2)
+            for p in pods {
+                let conditions = (p.at("status", "conditions")?.array ?? []).map(KubeCondition.init)
+                #expect(conditions.contains { $0.type == "Ready" && $0.status == "True" }, "\(p)")
+            }
+            let podIPs = Set(pods.compactMap { $0.at("status", "podIP")?.string })
+            #expect(podIPs.count == 2, "\(pods.map { $0.at("status", "podIP") })")
+            // The endpoints controller lists exactly the ready pods' IPs.
+            var endpointIPs: Set<String> = []
+            let listed = try await Self.eventually(30) {
+                let ep = try await client.getIfExists("/api/v1/namespaces/\(ns)/endpoints/itest")
+                endpointIPs = Set((ep?["subsets"]?.array ?? []).flatMap { ($0["addresses"]?.array ?? []).compactMap { $0["ip"]?.string } })
+                return endpointIPs == podIPs
+            }
+            #expect(listed, "endpoints \(endpointIPs), pods \(podIPs)")
+
+            let models = try await client.proxyGet(.service("itest", port: String(spec.server.port)), namespace: ns, path: "/v1/models")
+            #expect(models.status == 200, "\(models.text)")
+            let ids = (models.json?["data"]?.array ?? []).compactMap { $0["id"]?.string }
+            #expect(ids == [try Self.modelID()], "\(models.text)")
+
+            let pod = try #require(pods.first?.at("metadata", "name")?.string)
+            let metrics = try await client.proxyGet(.pod(pod, port: spec.server.port), namespace: ns, path: "/metrics")
+            #expect(metrics.status == 200, "\(metrics.text)")
+            #expect(metrics.text.contains("autoglm:"), "\(metrics.text.prefix(500))")
+            // A path the server does not have is the server's 404, passed through.
+            let missing = try await client.proxyGet(.pod(pod, port: spec.server.port), namespace: ns, path: "/no-such-path")
+            #expect(missing.status == 404)
+        }
+    }
+
+    /// Deleting the deployment ends its pods: their processes exit and their network namespaces go.
+    @Test(.timeLimit(.minutes(6)))
+    func deletingTheDeploymentEndsThePodProcesses() async throws {
+        try await Self.withNamespace("teardown") { client, ns, kv in
+            let rendered = KubeRenderer.render(try Self.spec(image: "registry.invalid/autoglm:v1", replicas: 1),
+                                               options: RenderOptions(kubeVersion: kv))
+            let deployer = KubeDeployer(client: client, namespace: ns)
+            let applied = try await deployer.apply(rendered.objects, options: Self.fastOptions)
+            try #require(applied.succeeded, "\(applied.summary)")
+            let pod = try #require(try await Self.pods(client, ns).first)
+            let uid = try #require(pod.at("metadata", "uid")?.string)
+            let name = try #require(pod.at("metadata", "name")?.string)
+            // While it runs, its processes and its netns are there (the kubelet runs on this machine).
+            try #require(!Self.podProcesses(uid).isEmpty,
+                         "no process carries AUTOGLM_TESTBED_POD_UID=\(uid): is the test bed's kubelet (scripts/k8s-testbed/kubelet.py) running on this machine?")
+            #expect(Self.podNetns(uid).count == 1)
+
+            let deleted = try await deployer.delete(rendered.objects)
+            #expect(deleted.contains("deployment/itest deleted"), "\(deleted)")
+            // The garbage collector deletes the ReplicaSet and the pod; the kubelet stops the pod
+            // (SIGTERM, the server drains and exits) and then deletes it for good.
+            let gone = try await Self.eventually(120) {
+                try await client.getIfExists("/api/v1/namespaces/\(ns)/pods/\(name)") == nil
+            }
+            #expect(gone, "pod \(name) still exists")
+            #expect(Self.podProcesses(uid).isEmpty, "processes of pod \(uid) left: \(Self.podProcesses(uid))")
+            #expect(Self.podNetns(uid).isEmpty, "netns of pod \(uid) left: \(Self.podNetns(uid))")
+        }
+    }
+
     @Test func wrongTokenGivesAClear401() async throws {
         var config = try KubeConfigLoader.load(kubeconfig: try Self.kubeconfig())
         config.auth = .bearerToken("not-the-right-token")
@@ -184,7 +324,7 @@ import Deploy
         await client.shutdown()
     }
 
-    @Test(.timeLimit(.minutes(3)))
+    @Test(.timeLimit(.minutes(6)))
     func cliApplyStatusRollbackDelete() async throws {
         let kubeconfig = try Self.kubeconfig()
         let binary = Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("autoglm").path
@@ -192,8 +332,8 @@ import Deploy
                      "build the CLI first: swift build -c release --product autoglm (scripts/test.sh does)")
         let ns = Self.uniqueNamespace("cli")
         let dir = try kubeTempDir([
-            "good.yaml": "apiVersion: autoglm/v1\nname: cli\nmodel: {ref: gemma3-270m}\nimage: registry.invalid/autoglm:v1\nreplicas: 1\nrollout: {progressDeadlineSeconds: 15}\n",
-            "bad.yaml": "apiVersion: autoglm/v1\nname: cli\nmodel: {ref: gemma3-270m}\nimage: registry.invalid/autoglm:broken\nreplicas: 1\nrollout: {progressDeadlineSeconds: 15}\n",
+            "good.yaml": try Self.yaml(name: "cli", image: "registry.invalid/autoglm:v1", replicas: 1, deadline: 240),
+            "bad.yaml": try Self.yaml(name: "cli", image: "registry.invalid/autoglm:broken", replicas: 1, deadline: 15),
         ])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let common = ["--kubeconfig", kubeconfig, "-n", ns]

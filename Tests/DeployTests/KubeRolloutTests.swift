@@ -103,6 +103,17 @@ import Deploy
         #expect(pending.reasons == ["not scheduled yet"])
     }
 
+    @Test func proxyPaths() {
+        #expect(KubeClient.proxyPath(.service("demo", port: "8080"), namespace: "llm", path: "/v1/models")
+                == "/api/v1/namespaces/llm/services/demo:8080/proxy/v1/models")
+        #expect(KubeClient.proxyPath(.service("demo", port: "http"), namespace: "llm", path: "metrics")
+                == "/api/v1/namespaces/llm/services/demo:http/proxy/metrics")
+        #expect(KubeClient.proxyPath(.pod("demo-7f9-abcde", port: 8080), namespace: "llm", path: "/metrics?x=1")
+                == "/api/v1/namespaces/llm/pods/demo-7f9-abcde:8080/proxy/metrics?x=1")
+        #expect(KubeProxyTarget.pod("p", port: 80).description == "pod/p:80")
+        #expect(KubeProxyTarget.service("s", port: "http").description == "service/s:http")
+    }
+
     @Test func jsonRoundTripOfRenderedObjects() throws {
         let spec = try SpecLoader.load(yaml: """
         apiVersion: autoglm/v1
