@@ -135,6 +135,8 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server", "Engine", "Registry", "GGUF",
+                // (the autoscaling objects `deploy render` writes are checked against a real server's /metrics)
+                "Deploy", "Spec", "Core", .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -19,6 +19,9 @@
 # $K8S_TESTBED_DIR/run/kubelet/logs/NAMESPACE_POD_UID/CONTAINER.log.
 # A second instance beside the default one: K8S_TESTBED_DIR, API_PORT, ETCD_PORT, ETCD_PEER_PORT,
 # KCM_PORT, SCHED_PORT, KUBELET_BRIDGE and KUBELET_POD_CIDR all different.
+# Also a custom-metrics adapter behind the aggregation layer (scripts/k8s-testbed/metrics-adapter.py,
+# for the HPA), listening on this machine's first non-loopback IPv4, $ADAPTER_PORT (default 16445):
+# a second instance needs its own ADAPTER_PORT too.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${K8S_TESTBED_SHARED:-$REPO/scripts/k8s-testbed}"
@@ -74,7 +77,7 @@ start() {
   built || build
   python_deps
   # A previous run that was not stopped would hold the ports (and the bridge).
-  if [ -f "$RUN/kube-apiserver.pid" ] || [ -f "$KUBELET_PID" ]; then stop; fi
+  if [ -f "$RUN/kube-apiserver.pid" ] || [ -f "$KUBELET_PID" ] || [ -f "$RUN/metrics-adapter.pid" ]; then stop; fi
   bash "$SHARED/k8s-testbed.sh" start >&2 </dev/null
   local kc="$RUN/kubeconfig"
   rm -rf "$RUN/kubelet/logs"
@@ -83,6 +86,7 @@ start() {
   KUBECONFIG="$kc" KUBELET_RUN_DIR="$RUN/kubelet" KUBELET_NODE_NAME="$NODE" \
     nohup python3 "$SHARED/kubelet.py" </dev/null >"$RUN/kubelet.log" 2>&1 &
   echo $! >"$KUBELET_PID"
+  start_metrics_adapter "$kc"
   # Ready when the API answers and the node is Ready (so pods get scheduled).
   local i
   for i in $(seq 1 150); do
@@ -101,7 +105,71 @@ start() {
   exit 1
 }
 
+# The custom-metrics adapter (scripts/k8s-testbed/metrics-adapter.py) behind the aggregation layer:
+# it listens on this machine's first non-loopback IPv4 (an Endpoints address may not be loopback),
+# on $ADAPTER_PORT; a selector-less Service + Endpoints point at it and the APIService
+# v1beta1.custom.metrics.k8s.io registers it (the API server routes to the endpoint:
+# --enable-aggregator-routing). The HPA controller reads Pods metrics through it.
+start_metrics_adapter() {
+  local kc=$1 d="$RUN/pki" ip port="${ADAPTER_PORT:-16445}"
+  ip="$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' | grep -v '^127\.' | head -n1 || true)"
+  [ -n "$ip" ] || { log "no non-loopback IPv4 address for the metrics adapter"; exit 1; }
+  if [ ! -f "$d/adapter.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autoglm-test-metrics-adapter" \
+      -addext "subjectAltName=IP:$ip" -keyout "$d/adapter.key" -out "$d/adapter.crt" 2>/dev/null
+  fi
+  nohup python3 "$SHARED/metrics-adapter.py" --listen "$ip:$port" --kubeconfig "$kc" \
+    --cert "$d/adapter.crt" --key "$d/adapter.key" --client-ca "$d/front-proxy-ca.crt" \
+    </dev/null >"$RUN/metrics-adapter.log" 2>&1 &
+  echo $! >"$RUN/metrics-adapter.pid"
+  "$BIN/kubectl" --kubeconfig "$kc" apply -f - >&2 <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: custom-metrics}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-adapter, namespace: custom-metrics}
+spec:
+  ports: [{name: https, port: 443, targetPort: $port}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: metrics-adapter, namespace: custom-metrics}
+subsets:
+- addresses: [{ip: "$ip"}]
+  ports: [{name: https, port: $port}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.custom.metrics.k8s.io}
+spec:
+  group: custom.metrics.k8s.io
+  version: v1beta1
+  service: {name: metrics-adapter, namespace: custom-metrics, port: 443}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+  local i
+  for i in $(seq 1 150); do
+    if "$BIN/kubectl" --kubeconfig "$kc" get apiservice v1beta1.custom.metrics.k8s.io \
+         -o 'jsonpath={.status.conditions[?(@.type=="Available")].status}' 2>/dev/null | grep -q True; then
+      log "custom metrics adapter available on $ip:$port"; return 0
+    fi
+    sleep 0.2
+  done
+  log "the custom metrics APIService did not become Available:"
+  "$BIN/kubectl" --kubeconfig "$kc" get apiservice v1beta1.custom.metrics.k8s.io -o yaml >&2 || true
+  tail -n 20 "$RUN/metrics-adapter.log" >&2 || true
+  exit 1
+}
+
 stop() {
+  if [ -f "$RUN/metrics-adapter.pid" ]; then
+    kill "$(cat "$RUN/metrics-adapter.pid")" 2>/dev/null || true
+    rm -f "$RUN/metrics-adapter.pid"
+  fi
   # The kubelet first: it kills every pod process and removes the netns, veths and the bridge.
   if [ -f "$KUBELET_PID" ]; then
     local pid i

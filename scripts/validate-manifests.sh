@@ -14,6 +14,7 @@
 # removed in 1.26, so they are validated only against known versions below 1.26.
 # Objects with no schema in kubernetes-validate are reported and allowed only when expected:
 #   - ServiceMonitor (monitoring.coreos.com/v1): a Prometheus Operator CRD, not in core schemas;
+#   - ScaledObject (keda.sh/v1alpha1): a KEDA CRD, not in core schemas (autoscaling.provider: keda);
 #   - PodDisruptionBudget policy/v1beta1 (kube < 1.21): removed in 1.25, older than any known schema.
 # Any other missing schema, or any validation failure, fails the script.
 set -euo pipefail
@@ -98,6 +99,7 @@ while read -r name spec env kube; do
     out="$(kubernetes-validate --strict -k "$v.0" "${files[@]}" 2>&1)" && rc=0 || rc=$?
     unexpected="$(grep "Couldn't find schema" <<<"$out" \
       | grep -v "kind ServiceMonitor with api version monitoring.coreos.com/v1" \
+      | grep -v "kind ScaledObject with api version keda.sh/v1alpha1" \
       | grep -v "kind PodDisruptionBudget with api version policy/v1beta1" || true)"
     passed=$(grep -c " passed for resource " <<<"$out" || true)
     expected_missing=$(grep -c "Couldn't find schema" <<<"$out" || true)

@@ -63,6 +63,8 @@ public enum KubePreflight {
             return "install the Prometheus Operator CRDs (servicemonitors.monitoring.coreos.com) or set monitoring.serviceMonitor: false in autoglm.yaml"
         case "HorizontalPodAutoscaler":
             return "the cluster does not serve \(apiVersion)\(served); pass --kube-version matching the server (it picks the HPA's API version) or set autoscaling.enabled: false in autoglm.yaml"
+        case "ScaledObject":
+            return "install KEDA (its CRD scaledobjects.keda.sh) or set autoscaling.provider: prometheus-adapter in autoglm.yaml"
         case "PodDisruptionBudget":
             return "the cluster does not serve \(apiVersion)\(served); pass --kube-version matching the server (it picks the PDB's API version)"
         default:

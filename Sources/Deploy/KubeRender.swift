@@ -132,19 +132,7 @@ public enum KubeRenderer {
                                       ("targetPort", .string("http")), ("protocol", .string("TCP")))])))),
         ]))
         objects.append(deployment(spec, configYAML: configYAML, hpaEnabled: hpaEnabled))
-        if hpaEnabled, let a = spec.autoscaling {
-            objects.append(object(kv.hpaAPIVersion, "HorizontalPodAutoscaler", spec.name, spec, extra: [
-                YAMLField("spec", .obj(
-                    ("scaleTargetRef", .obj(("apiVersion", .string("apps/v1")), ("kind", .string("Deployment")),
-                                            ("name", .string(spec.name)))),
-                    ("minReplicas", .int(a.minReplicas)),
-                    ("maxReplicas", .int(a.maxReplicas)),
-                    ("metrics", .list([hpaMetric(a)])))),
-            ]))
-            if a.metric != .cpu {
-                notes.append("autoscaling.metric \(a.metric.rawValue) reads the Pods metric \(podsMetricName(a.metric)) from the custom metrics API; install prometheus-adapter (or KEDA) exposing it")
-            }
-        }
+        objects += autoscalingObjects(spec, kubeVersion: kv, notes: &notes)
         let budget: YAMLField = minReplicas > 1
             ? YAMLField("maxUnavailable", .int(1))
             : YAMLField("minAvailable", .int(1))
@@ -263,25 +251,6 @@ public enum KubeRenderer {
             YAMLField("metadata", .obj(("name", .string(name)), ("labels", labels(spec)))),
         ] + extra)
         return KubeObject(apiVersion: apiVersion, kind: kind, name: name, value: value)
-    }
-
-    static func podsMetricName(_ m: ScalingMetric) -> String {
-        m == .rps ? "autoglm:http_requests_per_second" : "autoglm:num_requests_waiting"
-    }
-
-    static func hpaMetric(_ a: AutoscalingSpec) -> YAMLValue {
-        switch a.metric {
-        case .cpu:
-            return .obj(("type", .string("Resource")),
-                        ("resource", .obj(("name", .string("cpu")),
-                                          ("target", .obj(("type", .string("Utilization")),
-                                                          ("averageUtilization", .int(a.target)))))))
-        case .queue, .rps:
-            return .obj(("type", .string("Pods")),
-                        ("pods", .obj(("metric", .obj(("name", .string(podsMetricName(a.metric))))),
-                                      ("target", .obj(("type", .string("AverageValue")),
-                                                      ("averageValue", .string(String(a.target))))))))
-        }
     }
 
     static func probe(path: String, _ o: ProbeOverride, initialDelay: Int, period: Int, failure: Int, timeout: Int) -> YAMLValue {

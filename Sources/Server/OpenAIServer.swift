@@ -153,6 +153,7 @@ public final class OpenAIServer: Sendable {
         answer: (ResponseContext, [GenerationHandle], HangUp?, Extra) async throws -> Response
     ) async -> Response {
         let t0 = ContinuousClock.now
+        metrics.arrived()
         do {
             // Cheap early refusal before the body is read; the exact admission is `submitAll`'s.
             if scheduler.stats.waiting >= config.maxQueue {

@@ -123,6 +123,7 @@ public final class ProxyServer: Sendable {
 
     func forward(_ req: Request, path: String) async -> Response {
         let t0 = ContinuousClock.now
+        if path != "/v1/models" { metrics.arrived() }
         let admitted: Bool = state.withLock { s in
             guard s.inFlight < admissionLimit else { return false }
             s.inFlight += 1

@@ -1,3 +1,4 @@
+import Core
 import CoreMetrics
 import Engine
 import Foundation
@@ -14,6 +15,8 @@ public final class ServerMetrics: Sendable {
     let model: String
     let running: CoreMetrics.Gauge
     let waiting: CoreMetrics.Gauge
+    /// Generation requests received (on arrival, before admission): the offered load.
+    let requestsReceived: CoreMetrics.Counter
     /// Created on first use: a proxied backend that does not report KV usage shows no series
     /// rather than a false 0.
     let kvUsage: Mutex<CoreMetrics.Gauge?>
@@ -47,14 +50,15 @@ public final class ServerMetrics: Sendable {
         factory = f
         model = modelName
         let d = [("model_name", modelName)]
-        running = CoreMetrics.Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
-        waiting = CoreMetrics.Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
+        running = CoreMetrics.Gauge(label: MetricNames.requestsRunning, dimensions: d, factory: f)
+        waiting = CoreMetrics.Gauge(label: MetricNames.requestsWaiting, dimensions: d, factory: f)
+        requestsReceived = CoreMetrics.Counter(label: MetricNames.requestsReceived, dimensions: d, factory: f)
         kvUsage = Mutex(nil)
         promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
         generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
         prefixQueries = CoreMetrics.Counter(label: "autoglm:prefix_cache_queries_total", dimensions: d, factory: f)
         prefixHits = CoreMetrics.Counter(label: "autoglm:prefix_cache_hits_total", dimensions: d, factory: f)
-        ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
+        ttft = CoreMetrics.Recorder(label: MetricNames.timeToFirstToken, dimensions: d, aggregate: true, factory: f)
         itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
         e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
         queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
@@ -64,6 +68,7 @@ public final class ServerMetrics: Sendable {
         grammarMasks = CoreMetrics.Counter(label: "autoglm:grammar_masks_built_total", dimensions: d, factory: f)
         grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: "autoglm:grammar_mask_seconds_total", dimensions: d, factory: f)
         // Pre-create the labelled counters so they show (at 0) before the first request.
+        requestsReceived.increment(by: 0)
         for r in ["stop", "length"] { success(r, count: 0) }
         for r in ["cancelled", "timeout", "error"] { failure(r, count: 0) }
     }
@@ -111,6 +116,9 @@ public final class ServerMetrics: Sendable {
             grammarMaskSeconds.increment(by: c.grammarMaskSeconds)
         }
     }
+
+    /// One generation request arrived (before its body is read or it is admitted).
+    func arrived() { requestsReceived.increment() }
 
     func step(_ info: StepInfo) {
         batchSize.record(Double(info.sequences))

@@ -143,24 +143,44 @@ public struct ResourcesSpec: Sendable, Equatable {
 
 public enum ScalingMetric: String, Sendable, Equatable, CaseIterable {
     case queue, cpu, rps
-    /// Default target: waiting requests per pod, CPU utilization %, requests/s per pod.
+    /// p95 time to first token per pod, target in milliseconds.
+    case ttftP95 = "ttft_p95"
+    /// Default target: waiting requests per pod, CPU utilization %, requests/s per pod, p95 TTFT ms.
     public var defaultTarget: Int {
         switch self {
         case .queue: return 4
         case .cpu: return 70
         case .rps: return 10
+        case .ttftP95: return 1000
         }
     }
 }
 
+/// `autoscaling.provider`: what scales the Deployment on Kubernetes (`deploy`).
+public enum ScalingProvider: String, Sendable, Equatable, CaseIterable {
+    /// A HorizontalPodAutoscaler; its Pods metric is served by prometheus-adapter (whose rules
+    /// ConfigMap is rendered).
+    case prometheusAdapter = "prometheus-adapter"
+    /// A KEDA ScaledObject with a Prometheus trigger (KEDA creates and drives the HPA).
+    case keda
+}
+
 public struct AutoscalingSpec: Sendable, Equatable {
     public static let defaultIntervalSeconds = 5.0
+    /// The Service kube-prometheus-stack's Prometheus Operator creates.
+    public static let defaultPrometheusURL = "http://prometheus-operated.monitoring.svc:9090"
     public var enabled = false
     public var minReplicas = 1
     public var maxReplicas = 1
     /// The Kubernetes HPA's metric and target (`deploy`); `up` derives its default rules from them.
     public var metric: ScalingMetric = .queue
     public var target: Int = ScalingMetric.queue.defaultTarget
+    /// Kubernetes only: HPA + prometheus-adapter rules, or a KEDA ScaledObject.
+    public var provider: ScalingProvider = .prometheusAdapter
+    /// Kubernetes only: the Prometheus KEDA queries (its trigger's serverAddress).
+    public var prometheusURL: String = AutoscalingSpec.defaultPrometheusURL
+    /// Kubernetes only: the HPA's scale-down stabilization window, seconds (nil: Kubernetes' 300).
+    public var scaleDownStabilizationSeconds: Int?
     /// `up`'s scaling rules; nil: `defaultRules(metric:target:)`.
     public var rules: [ScalingRule]?
     /// `up`'s forecast of the arrival rate (scales up ahead of a ramp).
@@ -175,6 +195,7 @@ public struct AutoscalingSpec: Sendable, Equatable {
     /// The one definition of `up`'s rules when the spec gives none:
     /// - scale up: the HPA metric above its target for 20 s → +1 (cooldown 30 s, priority 10):
     ///   `queue` → `queue_per_replica above target`, `rps` → `rps_per_replica above target`,
+    ///   `ttft_p95` → `ttft_p95_seconds above target/1000`,
     ///   `cpu` (a local fleet does not sample CPU) → `queue_per_replica above 4` (queue's default target);
     /// - scale down: `inflight_per_replica below 0.5` for 120 s → −1 (cooldown 60 s, priority 0).
     public static func defaultRules(metric: ScalingMetric, target: Int) -> [ScalingRule] {
@@ -186,6 +207,9 @@ public struct AutoscalingSpec: Sendable, Equatable {
                              forSeconds: 20, change: 1, cooldownSeconds: 30, priority: 10)
         case .rps:
             up = ScalingRule(name: "rps-high", metric: .rpsPerReplica, comparison: .above, threshold: Double(target),
+                             forSeconds: 20, change: 1, cooldownSeconds: 30, priority: 10)
+        case .ttftP95:
+            up = ScalingRule(name: "ttft-high", metric: .ttftP95Seconds, comparison: .above, threshold: Double(target) / 1000,
                              forSeconds: 20, change: 1, cooldownSeconds: 30, priority: 10)
         }
         let down = ScalingRule(name: "idle", metric: .inflightPerReplica, comparison: .below, threshold: 0.5,

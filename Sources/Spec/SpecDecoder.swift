@@ -456,7 +456,8 @@ struct SpecDecoder {
 
     mutating func decodeAutoscaling(_ node: PNode) -> AutoscalingSpec? {
         guard let entries = mapping(node, path: "autoscaling") else { return nil }
-        checkKeys(entries, allowed: ["enabled", "minReplicas", "maxReplicas", "metric", "target", "rules", "predictive", "intervalSeconds"],
+        checkKeys(entries, allowed: ["enabled", "minReplicas", "maxReplicas", "metric", "target", "provider", "prometheusURL",
+                                     "scaleDownStabilization", "rules", "predictive", "intervalSeconds"],
                   path: "autoscaling")
         var a = AutoscalingSpec()
         if let v = entries.value("enabled"), let b = bool(v, path: "autoscaling.enabled") { a.enabled = b }
@@ -472,6 +473,18 @@ struct SpecDecoder {
         if let v = entries.value("target") {
             let range = a.metric == .cpu ? 1...100 : 1...100_000
             if let t = int(v, path: "autoscaling.target", range) { a.target = t }
+        }
+        if let v = entries.value("provider"), let p: ScalingProvider = enumValue(v, path: "autoscaling.provider") { a.provider = p }
+        if let v = entries.value("prometheusURL"), let u = string(v, path: "autoscaling.prometheusURL") {
+            if (u.hasPrefix("http://") || u.hasPrefix("https://")), u.count > 8, !u.contains(where: \.isWhitespace) { a.prometheusURL = u } else {
+                error(v.pos, "autoscaling.prometheusURL '\(abbreviated(u))' must be an http:// or https:// URL of the Prometheus KEDA queries, e.g. '\(AutoscalingSpec.defaultPrometheusURL)'")
+            }
+        }
+        if let v = entries.value("scaleDownStabilization"),
+           let d = duration(v, path: "autoscaling.scaleDownStabilization", allowZero: true, max: 3600) {
+            if d == d.rounded() { a.scaleDownStabilizationSeconds = Int(d) } else {
+                error(v.pos, "autoscaling.scaleDownStabilization must be whole seconds (the HPA's stabilizationWindowSeconds is an integer), e.g. '30s' or '5m'")
+            }
         }
         if let maxNode, a.maxReplicas < a.minReplicas, !maxNode.isNull {
             error(maxNode.pos, "autoscaling.maxReplicas (\(a.maxReplicas)) must be ≥ minReplicas (\(a.minReplicas)); raise maxReplicas or lower minReplicas")

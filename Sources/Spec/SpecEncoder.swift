@@ -33,6 +33,9 @@ public enum SpecEncoder {
             .obj(("enabled", .bool(a.enabled)), ("minReplicas", .int(a.minReplicas)),
                  ("maxReplicas", .int(a.maxReplicas)), ("metric", .string(a.metric.rawValue)),
                  ("target", .int(a.target)),
+                 ("provider", a.provider == .prometheusAdapter ? nil : .string(a.provider.rawValue)),
+                 ("prometheusURL", a.prometheusURL == AutoscalingSpec.defaultPrometheusURL ? nil : .string(a.prometheusURL)),
+                 ("scaleDownStabilization", a.scaleDownStabilizationSeconds.map { .int($0) }),
                  ("intervalSeconds", a.intervalSeconds == AutoscalingSpec.defaultIntervalSeconds ? nil : .double(a.intervalSeconds)),
                  ("rules", a.rules.map { .list($0.map(rule)) }),
                  ("predictive", a.predictive.map(predictive)))

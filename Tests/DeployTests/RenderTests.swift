@@ -49,7 +49,8 @@ import Yams
     func objects(_ name: String) throws -> [String: YAMLValue] {
         let combo = try #require(try Fixture.combos().first { $0.name == name })
         var out: [String: YAMLValue] = [:]
-        for o in try Self.render(combo).objects { out[o.kind] = o.value }
+        // The first object of each kind (the spec's ConfigMap comes before the adapter rules').
+        for o in try Self.render(combo).objects where out[o.kind] == nil { out[o.kind] = o.value }
         return out
     }
 
@@ -57,7 +58,7 @@ import Yams
         let gpu = try #require(try Fixture.combos().first { $0.name == "gpu-queue-pvc" })
         #expect(try Self.render(gpu).objects.map(\.kind) == [
             "ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment",
-            "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor",
+            "HorizontalPodAutoscaler", "ConfigMap", "PodDisruptionBudget", "ServiceMonitor",
         ])
         let cpu = try #require(try Fixture.combos().first { $0.name == "cpu-emptydir" })
         #expect(try Self.render(cpu).objects.map(\.kind) == [
