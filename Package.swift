@@ -72,7 +72,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Kubernetes renderer, Kubernetes API client (apply/rollout/rollback).
         .target(name: "Deploy", dependencies: [
-            "JSON", "Spec", "Backends",
+            "JSON", "Spec", "Backends", "Server",
             .product(name: "Yams", package: "Yams"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "Tokenizers", "GGUF", "Kernels", "Registry"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Spec", "Server", "Core", .product(name: "Yams", package: "Yams")], resources: [.copy("Fixtures")]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry", "GGUF"]),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "Tokenizers", "Grammar"]),

@@ -5,6 +5,41 @@ import Metrics
 import Prometheus
 import Synchronization
 
+/// The series `/metrics` emits (every backend's front door: `OpenAIServer` and `ProxyServer`
+/// register them through `ServerMetrics`). The one list: `ServerMetrics` takes its names from
+/// here, and the rendered alerts and dashboard (Deploy) may only use these.
+public enum MetricNames {
+    public static let requestsRunning = "autoglm:num_requests_running"
+    public static let requestsWaiting = "autoglm:num_requests_waiting"
+    public static let kvCacheUsage = "autoglm:kv_cache_usage_ratio"
+    public static let promptTokens = "autoglm:prompt_tokens_total"
+    public static let generationTokens = "autoglm:generation_tokens_total"
+    public static let prefixCacheQueries = "autoglm:prefix_cache_queries_total"
+    public static let prefixCacheHits = "autoglm:prefix_cache_hits_total"
+    public static let timeToFirstToken = "autoglm:time_to_first_token_seconds"
+    public static let interTokenLatency = "autoglm:inter_token_latency_seconds"
+    public static let e2eLatency = "autoglm:e2e_request_latency_seconds"
+    public static let queueTime = "autoglm:request_queue_time_seconds"
+    public static let batchSize = "autoglm:batch_size"
+    public static let batchTokens = "autoglm:batch_tokens"
+    public static let grammarCompile = "autoglm:grammar_compile_seconds"
+    public static let grammarMasks = "autoglm:grammar_masks_built_total"
+    public static let grammarMaskSeconds = "autoglm:grammar_mask_seconds_total"
+    public static let requestSuccess = "autoglm:request_success_total"
+    public static let requestFailure = "autoglm:request_failure_total"
+
+    /// Histograms (each emits `NAME_bucket{le=…}`, `NAME_sum`, `NAME_count`).
+    public static let histograms: [String] = [timeToFirstToken, interTokenLatency, e2eLatency, queueTime, batchSize, batchTokens, grammarCompile]
+    /// Gauges and counters (one series per label set, under the name itself).
+    public static let scalars: [String] = [requestsRunning, requestsWaiting, kvCacheUsage, promptTokens, generationTokens, prefixCacheQueries, prefixCacheHits, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure]
+    /// Every series name Prometheus scrapes: the scalars, and each histogram's three series.
+    public static var seriesNames: Set<String> {
+        Set(scalars + histograms.flatMap { [$0 + "_bucket", $0 + "_sum", $0 + "_count"] })
+    }
+    /// The upper bounds (`le`) of the latency histograms' buckets.
+    public static var latencyBuckets: [Double] { ServerMetrics.latencyBuckets }
+}
+
 /// Prometheus metrics (prefix `autoglm:`, label `model_name`) through swift-metrics handles on
 /// a private `PrometheusMetricsFactory`: no global bootstrap, so tests can build many servers.
 /// Latencies are derived here, in the frontend, from the engine's monotonic timestamps.
@@ -43,39 +78,39 @@ public final class ServerMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         var f = PrometheusMetricsFactory(registry: registry)
         f.defaultValueHistogramBuckets = Self.latencyBuckets
-        f.valueHistogramBuckets = ["autoglm:batch_size": Self.batchBuckets, "autoglm:batch_tokens": Self.batchBuckets]
+        f.valueHistogramBuckets = [MetricNames.batchSize: Self.batchBuckets, MetricNames.batchTokens: Self.batchBuckets]
         factory = f
         model = modelName
         let d = [("model_name", modelName)]
-        running = CoreMetrics.Gauge(label: "autoglm:num_requests_running", dimensions: d, factory: f)
-        waiting = CoreMetrics.Gauge(label: "autoglm:num_requests_waiting", dimensions: d, factory: f)
+        running = CoreMetrics.Gauge(label: MetricNames.requestsRunning, dimensions: d, factory: f)
+        waiting = CoreMetrics.Gauge(label: MetricNames.requestsWaiting, dimensions: d, factory: f)
         kvUsage = Mutex(nil)
-        promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
-        generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
-        prefixQueries = CoreMetrics.Counter(label: "autoglm:prefix_cache_queries_total", dimensions: d, factory: f)
-        prefixHits = CoreMetrics.Counter(label: "autoglm:prefix_cache_hits_total", dimensions: d, factory: f)
-        ttft = CoreMetrics.Recorder(label: "autoglm:time_to_first_token_seconds", dimensions: d, aggregate: true, factory: f)
-        itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
-        batchSize = CoreMetrics.Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
-        batchTokens = CoreMetrics.Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
-        grammarCompile = CoreMetrics.Recorder(label: "autoglm:grammar_compile_seconds", dimensions: d, aggregate: true, factory: f)
-        grammarMasks = CoreMetrics.Counter(label: "autoglm:grammar_masks_built_total", dimensions: d, factory: f)
-        grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: "autoglm:grammar_mask_seconds_total", dimensions: d, factory: f)
+        promptTokens = CoreMetrics.Counter(label: MetricNames.promptTokens, dimensions: d, factory: f)
+        generationTokens = CoreMetrics.Counter(label: MetricNames.generationTokens, dimensions: d, factory: f)
+        prefixQueries = CoreMetrics.Counter(label: MetricNames.prefixCacheQueries, dimensions: d, factory: f)
+        prefixHits = CoreMetrics.Counter(label: MetricNames.prefixCacheHits, dimensions: d, factory: f)
+        ttft = CoreMetrics.Recorder(label: MetricNames.timeToFirstToken, dimensions: d, aggregate: true, factory: f)
+        itl = CoreMetrics.Recorder(label: MetricNames.interTokenLatency, dimensions: d, aggregate: true, factory: f)
+        e2e = CoreMetrics.Recorder(label: MetricNames.e2eLatency, dimensions: d, aggregate: true, factory: f)
+        queueTime = CoreMetrics.Recorder(label: MetricNames.queueTime, dimensions: d, aggregate: true, factory: f)
+        batchSize = CoreMetrics.Recorder(label: MetricNames.batchSize, dimensions: d, aggregate: true, factory: f)
+        batchTokens = CoreMetrics.Recorder(label: MetricNames.batchTokens, dimensions: d, aggregate: true, factory: f)
+        grammarCompile = CoreMetrics.Recorder(label: MetricNames.grammarCompile, dimensions: d, aggregate: true, factory: f)
+        grammarMasks = CoreMetrics.Counter(label: MetricNames.grammarMasks, dimensions: d, factory: f)
+        grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: MetricNames.grammarMaskSeconds, dimensions: d, factory: f)
         // Pre-create the labelled counters so they show (at 0) before the first request.
         for r in ["stop", "length"] { success(r, count: 0) }
         for r in ["cancelled", "timeout", "error"] { failure(r, count: 0) }
     }
 
     func success(_ reason: String, count: Int = 1) {
-        CoreMetrics.Counter(label: "autoglm:request_success_total",
+        CoreMetrics.Counter(label: MetricNames.requestSuccess,
                             dimensions: [("model_name", model), ("finish_reason", reason)], factory: factory)
             .increment(by: count)
     }
 
     func failure(_ reason: String, count: Int = 1) {
-        CoreMetrics.Counter(label: "autoglm:request_failure_total",
+        CoreMetrics.Counter(label: MetricNames.requestFailure,
                             dimensions: [("model_name", model), ("reason", reason)], factory: factory)
             .increment(by: count)
     }
@@ -129,7 +164,7 @@ public final class ServerMetrics: Sendable {
         if let kv {
             let (f, m) = (factory, model)
             kvUsage.withLock { g in
-                if g == nil { g = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: [("model_name", m)], factory: f) }
+                if g == nil { g = CoreMetrics.Gauge(label: MetricNames.kvCacheUsage, dimensions: [("model_name", m)], factory: f) }
                 g?.record(kv)
             }
         }
