@@ -148,13 +148,13 @@ public enum KubeOperations {
     /// grid, a `datasource` variable of type prometheus), serialized with sorted keys.
     public static func dashboardJSON(_ spec: Spec) -> String {
         let ds: JSONValue = ["type": "prometheus", "uid": "${datasource}"]
-        var panels: [JSONValue] = []
-        for (i, p) in panels(spec).enumerated() {
+        var items: [JSONValue] = []
+        for (i, p) in Self.panels(spec).enumerated() {
             let targets: [JSONValue] = p.targets.enumerated().map { j, t in
                 ["datasource": ds, "expr": .string(t.expr), "legendFormat": .string(t.legend),
                  "refId": .string(String(Character(Unicode.Scalar(UInt8(65 + j)))))]
             }
-            panels.append([
+            items.append([
                 "id": .int(i + 1), "type": "timeseries", "title": .string(p.title), "datasource": ds,
                 "gridPos": ["h": 8, "w": 12, "x": .int((i % 2) * 12), "y": .int((i / 2) * 8)],
                 "fieldConfig": ["defaults": ["unit": .string(p.unit)], "overrides": []],
@@ -174,7 +174,7 @@ public enum KubeOperations {
                 "name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source",
                 "current": [:], "hide": 0,
             ]]],
-            "panels": .array(panels),
+            "panels": .array(items),
         ]
         return dashboard.serialized()
     }

@@ -70,9 +70,9 @@ import Testing
         let path = try CLI.temporaryFile("seed-\(UInt32.random(in: 0...UInt32.max)).yaml", Array(Self.seed.utf8))
         let r = try CLI.run(["validate", path, "--offline", "--print"])
         #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
-        #expect(r.stdout.hasPrefix("apiVersion: autoglm/v1\nkind: Deployment\nname: glm-4-9b-chat\nmodel:\n  ref: THUDM/glm-4-9b-chat\n  version: 1.0.0\nbackend:\n  type: vllm\n"), r.stdout)
-        #expect(r.stdout.contains("replicas: 3\nresources:\n  memory: 24Gi\n  nvidia.com/gpu: 1\nautoscaling:\n  enabled: true\n  minReplicas: 2\n  maxReplicas: 10\n"), r.stdout)
-        #expect(r.stderr.contains("so backend vllm serves its safetensors"), r.stderr)
+        #expect(r.stdout.hasPrefix("apiVersion: autoglm/v1\nkind: Deployment\nname: glm-4-9b-chat\nmodel:\n  ref: THUDM/glm-4-9b-chat\n  version: 1.0.0\nbackend:\n  type: vllm\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("replicas: 3\nresources:\n  memory: 24Gi\n  nvidia.com/gpu: 1\nautoscaling:\n  enabled: true\n  minReplicas: 2\n  maxReplicas: 10\n"), "\(r.stdout)")
+        #expect(r.stderr.contains("so backend vllm serves its safetensors"), "\(r.stderr)")
     }
 
     @Test func validateAsksTheHub() throws {
@@ -92,23 +92,23 @@ import Testing
         let cpu = try CLI.temporaryFile("cpu-\(UInt32.random(in: 0...UInt32.max)).yaml", Array("model: THUDM/glm-4-9b-chat\n".utf8))
         let noGGUF = try CLI.run(["validate", cpu], environment: e)
         #expect(noGGUF.status == 1)
-        #expect(noGGUF.stdout.contains("model.ref 'hf://THUDM/glm-4-9b-chat:Q4_K_M' cannot be pulled: hf://THUDM/glm-4-9b-chat holds no GGUF file: it is a safetensors (transformers) repository"), noGGUF.stdout)
+        #expect(noGGUF.stdout.contains("model.ref 'hf://THUDM/glm-4-9b-chat:Q4_K_M' cannot be pulled: hf://THUDM/glm-4-9b-chat holds no GGUF file: it is a safetensors (transformers) repository"), "\(noGGUF.stdout)")
         #expect(try CLI.run(["validate", cpu, "--offline"], environment: e).status == 0)
 
         let quant = try CLI.temporaryFile("q-\(UInt32.random(in: 0...UInt32.max)).yaml", Array("model: org/Tiny-GGUF\nquant: Q8_0\n".utf8))
         let picked = try CLI.run(["validate", quant], environment: e)
         #expect(picked.status == 0, "\(picked.stdout) \(picked.stderr)")
-        #expect(picked.stderr.contains("model.ref 'hf://org/Tiny-GGUF:Q8_0' is hf://org/Tiny-GGUF@main/tiny-Q8_0.gguf on the hub"), picked.stderr)
+        #expect(picked.stderr.contains("model.ref 'hf://org/Tiny-GGUF:Q8_0' is hf://org/Tiny-GGUF@main/tiny-Q8_0.gguf on the hub"), "\(picked.stderr)")
         let missingQuant = try CLI.temporaryFile("q5-\(UInt32.random(in: 0...UInt32.max)).yaml", Array("model: org/Tiny-GGUF\nquant: Q5_K_M\n".utf8))
         let q5 = try CLI.run(["validate", missingQuant], environment: e)
-        #expect(q5.status == 1 && q5.stdout.contains("has no GGUF file of quantization Q5_K_M; it has Q4_K_M, Q8_0"), q5.stdout)
+        #expect(q5.status == 1 && q5.stdout.contains("has no GGUF file of quantization Q5_K_M; it has Q4_K_M, Q8_0"), "\(q5.stdout)")
 
         let nope = try CLI.temporaryFile("nope-\(UInt32.random(in: 0...UInt32.max)).yaml", Array("model: org/Nope\nresources: {limits: {nvidia.com/gpu: 1}}\n".utf8))
         let missing = try CLI.run(["validate", nope], environment: e)
-        #expect(missing.status == 1 && missing.stdout.contains("model.ref 'org/Nope' cannot be pulled: fetching hf://org/Nope@main failed: not found (HTTP 404): repository 'org/Nope' or its revision 'main' does not exist"), missing.stdout)
+        #expect(missing.status == 1 && missing.stdout.contains("model.ref 'org/Nope' cannot be pulled: fetching hf://org/Nope@main failed: not found (HTTP 404): repository 'org/Nope' or its revision 'main' does not exist"), "\(missing.stdout)")
         // deploy render checks too (the pod would fail to pull it otherwise).
         let render = try CLI.run(["deploy", "render", nope], environment: e)
-        #expect(render.status == 1 && render.stderr.contains("model.ref 'org/Nope' cannot be pulled"), render.stderr)
+        #expect(render.status == 1 && render.stderr.contains("model.ref 'org/Nope' cannot be pulled"), "\(render.stderr)")
         #expect(try CLI.run(["deploy", "render", nope, "--offline"], environment: e).status == 0)
     }
 
@@ -124,10 +124,10 @@ import Testing
         // A spec error is reported the same way through -f (the spec is read first).
         let bad = try CLI.temporaryFile("fbad-\(UInt32.random(in: 0...UInt32.max)).yaml", Array("model: Not A Model!\n".utf8))
         let badF = try CLI.run(["deploy", "-f", bad, "--kubeconfig", missingConfig])
-        #expect(badF.status == 1 && badF.stderr.contains("model 'Not A Model!' is neither a Hugging Face repository"), badF.stderr)
+        #expect(badF.status == 1 && badF.stderr.contains("model 'Not A Model!' is neither a Hugging Face repository"), "\(badF.stderr)")
         let none = try CLI.run(["deploy"])
-        #expect(none.status == 1 && none.stderr.contains("autoglm deploy -f FILE"), none.stderr)
+        #expect(none.status == 1 && none.stderr.contains("autoglm deploy -f FILE"), "\(none.stderr)")
         let two = try CLI.run(["deploy", "apply", path, "-f", bad])
-        #expect(two.status == 1 && two.stderr.contains("two spec files given"), two.stderr)
+        #expect(two.status == 1 && two.stderr.contains("two spec files given"), "\(two.stderr)")
     }
 }
