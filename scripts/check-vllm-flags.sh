@@ -66,7 +66,7 @@ backend:
 resources:
   nvidia.com/gpu: 2
 YAML
-env -i PATH="$PATH" HOME="$HOME" "$BIN" deploy render "$WORK/spec.yaml" -o "$WORK/out" >/dev/null 2>"$WORK/render.err" \
+env -i PATH="$PATH" HOME="$HOME" "$BIN" deploy render --offline "$WORK/spec.yaml" -o "$WORK/out" >/dev/null 2>"$WORK/render.err" \
   || { cat "$WORK/render.err" >&2; exit 1; }
 # Values autoglm accepts, from the messages naming them.
 sed -e 's/dtype: bfloat16/dtype: nope/' "$WORK/spec.yaml" >"$WORK/bad-dtype.yaml"

@@ -13,7 +13,8 @@
 # kubernetes-validate knows. Combos rendered for kube < 1.23 use autoscaling/v2beta2, which was
 # removed in 1.26, so they are validated only against known versions below 1.26.
 # Objects with no schema in kubernetes-validate are reported and allowed only when expected:
-#   - ServiceMonitor (monitoring.coreos.com/v1): a Prometheus Operator CRD, not in core schemas;
+#   - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1): Prometheus Operator CRDs, not in
+#     core schemas (DeployTests checks a PrometheusRule's groups with `promtool check rules`);
 #   - ScaledObject (keda.sh/v1alpha1): a KEDA CRD, not in core schemas (autoscaling.provider: keda);
 #   - PodDisruptionBudget policy/v1beta1 (kube < 1.21): removed in 1.25, older than any known schema.
 # Any other missing schema, or any validation failure, fails the script.
@@ -83,7 +84,7 @@ while read -r name spec env kube; do
     args=("$spec" --kube-version "$kube" -o "$WORK/$name")
     [[ "$env" != "-" ]] && args+=(--env "$env")
     # A clean environment: ${VAR:-default} resolves the same as in the goldens.
-    env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$BIN" deploy render "${args[@]}" 2>/dev/null
+    env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$BIN" deploy render --offline "${args[@]}" 2>/dev/null
     files=("$WORK/$name"/*.yaml)
   fi
   targets=("$OLDEST" "$NEWEST")
@@ -100,6 +101,7 @@ while read -r name spec env kube; do
     unexpected="$(grep "Couldn't find schema" <<<"$out" \
       | grep -v "kind ServiceMonitor with api version monitoring.coreos.com/v1" \
       | grep -v "kind ScaledObject with api version keda.sh/v1alpha1" \
+      | grep -v "kind PrometheusRule with api version monitoring.coreos.com/v1" \
       | grep -v "kind PodDisruptionBudget with api version policy/v1beta1" || true)"
     passed=$(grep -c " passed for resource " <<<"$out" || true)
     expected_missing=$(grep -c "Couldn't find schema" <<<"$out" || true)

@@ -16,6 +16,9 @@ public enum RefForm: Sendable, Equatable {
     case url(String, sha256: String?)
     /// `hf://ORG/REPO[@REVISION]/PATH.gguf`: one GGUF file in a Hugging Face Hub repository.
     case hubFile(repo: String, revision: String, path: String)
+    /// `hf://ORG/REPO[@REVISION]:QUANT`: the GGUF file of that quantization in a Hugging Face Hub
+    /// repository, picked from the repository's file list when it is pulled (`RefSyntax.ggufFile`).
+    case hubQuant(repo: String, revision: String, quant: String)
     /// A local path, as written (`~` not expanded).
     case path(String)
     /// A catalog alias or a registered model id (`gemma3-270m`, `qwen2.5:stable`).
@@ -65,6 +68,9 @@ public enum RefSyntax {
                 throw .malformed(reason: "not a valid URL")
             }
             return .url(urlPart, sha256: sha)
+        }
+        if let q = hubQuant(s) {
+            return .hubQuant(repo: q.repo, revision: q.revision, quant: q.quant)
         }
         if lower.hasPrefix("hf://") || lower.hasPrefix("hf:") {
             let h = try hubFile(String(s.dropFirst(lower.hasPrefix("hf://") ? 5 : 3)))
@@ -136,6 +142,73 @@ public enum RefSyntax {
         return ("\(comps[0])/\(name)", revision)
     }
 
+    /// `hf://ORG/REPO[@REVISION]:QUANT` (or `hf:…`): one quantization of a GGUF repository, e.g.
+    /// `hf://bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M`; nil for anything else. QUANT is a
+    /// llama.cpp quantization name (`isQuant`); ':' cannot occur in ORG, REPO or a revision.
+    public static func hubQuant(_ ref: String) -> (repo: String, revision: String, quant: String)? {
+        let s = ref.trimmingCharacters(in: .whitespaces)
+        let lower = s.lowercased()
+        guard lower.hasPrefix("hf://") || lower.hasPrefix("hf:"), let colon = s.lastIndex(of: ":") else { return nil }
+        let quant = String(s[s.index(after: colon)...])
+        let head = String(s[..<colon])
+        guard isQuant(quant), let h = hubRepository(head) else { return nil }
+        return (h.repo, h.revision, quant)
+    }
+
+    /// A llama.cpp quantization name as GGUF file names carry it: 1-32 letters, digits and '_',
+    /// starting with a letter (`Q4_K_M`, `Q8_0`, `IQ4_XS`, `F16`, `BF16`).
+    public static func isQuant(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 32 && s.first.map { $0.isASCII && $0.isLetter } == true
+            && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+    }
+
+    /// The GGUF file of quantization `quant` among a repository's files: the `.gguf` files whose
+    /// path, cut at '/', '-' and '.', has a part equal to `quant` (case-insensitive; so `Q4_K`
+    /// does not match `…-Q4_K_M.gguf`); multimodal projectors (`mmproj…`) are left out; a split
+    /// set (`-00001-of-0000N`) counts once, as its first part. `.ambiguous` lists several files.
+    public static func ggufFile(quant: String, in files: [String]) -> GGUFPick {
+        let q = quant.lowercased()
+        let ggufs = files.filter { $0.lowercased().hasSuffix(".gguf") }
+        var picked: [String] = []
+        for f in ggufs.sorted() {
+            let lower = f.lowercased()
+            let name = lower.split(separator: "/").last.map(String.init) ?? lower
+            if name.hasPrefix("mmproj") { continue }
+            var stem = String(lower.dropLast(5))
+            var part = 1
+            if let r = stem.range(of: "-[0-9]+-of-[0-9]+$", options: .regularExpression) {
+                part = Int(stem[r].dropFirst().split(separator: "-").first ?? "") ?? 0
+                stem.removeSubrange(r)
+            }
+            guard part == 1 else { continue }
+            let parts = stem.split(whereSeparator: { $0 == "/" || $0 == "-" || $0 == "." })
+            if parts.contains(where: { $0 == q }) { picked.append(f) }
+        }
+        if picked.count == 1 { return .file(picked[0]) }
+        if picked.count > 1 { return .ambiguous(picked) }
+        return .none(available: availableQuants(ggufs))
+    }
+
+    /// The quantization names the repository's GGUF files carry (the last part of each name
+    /// that looks like one: starts with Q, IQ, F or BF and a digit), sorted and unique.
+    static func availableQuants(_ ggufs: [String]) -> [String] {
+        var out = Set<String>()
+        for f in ggufs {
+            var stem = String((f.split(separator: "/").last.map(String.init) ?? f).dropLast(5))
+            if stem.lowercased().hasPrefix("mmproj") { continue }
+            if let r = stem.range(of: "-[0-9]+-of-[0-9]+$", options: .regularExpression) { stem.removeSubrange(r) }
+            let parts = stem.split(whereSeparator: { $0 == "-" || $0 == "." })
+            if let q = parts.last(where: { p in
+                let u = p.uppercased()
+                for prefix in ["IQ", "BF", "Q", "F"] where u.hasPrefix(prefix) {
+                    if let c = u.dropFirst(prefix.count).first, c.isNumber { return isQuant(String(p)) }
+                }
+                return false
+            }) { out.insert(q.uppercased()) }
+        }
+        return out.sorted()
+    }
+
     /// A Hugging Face revision: a branch, tag or commit (letters, digits, '.', '_', '-', '/'; no
     /// leading or trailing '/', no `..`), the rule a spec's model.revision is checked against.
     public static func isRevision(_ s: String) -> Bool {
@@ -165,6 +238,15 @@ public enum RefSyntax {
         guard l.utf8.count == 64, l.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
         return l
     }
+}
+
+/// Which GGUF file of a repository a quantization names.
+public enum GGUFPick: Sendable, Equatable {
+    case file(String)
+    /// Several files carry the quantization (e.g. two models in one repository).
+    case ambiguous([String])
+    /// None does; `available` are the quantizations the repository's GGUF files carry.
+    case none(available: [String])
 }
 
 /// Names in the model registry: model ids and tags (a spec's `model.channel` is a tag).

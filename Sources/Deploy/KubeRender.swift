@@ -147,6 +147,8 @@ public enum KubeRenderer {
                                               ("interval", .string("30s")))])))),
             ]))
         }
+        // monitoring.alerts / monitoring.dashboard (KubeOperations).
+        objects += KubeOperations.objects(spec)
         for (i, k) in spec.server.apiKeys.enumerated() {
             if case .env(let v) = k {
                 notes.append("server.apiKeys[\(i)] reads $\(v), which the rendered Deployment does not set; prefer {secretRef: {name, key}} for Kubernetes")

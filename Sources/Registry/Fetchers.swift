@@ -374,6 +374,12 @@ public struct Puller: Sendable {
                     try pullReference(repo: repo, revision: revision, model: id ?? defaultID(source), version: version, tags: tags)
                 }
             }
+            if case let .hfQuant(repo, revision, quant) = source {
+                return try withRefLock(ref) {
+                    try pullQuant(repo: repo, revision: revision, quant: quant, model: id ?? defaultID(source), version: version,
+                                  tags: tags, sourceLabel: source.description)
+                }
+            }
             if case let .hf(repo, revision, path) = source {
                 return try withRefLock(ref) {
                     try pullHub(repo: repo, revision: revision, path: path, model: id ?? defaultID(source), version: version,
@@ -437,6 +443,11 @@ public struct Puller: Sendable {
             return Registry.suggestedID(from: name)
         case let .hfRepo(repo, _):
             return Registry.suggestedID(from: (repo as NSString).lastPathComponent)
+        case let .hfQuant(repo, _, quant):
+            // Known before the file is picked, so `modelID(for:)` agrees with `pull`.
+            var name = (repo as NSString).lastPathComponent
+            if name.lowercased().hasSuffix("-gguf") { name = String(name.dropLast(5)) }
+            return Registry.suggestedID(from: "\(name)-\(quant.lowercased())")
         }
     }
 
@@ -452,6 +463,8 @@ public struct Puller: Sendable {
             throw RegistryError.unsupportedSource("hf://\(repo)@\(revision)/\(path)", reason: "hub files are pulled through pullHub")
         case .hfRepo:
             throw RegistryError.unsupportedSource(source.description, reason: "a repository is registered as a reference through pullReference")
+        case .hfQuant:
+            throw RegistryError.unsupportedSource(source.description, reason: "a quantization is pulled through pullQuant")
         case let .url(u, _):
             return try HTTPFetcher(workRoot: registry.blobs.directory, progress: progress, log: log).fetch(url: u)
         }
@@ -507,6 +520,26 @@ public struct Puller: Sendable {
             try registry.attachParts(model: model, version: v, parts: extraParts.map { $0.digest })
         }
         return mv
+    }
+
+    /// Pulls `hf://REPO@REVISION:QUANT`: one model-info call lists the repository's files, the
+    /// GGUF file of that quantization is picked (`RefSyntax.ggufFile`, through `HubModelCheck`)
+    /// and pulled like `hf://REPO@REVISION/FILE` (registered with `sourceLabel`, so
+    /// `HF_HUB_OFFLINE=1` finds it again without the hub).
+    public func pullQuant(repo: String, revision: String, quant: String, model: String, version: SemVer?, tags: [String],
+                          sourceLabel: String) throws -> ModelVersion {
+        let settings = HubSettings(environment: environment)
+        if settings.offline {
+            if let hit = try registry.latestVersion(withSource: sourceLabel) {
+                log("HF_HUB_OFFLINE=1: using \(hit.model)@\(hit.version) from the registry")
+                return hit
+            }
+            throw RegistryError.fetchFailed(source: sourceLabel, reason: "HF_HUB_OFFLINE=1 is set and this quantization is not in the registry yet; pull it once with network access (unset HF_HUB_OFFLINE)")
+        }
+        let file = try HubModelCheck(environment: environment).ggufFile(repo: repo, revision: revision, quant: quant)
+        log("\(sourceLabel): \(file)")
+        return try pullHub(repo: repo, revision: revision, path: file, model: model, version: version, tags: tags,
+                           mustMatch: nil, sourceLabel: sourceLabel)
     }
 
     /// Registers `hf://REPO@REVISION` as a reference (no blob): one hub call resolves the

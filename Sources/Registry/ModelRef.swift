@@ -22,6 +22,10 @@ public enum Source: Sendable, Equatable, CustomStringConvertible {
     /// A whole Hugging Face Hub repository (`hf://ORG/REPO[@REVISION]`), registered as a reference
     /// pinned to the revision's commit (nothing downloaded; vLLM loads its safetensors).
     case hfRepo(repo: String, revision: String)
+    /// The GGUF file of one quantization in a Hugging Face Hub repository
+    /// (`hf://ORG/REPO[@REVISION]:QUANT`): the file is picked from the repository's file list
+    /// (`RefSyntax.ggufFile`) when it is pulled.
+    case hfQuant(repo: String, revision: String, quant: String)
 
     public var description: String {
         switch self {
@@ -30,6 +34,7 @@ public enum Source: Sendable, Equatable, CustomStringConvertible {
         case let .url(u, _): return u
         case let .hf(repo, rev, path): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")/\(path)"
         case let .hfRepo(repo, rev): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")"
+        case let .hfQuant(repo, rev, quant): return "hf://\(repo)\(rev == "main" ? "" : "@\(rev)"):\(quant)"
         }
     }
 }
@@ -40,7 +45,7 @@ public enum ModelRef: Sendable, Equatable {
     case alias(String)
 
     /// Parses a reference. Paths (absolute, `./`, `../`, `~/`, a `.gguf` name or an existing file),
-    /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `https://…[#sha256=HEX]` (and `http://` for local mirrors),
+    /// `pip:PACKAGE[==VERSION]`, `hf://ORG/REPO[@REVISION]/PATH.gguf`, `hf://ORG/REPO[@REVISION]:QUANT`, `https://…[#sha256=HEX]` (and `http://` for local mirrors),
     /// `hf://ORG/REPO[@REVISION]` (a whole repository: a reference for vLLM), or an alias.
     /// The syntax is `Core.RefSyntax`'s, the rule `autoglm validate` checks a spec's model.ref against.
     public static func parse(_ raw: String, fileExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) throws -> ModelRef {
@@ -53,6 +58,8 @@ public enum ModelRef: Sendable, Equatable {
             return .source(.url(url, sha256: sha))
         case let .hubFile(repo, revision, path):
             return .source(.hf(repo: repo, revision: revision, path: path))
+        case let .hubQuant(repo, revision, quant):
+            return .source(.hfQuant(repo: repo, revision: revision, quant: quant))
         case let .path(p):
             return .source(.file(path: (p as NSString).expandingTildeInPath))
         case let .alias(a):

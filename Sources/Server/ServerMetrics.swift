@@ -46,7 +46,7 @@ public final class ServerMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         var f = PrometheusMetricsFactory(registry: registry)
         f.defaultValueHistogramBuckets = Self.latencyBuckets
-        f.valueHistogramBuckets = ["autoglm:batch_size": Self.batchBuckets, "autoglm:batch_tokens": Self.batchBuckets]
+        f.valueHistogramBuckets = [MetricNames.batchSize: Self.batchBuckets, MetricNames.batchTokens: Self.batchBuckets]
         factory = f
         model = modelName
         let d = [("model_name", modelName)]
@@ -54,19 +54,19 @@ public final class ServerMetrics: Sendable {
         waiting = CoreMetrics.Gauge(label: MetricNames.requestsWaiting, dimensions: d, factory: f)
         requestsReceived = CoreMetrics.Counter(label: MetricNames.requestsReceived, dimensions: d, factory: f)
         kvUsage = Mutex(nil)
-        promptTokens = CoreMetrics.Counter(label: "autoglm:prompt_tokens_total", dimensions: d, factory: f)
-        generationTokens = CoreMetrics.Counter(label: "autoglm:generation_tokens_total", dimensions: d, factory: f)
-        prefixQueries = CoreMetrics.Counter(label: "autoglm:prefix_cache_queries_total", dimensions: d, factory: f)
-        prefixHits = CoreMetrics.Counter(label: "autoglm:prefix_cache_hits_total", dimensions: d, factory: f)
+        promptTokens = CoreMetrics.Counter(label: MetricNames.promptTokens, dimensions: d, factory: f)
+        generationTokens = CoreMetrics.Counter(label: MetricNames.generationTokens, dimensions: d, factory: f)
+        prefixQueries = CoreMetrics.Counter(label: MetricNames.prefixCacheQueries, dimensions: d, factory: f)
+        prefixHits = CoreMetrics.Counter(label: MetricNames.prefixCacheHits, dimensions: d, factory: f)
         ttft = CoreMetrics.Recorder(label: MetricNames.timeToFirstToken, dimensions: d, aggregate: true, factory: f)
-        itl = CoreMetrics.Recorder(label: "autoglm:inter_token_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        e2e = CoreMetrics.Recorder(label: "autoglm:e2e_request_latency_seconds", dimensions: d, aggregate: true, factory: f)
-        queueTime = CoreMetrics.Recorder(label: "autoglm:request_queue_time_seconds", dimensions: d, aggregate: true, factory: f)
-        batchSize = CoreMetrics.Recorder(label: "autoglm:batch_size", dimensions: d, aggregate: true, factory: f)
-        batchTokens = CoreMetrics.Recorder(label: "autoglm:batch_tokens", dimensions: d, aggregate: true, factory: f)
-        grammarCompile = CoreMetrics.Recorder(label: "autoglm:grammar_compile_seconds", dimensions: d, aggregate: true, factory: f)
-        grammarMasks = CoreMetrics.Counter(label: "autoglm:grammar_masks_built_total", dimensions: d, factory: f)
-        grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: "autoglm:grammar_mask_seconds_total", dimensions: d, factory: f)
+        itl = CoreMetrics.Recorder(label: MetricNames.interTokenLatency, dimensions: d, aggregate: true, factory: f)
+        e2e = CoreMetrics.Recorder(label: MetricNames.e2eLatency, dimensions: d, aggregate: true, factory: f)
+        queueTime = CoreMetrics.Recorder(label: MetricNames.queueTime, dimensions: d, aggregate: true, factory: f)
+        batchSize = CoreMetrics.Recorder(label: MetricNames.batchSize, dimensions: d, aggregate: true, factory: f)
+        batchTokens = CoreMetrics.Recorder(label: MetricNames.batchTokens, dimensions: d, aggregate: true, factory: f)
+        grammarCompile = CoreMetrics.Recorder(label: MetricNames.grammarCompile, dimensions: d, aggregate: true, factory: f)
+        grammarMasks = CoreMetrics.Counter(label: MetricNames.grammarMasks, dimensions: d, factory: f)
+        grammarMaskSeconds = CoreMetrics.FloatingPointCounter(label: MetricNames.grammarMaskSeconds, dimensions: d, factory: f)
         // Pre-create the labelled counters so they show (at 0) before the first request.
         requestsReceived.increment(by: 0)
         for r in ["stop", "length"] { success(r, count: 0) }
@@ -74,13 +74,13 @@ public final class ServerMetrics: Sendable {
     }
 
     func success(_ reason: String, count: Int = 1) {
-        CoreMetrics.Counter(label: "autoglm:request_success_total",
+        CoreMetrics.Counter(label: MetricNames.requestSuccess,
                             dimensions: [("model_name", model), ("finish_reason", reason)], factory: factory)
             .increment(by: count)
     }
 
     func failure(_ reason: String, count: Int = 1) {
-        CoreMetrics.Counter(label: "autoglm:request_failure_total",
+        CoreMetrics.Counter(label: MetricNames.requestFailure,
                             dimensions: [("model_name", model), ("reason", reason)], factory: factory)
             .increment(by: count)
     }
@@ -137,7 +137,7 @@ public final class ServerMetrics: Sendable {
         if let kv {
             let (f, m) = (factory, model)
             kvUsage.withLock { g in
-                if g == nil { g = CoreMetrics.Gauge(label: "autoglm:kv_cache_usage_ratio", dimensions: [("model_name", m)], factory: f) }
+                if g == nil { g = CoreMetrics.Gauge(label: MetricNames.kvCacheUsage, dimensions: [("model_name", m)], factory: f) }
                 g?.record(kv)
             }
         }

@@ -388,5 +388,25 @@ public enum ModelCacheSpec: Sendable, Equatable {
 
 public struct MonitoringSpec: Sendable, Equatable {
     public var serviceMonitor = false
+    /// Render a PrometheusRule (monitoring.coreos.com/v1) alerting on `slo` and the serving gauges.
+    public var alerts = false
+    /// Render a Grafana dashboard (a ConfigMap labelled `grafana_dashboard: "1"`, the sidecar convention).
+    public var dashboard = false
+    public var slo = SLOSpec()
+    public init() {}
+}
+
+/// `monitoring.slo`: the objectives the PrometheusRule alerts on (defaults defined here only).
+public struct SLOSpec: Sendable, Equatable {
+    /// p95 time to first token, seconds, over 5 minutes.
+    public var ttftP95Seconds: Double = 2
+    /// Failed / finished requests over 5 minutes (client cancellations are not failures), 0…1.
+    public var maxErrorRate: Double = 0.05
+    /// Waiting requests / the server's queue limit (`--max-queue`) that counts as saturated, 0…1.
+    public var queueSaturation: Double = 0.8
+    /// KV-cache usage (0…1) that counts as near full.
+    public var kvCacheUsage: Double = 0.95
+    /// Container restarts within 15 minutes that raise an alert.
+    public var maxRestarts: Int = 2
     public init() {}
 }

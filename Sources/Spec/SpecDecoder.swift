@@ -24,7 +24,12 @@ struct SpecDecoder {
     func sortedDiagnostics() -> [Diagnostic] { SpecLoader.dedupe(diags) }
 
     static let topKeys = ["apiVersion", "kind", "name", "model", "backend", "server", "image", "replicas",
-                          "resources", "autoscaling", "probes", "rollout", "modelCache", "monitoring", "gateway", "environments"]
+                          "resources", "autoscaling", "probes", "rollout", "modelCache", "monitoring", "gateway", "environments",
+                          "version", "quant"]
+
+    /// The top-level keys a short-form model (`model: STRING`) is computed from: when an overlay
+    /// sets any of them, the model and the backend are decided again.
+    static let shortFormInputs = ["model", "backend", "resources", "version", "quant"]
 
     // MARK: root
 
@@ -61,14 +66,28 @@ struct SpecDecoder {
         checkKeys(checking, allowed: Self.topKeys, path: "")
         func fresh(_ key: String) -> Bool { base == nil || touched.contains(key) }
         var s = base ?? RootSections()
+        // The short form: `model: STRING` (see ShortForm).
+        let modelNode = lookup("model")
+        var shortModel: String?
+        if let m = modelNode, case .scalar(let text, _, _) = m, !m.isNull { shortModel = text }
+        let shortFresh = shortModel != nil && Self.shortFormInputs.contains(where: fresh)
 
         if fresh("apiVersion") {
             if let v = lookup("apiVersion") {
                 if let str = string(v, path: "apiVersion"), str != Spec.apiVersion {
                     error(v.pos, "apiVersion '\(str)' is not supported; use '\(Spec.apiVersion)'")
                 }
-            } else {
+            } else if shortModel == nil {
                 error(rootPos, "apiVersion is required; add 'apiVersion: \(Spec.apiVersion)' at the top")
+            }
+        }
+        if shortModel == nil {
+            for key in ["version", "quant"] where fresh(key) {
+                if let v = lookup(key), !v.isNull {
+                    error(v.pos, key == "version"
+                          ? "version is the short form's model version (with model: ORG/REPO); with a model mapping write it as model.version, e.g. '1.0.0'"
+                          : "quant picks a GGUF file of a short-form model (model: ORG/REPO); with a model mapping name it in the ref: hf://ORG/REPO:QUANT")
+                }
             }
         }
         if fresh("kind"), let v = lookup("kind"), let str = string(v, path: "kind"), str != "Deployment" {
@@ -82,17 +101,38 @@ struct SpecDecoder {
                         error(v.pos, "name '\(str)' must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. 'glm-4-9b')")
                     }
                 }
+            } else if let short = shortModel {
+                if let derived = ShortForm.derivedName(short) { s.name = derived } else {
+                    error(rootPos, "name is required: none can be derived from model '\(abbreviated(short))'; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)")
+                }
             } else {
                 error(rootPos, "name is required; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)")
             }
         }
-        if fresh("model") {
+        if fresh("model"), shortModel == nil {
             s.model = nil
-            if let v = lookup("model") { s.model = decodeModel(v) } else {
-                error(rootPos, "model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path)")
+            if let v = modelNode { s.model = decodeModel(v) } else {
+                error(rootPos, "model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path), or in the short form 'model: ORG/REPO'")
             }
         }
-        if fresh("backend") { s.backend = lookup("backend").map { decodeBackend($0) } }
+        if fresh("resources") { s.resources = lookup("resources").map { decodeResources($0) } }
+        if let short = shortModel, let node = modelNode {
+            if shortFresh {
+                // The backend follows from the model and the GPUs (ShortForm.backend), then the
+                // model's canonical ref from the backend.
+                var explicit: BackendType?
+                if let t = lookup("backend")?["type"], case .scalar(let text, _, _) = t { explicit = BackendType(rawValue: text) }
+                let choice = ShortForm.backend(explicit: explicit, gpus: s.resources?.gpu ?? 0, model: short)
+                if let b = lookup("backend") { s.backend = decodeBackend(b, defaultType: choice.type) } else {
+                    var b = BackendSpec()
+                    b.type = choice.type
+                    s.backend = b
+                }
+                if let why = choice.reason { note(node.pos, why) }
+                s.model = decodeShortModel(short, node: node, backend: s.backend?.type ?? choice.type,
+                                           version: lookup("version"), quant: lookup("quant"))
+            }
+        } else if fresh("backend") { s.backend = lookup("backend").map { decodeBackend($0) } }
         if fresh("server") { s.server = lookup("server").map { decodeServer($0) } }
         if fresh("image") {
             s.image = nil
@@ -103,7 +143,6 @@ struct SpecDecoder {
             }
         }
         if fresh("replicas") { s.replicas = lookup("replicas").flatMap { int($0, path: "replicas", Self.replicasRange) } }
-        if fresh("resources") { s.resources = lookup("resources").map { decodeResources($0) } }
         if fresh("autoscaling") { s.autoscaling = lookup("autoscaling").flatMap { decodeAutoscaling($0) } }
         if fresh("probes") { s.probes = lookup("probes").map { decodeProbes($0) } }
         if fresh("rollout") { s.rollout = lookup("rollout").map { decodeRollout($0) } }
@@ -141,7 +180,8 @@ struct SpecDecoder {
         }
         if s.model != nil { checkModel(spec.model, backend: spec.backend.type, node: lookup("model")) }
         if spec.backend.type == .vllm, (spec.resources.gpu ?? 0) < 1 {
-            let pos = lookup("resources")?["nvidia.com/gpu"]?.pos ?? lookup("backend")?["type"]?.pos ?? lookup("backend")?.pos
+            let pos = lookup("resources")?["nvidia.com/gpu"]?.pos ?? lookup("resources")?["limits"]?["nvidia.com/gpu"]?.pos
+                ?? lookup("backend")?["type"]?.pos ?? lookup("backend")?.pos
             error(pos, "backend vllm needs a GPU (the \(BackendSpec.defaultVLLMImage) image runs on CUDA); set resources.nvidia.com/gpu: 1 (more shard the model with tensor parallelism)")
         }
         if spec.backend.type == .llamacpp, let layers = spec.backend.gpuLayers, layers > 0, (spec.resources.gpu ?? 0) < 1 {
@@ -224,10 +264,11 @@ struct SpecDecoder {
                 error(refPos, "model.ref '\(abbreviated(ref))' is not a Hugging Face repo id, which backend vllm needs (it downloads the repository itself); write ORG/REPO or hf://ORG/REPO, e.g. 'THUDM/glm-4-9b-chat-hf'"
                       + (gguf ? " (a .gguf file runs on backend llamacpp)" : ""))
             }
-            for key in ["version", "channel"] {
-                if let v = node?[key], !v.isNull {
-                    error(v.pos, "model.\(key) names a version in autoglm's registry (a GGUF), which backend vllm does not use (vLLM downloads the repo itself); pin the repo with model.revision (a branch, tag or commit) instead")
-                }
+            if let v = node?["channel"], !v.isNull {
+                error(v.pos, "model.channel names a channel in autoglm's registry (a GGUF), which backend vllm does not use (vLLM downloads the repo itself); pin the repo with model.revision (a branch, tag or commit) instead")
+            }
+            if let v = node?["version"], !v.isNull {
+                note(v.pos, "model.version only labels the deployment (app.kubernetes.io/version) with backend vllm: vLLM downloads the repo itself; pin its contents with model.revision (a branch, tag or commit)")
             }
         case .native, .llamacpp:
             if let repo = RefSyntax.repoID(ref) {
@@ -282,8 +323,9 @@ struct SpecDecoder {
         "flashAttention": "it is a llama.cpp setting (vLLM picks its attention backend itself)",
     ]
 
-    mutating func decodeBackend(_ node: PNode) -> BackendSpec {
+    mutating func decodeBackend(_ node: PNode, defaultType: BackendType = .native) -> BackendSpec {
         var b = BackendSpec()
+        b.type = defaultType
         guard let entries = mapping(node, path: "backend") else { return b }
         checkKeys(entries, allowed: Self.backendKeys, path: "backend")
         if let v = entries.value("type"), let t: BackendType = enumValue(v, path: "backend.type") { b.type = t }
@@ -447,11 +489,98 @@ struct SpecDecoder {
     mutating func decodeResources(_ node: PNode) -> ResourcesSpec {
         var r = ResourcesSpec()
         guard let entries = mapping(node, path: "resources") else { return r }
-        checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu"], path: "resources")
-        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "resources.cpu", example: "'4' or '500m'", bounds: .cpu) }
-        if let v = entries.value("memory") { r.memory = quantity(v, path: "resources.memory", example: "'16Gi'", bounds: .memory) }
-        if let v = entries.value("nvidia.com/gpu") { r.gpu = int(v, path: "resources.nvidia.com/gpu", 0...16) }
+        checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu", "limits", "requests"], path: "resources")
+        let limits = entries.value("limits").flatMap { $0.isNull ? nil : $0 }
+        let requests = entries.value("requests").flatMap { $0.isNull ? nil : $0 }
+        guard limits != nil || requests != nil else { return decodeAmounts(entries, path: "resources") }
+        // The Kubernetes shape: resources.limits / resources.requests (the short form).
+        if let flat = entries.first(where: { ["cpu", "memory", "nvidia.com/gpu"].contains($0.key) && !$0.value.isNull }) {
+            error(flat.keyPos, "resources.\(flat.key): write either cpu, memory and nvidia.com/gpu directly under resources, or Kubernetes limits/requests, not both")
+        }
+        let l = limits.flatMap { n in mapping(n, path: "resources.limits").map { decodeAmounts($0, path: "resources.limits") } } ?? ResourcesSpec()
+        let q = requests.flatMap { n in mapping(n, path: "resources.requests").map { decodeAmounts($0, path: "resources.requests") } } ?? ResourcesSpec()
+        // autoglm renders requests equal to limits (Guaranteed QoS): one amount per resource.
+        for (key, a, b) in [("cpu", l.cpu, q.cpu), ("memory", l.memory, q.memory)] {
+            if let a, let b, quantityValue(a) != quantityValue(b) {
+                error(requests?[key]?.pos, "resources.requests.\(key) (\(b)) differs from resources.limits.\(key) (\(a)): autoglm sets requests equal to limits (Guaranteed QoS); make them equal or keep only limits")
+            }
+        }
+        if let a = l.gpu, let b = q.gpu, a != b {
+            error(requests?["nvidia.com/gpu"]?.pos, "resources.requests.nvidia.com/gpu (\(b)) differs from resources.limits.nvidia.com/gpu (\(a)): Kubernetes needs GPU requests equal to limits; make them equal or keep only limits")
+        }
+        r.cpu = l.cpu ?? q.cpu
+        r.memory = l.memory ?? q.memory
+        r.gpu = l.gpu ?? q.gpu
         return r
+    }
+
+    /// cpu, memory and nvidia.com/gpu of `resources` (or of its limits/requests).
+    mutating func decodeAmounts(_ entries: [PEntry], path: String) -> ResourcesSpec {
+        var r = ResourcesSpec()
+        if path != "resources" { checkKeys(entries, allowed: ["cpu", "memory", "nvidia.com/gpu"], path: path) }
+        if let v = entries.value("cpu") { r.cpu = quantity(v, path: "\(path).cpu", example: "'4' or '500m'", bounds: .cpu) }
+        if let v = entries.value("memory") { r.memory = quantity(v, path: "\(path).memory", example: "'16Gi'", bounds: .memory) }
+        if let v = entries.value("nvidia.com/gpu") { r.gpu = int(v, path: "\(path).nvidia.com/gpu", 0...16) }
+        return r
+    }
+
+    /// `model: STRING` (the short form): a Hugging Face repository becomes the ref the backend
+    /// loads — the repo id for vllm, `hf://ORG/REPO[@REV]:QUANT` (quant, else
+    /// `ShortForm.defaultQuant`) for native and llamacpp; any other string must be a reference
+    /// `autoglm pull` accepts and is taken as model.ref. `version` → model.version (normalized
+    /// to SemVer).
+    mutating func decodeShortModel(_ text: String, node: PNode, backend: BackendType, version: PNode?, quant: PNode?) -> ModelSpec? {
+        let forms = "write e.g. 'THUDM/glm-4-9b-chat' (a Hugging Face repository), 'hf://ORG/REPO:Q4_K_M', 'hf://ORG/REPO/FILE.gguf' or an alias such as 'gemma3-270m'"
+        var m = ModelSpec(ref: "")
+        var q: String?
+        var quantOK = true
+        if let qn = quant, !qn.isNull, let qs = string(qn, path: "quant") {
+            if RefSyntax.isQuant(qs) { q = qs } else {
+                quantOK = false
+                error(qn.pos, "quant '\(abbreviated(qs))' is not a GGUF quantization name; write e.g. Q4_K_M, Q5_K_M, Q8_0, IQ4_XS or F16")
+            }
+        }
+        func quantMeaningless(_ why: String) {
+            if let qn = quant, !qn.isNull, quantOK { error(qn.pos, "quant \(why); remove it") }
+        }
+        if text.allSatisfy({ $0 == " " || $0 == "\t" }) {
+            error(node.pos, "model must not be empty; \(forms)")
+            return nil
+        }
+        if let r = ShortForm.repository(text) {
+            switch backend {
+            case .vllm:
+                m.ref = r.repo
+                m.revision = r.revision
+                quantMeaningless("picks a GGUF file, but backend vllm loads the repository's safetensors (set backend.type: native or llamacpp to serve a GGUF)")
+            case .native, .llamacpp:
+                m.ref = "hf://\(r.repo)\(r.revision.map { "@\($0)" } ?? ""):\(q ?? ShortForm.defaultQuant)"
+            case .openai:
+                m.ref = text
+                quantMeaningless("picks a GGUF file, but backend openai forwards to an upstream that serves its own models")
+            }
+        } else {
+            if backend != .openai {
+                do { _ = try RefSyntax.classify(text, fileExists: { access($0, F_OK) == 0 }) } catch let refError {
+                    let why: String
+                    switch refError {
+                    case .malformed(let reason): why = reason
+                    case .invalidDigest(let d): why = "the #sha256= digest '\(abbreviated(d))' is not 64 hexadecimal digits"
+                    }
+                    error(node.pos, "model '\(abbreviated(text))' is neither a Hugging Face repository (ORG/REPO) nor a reference autoglm pull accepts (\(why)); \(forms)")
+                    return nil
+                }
+            }
+            m.ref = text
+            quantMeaningless(RefSyntax.hubQuant(text) != nil ? "repeats what the model's ':QUANT' already picks"
+                             : "applies to a Hugging Face repository (model: ORG/REPO); model '\(abbreviated(text))' names its file already")
+        }
+        if let v = version, !v.isNull, let vs = string(v, path: "version") {
+            if let n = ShortForm.normalizedVersion(vs) { m.version = n } else {
+                error(v.pos, "version '\(abbreviated(vs))' is not a version; write MAJOR[.MINOR[.PATCH]] with an optional 'v', e.g. 'v1.0' (→ model.version 1.0.0) or '1.2.3'")
+            }
+        }
+        return m
     }
 
     mutating func decodeAutoscaling(_ node: PNode) -> AutoscalingSpec? {
@@ -462,6 +591,13 @@ struct SpecDecoder {
         var a = AutoscalingSpec()
         if let v = entries.value("enabled"), let b = bool(v, path: "autoscaling.enabled") { a.enabled = b }
         let minNode = entries.value("minReplicas"), maxNode = entries.value("maxReplicas")
+        if let v = entries.value("enabled"), !v.isNull, !a.enabled {
+            for (key, n) in [("minReplicas", minNode), ("maxReplicas", maxNode)] {
+                if let n, !n.isNull {
+                    error(n.pos, "autoscaling.\(key) means nothing while autoscaling.enabled is false (the fixed count is replicas); set enabled: true to autoscale, or remove \(key) (in an overlay: \(key): null)")
+                }
+            }
+        }
         if let v = minNode, let i = int(v, path: "autoscaling.minReplicas", 1...1000) { a.minReplicas = i }
         if let v = maxNode, let i = int(v, path: "autoscaling.maxReplicas", 1...1000) { a.maxReplicas = i }
         else if maxNode == nil && a.enabled {
@@ -751,8 +887,30 @@ struct SpecDecoder {
     mutating func decodeMonitoring(_ node: PNode) -> MonitoringSpec {
         var m = MonitoringSpec()
         guard let entries = mapping(node, path: "monitoring") else { return m }
-        checkKeys(entries, allowed: ["serviceMonitor"], path: "monitoring")
+        checkKeys(entries, allowed: ["serviceMonitor", "alerts", "dashboard", "slo"], path: "monitoring")
         if let v = entries.value("serviceMonitor"), let b = bool(v, path: "monitoring.serviceMonitor") { m.serviceMonitor = b }
+        if let v = entries.value("alerts"), let b = bool(v, path: "monitoring.alerts") { m.alerts = b }
+        if let v = entries.value("dashboard"), let b = bool(v, path: "monitoring.dashboard") { m.dashboard = b }
+        if let v = entries.value("slo"), !v.isNull, let se = mapping(v, path: "monitoring.slo") {
+            let path = "monitoring.slo"
+            checkKeys(se, allowed: ["ttftP95Seconds", "maxErrorRate", "queueSaturation", "kvCacheUsage", "maxRestarts"], path: path)
+            if let n = se.value("ttftP95Seconds"), let d = number(n, path: "\(path).ttftP95Seconds", min: 0, minExclusive: true, max: 3600, example: "0.5") {
+                m.slo.ttftP95Seconds = d
+            }
+            for (key, kp, example) in [("maxErrorRate", \SLOSpec.maxErrorRate, "0.01"), ("queueSaturation", \SLOSpec.queueSaturation, "0.8"),
+                                       ("kvCacheUsage", \SLOSpec.kvCacheUsage, "0.95")] {
+                if let n = se.value(key), let d = number(n, path: "\(path).\(key)", min: 0, minExclusive: true, max: 1, example: example) {
+                    m.slo[keyPath: kp] = d
+                }
+            }
+            if let n = se.value("maxRestarts"), let i = int(n, path: "\(path).maxRestarts", 0...1000) { m.slo.maxRestarts = i }
+            if !m.alerts {
+                note(v.pos, "monitoring.slo is used by the alerts; set monitoring.alerts: true to render them (a PrometheusRule)")
+            }
+        }
+        if (m.alerts || m.dashboard) && !m.serviceMonitor {
+            note(node.pos, "monitoring.alerts and monitoring.dashboard read the metrics Prometheus scrapes; without monitoring.serviceMonitor: true scrape /metrics some other way")
+        }
         return m
     }
 

@@ -30,8 +30,9 @@ public enum SpecEncoder {
         let resources: YAMLValue? = (r.cpu == nil && r.memory == nil && r.gpu == nil) ? nil
             : .obj(("cpu", .str(r.cpu)), ("memory", .str(r.memory)), ("nvidia.com/gpu", .num(r.gpu)))
         let autoscaling: YAMLValue? = spec.autoscaling.map { a in
-            .obj(("enabled", .bool(a.enabled)), ("minReplicas", .int(a.minReplicas)),
-                 ("maxReplicas", .int(a.maxReplicas)), ("metric", .string(a.metric.rawValue)),
+            // min/maxReplicas only while enabled (a disabled autoscaler with bounds is refused).
+            .obj(("enabled", .bool(a.enabled)), ("minReplicas", a.enabled ? .int(a.minReplicas) : nil),
+                 ("maxReplicas", a.enabled ? .int(a.maxReplicas) : nil), ("metric", .string(a.metric.rawValue)),
                  ("target", .int(a.target)),
                  ("provider", a.provider == .prometheusAdapter ? nil : .string(a.provider.rawValue)),
                  ("prometheusURL", a.prometheusURL == AutoscalingSpec.defaultPrometheusURL ? nil : .string(a.prometheusURL)),
@@ -76,10 +77,26 @@ public enum SpecEncoder {
             ("probes", probes),
             ("rollout", rollout),
             ("modelCache", cache),
-            ("monitoring", .obj(("serviceMonitor", .bool(spec.monitoring.serviceMonitor)))),
+            ("monitoring", monitoring(spec.monitoring)),
             ("gateway", spec.gateway == GatewaySpec() ? nil
                 : .obj(("policy", .string(spec.gateway.policy.rawValue)), ("affinityThreshold", .int(spec.gateway.affinityThreshold))))
         )
+    }
+
+    /// serviceMonitor always; alerts, dashboard and slo only when they differ from the defaults.
+    static func monitoring(_ m: MonitoringSpec) -> YAMLValue {
+        let slo = m.slo
+        let d = SLOSpec()
+        let sloValue: YAMLValue? = slo == d ? nil : .obj(
+            ("ttftP95Seconds", slo.ttftP95Seconds == d.ttftP95Seconds ? nil : .double(slo.ttftP95Seconds)),
+            ("maxErrorRate", slo.maxErrorRate == d.maxErrorRate ? nil : .double(slo.maxErrorRate)),
+            ("queueSaturation", slo.queueSaturation == d.queueSaturation ? nil : .double(slo.queueSaturation)),
+            ("kvCacheUsage", slo.kvCacheUsage == d.kvCacheUsage ? nil : .double(slo.kvCacheUsage)),
+            ("maxRestarts", slo.maxRestarts == d.maxRestarts ? nil : .int(slo.maxRestarts)))
+        return .obj(("serviceMonitor", .bool(m.serviceMonitor)),
+                    ("alerts", m.alerts ? .bool(true) : nil),
+                    ("dashboard", m.dashboard ? .bool(true) : nil),
+                    ("slo", sloValue))
     }
 
     static func rule(_ r: ScalingRule) -> YAMLValue {

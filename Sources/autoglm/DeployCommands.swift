@@ -1,6 +1,8 @@
 import Spec
 import ArgumentParser
+import Core
 import Deploy
+import Registry
 import Dispatch
 import Foundation
 
@@ -22,23 +24,69 @@ private func printErr(_ s: String) {
     }
 }
 
-/// Loads a spec for rendering, printing every error and exiting 1 on failure.
-private func loadSpecOrExit(_ file: String, env: String?) throws -> LoadedSpec {
+/// Loads a spec for rendering, printing every error and exiting 1 on failure. With
+/// `checkHub`, the model must also be pullable (`checkModelsOnHub`) — what `deploy render` and
+/// `deploy apply` check unless `--offline`.
+private func loadSpecOrExit(_ file: String, env: String?, checkHub: Bool = false) throws -> LoadedSpec {
     let text: String
     do { text = try SpecLoader.readFile(file) } catch {
         printErr(error.description)
         throw ExitCode(1)
     }
+    let loaded: LoadedSpec
     do {
-        return try SpecLoader.load(yaml: text, file: file, environment: env,
-                                   variables: SpecLoader.processEnvironment())
+        loaded = try SpecLoader.load(yaml: text, file: file, environment: env,
+                                     variables: SpecLoader.processEnvironment())
     } catch {
         for d in error.diagnostics { printErr(d.description) }
         throw ExitCode(1)
     }
+    if checkHub {
+        for n in loaded.notes { printErr("note: " + n.description) }
+        if !checkModelsOnHub(file, text: text, env: env, out: { printErr($0) }) { throw ExitCode(1) }
+    }
+    return loaded
 }
 
-/// `autoglm validate FILE [--env E] [--print]`
+/// Asks the Hugging Face Hub whether each model the spec (the overlay `env`, else the base and
+/// every overlay) names can be pulled: a missing repository or revision, no file of the
+/// quantization, a gated repository without a token, a repository vLLM cannot load. Prints each
+/// problem as one `FILE: model.ref 'REF': …` line (on `out`) and what a quantization picked (as a
+/// note); returns whether all passed. `HF_HUB_OFFLINE=1` skips the hub as `--offline` does.
+func checkModelsOnHub(_ file: String, text: String, env: String?, out: (String) -> Void) -> Bool {
+    let vars = SpecLoader.processEnvironment()
+    var specs: [(String?, Spec)] = []
+    let base = try? SpecLoader.load(yaml: text, file: file, environment: env, variables: vars)
+    if let base {
+        specs.append((env, base.spec))
+        if env == nil {
+            for e in base.spec.environmentNames {
+                if let l = try? SpecLoader.load(yaml: text, file: file, environment: e, variables: vars) { specs.append((e, l.spec)) }
+            }
+        }
+    }
+    let check = HubModelCheck()
+    var seen = Set<String>()
+    var ok = true
+    for (e, spec) in specs {
+        guard let t = spec.hubTarget else { continue }
+        let key = "\(t.ref)|\(t.revision ?? "")|\(t.loadsRepository)"
+        guard seen.insert(key).inserted else { continue }
+        let suffix = e.map { " (with --env \($0))" } ?? ""
+        do {
+            if case .available(let what) = try check.check(ref: t.ref, revision: t.revision, loadsRepository: t.loadsRepository),
+               RefSyntax.hubQuant(t.ref) != nil {
+                printErr("note: \(file): model.ref '\(t.ref)' is \(what) on the hub\(suffix)")
+            }
+        } catch {
+            ok = false
+            out("\(file): model.ref '\(t.ref)' cannot be pulled\(suffix): \(error.description) (--offline skips this check)")
+        }
+    }
+    return ok
+}
+
+/// `autoglm validate FILE [--env E] [--print] [--offline]`
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check an autoglm.yaml and report every problem with file:line:column.")
@@ -48,6 +96,8 @@ struct Validate: ParsableCommand {
     var env: String?
     @Flag(name: .long, help: "Print the resolved spec (overlay applied, ${VAR} substituted) as YAML.")
     var print = false
+    @Flag(name: .long, help: "Do not ask the Hugging Face Hub whether the model can be pulled (also: HF_HUB_OFFLINE=1).")
+    var offline = false
 
     func run() throws {
         let text: String
@@ -62,6 +112,7 @@ struct Validate: ParsableCommand {
             for e in result.errors { Swift.print(e.description) }
             throw ExitCode(1)
         }
+        if !offline, !checkModelsOnHub(file, text: text, env: env, out: { Swift.print($0) }) { throw ExitCode(1) }
         if print {
             let loaded = try loadSpecOrExit(file, env: env)
             Swift.print(SpecEncoder.yaml(loaded.spec), terminator: "")
@@ -75,7 +126,9 @@ struct Validate: ParsableCommand {
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Deploy a spec: render manifests, apply them to Kubernetes, follow and roll back rollouts.",
-        subcommands: [Render.self, Containerfile.self, Apply.self, Status.self, Rollback.self, Delete.self])
+        discussion: "autoglm deploy -f FILE [options] is autoglm deploy apply FILE [options].",
+        subcommands: [Render.self, Containerfile.self, Apply.self, Status.self, Rollback.self, Delete.self],
+        defaultSubcommand: Apply.self)
 
     /// `autoglm deploy render [FILE] [--env E] [--kube-version 1.XX] [-o DIR]`
     struct Render: ParsableCommand {
@@ -88,6 +141,8 @@ struct Deploy: ParsableCommand {
         var kubeVersion: String = KubeVersion.default.description
         @Option(name: .shortAndLong, help: "Write one file per object into this directory instead of stdout.")
         var output: String?
+        @Flag(name: .long, help: "Do not ask the Hugging Face Hub whether the model can be pulled (also: HF_HUB_OFFLINE=1).")
+        var offline = false
 
         func run() throws {
             let kv: KubeVersion
@@ -95,7 +150,7 @@ struct Deploy: ParsableCommand {
                 printErr(error.description)
                 throw ExitCode(1)
             }
-            let loaded = try loadSpecOrExit(file, env: env)
+            let loaded = try loadSpecOrExit(file, env: env, checkHub: !offline)
             let result = KubeRenderer.render(loaded.spec, options: RenderOptions(kubeVersion: kv))
             for n in result.notes { printErr("note: " + n) }
             if let output {
@@ -261,9 +316,13 @@ extension Deploy {
             undone. After a healthy rollout, ConfigMaps no retained revision uses are deleted.
             """)
 
-        @Argument(help: "The spec file.") var file: String = "autoglm.yaml"
+        @Argument(help: "The spec file.") var positionalFile: String?
+        @Option(name: [.customShort("f"), .customLong("file")], help: "The spec file (`autoglm deploy -f FILE` is `deploy apply FILE`).")
+        var fileOption: String?
         @Option(name: .long, help: "Apply this environments overlay.") var env: String?
         @OptionGroup var cluster: ClusterOptions
+        @Flag(name: .long, help: "Do not ask the Hugging Face Hub whether the model can be pulled (also: HF_HUB_OFFLINE=1).")
+        var offline = false
         @Option(name: .customLong("kube-version"), help: "Render for this Kubernetes version (default: the server's).")
         var kubeVersion: String?
         @Option(name: .customLong("apply-mode"), help: "auto, server-side or client-side (create/replace).")
@@ -276,6 +335,13 @@ extension Deploy {
         var timeout: Int?
 
         func run() throws {
+            let file: String
+            switch DeployAlias.specFile(positional: positionalFile, option: fileOption) {
+            case .success(let f): file = f
+            case .failure(let e):
+                printErr("error: " + e.description)
+                throw ExitCode(1)
+            }
             guard let mode = ApplyMode(rawValue: applyMode) else {
                 printErr("error: --apply-mode '\(applyMode)' is not one of auto, server-side, client-side")
                 throw ExitCode(1)
@@ -287,7 +353,7 @@ extension Deploy {
                     throw ExitCode(1)
                 }
             }
-            let loaded = try loadSpecOrExit(file, env: env)
+            let loaded = try loadSpecOrExit(file, env: env, checkHub: !offline)
             let conn = try cluster.connection()
             let requestTimeout = cluster.requestTimeout
             var options = KubeDeployOptions()

@@ -76,3 +76,27 @@ import Core
         #expect(VersionSyntax.parse("v1.0.0") == .failure(VersionSyntaxError(reason: "major 'v1' is not a non-negative integer")))
     }
 }
+
+@Suite struct HubQuantSyntaxTests {
+    @Test func parsesTheQuantForm() {
+        func q(_ s: String) -> String? { RefSyntax.hubQuant(s).map { "\($0.repo)@\($0.revision):\($0.quant)" } }
+        #expect(q("hf://bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M") == "bartowski/Qwen2.5-0.5B-Instruct-GGUF@main:Q4_K_M")
+        #expect(q("hf:o/r@v1.0:iq4_xs") == "o/r@v1.0:iq4_xs")
+        for bad in ["hf://o/r", "hf://o/r:", "hf://o/r:Q4-K", "hf://o/r/f.gguf", "o/r:Q4_K_M", "hf://o/r:4bit", "hf://o:Q4_K_M"] {
+            #expect(q(bad) == nil, "\(bad)")
+        }
+        #expect((try? RefSyntax.classify("hf://o/r:Q8_0", fileExists: { _ in false })) == .hubQuant(repo: "o/r", revision: "main", quant: "Q8_0"))
+    }
+
+    @Test func picksTheFileOfTheQuant() {
+        let files = ["README.md", "Model-Q4_K_M.gguf", "Model-Q4_K.gguf", "Model.Q8_0.gguf", "mmproj-Model-F16.gguf",
+                     "F16/Model-F16-00001-of-00003.gguf", "F16/Model-F16-00002-of-00003.gguf", "F16/Model-F16-00003-of-00003.gguf"]
+        #expect(RefSyntax.ggufFile(quant: "Q4_K_M", in: files) == .file("Model-Q4_K_M.gguf"))
+        #expect(RefSyntax.ggufFile(quant: "q4_k", in: files) == .file("Model-Q4_K.gguf"))
+        #expect(RefSyntax.ggufFile(quant: "Q8_0", in: files) == .file("Model.Q8_0.gguf"))
+        #expect(RefSyntax.ggufFile(quant: "F16", in: files) == .file("F16/Model-F16-00001-of-00003.gguf"), "a split set counts once; the projector does not")
+        #expect(RefSyntax.ggufFile(quant: "Q2_K", in: files) == .none(available: ["F16", "Q4_K", "Q4_K_M", "Q8_0"]))
+        #expect(RefSyntax.ggufFile(quant: "Q4_K_M", in: ["a-Q4_K_M.gguf", "b-Q4_K_M.gguf"]) == .ambiguous(["a-Q4_K_M.gguf", "b-Q4_K_M.gguf"]))
+        #expect(RefSyntax.ggufFile(quant: "Q4_K_M", in: ["config.json", "model.safetensors"]) == .none(available: []))
+    }
+}

@@ -147,8 +147,12 @@ import Core
             "t.yaml:3:14: model.ref 'hf://o/r/m-q4.gguf' is not a Hugging Face repo id, which backend vllm needs (it downloads the repository itself); write ORG/REPO or hf://ORG/REPO, e.g. 'THUDM/glm-4-9b-chat-hf' (a .gguf file runs on backend llamacpp)"])
         #expect(errors(spec("{ref: gemma3-270m}", vllm)).first?.contains("is not a Hugging Face repo id") == true)
         #expect(errors(spec("{ref: ./models/x}", vllm)).first?.contains("is not a Hugging Face repo id") == true)
-        #expect(errors(spec("{ref: o/r, version: '1.0.0'}", vllm)) == [
-            "t.yaml:3:28: model.version names a version in autoglm's registry (a GGUF), which backend vllm does not use (vLLM downloads the repo itself); pin the repo with model.revision (a branch, tag or commit) instead"])
+        // model.version only labels a vLLM deployment (a note); a registry channel is refused.
+        #expect(errors(spec("{ref: o/r, version: '1.0.0'}", vllm)).isEmpty)
+        #expect((try? SpecLoader.load(yaml: spec("{ref: o/r, version: '1.0.0'}", vllm), file: "t.yaml", variables: [:]))?.notes.map(\.description) == [
+            "t.yaml:3:28: model.version only labels the deployment (app.kubernetes.io/version) with backend vllm: vLLM downloads the repo itself; pin its contents with model.revision (a branch, tag or commit)"])
+        #expect(errors(spec("{ref: o/r, channel: stable}", vllm)) == [
+            "t.yaml:3:28: model.channel names a channel in autoglm's registry (a GGUF), which backend vllm does not use (vLLM downloads the repo itself); pin the repo with model.revision (a branch, tag or commit) instead"])
         #expect(errors(spec("{ref: o/r}", vllm, gpu: false)) == [
             "t.yaml:4:17: backend vllm needs a GPU (the vllm/vllm-openai:v0.11.0 image runs on CUDA); set resources.nvidia.com/gpu: 1 (more shard the model with tensor parallelism)"])
 

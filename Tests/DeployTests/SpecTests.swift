@@ -141,7 +141,7 @@ import Testing
             "t.yaml:5:1: replica: unknown key 'replica'; did you mean 'replicas'?",
             "t.yaml:8:3: autoscaling.maxReplica: unknown key 'maxReplica'; did you mean 'maxReplicas'?",
             "t.yaml:10:1: modelcache: unknown key 'modelcache'; did you mean 'modelCache'?",
-            "t.yaml:11:1: frobnicate: unknown key 'frobnicate'; known keys: apiVersion, kind, name, model, backend, server, image, replicas, resources, autoscaling, probes, rollout, modelCache, monitoring, gateway, environments",
+            "t.yaml:11:1: frobnicate: unknown key 'frobnicate'; known keys: apiVersion, kind, name, model, backend, server, image, replicas, resources, autoscaling, probes, rollout, modelCache, monitoring, gateway, environments, version, quant",
         ])
     }
 
@@ -214,7 +214,7 @@ import Testing
         ])
         #expect(errors("apiVersion: autoglm/v2\nkind: Service\n") == [
             "t.yaml:1:1: name is required; add e.g. 'name: my-model' (a DNS-1123 label, used for every Kubernetes object)",
-            "t.yaml:1:1: model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path)",
+            "t.yaml:1:1: model is required; add 'model: {ref: gemma3-270m}' (a registry alias, hf://ORG/REPO/FILE.gguf, or a path), or in the short form 'model: ORG/REPO'",
             "t.yaml:1:13: apiVersion 'autoglm/v2' is not supported; use 'autoglm/v1'",
             "t.yaml:2:7: kind 'Service' is not supported; use 'Deployment' (or omit kind)",
         ])
