@@ -25,7 +25,14 @@ fi
 # the sha256 their committed oracles record; only hashes when they are already there).
 bash scripts/make-test-fixtures.sh
 swift build -c release --build-tests
-swift test -c release --skip-build "$@"
+if [ $# -eq 0 ]; then
+  # The Kubernetes integration tests run their pods as real processes (the test bed's kubelet): they
+  # run on their own after the rest, so their pods do not compete with the engine tests for the cores.
+  swift test -c release --skip-build --skip KubeIntegrationTests
+  swift test -c release --skip-build --filter KubeIntegrationTests
+else
+  swift test -c release --skip-build "$@"
+fi
 # The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
 # backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.
 bash scripts/test-openai-client.sh

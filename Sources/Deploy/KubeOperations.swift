@@ -48,7 +48,7 @@ public enum KubeOperations {
     public static func alerts(_ spec: Spec) -> [Alert] {
         let slo = spec.monitoring.slo
         let sel = selector(spec)
-        let maxQueue = ServerConfig().maxQueue
+        let maxQueue = ServingDefaults.maxQueue
         return [
             Alert(name: "AutoglmTTFTAboveSLO", expr: "\(ttftP95(spec)) > \(num(slo.ttftP95Seconds))", forDuration: "10m",
                   severity: "warning",

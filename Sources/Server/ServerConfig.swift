@@ -1,3 +1,4 @@
+import Core
 import Engine
 import Foundation
 import Hummingbird
@@ -10,7 +11,7 @@ public struct ServerConfig: Sendable {
     public var servedModelName = "model"
     /// Sequences (prompts × n of every request) waiting in the engine queue before new requests
     /// get 429.
-    public var maxQueue = 64
+    public var maxQueue = ServingDefaults.maxQueue
     /// Most sequences one request may ask for (400 above).
     public var maxSeqsPerRequest = 64
     /// Largest prompt text of one request in UTF-8 bytes, checked before tokenizing (413 above).

@@ -1,3 +1,4 @@
+import Core
 import Spec
 import ArgumentParser
 import Backends
@@ -50,7 +51,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
     @Flag(name: .customLong("no-prefix-cache"), help: "Do not keep finished prompts' KV blocks for reuse by later requests that start the same way (automatic prefix caching is on by default).") var noPrefixCache = false
-    @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = 64
+    @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = ServingDefaults.maxQueue
     @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64).") var maxSeqsPerRequest: Int?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the file name).") var servedModelName: String?

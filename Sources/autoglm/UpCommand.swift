@@ -1,3 +1,4 @@
+import Core
 import ArgumentParser
 import Backends
 import Fleet
@@ -42,7 +43,7 @@ struct Up: AsyncParsableCommand {
     @Option(name: .long, help: "Balancing policy: round-robin, least-outstanding or prefix-affinity (default: the spec's gateway.policy).") var policy: String?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS and server.apiKeys).") var apiKeys: [String] = []
     @Option(name: .customLong("served-model-name"), help: "Model name in the API (default: the registry's name of the model).") var servedModelName: String?
-    @Option(name: .customLong("max-queue"), help: "Requests beyond the replicas' slots before 429.") var maxQueue = 64
+    @Option(name: .customLong("max-queue"), help: "Requests beyond the replicas' slots before 429.") var maxQueue = ServingDefaults.maxQueue
     @Option(name: .customLong("drain-timeout"), help: "Seconds SIGTERM (and a replica being replaced) waits for in-flight requests.") var drainTimeout: Double?
     @Option(name: .customLong("log-format"), help: "text or json.") var logFormat = "text"
     @Option(name: .customLong("replica-url"), help: "Route to servers that already run (repeatable; e.g. the pods behind a headless Service) instead of starting replicas: the gateway alone, no scaling or rollouts.") var replicaURLs: [String] = []
