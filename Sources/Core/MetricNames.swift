@@ -37,7 +37,7 @@ public enum MetricNames {
                                            prefixCacheQueries, prefixCacheHits, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure]
     /// Every series name Prometheus scrapes: the scalars, and each histogram's three series.
     public static var seriesNames: Set<String> {
-        Set(scalars + histograms.flatMap { [$0 + "_bucket", $0 + "_sum", $0 + "_count"] })
+        Set(scalars + histograms.flatMap { [buckets($0), $0 + "_sum", $0 + "_count"] })
     }
 
     /// The series a histogram's buckets are exported under.

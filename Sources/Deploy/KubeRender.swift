@@ -438,8 +438,6 @@ public enum KubeRenderer {
         ])
     }
 
-    /// FNV-1a 64-bit, hex: the stable checksum in the ConfigMap's name (a config change rolls the pods).
-    static func fnv1a64Hex(_ s: String) -> String { Core.fnv1a64Hex(s) }
 }
 
 extension RenderResult {

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Testing
 @testable import Spec
@@ -32,9 +33,9 @@ import Testing
 
     @Test func fnvMatchesTheReferenceVectors() {
         // FNV-1a 64-bit test vectors (Fowler/Noll/Vo reference: "" and "a", "foobar").
-        #expect(KubeRenderer.fnv1a64Hex("") == "cbf29ce484222325")
-        #expect(KubeRenderer.fnv1a64Hex("a") == "af63dc4c8601ec8c")
-        #expect(KubeRenderer.fnv1a64Hex("foobar") == "85944171f73967e8")
+        #expect(fnv1a64Hex("") == "cbf29ce484222325")
+        #expect(fnv1a64Hex("a") == "af63dc4c8601ec8c")
+        #expect(fnv1a64Hex("foobar") == "85944171f73967e8")
     }
 
     @Test func configMapIsNamedAfterItsDataImmutableAndMountedByName() throws {
@@ -42,7 +43,7 @@ import Testing
         let cm = try Self.configMap(r)
         let data = try #require(cm.at("data", "autoglm.yaml")?.string)
         let name = try #require(cm.at("metadata", "name")?.string)
-        #expect(name == "demo-config-" + KubeRenderer.fnv1a64Hex(data))
+        #expect(name == "demo-config-" + fnv1a64Hex(data))
         #expect(cm["immutable"] == .bool(true))
         #expect(cm.at("metadata", "labels", "autoglm.dev/config-of") == .string("demo"))
         #expect(cm.at("metadata", "labels", "app.kubernetes.io/instance") == .string("demo"))

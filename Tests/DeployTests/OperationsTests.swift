@@ -1,12 +1,11 @@
 import Core
 import Foundation
 import Testing
-import Server
 @testable import Spec
 @testable import Deploy
 
 /// monitoring.alerts / monitoring.dashboard: a PrometheusRule and a Grafana dashboard ConfigMap
-/// that read only series the server emits (Server.MetricNames), checked with the real tools.
+/// that read only series the server emits (Core.MetricNames), checked with the real tools.
 @Suite struct OperationsTests {
     static let yaml = minimal + """
         monitoring:
@@ -69,7 +68,7 @@ import Server
                                       "AutoglmKVCacheNearFull", "AutoglmPodRestarting"])
         #expect(alerts[0].expr.hasSuffix(" > 0.5") && alerts[0].expr.contains("histogram_quantile(0.95, "))
         #expect(alerts[1].expr.hasSuffix(" > 0.01") && alerts[1].expr.contains("reason!=\"cancelled\""))
-        #expect(alerts[2].expr == "max(autoglm:num_requests_waiting{job=\"demo\"}) / \(ServerConfig().maxQueue) > 0.8")
+        #expect(alerts[2].expr == "max(autoglm:num_requests_waiting{job=\"demo\"}) / \(ServingDefaults.maxQueue) > 0.8")
         #expect(alerts[3].expr.hasSuffix(" > 0.95") && alerts[4].expr.hasSuffix(" > 3"))
         var used = Set<String>()
         for a in alerts {
