@@ -1,4 +1,5 @@
 import Spec
+import Core
 
 /// What the fleet loop measured at one sampling instant. Counts marked "since the previous
 /// sample" cover the interval that ends at `time`. Times are plain seconds on any clock.
@@ -173,7 +174,7 @@ public struct Autoscaler: Sendable {
             let need = (forecast / pred.capacity).rounded(.up)
             let count = clamp(need.isFinite ? Int(min(need, Double(bounds.hi))) : bounds.hi)
             let now = rates.last?.perSecond ?? 0
-            desired = (count, "arrivals forecast \(show(forecast)) req/s in \(show(pred.spec.horizonSeconds)) s (now \(show(now)) req/s, Holt over \(rates.count) samples) / \(show(pred.capacity)) req/s per replica → \(count) replicas")
+            desired = (count, "arrivals forecast \(shortDecimal(forecast)) req/s in \(shortDecimal(pred.spec.horizonSeconds)) s (now \(shortDecimal(now)) req/s, Holt over \(rates.count) samples) / \(shortDecimal(pred.capacity)) req/s per replica → \(count) replicas")
         }
 
         guard s.replicas == target else { return nil }
@@ -209,7 +210,7 @@ public struct Autoscaler: Sendable {
         guard let b = best else { return nil }
         let rule = rules[b.index]
         let held = s.time - (since[b.index] ?? s.time)
-        var detail = "\(rule.metric.rawValue) \(values[b.index].map(show) ?? "?") \(rule.comparison.rawValue) \(show(rule.threshold)) for \(show(held)) s (rule needs \(show(rule.forSeconds)) s): \(target) → \(b.to)"
+        var detail = "\(rule.metric.rawValue) \(values[b.index].map(shortDecimal) ?? "?") \(rule.comparison.rawValue) \(shortDecimal(rule.threshold)) for \(shortDecimal(held)) s (rule needs \(shortDecimal(rule.forSeconds)) s): \(target) → \(b.to)"
         if b.to != b.unclamped {
             detail += b.to == bounds.hi ? " (maxReplicas \(bounds.hi))" : b.to == bounds.lo ? " (minReplicas \(bounds.lo))" : " (the forecast needs \(b.to))"
         }
@@ -219,12 +220,4 @@ public struct Autoscaler: Sendable {
         target = b.to
         return decision
     }
-}
-
-/// A number for a decision's detail: at most two decimals, no trailing ".0".
-func show(_ d: Double) -> String {
-    guard d.isFinite else { return "\(d)" }
-    let r = (d * 100).rounded() / 100
-    if r == r.rounded(), abs(r) < 1e15 { return String(Int(r)) }
-    return "\(r)"
 }

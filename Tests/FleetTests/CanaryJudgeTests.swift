@@ -1,6 +1,6 @@
-import Spec
 import Testing
-@testable import Fleet
+@testable import Spec
+import Fleet
 
 private func tally(_ requests: Int, failed: Int = 0, ttft: Double? = nil, tpot: Double? = nil) -> SetTally {
     SetTally(requests: requests, failed: failed, ttftP95: ttft, tpotP95: tpot)

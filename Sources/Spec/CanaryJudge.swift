@@ -1,5 +1,4 @@
-import Spec
-
+import Core
 /// One set's requests during a canary analysis (counted since the analysis began).
 public struct SetTally: Sendable, Equatable {
     /// Requests that ended, failed ones included.
@@ -49,7 +48,7 @@ public enum CanaryJudge {
             waits.append("\(a.minRequests - canary.requests) more canary requests (\(canary.requests) of \(a.minRequests))")
         }
         if elapsed < a.durationSeconds {
-            waits.append("\(show(a.durationSeconds - elapsed)) s more (\(show(max(0, elapsed))) of \(show(a.durationSeconds)) s)")
+            waits.append("\(shortDecimal(a.durationSeconds - elapsed)) s more (\(shortDecimal(max(0, elapsed))) of \(shortDecimal(a.durationSeconds)) s)")
         }
         if !waits.isEmpty {
             return .pending("waiting for " + waits.joined(separator: " and ")
@@ -72,13 +71,13 @@ public enum CanaryJudge {
             }
             let ratio = c / s
             if ratio > limit {
-                return .rollback("the canary's p95 \(name) is \(seconds(c)) against the stable set's \(seconds(s)): \(show(ratio))×, above max\(name)Ratio \(show(limit))×")
+                return .rollback("the canary's p95 \(name) is \(seconds(c)) against the stable set's \(seconds(s)): \(shortDecimal(ratio))×, above max\(name)Ratio \(shortDecimal(limit))×")
             }
-            passed.append("p95 \(name) \(show(ratio))× stable ≤ \(show(limit))×")
+            passed.append("p95 \(name) \(shortDecimal(ratio))× stable ≤ \(shortDecimal(limit))×")
         }
-        return .promote("the canary passed after \(canary.requests) requests in \(show(elapsed)) s: " + passed.joined(separator: ", "))
+        return .promote("the canary passed after \(canary.requests) requests in \(shortDecimal(elapsed)) s: " + passed.joined(separator: ", "))
     }
 
-    static func percent(_ x: Double) -> String { "\(show(x * 100))%" }
-    static func seconds(_ x: Double) -> String { x < 1 ? "\(show(x * 1000)) ms" : "\(show(x)) s" }
+    static func percent(_ x: Double) -> String { "\(shortDecimal(x * 100))%" }
+    static func seconds(_ x: Double) -> String { x < 1 ? "\(shortDecimal(x * 1000)) ms" : "\(shortDecimal(x)) s" }
 }
