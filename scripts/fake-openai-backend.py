@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A small OpenAI-compatible backend with fault injection, for the fleet's tests.
 
-Listens on 127.0.0.1:PORT (0: the kernel picks; the address is printed as
-"listening on http://127.0.0.1:PORT", the way llama-server announces it) and answers
+Listens on --host (default 127.0.0.1) port PORT (0: the kernel picks; the address is printed as
+"listening on http://HOST:PORT", the way llama-server announces it) and answers
 GET /health, GET /v1/models, POST /v1/chat/completions and /v1/completions (JSON or SSE).
 Each answer has --tokens tokens "tok0 tok1 ...", one every --token-ms milliseconds.
 
@@ -19,6 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
+ap.add_argument("--host", default="127.0.0.1")
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--tokens", type=int, default=8)
 ap.add_argument("--token-ms", type=float, default=5.0)
@@ -124,9 +125,9 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+server = ThreadingHTTPServer((args.host, args.port), Handler)
 server.daemon_threads = True
-print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
 try:
     server.serve_forever()
 except KeyboardInterrupt:

@@ -18,6 +18,8 @@ public enum KubeEvent: Sendable {
     case note(String)
     case rollout(RolloutSnapshot)
     case rollingBack(String)
+    /// The canary analysis' current state (replaced by the next one).
+    case analysis(String)
 }
 
 public struct KubeDeployOptions: Sendable {
@@ -28,6 +30,8 @@ public struct KubeDeployOptions: Sendable {
     public var pollIntervalMilliseconds = 1000
     /// Create the namespace when it does not exist (after preflight; deleted again if the apply is undone).
     public var createNamespace = false
+    /// Run a changed pod template as a canary first (`rollout.canaryPercent`); nil: no canary.
+    public var canary: CanaryOptions?
     public init() {}
 }
 
@@ -42,6 +46,9 @@ public enum ApplyOutcome: Sendable, Equatable {
     /// A step failed after changes had begun (the API refused an object, the rollout wait timed
     /// out): what this apply changed was undone (`ApplyReport.undone`, `undoFailed`).
     case aborted(reason: String)
+    /// The canary of the new pod template failed its analysis (or did not roll out): it was
+    /// removed, the stable set was not changed, and what else this apply changed was undone.
+    case canaryAborted(reason: String)
 }
 
 public struct ApplyReport: Sendable {
@@ -61,13 +68,16 @@ public struct ApplyReport: Sendable {
     public var notes: [String] = []
     /// This apply created the namespace (`createNamespace`).
     public var createdNamespace = false
+    /// The canary analysis' verdict when the new template was promoted after a canary.
+    public var canary: String?
 
     public var succeeded: Bool { outcome == .rolledOut }
 
     public var summary: String {
         switch outcome {
         case .rolledOut:
-            return "rolled out revision \(revision.map(String.init) ?? "?")"
+            return (canary.map { "canary promoted: \($0)\n" } ?? "")
+                + "rolled out revision \(revision.map(String.init) ?? "?")"
                 + (previousRevision.map { $0 == revision ? " (unchanged)" : " (previous: \($0))" } ?? "")
         case .rolledBack(let failure, let restored, let live):
             return "\(failure)\nrolled back automatically to the pod template of revision \(restored) (now live as revision \(live.map(String.init) ?? "?"), all replicas ready); fix the spec and apply again"
@@ -79,6 +89,9 @@ public struct ApplyReport: Sendable {
             return "apply stopped: \(reason)"
                 + (nothing ? "\nnothing had been changed" : undoText(skipDeployment: false))
                 + "\nfix the cause and apply again"
+        case .canaryAborted(let reason):
+            return "canary aborted: \(reason)\nthe stable set was not changed (revision \(previousRevision.map(String.init) ?? "?"))"
+                + undoText(skipDeployment: false)
         }
     }
 
@@ -112,9 +125,15 @@ public struct StatusReport: Sendable {
     /// (revision, images, ConfigMaps, ready/replicas) of each ReplicaSet kept, newest first.
     public var history: [(revision: Int, images: [String], configMaps: [String], replicas: Int, ready: Int)]
     public var pods: [PodProblem]
+    /// The canary track, while a canary of a new template runs (`deploy apply` with canaryPercent).
+    public var canary: RolloutSnapshot?
 
     public var summary: String {
         var s = snapshot.summary
+        if let c = canary {
+            s += "  canary track: deployment/\(c.name): \(c.line)\n"
+                + (c.images.isEmpty ? "" : "    images: \(c.images.joined(separator: ", "))\n")
+        }
         if !history.isEmpty {
             s += "  history:\n"
             for h in history {
@@ -164,7 +183,7 @@ public struct KubeDeployer: Sendable {
             // Not allowed to read namespaces (a namespaced Role): preflight and the writes will tell.
         }
         if !namespaceExists && !options.createNamespace { throw .namespaceMissing(namespace) }
-        try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists)
+        try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists, canary: options.canary != nil)
         if !namespaceExists {
             try await client.createNamespace(namespace)
             report.createdNamespace = true
@@ -185,7 +204,15 @@ public struct KubeDeployer: Sendable {
 
         var touched: [TouchedObject] = []
         var mode: ApplyMode = options.applyMode == .clientSide ? .clientSide : .serverSide
+        // A changed pod template with rollout.canaryPercent runs as a canary first: every object
+        // but the Deployment is written now, the Deployment only once the canary passed.
+        var canary: CanaryOptions?
+        if let c = options.canary, let i = deploymentIndex, let live = before[i],
+           KubeCanary.recordedDigest(live) != KubeCanary.templateDigest(JSONValue(objects[i].value)) {
+            canary = c
+        }
         for (i, o) in objects.enumerated() {
+            if canary != nil && i == deploymentIndex { continue }
             touched.append(TouchedObject(object: o, before: before[i]))
             let result: String
             let used: ApplyMode
@@ -207,7 +234,65 @@ public struct KubeDeployer: Sendable {
         report.mode = mode
         guard let di = deploymentIndex else { return report }
         let d = objects[di]
+        guard let c = canary, let live = before[di] else {
+            return try await watchRollout(d, report: report, touched: touched, options: options)
+        }
 
+        let verdict: CanaryVerdict
+        do throws(KubeError) {
+            verdict = try await runCanary(stamped(JSONValue(d.value)), live: live, mode: mode, canary: c, options: options)
+        } catch {
+            verdict = .rollback(error.description)
+        }
+        guard case .promote(let why) = verdict else {
+            let reason: String
+            if case .rollback(let r) = verdict { reason = r } else { reason = "no verdict" }
+            progress(.rollingBack("canary aborted: \(reason); removing it"))
+            var r = report
+            do throws(KubeError) {
+                if let line = try await removeCanary(d.name) { r.undone.append(line + " (the canary)") }
+            } catch {
+                r.undoFailed.append("deployment/\(KubeCanary.name(d.name)): \(error.description)")
+            }
+            let u = await undo(touched, options: options)
+            r.undone += u.undone
+            r.undoFailed += u.failed
+            r.revision = report.previousRevision
+            r.outcome = .canaryAborted(reason: reason)
+            return r
+        }
+        progress(.note("canary passed: \(why); promoting"))
+        report.canary = why
+        touched.append(TouchedObject(object: d, before: live))
+        do throws(KubeError) {
+            let (result, _) = try await applyObject(d, mode: mode, allowFallback: options.applyMode == .auto)
+            report.objects.append("deployment/\(d.name) \(result)")
+            progress(.applied("deployment/\(d.name) \(result)"))
+        } catch {
+            progress(.rollingBack("applying deployment/\(d.name) failed; undoing this apply's changes"))
+            var r = await abort(report, reason: error.description, touched: touched, options: options)
+            if let line = try? await removeCanary(d.name) { r.undone.append(line + " (the canary)") }
+            return r
+        }
+        var r: ApplyReport
+        do throws(KubeError) {
+            r = try await watchRollout(d, report: report, touched: touched, options: options)
+        } catch {
+            _ = try? await removeCanary(d.name)
+            throw error
+        }
+        do throws(KubeError) {
+            if let line = try await removeCanary(d.name) { r.objects.append(line + " (promoted)") }
+        } catch {
+            r.notes.append("the canary deployment/\(KubeCanary.name(d.name)) could not be removed: \(error.description)")
+        }
+        return r
+    }
+
+    /// Follows the Deployment's rollout after `apply` wrote it; on failure rolls back (undoes
+    /// `touched`) unless `autoRollback` is off; after a healthy rollout collects old ConfigMaps.
+    func watchRollout(_ d: KubeObject, report: ApplyReport, touched: [TouchedObject], options: KubeDeployOptions) async throws(KubeError) -> ApplyReport {
+        var report = report
         let timeout = options.timeoutSeconds ?? ((JSONValue(d.value).at("spec", "progressDeadlineSeconds")?.int ?? 600) + 60)
         let snap: RolloutSnapshot
         do throws(KubeError) {
@@ -282,12 +367,28 @@ public struct KubeDeployer: Sendable {
     }
 
     /// Writes one object; returns what happened and the mode that worked.
+    /// (A Deployment is written with its template digest, `KubeCanary.templateDigestAnnotation`.)
     func applyObject(_ o: KubeObject, mode: ApplyMode, allowFallback: Bool) async throws(KubeError) -> (String, ApplyMode) {
-        let res = KubeResource(apiVersion: o.apiVersion, kind: o.kind)
-        var body = JSONValue(o.value)
+        let body = o.kind == "Deployment" ? stamped(JSONValue(o.value)) : JSONValue(o.value)
+        return try await applyBody(KubeResource(apiVersion: o.apiVersion, kind: o.kind), name: o.name, body: body,
+                                   mode: mode, allowFallback: allowFallback)
+    }
+
+    /// `deployment` with the digest of its pod template in its annotations.
+    func stamped(_ deployment: JSONValue) -> JSONValue {
+        var d = deployment
+        var annotations = d.at("metadata", "annotations")?.object ?? [:]
+        annotations[KubeCanary.templateDigestAnnotation] = .string(KubeCanary.templateDigest(deployment))
+        d["metadata"]?["annotations"] = .object(annotations)
+        return d
+    }
+
+    /// Writes one object's body; returns what happened and the mode that worked.
+    func applyBody(_ res: KubeResource, name: String, body rendered: JSONValue, mode: ApplyMode, allowFallback: Bool) async throws(KubeError) -> (String, ApplyMode) {
+        var body = rendered
         if res.namespaced { body["metadata"]?["namespace"] = .string(namespace) }
-        let path = res.path(name: o.name, namespace: namespace)
-        let what = "\(o.kind.lowercased())/\(o.name)"
+        let path = res.path(name: name, namespace: namespace)
+        let what = "\(res.kind.lowercased())/\(name)"
         if mode == .serverSide {
             let q = KubePath.query([("fieldManager", Self.fieldManager), ("force", "true")])
             let r = try await client.send("PATCH", path + q, body: body.bytes, contentType: "application/apply-patch+yaml")
@@ -316,7 +417,7 @@ public struct KubeDeployer: Sendable {
             guard cur.status == 200, let live = cur.json else {
                 throw KubeClient.httpError(status: cur.status, body: cur.body, method: "GET", path: path, config: client.config, what: what)
             }
-            if o.kind == "PersistentVolumeClaim" { return ("unchanged (a claim's spec cannot change)", .clientSide) }
+            if res.kind == "PersistentVolumeClaim" { return ("unchanged (a claim's spec cannot change)", .clientSide) }
             var next = body
             next["metadata"]?["resourceVersion"] = live.at("metadata", "resourceVersion")
             // Keep annotations that controllers set (e.g. deployment.kubernetes.io/revision); ours win.
@@ -324,15 +425,15 @@ public struct KubeDeployer: Sendable {
                 for (k, v) in next.at("metadata", "annotations")?.object ?? [:] { annotations[k] = v }
                 next["metadata"]?["annotations"] = .object(annotations)
             }
-            if o.kind == "Service" {
+            if res.kind == "Service" {
                 // clusterIP is assigned by the server and immutable.
                 next["spec"]?["clusterIP"] = live.at("spec", "clusterIP")
                 if let ips = live.at("spec", "clusterIPs") { next["spec"]?["clusterIPs"] = ips }
             }
-            if o.kind == "Deployment", next.at("spec", "replicas") == nil, let n = live.at("spec", "replicas") {
+            if res.kind == "Deployment", next.at("spec", "replicas") == nil, let n = live.at("spec", "replicas") {
                 next["spec"]?["replicas"] = n  // the HPA owns the count
             }
-            if o.kind == "ServiceAccount", let secrets = live["secrets"] { next["secrets"] = secrets }
+            if res.kind == "ServiceAccount", let secrets = live["secrets"] { next["secrets"] = secrets }
             let r = try await client.send("PUT", path + q, body: next.bytes)
             if r.status == 200 || r.status == 201 { return ("configured", .clientSide) }
             if r.status == 409 && attempt < 2 { continue }
@@ -467,7 +568,9 @@ public struct KubeDeployer: Sendable {
              replicas: rs.at("status", "replicas")?.int ?? 0, ready: rs.at("status", "readyReplicas")?.int ?? 0)
         }
         let pods = snap.state == .complete ? [] : await podsOfLiveRevision(name)
-        return StatusReport(snapshot: snap, history: history, pods: pods)
+        let canary = try await client.getIfExists(KubeResource.deployments.path(name: KubeCanary.name(name), namespace: namespace),
+                                                  what: "deployment/\(KubeCanary.name(name))")
+        return StatusReport(snapshot: snap, history: history, pods: pods, canary: canary.map(RolloutSnapshot.evaluate))
     }
 
     /// Deletes the objects (reverse apply order), then every other content-named ConfigMap of the
@@ -482,6 +585,7 @@ public struct KubeDeployer: Sendable {
         }
         let configMaps = KubeResource(apiVersion: "v1", kind: "ConfigMap")
         for d in objects where d.kind == "Deployment" {
+            if let line = try await removeCanary(d.name) { out.append(line) }
             for name in try await configMapNames(of: d.name) where !done.contains("ConfigMap/\(name)") {
                 out.append(try await deleteObject(configMaps, name))
                 done.insert("ConfigMap/\(name)")

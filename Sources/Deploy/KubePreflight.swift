@@ -106,7 +106,7 @@ extension KubeDeployer {
     /// Checks, before anything is changed, that the cluster serves every object's apiVersion/kind
     /// (discovery) and that the caller may do what `apply` will do (a SelfSubjectAccessReview per
     /// verb and resource). Throws `.preflightFailed` naming everything missing, with the fix.
-    public func preflight(_ objects: [KubeObject], mode: ApplyMode, createNamespace: Bool = false) async throws(KubeError) {
+    public func preflight(_ objects: [KubeObject], mode: ApplyMode, createNamespace: Bool = false, canary: Bool = false) async throws(KubeError) {
         var problems: [String] = []
         var resources: [(apiVersion: String, plural: String)] = []
         var lists: [String: JSONValue?] = [:]
@@ -146,10 +146,17 @@ extension KubeDeployer {
             needs.insert(AccessNeed(group: "", resource: "namespaces", verb: "create"), at: 0)
             needs.insert(AccessNeed(group: "", resource: "namespaces", verb: "delete"), at: 1)
         }
+        if canary {
+            // The canary analysis lists both tracks' pods and reads their /metrics through the pod proxy.
+            needs.append(AccessNeed(group: "", resource: "pods", verb: "list"))
+            needs.append(AccessNeed(group: "", resource: "pods/proxy", verb: "get"))
+        }
         for need in needs {
+            let parts = need.resource.split(separator: "/", maxSplits: 1).map(String.init)
             var attributes: [String: JSONValue] = [
-                "verb": .string(need.verb), "group": .string(need.group), "resource": .string(need.resource),
+                "verb": .string(need.verb), "group": .string(need.group), "resource": .string(parts.first ?? need.resource),
             ]
+            if parts.count == 2 { attributes["subresource"] = .string(parts[1]) }
             if need.resource != "namespaces" { attributes["namespace"] = .string(namespace) }
             let review: JSONValue = .object([
                 "apiVersion": .string("authorization.k8s.io/v1"),

@@ -327,10 +327,11 @@ public struct RolloutSpec: Sendable, Equatable {
     public var strategy: RolloutStrategy = .rollingUpdate
     public var maxSurge: IntOrPercent?
     public var maxUnavailable: IntOrPercent?
-    /// Share of traffic for a canary (used by `deploy apply`, carried in the spec).
+    /// Share of traffic for a canary: `deploy apply` runs a changed pod template as a canary
+    /// Deployment with about this share of the pods first (1…99).
     public var canaryPercent: Int?
     public var progressDeadlineSeconds: Int?
-    /// How `up` judges a canary against the stable set (nil: no canary analysis configured).
+    /// How `up` and `deploy apply` judge a canary against the stable set (nil: the defaults).
     public var analysis: CanaryAnalysisSpec?
     public init() {}
 }

@@ -282,6 +282,7 @@ final class LiveLine: @unchecked Sendable {
         case .note(let s): shared.say("note: " + s)
         case .rollout(let snap): shared.show(snap.line)
         case .rollingBack(let s): shared.say(s)
+        case .analysis(let s): shared.show(s)
         }
     }
 }
@@ -314,6 +315,13 @@ extension Deploy {
             apply changed is undone (the previous revision's pod template and config back, created \
             objects deleted, changed ones restored) and the command exits 1 saying why and what was \
             undone. After a healthy rollout, ConfigMaps no retained revision uses are deleted.
+
+            With rollout.canaryPercent, a changed pod template first runs as deployment \
+            NAME-canary (about that share of the Service's endpoints, track label canary) and is \
+            judged against rollout.analysis (the keys 'autoglm up' uses) from both tracks' pods' \
+            /metrics, read through the API server's pod proxy: promoted (the stable Deployment \
+            takes the template, the canary is removed) or aborted (canary removed, stable set \
+            untouched, exit 1 with the reason).
             """)
 
         @Argument(help: "The spec file.") var positionalFile: String?
@@ -333,6 +341,8 @@ extension Deploy {
         var createNamespace = false
         @Option(name: .long, help: "Seconds to wait for the rollout (default: progressDeadlineSeconds + 60).")
         var timeout: Int?
+        @Flag(name: .customLong("no-canary"), help: "Roll a changed pod template out directly, even when the spec sets rollout.canaryPercent.")
+        var noCanary = false
 
         func run() throws {
             let file: String
@@ -361,6 +371,7 @@ extension Deploy {
             options.autoRollback = !noRollback
             options.timeoutSeconds = timeout
             options.createNamespace = createNamespace
+            options.canary = noCanary ? nil : CanaryOptions(spec: loaded.spec)
             let spec = loaded.spec
             let forcedVersion = forced
             let opts = options

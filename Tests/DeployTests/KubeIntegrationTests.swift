@@ -378,7 +378,7 @@ final class EventLog: @unchecked Sendable {
     func record(_ e: KubeEvent) {
         let line: String
         switch e {
-        case .applied(let s), .note(let s), .rollingBack(let s): line = s
+        case .applied(let s), .note(let s), .rollingBack(let s), .analysis(let s): line = s
         case .rollout(let snap): line = snap.line
         }
         lock.withLock { stored.append(line) }
