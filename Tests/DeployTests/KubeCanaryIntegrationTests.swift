@@ -142,7 +142,7 @@ import Testing
 
             // v3: the same model behind an upstream that fails every completion: aborted.
             let (upstream, port) = try Self.failingUpstream(model: model)
-            // SIGKILL: the test process may hand its children SIGTERM ignored.
+            // SIGKILL: children of the test process have been seen to outlive a SIGTERM here.
             defer { kill(upstream.processIdentifier, SIGKILL); upstream.waitUntilExit() }
             let s3 = try Self.spec(version: "3.0.0", upstream: "http://\(try Self.hostAddress()):\(port)/v1")
             let before = try await deployer.status("itest")
