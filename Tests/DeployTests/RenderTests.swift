@@ -255,8 +255,14 @@ import Yams
             for env in [nil] + base.spec.environmentNames.map(Optional.some) {
                 let spec = try SpecLoader.load(yaml: text, file: file, environment: env, variables: [:]).spec
                 let name = file.replacingOccurrences(of: ".yaml", with: "") + (env.map { "-" + $0 } ?? "")
-                try KubeRenderer.render(spec).stream.write(toFile: dir + "/\(name).yaml", atomically: true, encoding: .utf8)
+                let r = KubeRenderer.render(spec)
+                try r.stream.write(toFile: dir + "/\(name).yaml", atomically: true, encoding: .utf8)
                 rendered += 1
+                // The canary Deployment `deploy apply` makes from it (rollout.canaryPercent).
+                if let d = r.objects.first(where: { $0.kind == "Deployment" }) {
+                    try KubeCanary.canaryBody(JSONValue(d.value), replicas: 1).serialized()
+                        .write(toFile: dir + "/\(name)-canary.yaml", atomically: true, encoding: .utf8)
+                }
             }
         }
         #expect(rendered >= 9, "examples and overlays rendered: \(rendered)")
