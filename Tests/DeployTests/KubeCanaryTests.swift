@@ -110,11 +110,11 @@ import Spec
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try yaml.write(toFile: dir + "/q.yaml", atomically: true, encoding: .utf8)
-        let run = try bash("command -v promtool >/dev/null || { echo 'promtool is not on PATH (apt-get install prometheus; CI does)'; exit 3; }; promtool test rules \(dir)/q.yaml")
+        let run = try bash(["-c", "command -v promtool >/dev/null || { echo 'promtool is not on PATH (apt-get install prometheus; CI does)'; exit 3; }; promtool test rules \(dir)/q.yaml"])
         #expect(run.status == 0, "\(run.out)\n\(yaml)")
         // Not a rubber stamp: a wrong expected value fails.
         try yaml.replacingOccurrences(of: "value: ", with: "value: 1").write(toFile: dir + "/wrong.yaml", atomically: true, encoding: .utf8)
-        #expect(try bash("promtool test rules \(dir)/wrong.yaml").status != 0)
+        #expect(try bash(["-c", "promtool test rules \(dir)/wrong.yaml"]).status != 0)
     }
 
     @Test func talliesCountSinceTheBaselineAcrossPodsAndRestarts() {
@@ -143,18 +143,5 @@ import Spec
         #expect(t.tpotP95 == nil)
         let judged = CanaryJudge.judge(CanaryAnalysisSpec(), stable: t, canary: SetTally(requests: 3, failed: 3, ttftP95: nil, tpotP95: nil), elapsed: 1)
         if case .rollback = judged {} else { Issue.record("\(judged)") }
-    }
-
-    func bash(_ script: String) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", script]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
     }
 }

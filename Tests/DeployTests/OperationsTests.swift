@@ -114,7 +114,7 @@ import Testing
         defer { try? fm.removeItem(atPath: dir) }
         let rendered = KubeRenderer.render(try Self.spec())
         try rendered.stream.write(toFile: dir + "/ops.yaml", atomically: true, encoding: .utf8)
-        let kv = try shell([Fixture.repoRoot + "/scripts/validate-manifests.sh", "--dir", dir])
+        let kv = try bash([Fixture.repoRoot + "/scripts/validate-manifests.sh", "--dir", dir])
         #expect(kv.status == 0, "\(kv.out)")
         #expect(kv.out.contains("objects passed --strict, 2 without schema"), "ServiceMonitor and PrometheusRule: \(kv.out)")
 
@@ -123,36 +123,23 @@ import Testing
             Issue.record("no spec in the PrometheusRule"); return
         }
         try YAMLEmitter.emit(spec).write(toFile: dir + "/rules.yaml", atomically: true, encoding: .utf8)
-        let which = try shell(["-c", "command -v promtool"], bash: true)
+        let which = try bash(["-c", "command -v promtool"])
         guard which.status == 0 else {
             Issue.record("promtool is not on PATH; install it (apt-get install prometheus; CI does) so the rules are checked")
             return
         }
-        let check = try shell(["-c", "promtool check rules \(dir)/rules.yaml"], bash: true)
+        let check = try bash(["-c", "promtool check rules \(dir)/rules.yaml"])
         #expect(check.status == 0, "\(check.out)")
         #expect(check.out.contains("SUCCESS: 5 rules found"), "\(check.out)")
         // The checker is not a rubber stamp: a broken expression fails it.
         let broken = try String(contentsOfFile: dir + "/rules.yaml", encoding: .utf8)
             .replacingOccurrences(of: "histogram_quantile(0.95, ", with: "histogram_quantile(0.95 ")
         try broken.write(toFile: dir + "/broken.yaml", atomically: true, encoding: .utf8)
-        #expect(try shell(["-c", "promtool check rules \(dir)/broken.yaml"], bash: true).status != 0)
+        #expect(try bash(["-c", "promtool check rules \(dir)/broken.yaml"]).status != 0)
     }
 
     @Test func sloBoundsAreChecked() {
         #expect(errors(minimal + "monitoring: {alerts: true, slo: {maxErrorRate: 2}}\n").first?.contains("monitoring.slo.maxErrorRate (2) must be greater than 0 and at most 1") == true)
         #expect(errors(minimal + "monitoring: {slo: {ttft: 1}}\n").first?.contains("monitoring.slo.ttft: unknown key 'ttft'") == true)
-    }
-
-    func shell(_ args: [String], bash: Bool = true) throws -> (status: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
     }
 }

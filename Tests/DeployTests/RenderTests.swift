@@ -208,38 +208,18 @@ import Yams
 /// CI installs the validator with `pip install kubernetes-validate`; without it this test FAILS.
 @Suite struct KubernetesValidateTests {
     @Test func goldensPassKubernetesValidate() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", "command -v kubernetes-validate"]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
+        guard try bash(["-c", "command -v kubernetes-validate"]).status == 0 else {
             Issue.record("kubernetes-validate is not on PATH; install it with 'pip install kubernetes-validate' (CI must) so the rendered manifests are schema-checked")
             return
         }
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/bin/bash")
-        run.arguments = [Fixture.repoRoot + "/scripts/validate-manifests.sh", "--goldens"]
-        let pipe = Pipe()
-        run.standardOutput = pipe
-        run.standardError = pipe
-        try run.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0, "scripts/validate-manifests.sh --goldens failed:\n\(out)")
+        let run = try bash([Fixture.repoRoot + "/scripts/validate-manifests.sh", "--goldens"])
+        #expect(run.status == 0, "scripts/validate-manifests.sh --goldens failed:\n\(run.out)")
     }
 
     /// Every examples/*.yaml, the base and each environments overlay, rendered and checked with
     /// kubernetes-validate --strict (scripts/validate-manifests.sh --dir).
     @Test func examplesPassKubernetesValidate() throws {
-        let which = Process()
-        which.executableURL = URL(fileURLWithPath: "/bin/bash")
-        which.arguments = ["-c", "command -v kubernetes-validate"]
-        which.standardOutput = FileHandle.nullDevice
-        try which.run()
-        which.waitUntilExit()
-        guard which.terminationStatus == 0 else {
+        guard try bash(["-c", "command -v kubernetes-validate"]).status == 0 else {
             Issue.record("kubernetes-validate is not on PATH; install it with 'pip install kubernetes-validate' (CI must) so the rendered manifests are schema-checked")
             return
         }
@@ -266,16 +246,9 @@ import Yams
             }
         }
         #expect(rendered >= 9, "examples and overlays rendered: \(rendered)")
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/bin/bash")
-        run.arguments = [Fixture.repoRoot + "/scripts/validate-manifests.sh", "--dir", dir]
-        let pipe = Pipe()
-        run.standardOutput = pipe
-        run.standardError = pipe
-        try run.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0, "scripts/validate-manifests.sh --dir failed:\n\(out)")
+        let run = try bash([Fixture.repoRoot + "/scripts/validate-manifests.sh", "--dir", dir])
+        let out = run.out
+        #expect(run.status == 0, "scripts/validate-manifests.sh --dir failed:\n\(out)")
         #expect(out.components(separatedBy: "\nok ").count - 1 >= 2 * rendered, "\(out)")
     }
 }

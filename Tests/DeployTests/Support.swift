@@ -54,3 +54,18 @@ model:
   ref: gemma3-270m
 
 """
+
+/// Runs /bin/bash with `args` (a script path and its arguments, or `-c SCRIPT`); its status and
+/// its stdout and stderr together.
+func bash(_ args: [String]) throws -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/bash")
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, out)
+}
