@@ -1,6 +1,7 @@
 import Spec
 import Spec
 import Foundation
+import Tracing
 
 /// How objects are written.
 public enum ApplyMode: String, Sendable, CaseIterable {
@@ -164,7 +165,9 @@ public struct KubeDeployer: Sendable {
             // Not allowed to read namespaces (a namespaced Role): preflight and the writes will tell.
         }
         if !namespaceExists && !options.createNamespace { throw .namespaceMissing(namespace) }
-        try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists)
+        try await traceStep("deploy.preflight") { () throws(KubeError) in
+            try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists)
+        }
         if !namespaceExists {
             try await client.createNamespace(namespace)
             report.createdNamespace = true
@@ -190,7 +193,9 @@ public struct KubeDeployer: Sendable {
             let result: String
             let used: ApplyMode
             do throws(KubeError) {
-                (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+                (result, used) = try await traceStep("deploy.write", ["k8s.object": "\(o.kind.lowercased())/\(o.name)"]) { () throws(KubeError) in
+                    try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+                }
             } catch {
                 let what = "\(o.kind.lowercased())/\(o.name)"
                 let reason = error.description.hasPrefix(what) ? error.description : "\(what): \(error.description)"
@@ -211,7 +216,9 @@ public struct KubeDeployer: Sendable {
         let timeout = options.timeoutSeconds ?? ((JSONValue(d.value).at("spec", "progressDeadlineSeconds")?.int ?? 600) + 60)
         let snap: RolloutSnapshot
         do throws(KubeError) {
-            snap = try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+            snap = try await traceStep("deploy.rollout") { () throws(KubeError) in
+                try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+            }
         } catch {
             guard options.autoRollback else { throw error }
             progress(.rollingBack("\(error.description)\nundoing this apply's changes"))
@@ -264,6 +271,9 @@ public struct KubeDeployer: Sendable {
 
     /// Undoes `touched` after a failed step and reports it as aborted.
     func abort(_ report: ApplyReport, reason: String, touched: [TouchedObject], options: KubeDeployOptions) async -> ApplyReport {
+        let span = startSpan("deploy.rollback")
+        span.attributes["autoglm.reason"] = reason
+        defer { span.end() }
         var r = report
         let u = await undo(touched, options: options)
         r.undone = u.undone
@@ -543,5 +553,20 @@ public struct KubeDeployer: Sendable {
             progress(.applied(out[out.count - 1]))
         }
         return out
+    }
+}
+
+/// One step of `deploy apply` as a span (a child of the command's span; a no-op without a tracer).
+func traceStep<T>(_ name: String, _ attributes: [String: String] = [:],
+                  _ body: () async throws(KubeError) -> T) async throws(KubeError) -> T {
+    let span = startSpan(name)
+    for (k, v) in attributes { span.attributes[k] = v }
+    defer { span.end() }
+    do {
+        return try await body()
+    } catch {
+        span.recordError(error)
+        span.setStatus(SpanStatus(code: .error))
+        throw error
     }
 }
