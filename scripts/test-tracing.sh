@@ -15,7 +15,7 @@ AUTOGLM="${AUTOGLM_BIN:-.build/release/autoglm}"
 need_autoglm; need_model
 . tests/tracing/venv.sh
 WORK="$(mktemp -d -t autoglm-trace.XXXXXX)"
-at_exit rm -rf "$WORK"
+[ -n "${KEEP_WORK:-}" ] || at_exit rm -rf "$WORK"
 fail() { echo "FAIL: $*"; echo "--- fleet log (tail)"; tail -30 "$WORK/up.log" 2>/dev/null || true; exit 1; }
 
 CPORT="$(port)"
@@ -67,7 +67,7 @@ trace, caller = sys.argv[2], sys.argv[3]
 SERVER, CLIENT = 2, 3
 chat = [s for s in spans if s["name"] == "POST /v1/chat/completions"]
 traces = {s["trace_id"] for s in chat}
-assert traces == {trace}, f"chat spans in traces {traces}, want only the caller's {trace}"
+assert traces == {trace}, f"chat spans in traces {traces}, want only the caller's {trace}: {chat}"
 mine = [s for s in spans if s["trace_id"] == trace]
 def one(pred, what):
     found = [s for s in mine if pred(s)]

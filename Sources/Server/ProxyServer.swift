@@ -64,6 +64,9 @@ public final class ProxyServer: Sendable {
         // and uvicorn close idle keep-alive connections after 5 s): reusing one the other side has
         // just closed fails the request with `remoteConnectionClosed`.
         hc.connectionPool = .init(idleTimeout: .seconds(2), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        // No client spans of AsyncHTTPClient's own: `forward` makes one per try and sends its
+        // context (AHC's would add a second `traceparent` header, which the backend cannot read).
+        hc.tracing.tracer = nil
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
     }
 
