@@ -36,6 +36,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for v in $order; do
     "$AUTOGLM" loadtest --url "http://127.0.0.1:${PORTS[$v]}" --concurrency "$C" --requests $((C * REQS_PER_C)) \
       --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$C" --seed "$round" --json >"$RES/$v-r$round.json"
+    echo "round $round $v: $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["outputTokensPerSecond"], 1))' "$RES/$v-r$round.json") tok/s (load $(loadavg))"
   done
 done
 echo "load average after: $(loadavg)"
