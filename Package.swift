@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // Only the OTLP/HTTP exporter: the OTLPGRPC trait would build grpc-swift for the exporter alone.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -47,6 +50,7 @@ let package = Package(
         // Constrained decoding: byte grammars, their matcher and token masks; the JSON Schema,
         // regex and tool-call compilers that produce them.
         .target(name: "Grammar", dependencies: ["JSON", "Core"]),
+        // (No tracing here: the engine thread records plain timestamps; the server makes the spans.)
         .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar", "Core"]),
         // OpenAI-compatible HTTP API over the engine's scheduler.
         .target(
@@ -61,6 +65,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             // (Tests reach the Responses API's bounded store directly: @testable in release too.)
             swiftSettings: [.unsafeFlags(["-enable-testing"])]
@@ -79,6 +84,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         // Model store: SQLite (GRDB) registry, SemVer, content-addressed blobs, fetchers.
         .target(name: "Registry", dependencies: ["GGUF", "Core", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -103,6 +109,7 @@ let package = Package(
         // the registry's database, the winner, its write-back into the spec, the reports.
         .target(name: "Tuner", dependencies: [
             "Backends", "Optimizer", "LoadGen", "Registry", "Spec", "GGUF", "Models", "Tokenizers",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
         ]),
         // `autoglm up`: the local fleet — replica supervision, the gateway (balancing policies,
         // ejection, retry), the autoscaler (rules + prediction), rollouts (rolling, canary analysis).
@@ -112,11 +119,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
+        // OpenTelemetry: the OTLP exporter's bootstrap (only here and in the CLI; the layers below
+        // speak the swift-distributed-tracing API), the W3C propagator, the dropped-span counter.
+        .target(name: "Telemetry", dependencies: [
+            "Core",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "OTel", package: "swift-otel"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: [.unsafeFlags(["-enable-testing"])]),
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet", "Core",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet", "Core", "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -157,6 +174,16 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "TelemetryTests", dependencies: [
+            "Telemetry", "Server", "Engine", "Core",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            .product(name: "OTel", package: "swift-otel"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "CLITests", dependencies: ["GGUF"], resources: [.copy("Fixtures")]),
     ],

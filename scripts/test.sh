@@ -36,6 +36,9 @@ fi
 # The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
 # backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.
 bash scripts/test-openai-client.sh
+# Request tracing: one trace from a caller's traceparent through `autoglm up`'s gateway to the
+# replica's engine phases, checked on a Python OTLP/HTTP collector; then the collector down.
+AUTOGLM_BIN=.build/release/autoglm bash scripts/test-tracing.sh
 # Structured outputs and tool calling (issue 18) through openai, LangChain and openai-agents, on Qwen2.5-Coder-0.5B.
 bash scripts/test-structured.sh
 # The llama-server behind `serve --config` killed under load: /readyz 503, restarted, no hung request.

@@ -22,7 +22,7 @@ public final class ManagedServer: Upstream {
     /// Set in the process's environment on top of autoglm's own.
     let environment: [String: String]
     let log: @Sendable (String) -> Void
-    var client: HTTPClient { .shared }
+    var client: HTTPClient { ProbeClient.shared }
     let s = Mutex(Supervision())
 
     struct Supervision {
@@ -159,7 +159,7 @@ public final class RemoteUpstream: Upstream {
     public let slots: Int?
     let readyPath: String
     let log: @Sendable (String) -> Void
-    var client: HTTPClient { .shared }
+    var client: HTTPClient { ProbeClient.shared }
     let s = Mutex<(state: UpstreamState, stopped: Bool)>((.starting("not contacted yet"), false))
 
     public init(url: String, apiKey: String?, slots: Int?, readyPath: String, log: @escaping @Sendable (String) -> Void) {
@@ -237,4 +237,14 @@ enum Probe {
         guard let (code, body) = await get(client, url, apiKey: apiKey), code == 200 else { return nil }
         return BackendMetrics.map(String(decoding: body.readableBytesView, as: UTF8.self))
     }
+}
+
+/// The client of readiness probes and metric scrapes: AsyncHTTPClient's shared client without its
+/// own tracing (a probe every few hundred milliseconds would otherwise be a trace each).
+enum ProbeClient {
+    static let shared: HTTPClient = {
+        var c = HTTPClient.Configuration.singletonConfiguration  // what `HTTPClient.shared` uses
+        c.tracing.tracer = nil
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
+    }()
 }

@@ -29,12 +29,15 @@ public enum MetricNames {
     public static let grammarMaskSeconds = "autoglm:grammar_mask_seconds_total"
     public static let requestSuccess = "autoglm:request_success_total"
     public static let requestFailure = "autoglm:request_failure_total"
+    /// Counter: spans the OTLP trace exporter dropped (queue full or export failed); 0 without `--otlp-endpoint`.
+    public static let traceSpansDropped = "autoglm:trace_spans_dropped_total"
 
     /// Histograms (each emits `NAME_bucket{le=…}`, `NAME_sum`, `NAME_count`).
     public static let histograms: [String] = [timeToFirstToken, interTokenLatency, e2eLatency, queueTime, batchSize, batchTokens, grammarCompile]
     /// Gauges and counters (one series per label set, under the name itself).
     public static let scalars: [String] = [requestsRunning, requestsWaiting, requestsReceived, kvCacheUsage, promptTokens, generationTokens,
-                                           prefixCacheQueries, prefixCacheHits, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure]
+                                           prefixCacheQueries, prefixCacheHits, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure,
+                                           traceSpansDropped]
     /// Every series name Prometheus scrapes: the scalars, and each histogram's three series.
     public static var seriesNames: Set<String> {
         Set(scalars + histograms.flatMap { [buckets($0), $0 + "_sum", $0 + "_count"] })

@@ -1,6 +1,7 @@
 import Spec
 import Spec
 import Foundation
+import Tracing
 
 /// How objects are written.
 public enum ApplyMode: String, Sendable, CaseIterable {
@@ -183,7 +184,9 @@ public struct KubeDeployer: Sendable {
             // Not allowed to read namespaces (a namespaced Role): preflight and the writes will tell.
         }
         if !namespaceExists && !options.createNamespace { throw .namespaceMissing(namespace) }
-        try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists, canary: options.canary != nil)
+        try await traceStep("deploy.preflight") { () throws(KubeError) in
+            try await preflight(objects, mode: options.applyMode, createNamespace: !namespaceExists, canary: options.canary != nil)
+        }
         if !namespaceExists {
             try await client.createNamespace(namespace)
             report.createdNamespace = true
@@ -217,7 +220,9 @@ public struct KubeDeployer: Sendable {
             let result: String
             let used: ApplyMode
             do throws(KubeError) {
-                (result, used) = try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+                (result, used) = try await traceStep("deploy.write", ["k8s.object": "\(o.kind.lowercased())/\(o.name)"]) { () throws(KubeError) in
+                    try await applyObject(o, mode: mode, allowFallback: options.applyMode == .auto)
+                }
             } catch {
                 let what = "\(o.kind.lowercased())/\(o.name)"
                 let reason = error.description.hasPrefix(what) ? error.description : "\(what): \(error.description)"
@@ -240,7 +245,9 @@ public struct KubeDeployer: Sendable {
 
         let verdict: CanaryVerdict
         do throws(KubeError) {
-            verdict = try await runCanary(stamped(JSONValue(d.value)), live: live, mode: mode, canary: c, options: options)
+            verdict = try await traceStep("deploy.canary", ["k8s.object": "deployment/\(KubeCanary.name(d.name))"]) { () throws(KubeError) in
+                try await runCanary(stamped(JSONValue(d.value)), live: live, mode: mode, canary: c, options: options)
+            }
         } catch {
             verdict = .rollback(error.description)
         }
@@ -265,7 +272,9 @@ public struct KubeDeployer: Sendable {
         report.canary = why
         touched.append(TouchedObject(object: d, before: live))
         do throws(KubeError) {
-            let (result, _) = try await applyObject(d, mode: mode, allowFallback: options.applyMode == .auto)
+            let (result, _) = try await traceStep("deploy.write", ["k8s.object": "deployment/\(d.name)"]) { () throws(KubeError) in
+                try await applyObject(d, mode: mode, allowFallback: options.applyMode == .auto)
+            }
             report.objects.append("deployment/\(d.name) \(result)")
             progress(.applied("deployment/\(d.name) \(result)"))
         } catch {
@@ -296,7 +305,9 @@ public struct KubeDeployer: Sendable {
         let timeout = options.timeoutSeconds ?? ((JSONValue(d.value).at("spec", "progressDeadlineSeconds")?.int ?? 600) + 60)
         let snap: RolloutSnapshot
         do throws(KubeError) {
-            snap = try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+            snap = try await traceStep("deploy.rollout") { () throws(KubeError) in
+                try await waitForRollout(d.name, timeoutSeconds: timeout, pollMs: options.pollIntervalMilliseconds)
+            }
         } catch {
             guard options.autoRollback else { throw error }
             progress(.rollingBack("\(error.description)\nundoing this apply's changes"))
@@ -349,6 +360,9 @@ public struct KubeDeployer: Sendable {
 
     /// Undoes `touched` after a failed step and reports it as aborted.
     func abort(_ report: ApplyReport, reason: String, touched: [TouchedObject], options: KubeDeployOptions) async -> ApplyReport {
+        let span = startSpan("deploy.rollback")
+        span.attributes["autoglm.reason"] = reason
+        defer { span.end() }
         var r = report
         let u = await undo(touched, options: options)
         r.undone = u.undone
@@ -647,5 +661,20 @@ public struct KubeDeployer: Sendable {
             progress(.applied(out[out.count - 1]))
         }
         return out
+    }
+}
+
+/// One step of `deploy apply` as a span (a child of the command's span; a no-op without a tracer).
+func traceStep<T>(_ name: String, _ attributes: [String: String] = [:],
+                  _ body: () async throws(KubeError) -> T) async throws(KubeError) -> T {
+    let span = startSpan(name)
+    for (k, v) in attributes { span.attributes[k] = v }
+    defer { span.end() }
+    do {
+        return try await body()
+    } catch {
+        span.recordError(error)
+        span.setStatus(SpanStatus(code: .error))
+        throw error
     }
 }

@@ -65,6 +65,30 @@ public struct SequenceTimings: Sendable {
     public var firstToken: ContinuousClock.Instant?
     public var finished: ContinuousClock.Instant?
     public var preemptions: Int = 0
+    /// Each forward pass that computed part of this sequence's prompt (recorded on the engine
+    /// thread as plain timestamps; the server turns them into trace spans off that thread).
+    public var prefillChunks: [PrefillChunk] = []
+
+    public init(queued: ContinuousClock.Instant, scheduled: ContinuousClock.Instant? = nil,
+                firstToken: ContinuousClock.Instant? = nil, finished: ContinuousClock.Instant? = nil) {
+        self.queued = queued
+        self.scheduled = scheduled
+        self.firstToken = firstToken
+        self.finished = finished
+    }
+}
+
+/// One prefill chunk of a sequence: the forward pass's start and end, and the prompt positions it computed.
+public struct PrefillChunk: Sendable {
+    public var start: ContinuousClock.Instant
+    public var end: ContinuousClock.Instant
+    public var tokens: Int
+
+    public init(start: ContinuousClock.Instant, end: ContinuousClock.Instant, tokens: Int) {
+        self.start = start
+        self.end = end
+        self.tokens = tokens
+    }
 }
 
 /// The end of a sequence.
@@ -82,6 +106,19 @@ public struct SequenceCompletion: Sendable {
     public var grammarMaskSeconds: Double = 0
     /// Set when `reason == .error`.
     public var error: String?
+
+    public init(reason: SequenceFinishReason, text: String, promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0,
+                timings: SequenceTimings, grammarMasks: Int = 0, grammarMaskSeconds: Double = 0, error: String? = nil) {
+        self.reason = reason
+        self.text = text
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+        self.timings = timings
+        self.grammarMasks = grammarMasks
+        self.grammarMaskSeconds = grammarMaskSeconds
+        self.error = error
+    }
 }
 
 public enum GenerationEvent: Sendable {
@@ -560,6 +597,11 @@ final class EngineLoop {
             return StepInfo(sequences: plan.items.count, tokens: 0, seconds: (clock.now - t0).inSeconds)
         }
         let now = clock.now
+        // Prefill chunks (positions before the prompt's end): two timestamps per sequence and step.
+        for item in plan.items {
+            guard let s = policy.runningSequence(item.id), item.start < s.promptCount else { continue }
+            outputs[item.id]?.timings.prefillChunks.append(PrefillChunk(start: t0, end: now, tokens: item.count))
+        }
         policy.completed(plan)
 
         // Sample, detokenize, check stop conditions: each sequence touches only its own output

@@ -5,12 +5,14 @@ import Logging
 import NIOCore
 
 /// What every front door (the native engine's server and the proxy in front of another backend)
-/// does the same way: middleware order (CORS, access log, auth), CORS preflights, body limits,
+/// does the same way: middleware order (tracing, CORS, access log, auth), CORS preflights, body limits,
 /// JSON responses and OpenAI-shaped errors.
 public enum FrontDoor {
     /// CORS first (a browser preflight carries no key, so it must be answered before auth), then
     /// the access log, then auth.
     static func addMiddleware(to router: Router<ServerRequestContext>, config: ServerConfig, logger: Logger) {
+        // The request's span first: everything after it (the access log's trace id included) runs inside it.
+        if let tracer = config.tracer { router.add(middleware: RequestTracingMiddleware(tracer: tracer)) }
         if !config.corsOrigins.isEmpty {
             router.add(middleware: CORSMiddleware(
                 allowOrigin: config.corsOrigins.contains("*") ? .all : .init(anyOf: config.corsOrigins),

@@ -182,7 +182,7 @@ public final class OpenAIServer: Sendable {
             let ctx = ResponseContext(id: idPrefix + Self.randomID(),
                                       created: Int(Date().timeIntervalSince1970), chat: isChat, options: options,
                                       promptTokens: promptTokens, jobs: jobs, started: t0,
-                                      path: req.uri.path)
+                                      path: req.uri.path, trace: RequestSpan.current)
             return try await answer(ctx, handles, hangUp, extra)
         } catch let e as APIError {
             if e.status == .tooManyRequests { metrics.failure("queue_full") }

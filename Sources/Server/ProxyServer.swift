@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Tracing
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -63,6 +64,9 @@ public final class ProxyServer: Sendable {
         // and uvicorn close idle keep-alive connections after 5 s): reusing one the other side has
         // just closed fails the request with `remoteConnectionClosed`.
         hc.connectionPool = .init(idleTimeout: .seconds(2), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        // No client spans of AsyncHTTPClient's own: `forward` makes one per try and sends its
+        // context (AHC's would add a second `traceparent` header, which the backend cannot read).
+        hc.tracing.tracer = nil
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: hc)
     }
 
@@ -123,6 +127,7 @@ public final class ProxyServer: Sendable {
 
     func forward(_ req: Request, path: String) async -> Response {
         let t0 = ContinuousClock.now
+        let trace = RequestSpan.current
         if path != "/v1/models" { metrics.arrived() }
         let admitted: Bool = state.withLock { s in
             guard s.inFlight < admissionLimit else { return false }
@@ -188,16 +193,29 @@ public final class ProxyServer: Sendable {
             var tried: Set<Int> = []
             var failure: String?
             var closedOnly = false
+            // Each try is a client span under the request's span; its context goes to the backend
+            // in `traceparent`, so the backend's spans are its children.
+            var forwardSpan: (any Span)?
             for attempt in 0..<2 {
                 let l: RouteLease
                 if let next = router.acquire(hint, excluding: tried) { l = next }
                 else if attempt > 0, closedOnly, let same = router.acquire(hint, excluding: []) { l = same }
                 else { break }
+                let span = trace.map { $0.tracer.startSpan("forward", context: $0.span.context, ofKind: .client) }
+                var outgoing = request(l)
+                if let span, let trace {
+                    span.updateAttributes { $0["server.address"] = l.baseURL; $0["autoglm.attempt"] = attempt }
+                    RequestTracing.inject(span.context, into: &outgoing.headers, tracer: trace.tracer)
+                }
                 do {
-                    resp = try await client.execute(request(l), timeout: timeout)
+                    resp = try await client.execute(outgoing, timeout: timeout)
                     lease = l
+                    forwardSpan = span
                     break
                 } catch {
+                    span?.recordError(error)
+                    span?.setStatus(SpanStatus(code: .error))
+                    span?.end()
                     router.release(l, RouteOutcome(failed: true))
                     tried.insert(l.id)
                     closedOnly = Self.closedBeforeAnswer(error)
@@ -215,6 +233,7 @@ public final class ProxyServer: Sendable {
             }
             var released = false
             defer { if !released { router.release(lease, RouteOutcome(failed: true)) } }
+            defer { if !streaming { forwardSpan?.end() } }
             if resp.status == .unauthorized || resp.status == .forbidden {
                 throw APIError(status: .badGateway,
                                message: "the backend refused autoglm's key (HTTP \(resp.status.code)); set backend.apiKey (or $AUTOGLM_UPSTREAM_API_KEY) to a key the upstream accepts",
@@ -224,7 +243,7 @@ public final class ProxyServer: Sendable {
             if resp.status == .ok && isSSE {
                 streaming = true
                 released = true
-                return relay(resp, path: path, started: t0, lease: lease)
+                return relay(resp, path: path, started: t0, lease: lease, trace: trace, forwardSpan: forwardSpan)
             }
             let bytes = try await collect(resp)
             released = true
@@ -279,7 +298,8 @@ public final class ProxyServer: Sendable {
     }
 
     /// Relays an event stream line by line.
-    func relay(_ resp: HTTPClientResponse, path: String, started: ContinuousClock.Instant, lease: RouteLease) -> Response {
+    func relay(_ resp: HTTPClientResponse, path: String, started: ContinuousClock.Instant, lease: RouteLease,
+               trace: RequestSpan? = nil, forwardSpan: (any Span)? = nil) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var parser = SSERelay()
@@ -289,6 +309,7 @@ public final class ProxyServer: Sendable {
             var outcome = "ok"
             var clientGone = false
             defer {
+                forwardSpan?.end()
                 self.state.withLock { $0.inFlight -= 1 }
                 let tokens = parser.usage?.completion ?? parser.textChunks
                 var tpot: Double?
@@ -296,7 +317,7 @@ public final class ProxyServer: Sendable {
                 self.router.release(lease, RouteOutcome(failed: outcome.hasPrefix("upstream"),
                                                         ttft: first.map { ($0 - started).inSeconds }, tpot: tpot))
                 if let u = parser.usage { self.tally(prompt: u.prompt, generation: u.completion) }
-                self.logRequest(path: path, status: 200, started: started, stream: true,
+                self.logRequest(path: path, status: 200, started: started, stream: true, trace: trace,
                                 usage: parser.usage.map { ($0.prompt, $0.completion) } ?? (nil, parser.textChunks),
                                 ttft: first.map { ($0 - started).inSeconds }, outcome: outcome)
             }
@@ -361,7 +382,7 @@ public final class ProxyServer: Sendable {
     }
 
     func logRequest(path: String, status: Int, started: ContinuousClock.Instant, stream: Bool,
-                    usage: (Int?, Int)?, ttft: Double?, outcome: String) {
+                    trace: RequestSpan? = RequestSpan.current, usage: (Int?, Int)?, ttft: Double?, outcome: String) {
         guard path != "/v1/models" else { return }
         var md: Logger.Metadata = [
             "method": "POST", "path": "\(path)", "status": "\(status)", "stream": "\(stream)",
@@ -373,6 +394,11 @@ public final class ProxyServer: Sendable {
         }
         if let ttft { md["ttft_ms"] = "\(String(format: "%.1f", ttft * 1000))" }
         if outcome != "ok" { md["outcome"] = "\(outcome)" }
+        if let trace {
+            if let id = trace.traceID { md["trace_id"] = "\(id)" }
+            RequestTracing.finish(trace, model: config.servedModelName, status: status, promptTokens: usage?.0 ?? nil,
+                                  completionTokens: usage?.1)
+        }
         logger.info("request", metadata: md)
     }
 

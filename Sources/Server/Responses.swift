@@ -17,6 +17,8 @@ struct ResponseContext: Sendable {
     /// When the handler got the request (TTFT and total time in the log line count from here).
     var started: ContinuousClock.Instant
     var path: String
+    /// The request's server span (nil without tracing): the engine's phases become its children.
+    var trace: RequestSpan? = nil
 }
 
 /// What one choice produced.
@@ -110,7 +112,7 @@ extension OpenAIServer {
         } onCancel: {
             for id in ids { sched.cancel(id) }
         }
-        for r in results { record(r, timedOut: timedOut.isSet) }
+        for r in results { record(r, timedOut: timedOut.isSet, trace: RequestSpan.current) }
         if drainExpired.isSet && !timedOut.isSet && results.contains(where: { $0.completion?.reason == .cancelled }) {
             throw drainDeadlineError
         }
@@ -142,6 +144,13 @@ extension OpenAIServer {
             md["ttft_ms"] = "\(String(format: "%.1f", (first - ctx.started).inSeconds * 1000))"
         }
         if outcome != "ok" { md["outcome"] = "\(outcome)" }
+        if let trace = ctx.trace {
+            if let id = trace.traceID { md["trace_id"] = "\(id)" }
+            RequestTracing.finish(trace, model: config.servedModelName, status: status,
+                                  promptTokens: ctx.promptTokens, completionTokens: completion)
+            let first = results.compactMap(\.tokenTimes.first).min() ?? ctx.started
+            RequestTracing.recordRespond(ctx.options.stream ? "stream" : "respond", from: first, parent: trace)
+        }
         logger.info("request", metadata: md)
     }
 
@@ -179,8 +188,9 @@ extension OpenAIServer {
                  type: "server_error", code: "shutting_down")
     }
 
-    func record(_ r: ChoiceResult, timedOut: Bool) {
+    func record(_ r: ChoiceResult, timedOut: Bool, trace: RequestSpan? = nil) {
         guard let c = r.completion else { return }
+        if let trace { RequestTracing.recordPhases(c, parent: trace) }
         metrics.record(c, tokenTimes: r.tokenTimes)
         switch c.reason {
         case .stop, .length: metrics.success(c.reason.rawValue)
@@ -310,11 +320,11 @@ extension OpenAIServer {
             } catch {
                 for id in ids { sched.cancel(id) }
                 pump.cancel()
-                for r in results { self.record(r, timedOut: false) }
+                for r in results { self.record(r, timedOut: false, trace: ctx.trace) }
                 self.logRequest(ctx, status: 200, results, outcome: "client_gone")
                 throw error
             }
-            for r in results { self.record(r, timedOut: timedOut.isSet) }
+            for r in results { self.record(r, timedOut: timedOut.isSet, trace: ctx.trace) }
         })
     }
 
@@ -422,17 +432,22 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             let r = try await next(request, context)
             if Self.loggedByHandler(context.endpointPath ?? request.uri.path, r.status) { return r }
-            logger.info("request", metadata: [
-                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(r.status.code)",
-                "ms": "\(Int((ContinuousClock.now - t0).inSeconds * 1000))",
-            ])
+            log(request, status: "\(r.status.code)", since: t0)
             return r
         } catch {
-            logger.info("request", metadata: [
-                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "error",
-                "error": "\(error)", "ms": "\(Int((ContinuousClock.now - t0).inSeconds * 1000))",
-            ])
+            log(request, status: "error", since: t0, error: error)
             throw error
         }
+    }
+
+    /// The line (with the request's trace id when it is traced).
+    func log(_ request: Request, status: String, since t0: ContinuousClock.Instant, error: (any Error)? = nil) {
+        var md: Logger.Metadata = [
+            "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
+            "ms": "\(Int((ContinuousClock.now - t0).inSeconds * 1000))",
+        ]
+        if let error { md["error"] = "\(error)" }
+        if let id = RequestSpan.current?.traceID { md["trace_id"] = "\(id)" }
+        logger.info("request", metadata: md)
     }
 }

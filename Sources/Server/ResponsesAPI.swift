@@ -536,11 +536,11 @@ extension OpenAIServer {
             } catch {
                 for h in handles { self.scheduler.cancel(h.id) }
                 pump.cancel()
-                for r in results { self.record(r, timedOut: false) }
+                for r in results { self.record(r, timedOut: false, trace: ctx.trace) }
                 self.logRequest(ctx, status: 200, results, outcome: "client_gone")
                 throw error
             }
-            for r in results { self.record(r, timedOut: timedOut.isSet) }
+            for r in results { self.record(r, timedOut: timedOut.isSet, trace: ctx.trace) }
         })
     }
 

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Hummingbird
 import Logging
+import Tracing
 
 /// Everything `autoglm serve` configures on the HTTP side.
 public struct ServerConfig: Sendable {
@@ -42,6 +43,9 @@ public struct ServerConfig: Sendable {
     public static let maxCORSOrigins = 16
     /// Extra routes mounted after the OpenAI ones (e.g. the registry's REST API).
     public var extraRoutes: [@Sendable (Router<ServerRequestContext>) -> Void] = []
+    /// Request tracing (server spans, W3C trace context in and out, the engine's phases): the
+    /// bootstrapped tracer when `--otlp-endpoint` is set, else nil (no middleware, no spans).
+    public var tracer: (any Tracer)? = nil
 
     public init() {}
 }

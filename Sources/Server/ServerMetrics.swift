@@ -17,6 +17,9 @@ public final class ServerMetrics: Sendable {
     let waiting: CoreMetrics.Gauge
     /// Generation requests received (on arrival, before admission): the offered load.
     let requestsReceived: CoreMetrics.Counter
+    /// Spans the trace exporter dropped (process-wide `TraceExport.droppedSpans`, brought up to date on render).
+    let spansDropped: CoreMetrics.Counter
+    let spansDroppedSeen = Mutex(0)
     /// Created on first use: a proxied backend that does not report KV usage shows no series
     /// rather than a false 0.
     let kvUsage: Mutex<CoreMetrics.Gauge?>
@@ -53,6 +56,7 @@ public final class ServerMetrics: Sendable {
         running = CoreMetrics.Gauge(label: MetricNames.requestsRunning, dimensions: d, factory: f)
         waiting = CoreMetrics.Gauge(label: MetricNames.requestsWaiting, dimensions: d, factory: f)
         requestsReceived = CoreMetrics.Counter(label: MetricNames.requestsReceived, dimensions: d, factory: f)
+        spansDropped = CoreMetrics.Counter(label: MetricNames.traceSpansDropped, dimensions: d, factory: f)
         kvUsage = Mutex(nil)
         promptTokens = CoreMetrics.Counter(label: MetricNames.promptTokens, dimensions: d, factory: f)
         generationTokens = CoreMetrics.Counter(label: MetricNames.generationTokens, dimensions: d, factory: f)
@@ -134,6 +138,12 @@ public final class ServerMetrics: Sendable {
     func render(running r: Double, waiting w: Double, kvUsage kv: Double?) -> String {
         running.record(r)
         waiting.record(w)
+        let dropped = TraceExport.droppedSpans.load(ordering: .relaxed)
+        let delta = spansDroppedSeen.withLock { seen -> Int in
+            defer { seen = max(seen, dropped) }
+            return dropped - seen
+        }
+        if delta > 0 { spansDropped.increment(by: delta) }
         if let kv {
             let (f, m) = (factory, model)
             kvUsage.withLock { g in

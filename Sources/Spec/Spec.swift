@@ -129,6 +129,10 @@ public struct ServerSpec: Sendable, Equatable {
     public var apiKeys: [APIKeySource] = []
     /// How long the server waits for in-flight requests on SIGTERM.
     public var drainTimeoutSeconds: Int = ServerSpec.defaultDrainTimeoutSeconds
+    /// Request tracing: the OTLP/HTTP collector (`--otlp-endpoint`; unset: no tracing) and the
+    /// share of new traces recorded (`--trace-sample-ratio`; default `TracingDefaults.sampleRatio`).
+    public var otlpEndpoint: String?
+    public var traceSampleRatio: Double?
     public init() {}
 }
 

@@ -1,5 +1,6 @@
 import Backends
 import Foundation
+import Tracing
 import LoadGen
 import Optimizer
 import Registry
@@ -278,13 +279,31 @@ public enum Tuning {
             log(progressLine(p, backend: name, unit: unit))
             try store.save(p.trial)
         }
+        // Each trial is a span (a child of the command's; a no-op without a tracer).
+        var trialNumber = history.count
+        func tracedEvaluate(_ config: Config) async -> TrialResult {
+            trialNumber += 1
+            let span = startSpan("optimize.trial")
+            span.attributes["autoglm.backend"] = name
+            span.attributes["autoglm.trial"] = trialNumber
+            span.attributes["autoglm.config"] = "\(config)"
+            let result = await evaluate(config)
+            switch result {
+            case .feasible(let m): span.attributes["autoglm.objective"] = m.objective
+            case .infeasible(let r, let d, _):
+                span.attributes["autoglm.infeasible"] = r.rawValue
+                span.setStatus(SpanStatus(code: .error, message: d))
+            }
+            span.end()
+            return result
+        }
         do {
             if strategy == "grid" {
                 return try await Optimizer.runGrid(space: space, direction: direction, options: options, history: history,
-                                                   evaluate: evaluate, progress: progress)
+                                                   evaluate: tracedEvaluate, progress: progress)
             }
             return try await Optimizer.run(space: space, direction: direction, options: options, history: history,
-                                           evaluate: evaluate, progress: progress)
+                                           evaluate: tracedEvaluate, progress: progress)
         } catch let e as SearchSpaceError {
             throw TunerError.invalid("\(name): \(e.description)")
         }

@@ -5,6 +5,7 @@ import Deploy
 import Registry
 import Dispatch
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -343,6 +344,7 @@ extension Deploy {
         var timeout: Int?
         @Flag(name: .customLong("no-canary"), help: "Roll a changed pod template out directly, even when the spec sets rollout.canaryPercent.")
         var noCanary = false
+        @OptionGroup var tracing: TracingOptions
 
         func run() throws {
             let file: String
@@ -375,7 +377,8 @@ extension Deploy {
             let spec = loaded.spec
             let forcedVersion = forced
             let opts = options
-            let report = try blocking { () async throws(KubeError) -> ApplyReport in
+            let trace = try tracing.start(service: "autoglm-deploy", logger: Logger(label: "autoglm.deploy"))
+            let report = try tracedCommand(trace, "deploy apply") { try blocking { () async throws(KubeError) -> ApplyReport in
                 try await KubeClient.with(conn, requestTimeoutSeconds: requestTimeout) { client throws(KubeError) in
                     let (git, server) = try await client.serverVersion()
                     if server < KubeVersion.minimum {
@@ -388,7 +391,7 @@ extension Deploy {
                     let deployer = KubeDeployer(client: client, namespace: conn.namespace, progress: LiveLine.handler)
                     return try await deployer.apply(rendered.objects, options: opts)
                 }
-            }
+            } }
             LiveLine.shared.finish()
             if report.succeeded {
                 Swift.print("deployment/\(spec.name): \(report.summary)")

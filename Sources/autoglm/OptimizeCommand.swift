@@ -1,8 +1,10 @@
 import ArgumentParser
 import Backends
 import Foundation
+import Logging
 import LoadGen
 import Registry
+import Tracing
 import Tuner
 
 struct Optimize: AsyncParsableCommand {
@@ -38,6 +40,7 @@ struct Optimize: AsyncParsableCommand {
     @Flag(name: .long, help: "Continue the stored trials of the same study instead of starting over.") var resume = false
     @Flag(name: .long, help: "Write the best configuration into SPEC's backend section.") var write = false
     @Option(name: .long, help: "Write report.json and report.html into this directory.") var report: String?
+    @OptionGroup var tracing: TracingOptions
 
     func validate() throws {
         guard Objectives.all.contains(objective) else {
@@ -166,8 +169,13 @@ struct Optimize: AsyncParsableCommand {
             searched: knobs.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
             strategy: strategy, gridLevels: gridLevels, seed: seed, maxTrials: maxTrials, timeBudget: try parseDuration(),
             startupTimeout: startupTimeout, resume: resume, write: write, reportDirectory: report)
+        let trace = try tracing.start(service: "autoglm-optimize", logger: Logger(label: "autoglm.optimize"))
         do {
-            try await Tuning.run(req, registry: try Registry(), print: { Swift.print($0) }, log: optLog)
+            try await withTracing(trace) {
+                try await withSpan("optimize") { _ in
+                    try await Tuning.run(req, registry: try Registry(), print: { Swift.print($0) }, log: optLog)
+                }
+            }
         } catch TunerError.invalid(let message) {
             throw ValidationError(message)
         }

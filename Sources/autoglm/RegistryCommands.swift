@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Registry
 
 /// Where the registry lives: --home, else $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR (set to /models
@@ -159,6 +160,7 @@ struct Pull: ParsableCommand {
     @Option(name: .customLong("models-dir"), help: "Registry home, as pods name it (same as --home; default: $AUTOGLM_HOME, else $AUTOGLM_MODELS_DIR, else ~/.cache/autoglm).")
     var modelsDir: String?
     @OptionGroup var registryOptions: RegistryOptions
+    @OptionGroup var tracing: TracingOptions
 
     func validate() throws {
         if version != nil && channel != nil {
@@ -175,7 +177,8 @@ struct Pull: ParsableCommand {
     func run() throws {
         let v = try version.map(parseVersion)
         let printer = ProgressPrinter()
-        let result = try registryRun {
+        let trace = try tracing.start(service: "autoglm-pull", logger: Logger(label: "autoglm.pull"))
+        let result = try tracedCommand(trace, "pull") { try registryRun {
             var options = registryOptions
             if let modelsDir { options.home = modelsDir }
             let registry = try options.open()
@@ -188,7 +191,7 @@ struct Pull: ParsableCommand {
                 return found
             }
             return try puller.pull(ref, as: id, version: v, tags: tag, link: link)
-        }
+        } }
         printer.finish()
         if json { print(encodeJSON(result)); return }
         if result.kind == .reference {

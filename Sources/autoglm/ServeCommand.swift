@@ -9,6 +9,7 @@ import Logging
 import Models
 import Registry
 import Server
+import Telemetry
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,6 +41,7 @@ struct Serve: AsyncParsableCommand {
         """)
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var tracing: TracingOptions
     @Option(name: .long, help: "An autoglm.yaml to serve (see below); flags given with it override it.") var config: String?
     @Option(name: .long, help: "Environments overlay of --config to apply.") var env: String?
     @Option(name: .long, help: "Address to bind (default: 127.0.0.1; 0.0.0.0 with --config).") var host: String?
@@ -116,7 +118,13 @@ struct Serve: AsyncParsableCommand {
             json ? AnyLogHandlerBox.json(label) : AnyLogHandlerBox.text(label)
         }
         let logger = Logger(label: "autoglm.serve")
-        var spec = try config.map { try loadServeSpec($0, env: env) }
+        let loaded = try config.map { try loadServeSpec($0, env: env) }
+        let trace = try tracing.start(service: "autoglm-serve", spec: loaded?.server, logger: logger)
+        try await withTracing(trace) { try await serve(loaded, logger: logger) }
+    }
+
+    func serve(_ loaded: Spec?, logger: Logger) async throws {
+        var spec = loaded
         if spec == nil, backendURL != nil {
             var s = Spec(name: "upstream", model: ModelSpec(ref: "upstream"))
             s.backend.type = .openai
@@ -192,6 +200,7 @@ struct Serve: AsyncParsableCommand {
         cfg.idleTimeout = idleTimeout
         cfg.headerTimeout = headerTimeout
         cfg.corsOrigins = corsOrigins
+        cfg.tracer = Telemetry.tracer
         if let maxSeqsPerRequest { cfg.maxSeqsPerRequest = maxSeqsPerRequest }
         var keys = Set(apiKeys)
         let environment = ProcessInfo.processInfo.environment

@@ -37,6 +37,7 @@ struct Up: AsyncParsableCommand {
 
     @Argument(help: "The autoglm.yaml to run (default: autoglm.yaml).") var spec = "autoglm.yaml"
     @Option(name: .long, help: "Environments overlay of the spec to apply.") var env: String?
+    @OptionGroup var tracing: TracingOptions
     @Option(name: .long, help: "Address the gateway binds (default: 127.0.0.1).") var host = "127.0.0.1"
     @Option(name: .long, help: "Gateway port (default: server.port).") var port: Int?
     @Option(name: .long, help: "Replicas to start (default: the spec's replicas).") var replicas: Int?
@@ -67,6 +68,14 @@ struct Up: AsyncParsableCommand {
         let json = LogFormat(rawValue: logFormat) == .json
         LoggingSystem.bootstrap { label in json ? AnyLogHandlerBox.json(label) : AnyLogHandlerBox.text(label) }
         let logger = Logger(label: "autoglm.up")
+        // The gateway's spans here; the replicas (`autoglm serve` children) get the same settings.
+        let server = (try? Serve.parse(["--config", spec] + (env.map { ["--env", $0] } ?? [])).loadServeSpec(spec, env: env))?.server
+        try tracing.exportToChildren(service: "autoglm-serve", spec: server)
+        let trace = try tracing.start(service: "autoglm-up", spec: server, logger: logger)
+        try await withTracing(trace) { try await up(logger: logger) }
+    }
+
+    func up(logger: Logger) async throws {
         // `serve`'s own rules for the spec, the model, the keys and the HTTP side.
         var serveArgs = ["--config", spec, "--host", host, "--max-queue", String(maxQueue), "--log-format", logFormat]
         if let env { serveArgs += ["--env", env] }

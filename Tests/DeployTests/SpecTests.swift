@@ -388,3 +388,26 @@ import Testing
         ])
     }
 }
+
+/// `server.otlpEndpoint` / `server.traceSampleRatio`: the spec's form of `--otlp-endpoint` /
+/// `--trace-sample-ratio` (what a pod's `serve --config` reads).
+@Suite struct ServerTracingKeysTests {
+    @Test func decodeRoundTripAndRange() throws {
+        let yaml = minimal + """
+        server:
+          otlpEndpoint: http://collector:4318
+          traceSampleRatio: 0.25
+        """
+        let spec = try SpecLoader.load(yaml: yaml, file: "t.yaml", variables: [:]).spec
+        #expect(spec.server.otlpEndpoint == "http://collector:4318")
+        #expect(spec.server.traceSampleRatio == 0.25)
+        let again = try SpecLoader.load(yaml: SpecEncoder.yaml(spec), file: "printed.yaml", variables: [:]).spec
+        #expect(again == spec)
+        // Unset: not printed, nothing traced.
+        let plain = try SpecLoader.load(yaml: minimal, file: "t.yaml", variables: [:]).spec
+        #expect(plain.server.otlpEndpoint == nil && plain.server.traceSampleRatio == nil)
+        #expect(!SpecEncoder.yaml(plain).contains("otlpEndpoint"))
+        let bad = errors(minimal + "server:\n  traceSampleRatio: 2\n")
+        #expect(bad.count == 1 && bad[0].contains("server.traceSampleRatio"))
+    }
+}

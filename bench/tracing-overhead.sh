@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Request tracing's cost on the native server: c=8 closed-loop throughput (`autoglm loadtest`)
+# against three `autoglm serve` processes of the same model, run one at a time in alternating
+# order per round (idle servers sleep), medians over the rounds:
+#   off    no --otlp-endpoint (no tracer bootstrapped)
+#   on     --otlp-endpoint to a live collector (tests/tracing/otlp_collector.py), ratio 1.0
+#   down   --otlp-endpoint to a closed port (every export fails; spans dropped and counted)
+# Prints numbers only (no assertions). Target: on ≥ 98% of off.
+# Usage: bench/tracing-overhead.sh   (ROUNDS=5 C=8 REQS_PER_C=4 PROMPT=64 OUTTOK=32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+need_autoglm; need_model
+ROUNDS="${ROUNDS:-5}" C="${C:-8}" REQS_PER_C="${REQS_PER_C:-4}" PROMPT="${PROMPT:-64}" OUTTOK="${OUTTOK:-32}"
+THREADS="${AUTOGLM_THREADS:-2}"
+. tests/tracing/venv.sh
+RES="$(mktemp -d -t autoglm-trace-bench.XXXXXX)"
+at_exit rm -rf "$RES"
+echo "load average before: $(loadavg)"
+
+CPORT="$(port)"; DEAD="$(port)"
+start_collector "$CPORT" "$RES/spans.jsonl" "$RES/collector.log"
+declare -A PORTS
+for v in off on down; do
+  PORTS[$v]="$(port)"
+  extra=()
+  [ "$v" = on ] && extra=(--otlp-endpoint "http://127.0.0.1:$CPORT" --trace-sample-ratio 1.0)
+  [ "$v" = down ] && extra=(--otlp-endpoint "http://127.0.0.1:$DEAD" --trace-sample-ratio 1.0)
+  bg_start "$RES/serve-$v.log" "$AUTOGLM" serve --model "$MODEL" --host 127.0.0.1 --port "${PORTS[$v]}" \
+    --max-seqs 8 --threads "$THREADS" "${extra[@]}"
+done
+for v in off on down; do wait_ready "http://127.0.0.1:${PORTS[$v]}/readyz"; done
+
+for round in $(seq 1 "$ROUNDS"); do
+  order="off on down"; [ $((round % 2)) = 0 ] && order="down on off"
+  for v in $order; do
+    "$AUTOGLM" loadtest --url "http://127.0.0.1:${PORTS[$v]}" --concurrency "$C" --requests $((C * REQS_PER_C)) \
+      --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$C" --seed "$round" --json >"$RES/$v-r$round.json"
+    echo "round $round $v: $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["outputTokensPerSecond"], 1))' "$RES/$v-r$round.json") tok/s (load $(loadavg))"
+  done
+done
+echo "load average after: $(loadavg)"
+dropped="$(curl -fsS "http://127.0.0.1:${PORTS[down]}/metrics" | awk '/^autoglm:trace_spans_dropped_total/ {print $2}' | head -1)"
+exported="$(wc -l <"$RES/spans.jsonl" 2>/dev/null || echo 0)"
+
+python3 - "$RES" "$ROUNDS" "$dropped" "$exported" <<'PY'
+import json, statistics, sys
+res, rounds, dropped, exported = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+med = {}
+for v in ("off", "on", "down"):
+    rs = [json.load(open(f"{res}/{v}-r{r}.json")) for r in range(1, rounds + 1)]
+    tps = [r["outputTokensPerSecond"] for r in rs]
+    bad = sum(r["failed"] for r in rs)
+    med[v] = statistics.median(tps)
+    print(f"{v:>5}  tok/s per round {' '.join(f'{x:6.1f}' for x in tps)}  median {med[v]:6.1f}" + (f"  FAILED {bad}" if bad else ""))
+print(f"tracing on / off:             {med['on'] / med['off'] * 100:.1f}%")
+print(f"tracing on, collector down:   {med['down'] / med['off'] * 100:.1f}%  (spans dropped and counted: {dropped})")
+print(f"spans the live collector got: {exported}")
+PY
