@@ -36,6 +36,8 @@ fi
 # The real binary on 127.0.0.1 driven by the official `openai` Python client, in front of each
 # backend: the native engine, llama-server launched by `serve --config`, an OpenAI upstream.
 bash scripts/test-openai-client.sh
+# The gRPC API (--grpc-port) through the real Python grpcio client, HTTP of the same process as the oracle.
+bash scripts/test-grpc.sh "$AUTOGLM_BIN"
 # Structured outputs and tool calling (issue 18) through openai, LangChain and openai-agents, on Qwen2.5-Coder-0.5B.
 bash scripts/test-structured.sh
 # The llama-server behind `serve --config` killed under load: /readyz 503, restarted, no hung request.

@@ -129,6 +129,8 @@ public struct ServerSpec: Sendable, Equatable {
     public var apiKeys: [APIKeySource] = []
     /// How long the server waits for in-flight requests on SIGTERM.
     public var drainTimeoutSeconds: Int = ServerSpec.defaultDrainTimeoutSeconds
+    /// The gRPC API's port (`serve --grpc-port`); nil or 0: no gRPC listener.
+    public var grpcPort: Int?
     public init() {}
 }
 

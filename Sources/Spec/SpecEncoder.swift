@@ -25,7 +25,8 @@ public enum SpecEncoder {
                                       ("apiKey", b.apiKey.map(keySource)))
         let keys: YAMLValue? = spec.server.apiKeys.isEmpty ? nil : .list(spec.server.apiKeys.map(keySource))
         let server: YAMLValue = .obj(("port", .int(spec.server.port)), ("apiKeys", keys),
-                                     ("drainTimeoutSeconds", .int(spec.server.drainTimeoutSeconds)))
+                                     ("drainTimeoutSeconds", .int(spec.server.drainTimeoutSeconds)),
+                                     ("grpcPort", .num(spec.server.grpcPort)))
         let r = spec.resources
         let resources: YAMLValue? = (r.cpu == nil && r.memory == nil && r.gpu == nil) ? nil
             : .obj(("cpu", .str(r.cpu)), ("memory", .str(r.memory)), ("nvidia.com/gpu", .num(r.gpu)))
