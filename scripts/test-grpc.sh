@@ -65,5 +65,5 @@ run_mode() {  # MODE EXTRA-SERVE-FLAGS...
 }
 run_mode main --max-seqs 4
 run_mode queue --max-seqs 1 --max-queue 1
-run_mode drain --max-seqs 4
+run_mode drain --max-seqs 4 --drain-timeout 300   # (a slow machine must not cut the stream)
 exit "$overall"

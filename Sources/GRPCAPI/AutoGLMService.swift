@@ -75,36 +75,42 @@ struct AutoGLMService: Autoglm_V1_AutoGLM.SimpleServiceProtocol {
         }
         try await withRPCCancellationHandler {
             var tokenTimes: [ContinuousClock.Instant] = []
-            do {
-                for await (_, event) in gen.events {
-                    switch event {
-                    case .token(let t):
-                        tokenTimes.append(t.time)
+            // A failed write (client gone): the sequence is cancelled and its events read to the
+            // end, so its finish is recorded like any other.
+            var writeError: (any Error)?
+            for await (_, event) in gen.events {
+                switch event {
+                case .token(let t):
+                    tokenTimes.append(t.time)
+                    guard writeError == nil else { continue }
+                    do {
                         try await response.write(.with {
                             $0.text = t.text
                             $0.tokenIds = [t.id]
                         })
-                    case .finished(let f):
-                        if let e = gen.finish(f, tokenTimes: tokenTimes) { throw StatusMapping.rpcError(e) }
-                        if f.reason == .cancelled {
-                            throw RPCError(code: .cancelled, message: "the request was cancelled")
-                        }
-                        try await response.write(.with {
-                            $0.text = f.text
-                            $0.finishReason = f.reason.rawValue
-                            $0.usage = .with { u in
-                                u.promptTokens = Int32(clamping: gen.promptTokens)
-                                u.completionTokens = Int32(clamping: f.completionTokens)
-                            }
-                        })
-                        return
+                    } catch {
+                        writeError = error
+                        gen.cancel()
                     }
+                case .finished(let f):
+                    if let e = gen.finish(f, tokenTimes: tokenTimes) { throw StatusMapping.rpcError(e) }
+                    if let writeError { throw writeError }
+                    if f.reason == .cancelled {
+                        throw RPCError(code: .cancelled, message: "the request was cancelled")
+                    }
+                    try await response.write(.with {
+                        $0.text = f.text
+                        $0.finishReason = f.reason.rawValue
+                        $0.usage = .with { u in
+                            u.promptTokens = Int32(clamping: gen.promptTokens)
+                            u.completionTokens = Int32(clamping: f.completionTokens)
+                        }
+                    })
+                    return
                 }
-            } catch {
-                gen.cancel()
-                throw error
             }
-            // The events ended without a finish: the stream was cancelled.
+            // The events ended without a finish: this task was cancelled.
+            gen.cancel()
             throw RPCError(code: .cancelled, message: "the request was cancelled")
         } onCancelRPC: {
             gen.cancel()

@@ -18,7 +18,6 @@ public final class GenerationStream: Sendable {
     public let events: AsyncStream<(Int, GenerationEvent)>
     public let promptTokens: Int
     let ids: [UInt64]
-    let pump: Task<Void, Never>
     let timedOut: Flag
     let server: OpenAIServer
 
@@ -26,13 +25,13 @@ public final class GenerationStream: Sendable {
         self.server = server
         self.promptTokens = promptTokens
         ids = handles.map(\.id)
-        (events, pump, timedOut) = server.mergedEvents(handles)
+        (events, _, timedOut) = server.mergedEvents(handles)
     }
 
-    /// Cancels every sequence of the request (the client went away).
+    /// Cancels every sequence of the request (the client went away): the engine frees their KV
+    /// within a step, and `events` ends with their `.cancelled` finish (pass it to `finish`).
     public func cancel() {
         for id in ids { server.scheduler.cancel(id) }
-        pump.cancel()
     }
 
     /// Records a finished sequence in the server's metrics (as HTTP does), and returns the error

@@ -218,7 +218,7 @@ def drain(channel):
     """SIGTERM with a stream in flight: NOT_SERVING and UNAVAILABLE while it finishes."""
     api = pbg.AutoGLMStub(channel)
     health = health_pb2_grpc.HealthStub(channel)
-    call = api.Generate(pb.GenerateRequest(prompt=COUNTING, params=params(max_tokens=120, temperature=0)),
+    call = api.Generate(pb.GenerateRequest(prompt=COUNTING, params=params(max_tokens=40, temperature=0)),
                         metadata=AUTH, timeout=300)
     msgs = [next(call)]
     os.kill(int(os.environ["AUTOGLM_PID"]), signal.SIGTERM)
