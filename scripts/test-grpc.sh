@@ -12,11 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/gen-protos.sh --check
 BIN="${1:-${AUTOGLM_BIN:-.build/release/autoglm}}"
-MODELS="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}"
-MODEL="$MODELS/gemma3-270m-q4_k_m.gguf"
-THREADS="${AUTOGLM_THREADS:-2}"
-[ -x "$BIN" ] || { echo "no binary at $BIN: run 'swift build -c release --product autoglm' first" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "model $MODEL missing: run scripts/fetch-models.sh" >&2; exit 1; }
+. scripts/serve-helpers.sh   # MODEL, THREADS, free_port, wait_ready
+serve_inputs "$BIN"
 
 VENV="${AUTOGLM_GRPC_VENV:-$HOME/.cache/autoglm/venv-grpc}"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import grpc, grpc_tools" 2>/dev/null; then
@@ -32,15 +29,6 @@ mkdir -p "$WORK/stubs"
 "$VENV/bin/python" -m grpc_tools.protoc --proto_path=proto --python_out="$WORK/stubs" --grpc_python_out="$WORK/stubs" \
   autoglm/v1/autoglm.proto grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() {  # URL PID LOG
-  for _ in $(seq 1 600); do
-    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "server exited:"; cat "$3"; return 1; }
-    sleep 0.5
-  done
-  echo "not ready after 300 s: $1"; tail -20 "$3"; return 1
-}
 
 overall=0
 run_mode() {  # MODE EXTRA-SERVE-FLAGS...
