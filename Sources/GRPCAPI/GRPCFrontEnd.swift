@@ -73,6 +73,8 @@ public struct GRPCFrontEnd: Service {
                 do {
                     try await grpc.serve()
                 } catch {
+                    // Cancelled (the service group or a test ending it): not a listener failure.
+                    if Task.isCancelled { return }
                     throw GRPCFrontEndError(description: "the gRPC listener on \(address) failed: \(error); pick a free --grpc-port (0 turns gRPC off)")
                 }
             }

@@ -319,7 +319,8 @@ extension OpenAIServer {
         if f.reason == .cancelled && drainExpired.isSet && !timedOut { return drainDeadlineError }
         if f.reason == .error || (f.reason == .cancelled && timedOut) {
             let msg = f.error ?? "the request took longer than \(Int(config.requestTimeout)) s and was cancelled"
-            return APIError(status: .internalServerError, message: msg, type: f.reason == .error ? "server_error" : "timeout_error")
+            return APIError(status: f.reason == .error ? .internalServerError : .gatewayTimeout, message: msg,
+                            type: f.reason == .error ? "server_error" : "timeout_error")
         }
         return nil
     }
