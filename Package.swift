@@ -22,8 +22,12 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
-        // Only the OTLP/HTTP exporter: the OTLPGRPC trait would build grpc-swift for the exporter alone.
+        // Only the OTLP/HTTP exporter (the OTLPGRPC trait is not wired up).
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // File format: mmap'd GGUF reader/writer. Lowest layer.
@@ -70,6 +74,17 @@ let package = Package(
             // (Tests reach the Responses API's bounded store directly: @testable in release too.)
             swiftSettings: [.unsafeFlags(["-enable-testing"])]
         ),
+        // gRPC API (autoglm.v1, grpc.health.v1, grpc.reflection.v1) beside the HTTP server, same
+        // engine, auth, limits and metrics. Generated code under Generated/ (scripts/gen-protos.sh).
+        .target(name: "GRPCAPI", dependencies: [
+            "Server", "Engine", "Tokenizers", "Core", "JSON",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], exclude: ["Generated/PROTO_STAMP"]),
         // The syntax rules `pull` and `validate` share: model refs, registry names, versions. No dependencies.
         .target(name: "Core"),
         // The autoglm.yaml schema: YAML load with positions, overlays, validation, encode.
@@ -131,9 +146,10 @@ let package = Package(
         .executableTarget(
             name: "autoglm",
             dependencies: [
-                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet", "Core", "Telemetry",
+                "Engine", "Models", "Tokenizers", "GGUF", "Kernels", "Spec", "Deploy", "Registry", "Server", "LoadGen", "Optimizer", "Backends", "Tuner", "Fleet", "Core", "Telemetry", "GRPCAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -157,6 +173,12 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // (the gRPC API, over loopback with grpc-swift's client)
+                "GRPCAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(name: "LoadGenTests", dependencies: [

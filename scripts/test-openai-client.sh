@@ -15,11 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${1:-.build/release/autoglm}"
-MODELS="${AUTOGLM_MODELS:-$HOME/.cache/autoglm/models}"
-MODEL="$MODELS/gemma3-270m-q4_k_m.gguf"
-THREADS="${AUTOGLM_THREADS:-2}"
-[ -x "$BIN" ] || { echo "no binary at $BIN: run 'swift build -c release --product autoglm' first" >&2; exit 1; }
-[ -f "$MODEL" ] || { echo "model $MODEL missing: run scripts/fetch-models.sh" >&2; exit 1; }
+. scripts/serve-helpers.sh   # MODEL, THREADS, free_port, wait_ready
+serve_inputs "$BIN"
 BACKENDS="${BACKENDS:-native llamacpp openai fleet}"
 LLAMA="${AUTOGLM_LLAMA_SERVER:-$HOME/.cache/autoglm/peers/llama-server/bin/llama-server}"
 
@@ -29,20 +26,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai" 2>/dev
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 WORK="$(mktemp -d -t autoglm-oai.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-
-wait_ready() {  # URL PID LOG
-  for _ in $(seq 1 600); do
-    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "server exited:"; cat "$3"; return 1; }
-    sleep 0.5
-  done
-  echo "not ready after 300 s: $1"; tail -20 "$3"; return 1
-}
 
 overall=0
 for backend in $BACKENDS; do

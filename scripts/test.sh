@@ -39,6 +39,8 @@ bash scripts/test-openai-client.sh
 # Request tracing: one trace from a caller's traceparent through `autoglm up`'s gateway to the
 # replica's engine phases, checked on a Python OTLP/HTTP collector; then the collector down.
 AUTOGLM_BIN=.build/release/autoglm bash scripts/test-tracing.sh
+# The gRPC API (--grpc-port) through the real Python grpcio client, HTTP of the same process as the oracle.
+bash scripts/test-grpc.sh "$AUTOGLM_BIN"
 # Structured outputs and tool calling (issue 18) through openai, LangChain and openai-agents, on Qwen2.5-Coder-0.5B.
 bash scripts/test-structured.sh
 # The llama-server behind `serve --config` killed under load: /readyz 503, restarted, no hung request.

@@ -95,18 +95,26 @@ public final class OpenAIServer: Sendable {
 
     public var isDraining: Bool { drainingFlag.isSet }
 
-    func readyz() -> Response {
-        if drainingFlag.isSet {
-            return json(.serviceUnavailable, ["status": "draining", "reason": "the server is shutting down; send new requests elsewhere"])
-        }
+    /// Whether this server takes new work (what /readyz and gRPC health report): not while
+    /// draining, nor when the engine stopped or made no progress for `readyTimeout` with work queued.
+    public var readiness: Readiness {
+        if drainingFlag.isSet { return .draining }
         let s = scheduler.stats
         let busy = s.running + s.waiting > 0
         let since = (ContinuousClock.now - s.lastProgress).inSeconds
-        if s.alive && (!busy || since < config.readyTimeout) {
+        if s.alive && (!busy || since < config.readyTimeout) { return .ready }
+        return .notReady(s.alive ? "no engine progress for \(Int(since)) s with work queued" : "engine stopped")
+    }
+
+    func readyz() -> Response {
+        switch readiness {
+        case .ready:
             return json(.ok, ["status": "ready", "model": .string(config.servedModelName)])
+        case .draining:
+            return json(.serviceUnavailable, ["status": "draining", "reason": "the server is shutting down; send new requests elsewhere"])
+        case .notReady(let reason):
+            return json(.serviceUnavailable, ["status": "not ready", "reason": .string(reason)])
         }
-        return json(.serviceUnavailable, ["status": "not ready", "reason": .string(
-            s.alive ? "no engine progress for \(Int(since)) s with work queued" : "engine stopped")])
     }
 
     /// The prompt token ids a chat request with these messages gets (what `/v1/chat/completions`
@@ -117,8 +125,8 @@ public final class OpenAIServer: Sendable {
 
     func models() -> Response {
         json(.ok, ["object": "list", "data": [[
-            "id": .string(config.servedModelName), "object": "model", "created": .int(Self.startTime),
-            "owned_by": "autoglm", "max_model_len": .int(scheduler.contextLength),
+            "id": .string(servedModel.id), "object": "model", "created": .int(Self.startTime),
+            "owned_by": "autoglm", "max_model_len": .int(servedModel.maxModelLen),
         ]]])
     }
 
@@ -153,12 +161,8 @@ public final class OpenAIServer: Sendable {
         answer: (ResponseContext, [GenerationHandle], HangUp?, Extra) async throws -> Response
     ) async -> Response {
         let t0 = ContinuousClock.now
-        metrics.arrived()
         do {
-            // Cheap early refusal before the body is read; the exact admission is `submitAll`'s.
-            if scheduler.stats.waiting >= config.maxQueue {
-                throw queueFull(SchedulerError.queueFull(waiting: scheduler.stats.waiting, asked: 1, limit: config.maxQueue).description)
-            }
+            try arrive()
             let bytes = try await readBody(req)
             // JSON parsing, chat-template rendering and tokenization of a large prompt take
             // CPU time: they run on the tokenizer queue, never on the event loops or the
@@ -173,12 +177,7 @@ public final class OpenAIServer: Sendable {
                 if await h.install() { hangUp = h }
             }
             defer { hangUp?.remove() }
-            let handles: [GenerationHandle]
-            do {
-                handles = try scheduler.submitAll(jobs.map(\.request), maxWaiting: config.maxQueue)
-            } catch {
-                throw mapSchedulerError(error)
-            }
+            let handles = try admit(jobs)
             let ctx = ResponseContext(id: idPrefix + Self.randomID(),
                                       created: Int(Date().timeIntervalSince1970), chat: isChat, options: options,
                                       promptTokens: promptTokens, jobs: jobs, started: t0,
@@ -193,6 +192,25 @@ public final class OpenAIServer: Sendable {
     }
 
     func queueFull(_ message: String) -> APIError { APIError.queueFull(message) }
+
+    /// A generation request arrived (any front end): counted, then refused early when the queue
+    /// is already full (before its body is read or its prompt tokenized).
+    func arrive() throws(APIError) {
+        metrics.arrived()
+        // Cheap early refusal; the exact admission is `submitAll`'s (`admit`).
+        if scheduler.stats.waiting >= config.maxQueue {
+            throw queueFull(SchedulerError.queueFull(waiting: scheduler.stats.waiting, asked: 1, limit: config.maxQueue).description)
+        }
+    }
+
+    /// Queues a request's sequences, all or none, under the queue limit.
+    func admit(_ jobs: [Job]) throws(APIError) -> [GenerationHandle] {
+        do {
+            return try scheduler.submitAll(jobs.map(\.request), maxWaiting: config.maxQueue)
+        } catch {
+            throw mapSchedulerError(error)
+        }
+    }
 
     /// Where request preparation (parse, template, tokenize) runs: GCD threads, not the
     /// cooperative pool (2 threads on this box) whose tasks answer health probes.

@@ -239,7 +239,6 @@ extension OpenAIServer {
             let (merged, pump, timedOut) = self.mergedEvents(handles)
             let ids = handles.map(\.id)
             let sched = self.scheduler
-            let timeout = self.config.requestTimeout
             var results = [ChoiceResult](repeating: ChoiceResult(), count: handles.count)
             var started = [Bool](repeating: false, count: handles.count)
             // Tool calls are read out of each choice's text as it streams.
@@ -286,12 +285,7 @@ extension OpenAIServer {
                         }
                     case .finished(let f):
                         results[k].completion = f
-                        if f.reason == .cancelled && self.drainExpired.isSet && !timedOut.isSet {
-                            chunks.append(self.drainDeadlineError.json)
-                        } else if f.reason == .error || (f.reason == .cancelled && timedOut.isSet) {
-                            let msg = f.error ?? "the request took longer than \(Int(timeout)) s and was cancelled"
-                            let err = APIError(status: .internalServerError, message: msg,
-                                               type: f.reason == .error ? "server_error" : "timeout_error")
+                        if let err = self.streamEndError(f, timedOut: timedOut.isSet) {
                             chunks.append(err.json)
                         } else if toolStreams[k] != nil {
                             var events = toolStreams[k]?.feed(f.text) ?? []
@@ -326,6 +320,19 @@ extension OpenAIServer {
             }
             for r in results { self.record(r, timedOut: timedOut.isSet, trace: ctx.trace) }
         })
+    }
+
+    /// What a streamed sequence's end tells the client when it did not finish normally: the drain
+    /// deadline cut it, the request timeout cancelled it, or the engine failed. nil for stop /
+    /// length, and for a cancel the client itself caused.
+    func streamEndError(_ f: SequenceCompletion, timedOut: Bool) -> APIError? {
+        if f.reason == .cancelled && drainExpired.isSet && !timedOut { return drainDeadlineError }
+        if f.reason == .error || (f.reason == .cancelled && timedOut) {
+            let msg = f.error ?? "the request took longer than \(Int(config.requestTimeout)) s and was cancelled"
+            return APIError(status: f.reason == .error ? .internalServerError : .gatewayTimeout, message: msg,
+                            type: f.reason == .error ? "server_error" : "timeout_error")
+        }
+        return nil
     }
 
     /// A streaming request's events, all sequences merged in arrival order (index of the
@@ -397,22 +404,31 @@ extension OpenAIServer {
 /// dropped, ...) is then the only one, so no spelling of a path can reach a protected handler
 /// without the key. Deny by default: a path that matched no route, or a route added later, needs
 /// the key too; only `publicRoutes` are open.
+/// The API key check of every front end (HTTP's `Authorization` header, gRPC's `authorization`
+/// metadata): `Bearer <key>` with one of `keys`; no keys: no auth.
+public enum APIKeys {
+    /// nil when the request may go on, else the 401 it gets.
+    public static func refusal(authorization header: String?, keys: Set<String>) -> APIError? {
+        if keys.isEmpty { return nil }
+        let header = header ?? ""
+        let prefix = "Bearer "
+        if header.hasPrefix(prefix), keys.contains(String(header.dropFirst(prefix.count))) { return nil }
+        return APIError(status: .unauthorized,
+                        message: header.isEmpty ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key",
+                        type: "invalid_request_error", code: "invalid_api_key")
+    }
+}
+
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: Set<String>
     /// Routes that answer without a key: Kubernetes probes and Prometheus scrapes carry none.
     static var publicRoutes: Set<String> { ["/healthz", "/readyz", "/metrics"] }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if keys.isEmpty { return try await next(request, context) }
         if let route = context.endpointPath, Self.publicRoutes.contains(route) { return try await next(request, context) }
-        let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        if header.hasPrefix(prefix), keys.contains(String(header.dropFirst(prefix.count))) {
+        guard let e = APIKeys.refusal(authorization: request.headers[.authorization], keys: keys) else {
             return try await next(request, context)
         }
-        let e = APIError(status: .unauthorized,
-                         message: header.isEmpty ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key",
-                         type: "invalid_request_error", code: "invalid_api_key")
         return Response(status: .unauthorized, headers: [.contentType: "application/json", .wwwAuthenticate: "Bearer"],
                         body: ResponseBody(byteBuffer: ByteBuffer(string: e.json.serialized())))
     }

@@ -64,11 +64,13 @@ public struct DrainNotifier: Service {
 extension OpenAIServer {
     /// Serves until SIGTERM/SIGINT, then drains: the HTTP server stops accepting and finishes
     /// in-flight responses, then the engine stops. Returns normally after a graceful drain.
-    public func run() async throws {
+    /// `frontEnds` (the gRPC API) run beside the HTTP server: told of shutdown after it, before the
+    /// engine (service-lifecycle stops services in reverse order).
+    public func run(frontEnds: [any Service] = []) async throws {
         let app = makeApplication()
         var cfg = ServiceGroupConfiguration(
-            services: [
-                .init(service: EngineService(scheduler: scheduler, drainTimeout: config.drainTimeout)),
+            services: [.init(service: EngineService(scheduler: scheduler, drainTimeout: config.drainTimeout))]
+                + frontEnds.map { .init(service: $0) } + [
                 .init(service: app),
                 .init(service: DrainNotifier(server: self, delay: config.unreadyDelay)),
             ],

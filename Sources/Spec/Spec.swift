@@ -133,6 +133,8 @@ public struct ServerSpec: Sendable, Equatable {
     /// share of new traces recorded (`--trace-sample-ratio`; default `TracingDefaults.sampleRatio`).
     public var otlpEndpoint: String?
     public var traceSampleRatio: Double?
+    /// The gRPC API's port (`serve --grpc-port`); nil or 0: no gRPC listener.
+    public var grpcPort: Int?
     public init() {}
 }
 

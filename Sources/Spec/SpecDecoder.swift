@@ -469,12 +469,13 @@ struct SpecDecoder {
     mutating func decodeServer(_ node: PNode) -> ServerSpec {
         var s = ServerSpec()
         guard let entries = mapping(node, path: "server") else { return s }
-        checkKeys(entries, allowed: ["port", "apiKeys", "drainTimeoutSeconds", "otlpEndpoint", "traceSampleRatio"], path: "server")
+        checkKeys(entries, allowed: ["port", "apiKeys", "drainTimeoutSeconds", "otlpEndpoint", "traceSampleRatio", "grpcPort"], path: "server")
         if let v = entries.value("otlpEndpoint") { s.otlpEndpoint = string(v, path: "server.otlpEndpoint") }
         if let v = entries.value("traceSampleRatio") {
             s.traceSampleRatio = number(v, path: "server.traceSampleRatio", min: 0, max: 1, example: "0.1")
         }
         if let v = entries.value("port"), let p = int(v, path: "server.port", 1...65535) { s.port = p }
+        if let v = entries.value("grpcPort"), let p = int(v, path: "server.grpcPort", 0...65535) { s.grpcPort = p }
         if let v = entries.value("drainTimeoutSeconds"), let t = int(v, path: "server.drainTimeoutSeconds", 0...3600) {
             s.drainTimeoutSeconds = t
         }

@@ -27,7 +27,8 @@ public enum SpecEncoder {
         let server: YAMLValue = .obj(("port", .int(spec.server.port)), ("apiKeys", keys),
                                      ("drainTimeoutSeconds", .int(spec.server.drainTimeoutSeconds)),
                                      ("otlpEndpoint", .str(spec.server.otlpEndpoint)),
-                                     ("traceSampleRatio", spec.server.traceSampleRatio.map { .double($0) }))
+                                     ("traceSampleRatio", spec.server.traceSampleRatio.map { .double($0) }),
+                                     ("grpcPort", .num(spec.server.grpcPort)))
         let r = spec.resources
         let resources: YAMLValue? = (r.cpu == nil && r.memory == nil && r.gpu == nil) ? nil
             : .obj(("cpu", .str(r.cpu)), ("memory", .str(r.memory)), ("nvidia.com/gpu", .num(r.gpu)))

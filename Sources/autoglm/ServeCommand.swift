@@ -10,6 +10,8 @@ import Models
 import Registry
 import Server
 import Telemetry
+import GRPCAPI
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +20,7 @@ struct Serve: AsyncParsableCommand {
         --config SPEC serves what an autoglm.yaml describes (the file `autoglm deploy` mounts into \
         every pod; --env picks an environments overlay): model.ref with model.version or \
         model.channel; backend.threads, maxSeqs, maxBatchedTokens, kvCacheMB, contextLength, \
-        kvCacheType and batchWaitMs; server.port, server.drainTimeoutSeconds and server.apiKeys \
+        kvCacheType and batchWaitMs; server.port, server.grpcPort, server.drainTimeoutSeconds and server.apiKeys \
         ({env: VAR} reads $VAR, which must be set; the rendered Deployment fills \
         AUTOGLM_API_KEY_<i> from each secretRef). A flag given on the command line overrides the \
         spec's value (--model replaces model.ref, version and channel; for backend vllm it may \
@@ -46,6 +48,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Environments overlay of --config to apply.") var env: String?
     @Option(name: .long, help: "Address to bind (default: 127.0.0.1; 0.0.0.0 with --config).") var host: String?
     @Option(name: .long, help: "Port to listen on (default: 8080 or server.port).") var port: Int?
+    @Option(name: .customLong("grpc-port"), help: "Port of the gRPC API (autoglm.v1, health, reflection) on the same address; 0 or absent: off (default: server.grpcPort).") var grpcPort: Int?
     @Option(name: .customLong("max-seqs"), help: "Sequences decoded together (default: 8).") var maxSeqs: Int?
     @Option(name: .customLong("max-batched-tokens"), help: "Tokens per engine step, decode + prefill chunks (default: 512).") var maxBatchedTokens: Int?
     @Option(name: .customLong("kv-cache-mb"), help: "KV-cache budget in MiB (default: 512).") var kvCacheMB: Int?
@@ -70,6 +73,7 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         try FlagRange.check("--port", port, 0...65535)
+        try FlagRange.check("--grpc-port", grpcPort, 0...65535)
         try FlagRange.check("--max-seqs", maxSeqs, 1...4096)
         try FlagRange.check("--max-batched-tokens", maxBatchedTokens, 1...1_048_576)
         try FlagRange.check("--kv-cache-mb", kvCacheMB, 1...1_048_576, unit: " MiB")
@@ -180,7 +184,12 @@ struct Serve: AsyncParsableCommand {
             "kv_blocks": "\(scheduler.stats.kvBlocksTotal)", "auth": "\(keys.isEmpty ? "off" : "\(keys.count) keys")",
         ])
         let server = OpenAIServer(scheduler: scheduler, config: cfg, logger: logger)
-        try await server.run()
+        var frontEnds: [any Service] = []
+        if let grpcPort = self.grpcPort ?? spec?.server.grpcPort, grpcPort > 0 {
+            logger.info("serving gRPC", metadata: ["host": "\(host)", "grpc_port": "\(grpcPort)"])
+            frontEnds.append(GRPCFrontEnd(server: server, host: host, port: grpcPort))
+        }
+        try await server.run(frontEnds: frontEnds)
         logger.info("drained; exiting")
     }
 

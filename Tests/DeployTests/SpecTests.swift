@@ -309,6 +309,18 @@ import Testing
         #expect(again == spec)
     }
 
+    @Test func grpcPortDecodesRoundTripsAndIsRangeChecked() throws {
+        let spec = try SpecLoader.load(yaml: minimal + "server:\n  grpcPort: 9090\n", file: "t.yaml", variables: [:]).spec
+        #expect(spec.server.grpcPort == 9090)
+        let printed = SpecEncoder.yaml(spec)
+        #expect(printed.contains("grpcPort: 9090"))
+        #expect(try SpecLoader.load(yaml: printed, file: "printed.yaml", variables: [:]).spec == spec)
+        let plain = try SpecLoader.load(yaml: minimal, file: "t.yaml", variables: [:]).spec
+        #expect(plain.server.grpcPort == nil)
+        #expect(!SpecEncoder.yaml(plain).contains("grpcPort"))
+        #expect(errors(minimal + "server:\n  grpcPort: 70000\n").first?.contains("server.grpcPort") == true)
+    }
+
     @Test func absentKnobsStayUnsetAndAreNotPrinted() throws {
         let spec = try SpecLoader.load(yaml: minimal, file: "t.yaml", variables: [:]).spec
         #expect(spec.backend.kvCacheType == nil)
