@@ -134,7 +134,6 @@ import Testing
             #expect(b.revision == 2)
             #expect(b.objects.contains("deployment/itest-canary deleted (promoted)"), "\(b.objects)")
             #expect(log.lines.contains { $0.hasPrefix("canary: deployment/itest-canary with 1 of 2 pods (50% of the Service's endpoints") }, "\(log.lines)")
-            #expect(log.lines.contains { $0.hasPrefix("canary analysis: waiting for") }, "the analysis reported while it waited")
             #expect(try await client.getIfExists("/apis/apps/v1/namespaces/\(ns)/deployments/itest-canary") == nil)
             let promoted = try await KubeIntegrationTests.eventually(60) { try await Self.servedVersions(client, ns) == [["2.0.0"]] }
             let servedAfterPromotion = try await Self.servedVersions(client, ns)
