@@ -28,17 +28,21 @@ PY
 SHA="$(sha256sum "$WORK/m.gguf" | cut -d' ' -f1)"
 SIZE="$(stat -c %s "$WORK/m.gguf")"
 
+# Each server writes its own log: reusing one file raced (the check below could read the previous
+# server's port before the new child truncated the file, and the pull then met a closed port).
 start_server() {
-  python3 scripts/slow_file_server.py "$WORK/m.gguf" > "$WORK/srv.log" 2>&1 &
+  SRV_LOG="$WORK/srv-$1.log"
+  python3 scripts/slow_file_server.py "$WORK/m.gguf" > "$SRV_LOG" 2>&1 &
   SRV_PID=$!
-  for _ in $(seq 100); do [ -s "$WORK/srv.log" ] && break; sleep 0.1; done
-  PORT="$(head -1 "$WORK/srv.log")"
+  for _ in $(seq 100); do [ -s "$SRV_LOG" ] && break; sleep 0.1; done
+  PORT="$(head -1 "$SRV_LOG")"
+  case "$PORT" in ''|*[!0-9]*) fail "the file server did not start: $(cat "$SRV_LOG")" ;; esac
   REF="http://127.0.0.1:$PORT/m.gguf#sha256=$SHA"
 }
 stop_server() { kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=""; }
 
 # 1. Two processes at once.
-start_server
+start_server concurrent
 H1="$WORK/home1"
 AUTOGLM_HOME="$H1" "$BIN" pull "$REF" --json > "$WORK/a.json" 2> "$WORK/a.err" & A=$!
 AUTOGLM_HOME="$H1" "$BIN" pull "$REF" --json > "$WORK/b.json" 2> "$WORK/b.err" & B=$!
@@ -47,7 +51,7 @@ wait "$B" || fail "second concurrent pull failed: $(cat "$WORK/b.err")"
 for f in a b; do
   grep -q "\"digest\" : \"$SHA\"" "$WORK/$f.json" || fail "pull $f reported another digest: $(cat "$WORK/$f.json")"
 done
-GETS="$(grep -c '^GET' "$WORK/srv.log" || true)"
+GETS="$(grep -c '^GET' "$SRV_LOG" || true)"
 [ "$GETS" = 1 ] || fail "expected one download, the server saw $GETS requests"
 BLOBS="$(ls "$H1/blobs" | grep -c '^sha256-' || true)"
 [ "$BLOBS" = 1 ] || fail "expected one blob, found $BLOBS"
@@ -56,23 +60,28 @@ echo "ok: two concurrent pulls, one download ($GETS GET), both succeeded"
 stop_server
 
 # 2. Kill a pull mid-download, then pull again.
-start_server
+start_server resume
 H2="$WORK/home2"
-AUTOGLM_HOME="$H2" "$BIN" pull "$REF" --json > /dev/null 2>&1 & K=$!
+AUTOGLM_HOME="$H2" "$BIN" pull "$REF" --json > "$WORK/k.json" 2> "$WORK/k.err" & K=$!
 PARTIAL=0
 for _ in $(seq 500); do
   P="$(ls "$H2"/blobs/.tmp-*.partial 2>/dev/null | head -1 || true)"
   if [ -n "$P" ]; then PARTIAL="$(stat -c %s "$P")"; [ "$PARTIAL" -gt 0 ] && break; fi
+  kill -0 "$K" 2>/dev/null || break
   sleep 0.02
 done
-kill -9 "$K" 2>/dev/null || fail "the pull finished before it could be killed"; wait "$K" 2>/dev/null || true
+if ! kill -9 "$K" 2>/dev/null; then
+  wait "$K" && rc=0 || rc=$?
+  fail "the pull ended (exit $rc) before it could be killed; its stderr: $(cat "$WORK/k.err"); the server's log: $(cat "$SRV_LOG")"
+fi
+wait "$K" 2>/dev/null || true
 [ "$PARTIAL" -gt 0 ] || fail "the pull wrote no partial data before it was killed"
 ls "$H2/blobs" | grep -q '^sha256-' && fail "the killed pull left a blob"
 AUTOGLM_HOME="$H2" "$BIN" pull "$REF" --json > "$WORK/c.json" 2> "$WORK/c.err" || fail "pull after kill failed: $(cat "$WORK/c.err")"
 grep -q "\"digest\" : \"$SHA\"" "$WORK/c.json" || fail "resumed pull reported another digest"
-RESUMED="$(grep '^GET range=bytes=' "$WORK/srv.log" | head -1 || true)"
+RESUMED="$(grep '^GET range=bytes=' "$SRV_LOG" | head -1 || true)"
 RANGE="$(echo "$RESUMED" | sed 's/^GET range=bytes=//; s/-.*//')"
-[ -n "$RANGE" ] && [ "$RANGE" -gt 0 ] && [ "$RANGE" -lt "$SIZE" ] || fail "the second pull did not resume with Range: $(cat "$WORK/srv.log")"
+[ -n "$RANGE" ] && [ "$RANGE" -gt 0 ] && [ "$RANGE" -lt "$SIZE" ] || fail "the second pull did not resume with Range: $(cat "$SRV_LOG")"
 case "$RESUMED" in *'if-range="'*) ;; *) fail "the resumed request carried no If-Range validator: $RESUMED" ;; esac
 echo "ok: killed pull resumed at byte $RANGE of $SIZE with If-Range and verified sha256 $SHA"
 stop_server
