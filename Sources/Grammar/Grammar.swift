@@ -19,6 +19,29 @@ public struct Grammar: Sendable, CustomStringConvertible {
     public let rules: [Rule]
     public let root: Int
 
+    /// True when no byte string at all is a sentence of the grammar (e.g. a pattern with an
+    /// empty class `[^\s\S]`, anywhere in it). A rule derives some string when one of its
+    /// alternatives has only non-empty byte sets and rules that do (a fixed point).
+    public var admitsNothing: Bool {
+        var derives = [Bool](repeating: false, count: rules.count)
+        var changed = true
+        while changed {
+            changed = false
+            for (i, r) in rules.enumerated() where !derives[i] {
+                let some = r.alternatives.contains { alt in
+                    alt.allSatisfy { s in
+                        switch s {
+                        case .bytes(let b): return !b.isEmpty
+                        case .rule(let k): return derives.indices.contains(k) && derives[k]
+                        }
+                    }
+                }
+                if some { derives[i] = true; changed = true }
+            }
+        }
+        return !(derives.indices.contains(root) && derives[root])
+    }
+
     /// GBNF-like text, for error messages and tests.
     public var description: String {
         rules.enumerated().map { i, r in
@@ -247,6 +270,18 @@ public struct GrammarBuilder: Sendable {
         for (i, r) in rules.enumerated() {
             guard let r else { throw .undefinedRule(names[i]) }
             done.append(r)
+        }
+        // The matcher indexes rules by these numbers: a root or a reference outside the rules
+        // (an empty builder, a symbol made by hand) is refused here rather than crashing it.
+        guard done.indices.contains(root) else {
+            throw .invalid("the grammar has no rule \(root) to start from (it defines \(done.count) rules)")
+        }
+        for r in done {
+            for alt in r.alternatives {
+                for case .rule(let k) in alt where !done.indices.contains(k) {
+                    throw .undefinedRule("#\(k) (referenced by '\(r.name)')")
+                }
+            }
         }
         // Nullable rules (fixed point), then the "starts with" graph through nullable prefixes.
         var nullable = [Bool](repeating: false, count: done.count)

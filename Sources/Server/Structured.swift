@@ -228,30 +228,35 @@ extension OpenAIServer {
         // declared parameters: a call with others would fail in the caller's function.
         var options = JSONSchemaOptions()
         options.whitespace = .flexible
+        let param = s.toolChoice == .required || { if case .named = s.toolChoice { return true } else { return false } }() ? "tools" : s.formatParam
+        let g: Grammar?
         do {
             var toolOptions = options
             toolOptions.closedObjects = true
-            switch s.toolChoice {
-            case .required where !s.tools.isEmpty:
-                return try toolFormat.grammar(tools: s.tools, only: nil, parallel: s.parallelToolCalls, options: toolOptions)
-            case .named(let n):
-                return try toolFormat.grammar(tools: s.tools, only: n, parallel: false, options: toolOptions)
-            default: break
-            }
-            switch s.format {
-            case .text: return nil
-            case .jsonObject: return try JSONSchemaGrammar.anyObject(options: options)
-            case .jsonSchema(let schema, let strict):
+            switch (s.toolChoice, s.format) {
+            case (.required, _) where !s.tools.isEmpty:
+                g = try toolFormat.grammar(tools: s.tools, only: nil, parallel: s.parallelToolCalls, options: toolOptions)
+            case (.named(let n), _):
+                g = try toolFormat.grammar(tools: s.tools, only: n, parallel: false, options: toolOptions)
+            case (_, .text): g = nil
+            case (_, .jsonObject): g = try JSONSchemaGrammar.anyObject(options: options)
+            case (_, .jsonSchema(let schema, let strict)):
                 options.closedObjects = strict
-                return try JSONSchemaGrammar.grammar(schema, options: options)
-            case .regex(let p): return try RegexGrammar.grammar(p)
-            case .choice(let c): return try ChoiceGrammar.grammar(c)
+                g = try JSONSchemaGrammar.grammar(schema, options: options)
+            case (_, .regex(let p)): g = try RegexGrammar.grammar(p)
+            case (_, .choice(let c)): g = try ChoiceGrammar.grammar(c)
             }
         } catch {
-            let param = s.toolChoice == .required || { if case .named = s.toolChoice { return true } else { return false } }() ? "tools" : s.formatParam
             let code: String
             if case .unsupported = error { code = "unsupported_schema" } else { code = "invalid_schema" }
             throw APIError.invalid("\(param): \(error)", param: param, code: code)
         }
+        // A pattern or schema no text satisfies (`a[^\d\D]b`) would be cut off at its dead end
+        // with whatever it wrote so far: refused here, with the field to fix.
+        if let g, g.admitsNothing {
+            throw APIError.invalid("\(param): no output can match it (the schema or pattern admits no text at all); loosen it",
+                                   param: param, code: "invalid_schema")
+        }
+        return g
     }
 }

@@ -29,6 +29,47 @@ struct MatcherTests {
         #expect(bb && m.isComplete)
     }
 
+    /// A grammar with no rule to start from, or a reference past its rules, is refused by
+    /// `build` (the matcher would index past its tables on the engine thread).
+    @Test func emptyAndDanglingGrammarsAreRefused() throws {
+        #expect(throws: GrammarError.self) { try GrammarBuilder().build(root: 0) }
+        var b = GrammarBuilder()
+        let r = try b.add("root", [GrammarBuilder.literal("x")])
+        #expect(throws: GrammarError.self) { try b.build(root: r + 1) }
+        #expect(throws: GrammarError.self) { try b.build(root: -1) }
+        var c = GrammarBuilder()
+        let d = try c.add("root", [GrammarBuilder.literal("x") + [.rule(7)]])
+        #expect(throws: GrammarError.undefinedRule("#7 (referenced by 'root')")) { try c.build(root: d) }
+        // A grammar whose only sentence is the empty string is fine: complete at once.
+        var e = GrammarBuilder()
+        let only = try e.add("root", [[]])
+        let g = try e.build(root: only)
+        let m = GrammarMatcher(g)
+        #expect(m.isComplete && !g.admitsNothing)
+    }
+
+    /// `admitsNothing` against the matcher: a grammar with no sentence is one from whose start no
+    /// byte string reaches an accepting state, checked here over every string up to length 3 of
+    /// the bytes the grammars use.
+    @Test func admitsNothingAgreesWithTheMatcher() throws {
+        let patterns: [(String, Bool)] = [
+            (#"[^\s\S]"#, true), (#"a[^\d\D]b"#, true), (#"(a|b[^\w\W])c"#, false), (#"(ab)*"#, false),
+            (#"(a[^\s\S])*"#, false), (#"(a[^\s\S])+"#, true), (#"a?"#, false), (#"x{0}"#, false),
+        ]
+        let alphabet = Array("abcx".utf8)
+        for (p, none) in patterns {
+            let g = try RegexGrammar.grammar(p)
+            #expect(g.admitsNothing == none, "\(p)")
+            var strings: [[UInt8]] = [[]]
+            for n in 1...3 { strings += strings.filter { $0.count == n - 1 }.flatMap { s in alphabet.map { s + [$0] } } }
+            let matched = strings.contains { s in
+                var m = GrammarMatcher(g)
+                return m.advance(s) && m.isAccepting
+            }
+            #expect(matched == !none, "\(p)")
+        }
+    }
+
     @Test func leftRecursionIsRefused() throws {
         var b = GrammarBuilder()
         let r = try b.reserve("list")

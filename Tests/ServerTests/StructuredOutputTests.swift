@@ -79,6 +79,47 @@ import Testing
         }
     }
 
+    /// Degenerate formats: one no text can satisfy is a 400 naming the field; one only the empty
+    /// text satisfies answers "" with finish_reason stop. The engine lives through all of them.
+    @Test func formatsAdmittingNothingOrOnlyEmptyText() async throws {
+        guard let s = try Fixture.server() else { return }
+        s.scheduler.start()
+        defer { s.scheduler.terminate() }
+        let app = Application(router: s.buildRouter())
+        let refused: [(String, String)] = [
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": []}}}"#, "response_format"),
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"anyOf": []}}}"#, "response_format"),
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {}}}}"#, "response_format"),
+            (#""response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": []}}}"#, "response_format"),
+            (#""guided_json": false"#, "guided_json"),
+            (#""guided_regex": "[^\\x00-\\x{10FFFF}]""#, "guided_regex"),
+            (#""guided_regex": "[]""#, "guided_regex"),
+            // Compiled, but no text matches: refused as admitting nothing (not cut at its dead end).
+            (#""guided_regex": "[^\\s\\S]""#, "guided_regex"),
+            (#""guided_regex": "a[^\\d\\D]b""#, "guided_regex"),
+        ]
+        let onlyEmpty = [#""guided_regex": """#, #""guided_regex": "a{0}""#, #""guided_choice": [""]"#]
+        try await app.test(.router) { c in
+            for (format, param) in refused {
+                let (st, v, text) = try await post(c, "/v1/completions", #"{"prompt": "x", "max_tokens": 4, \#(format)}"#)
+                #expect(st == .badRequest, "\(format) → \(st) \(text)")
+                #expect(v?["error"]?["param"]?.string == param, "\(format) → \(text)")
+                if format.contains("[^\\\\s") || format.contains("[^\\\\d") {
+                    #expect(v?["error"]?["message"]?.string?.contains("admits no text") == true, "\(format) → \(text)")
+                }
+            }
+            for format in onlyEmpty {
+                let (st, v, text) = try await post(c, "/v1/completions", #"{"prompt": "x", "max_tokens": 4, \#(format)}"#)
+                #expect(st == .ok, "\(format) → \(st) \(text)")
+                #expect(v?["choices"]?.array?.first?["text"]?.string == "", "\(format) → \(text)")
+                #expect(v?["choices"]?.array?.first?["finish_reason"]?.string == "stop", "\(format) → \(text)")
+            }
+            let (st, v, text) = try await post(c, "/v1/completions", #"{"prompt": "x", "max_tokens": 3, "temperature": 0}"#)
+            #expect(st == .ok && v?["usage"]?["completion_tokens"]?.int == 3, "\(text)")
+            #expect(s.scheduler.stats.waiting == 0 && s.scheduler.stats.running == 0)
+        }
+    }
+
     /// `tool_choice: required` makes the model call a tool: the answer has `tool_calls` (the
     /// name, arguments that are JSON matching the parameters) and finish_reason tool_calls; the
     /// stream carries the same call in `delta.tool_calls`; the result fed back gives an answer.
