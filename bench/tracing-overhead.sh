@@ -20,7 +20,10 @@ echo "load average before: $(loadavg)"
 
 CPORT="$(port)"; DEAD="$(port)"
 start_collector "$CPORT" "$RES/spans.jsonl" "$RES/collector.log"
-declare -A PORTS
+declare -A PORTS SPID
+# CPU time (user + system, clock ticks) a server process has used so far: per output token it is a
+# steadier measure of tracing's cost than throughput, which other work on the box moves by ±15 %.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for v in off on down; do
   PORTS[$v]="$(port)"
   extra=()
@@ -28,14 +31,17 @@ for v in off on down; do
   [ "$v" = down ] && extra=(--otlp-endpoint "http://127.0.0.1:$DEAD" --trace-sample-ratio 1.0)
   bg_start "$RES/serve-$v.log" "$AUTOGLM" serve --model "$MODEL" --host 127.0.0.1 --port "${PORTS[$v]}" \
     --max-seqs 8 --threads "$THREADS" "${extra[@]}"
+  SPID[$v]="$BG_PID"
 done
 for v in off on down; do wait_ready "http://127.0.0.1:${PORTS[$v]}/readyz"; done
 
 for round in $(seq 1 "$ROUNDS"); do
   order="off on down"; [ $((round % 2)) = 0 ] && order="down on off"
   for v in $order; do
+    before="$(cpu_ticks "${SPID[$v]}")"
     "$AUTOGLM" loadtest --url "http://127.0.0.1:${PORTS[$v]}" --concurrency "$C" --requests $((C * REQS_PER_C)) \
       --prompt-tokens "$PROMPT" --max-tokens "$OUTTOK" --warmup "$C" --seed "$round" --json >"$RES/$v-r$round.json"
+    echo $(( $(cpu_ticks "${SPID[$v]}") - before )) >"$RES/$v-r$round.ticks"
     echo "round $round $v: $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["outputTokensPerSecond"], 1))' "$RES/$v-r$round.json") tok/s (load $(loadavg))"
   done
 done
@@ -43,9 +49,9 @@ echo "load average after: $(loadavg)"
 dropped="$(curl -fsS "http://127.0.0.1:${PORTS[down]}/metrics" | awk '/^autoglm:trace_spans_dropped_total/ {print $2}' | head -1)"
 exported="$(wc -l <"$RES/spans.jsonl" 2>/dev/null || echo 0)"
 
-python3 - "$RES" "$ROUNDS" "$dropped" "$exported" <<'PY'
+python3 - "$RES" "$ROUNDS" "$dropped" "$exported" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
-res, rounds, dropped, exported = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+res, rounds, dropped, exported, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 med = {}
 for v in ("off", "on", "down"):
     rs = [json.load(open(f"{res}/{v}-r{r}.json")) for r in range(1, rounds + 1)]
@@ -64,4 +70,15 @@ print(f"per-round down/off {' '.join(f'{x * 100:6.1f}' for x in down_r)}")
 print(f"tracing on / off:             {med['on'] / med['off'] * 100:.1f}% of medians, {statistics.median(on_r) * 100:.1f}% median of per-round ratios")
 print(f"tracing on, collector down:   {med['down'] / med['off'] * 100:.1f}% of medians, {statistics.median(down_r) * 100:.1f}% median of per-round ratios  (spans dropped and counted: {dropped})")
 print(f"spans the live collector got: {exported}")
+# The server's CPU time per output token (warmup included in both: same requests for every variant).
+cpu = {}
+for v in ("off", "on", "down"):
+    per = []
+    for r in range(1, rounds + 1):
+        toks = json.load(open(f"{res}/{v}-r{r}.json"))["outputTokens"]
+        ticks = int(open(f"{res}/{v}-r{r}.ticks").read())
+        per.append(ticks / hz / max(toks, 1) * 1000)
+    cpu[v] = statistics.median(per)
+    print(f"{v:>5}  server CPU ms per output token {' '.join(f'{x:6.2f}' for x in per)}  median {cpu[v]:6.2f}")
+print(f"server CPU per token, on / off: {cpu['on'] / cpu['off'] * 100:.1f}%   down / off: {cpu['down'] / cpu['off'] * 100:.1f}%")
 PY
