@@ -128,8 +128,7 @@ public enum KubeRenderer {
             YAMLField("spec", .obj(
                 ("type", .string("ClusterIP")),
                 ("selector", selectorLabels(spec)),
-                ("ports", .list([.obj(("name", .string("http")), ("port", .int(spec.server.port)),
-                                      ("targetPort", .string("http")), ("protocol", .string("TCP")))])))),
+                ("ports", .list(servicePorts(spec))))),
         ]))
         objects.append(deployment(spec, configYAML: configYAML, hpaEnabled: hpaEnabled))
         objects += autoscalingObjects(spec, kubeVersion: kv, notes: &notes)
@@ -330,6 +329,30 @@ public enum KubeRenderer {
             ])))
     }
 
+    /// The gRPC API's port when `server.grpcPort` turns it on (serve listens there in the pod).
+    static func grpcPort(_ spec: Spec) -> Int? { spec.server.grpcPort.flatMap { $0 > 0 ? $0 : nil } }
+
+    /// The server container's ports: `http`, and `grpc` with `server.grpcPort`.
+    static func containerPorts(_ spec: Spec) -> [YAMLValue] {
+        var ports: [YAMLValue] = [.obj(("name", .string("http")), ("containerPort", .int(spec.server.port)), ("protocol", .string("TCP")))]
+        if let g = grpcPort(spec) {
+            ports.append(.obj(("name", .string("grpc")), ("containerPort", .int(g)), ("protocol", .string("TCP"))))
+        }
+        return ports
+    }
+
+    /// The Service's ports, the same numbers as the container's; gRPC is HTTP/2 without TLS
+    /// (`appProtocol: kubernetes.io/h2c`, for gateways and meshes that route by protocol).
+    static func servicePorts(_ spec: Spec) -> [YAMLValue] {
+        var ports: [YAMLValue] = [.obj(("name", .string("http")), ("port", .int(spec.server.port)),
+                                       ("targetPort", .string("http")), ("protocol", .string("TCP")))]
+        if let g = grpcPort(spec) {
+            ports.append(.obj(("name", .string("grpc")), ("port", .int(g)), ("targetPort", .string("grpc")),
+                              ("protocol", .string("TCP")), ("appProtocol", .string("kubernetes.io/h2c"))))
+        }
+        return ports
+    }
+
     static func deployment(_ spec: Spec, configYAML: String, hpaEnabled: Bool) -> KubeObject {
         let gpus = spec.resources.gpu ?? 0
         let p = spec.probes
@@ -369,8 +392,7 @@ public enum KubeRenderer {
             ("name", .string("autoglm")),
             ("image", .string(spec.image)),
             ("command", .strings(command)),
-            ("ports", .list([.obj(("name", .string("http")), ("containerPort", .int(spec.server.port)),
-                                  ("protocol", .string("TCP")))])),
+            ("ports", .list(containerPorts(spec))),
             ("env", env.isEmpty ? nil : .list(env)),
             ("resources", serverResources),
             ("startupProbe", probe(path: "/readyz", p.startup, initialDelay: 0, period: startupPeriod,

@@ -475,7 +475,13 @@ struct SpecDecoder {
             s.traceSampleRatio = number(v, path: "server.traceSampleRatio", min: 0, max: 1, example: "0.1")
         }
         if let v = entries.value("port"), let p = int(v, path: "server.port", 1...65535) { s.port = p }
-        if let v = entries.value("grpcPort"), let p = int(v, path: "server.grpcPort", 0...65535) { s.grpcPort = p }
+        if let v = entries.value("grpcPort"), let p = int(v, path: "server.grpcPort", 0...65535) {
+            if p == s.port {
+                error(v.pos, "server.grpcPort \(p) is also server.port: the gRPC API needs a port of its own (e.g. \(p == 50051 ? 50052 : 50051)), or 0 for none")
+            } else {
+                s.grpcPort = p
+            }
+        }
         if let v = entries.value("drainTimeoutSeconds"), let t = int(v, path: "server.drainTimeoutSeconds", 0...3600) {
             s.drainTimeoutSeconds = t
         }

@@ -186,6 +186,9 @@ struct Serve: AsyncParsableCommand {
         let server = OpenAIServer(scheduler: scheduler, config: cfg, logger: logger)
         var frontEnds: [any Service] = []
         if let grpcPort = self.grpcPort ?? spec?.server.grpcPort, grpcPort > 0 {
+            guard grpcPort != port else {
+                throw ValidationError("the gRPC port \(grpcPort) is also the HTTP port: give --grpc-port (or server.grpcPort) a port of its own, or 0 for no gRPC")
+            }
             logger.info("serving gRPC", metadata: ["host": "\(host)", "grpc_port": "\(grpcPort)"])
             frontEnds.append(GRPCFrontEnd(server: server, host: host, port: grpcPort))
         }

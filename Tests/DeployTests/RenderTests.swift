@@ -117,6 +117,36 @@ import Yams
         #expect(o["PodDisruptionBudget"]?["spec"]?["maxUnavailable"] == .int(1))  // minReplicas 2 in prod
     }
 
+    /// `server.grpcPort` opens the gRPC API in the pod (serve reads it from the mounted spec): the
+    /// container and the Service carry it as `grpc` beside `http`; without it only `http`.
+    @Test func grpcPortIsAContainerAndServicePort() throws {
+        let text = try String(contentsOfFile: Fixture.repoRoot + "/examples/gemma3-cpu.yaml", encoding: .utf8)
+        let spec = try SpecLoader.load(yaml: text, file: "gemma3-cpu.yaml", variables: [:]).spec
+        #expect(spec.server.grpcPort == 50051)
+        func ports(_ spec: Spec) throws -> (container: YAMLValue?, service: YAMLValue?) {
+            let objs = KubeRenderer.render(spec).objects
+            let dep = try #require(objs.first { $0.kind == "Deployment" }).value
+            let svc = try #require(objs.first { $0.kind == "Service" }).value
+            guard case .list(let cs)? = dep["spec"]?["template"]?["spec"]?["containers"] else { return (nil, nil) }
+            return (cs.first { $0["name"] == .string("autoglm") }?["ports"], svc["spec"]?["ports"])
+        }
+        let (c, s) = try ports(spec)
+        #expect(c == .list([
+            .obj(("name", .string("http")), ("containerPort", .int(8080)), ("protocol", .string("TCP"))),
+            .obj(("name", .string("grpc")), ("containerPort", .int(50051)), ("protocol", .string("TCP"))),
+        ]))
+        #expect(s == .list([
+            .obj(("name", .string("http")), ("port", .int(8080)), ("targetPort", .string("http")), ("protocol", .string("TCP"))),
+            .obj(("name", .string("grpc")), ("port", .int(50051)), ("targetPort", .string("grpc")), ("protocol", .string("TCP")),
+                 ("appProtocol", .string("kubernetes.io/h2c"))),
+        ]))
+        var off = spec
+        off.server.grpcPort = 0
+        let (c0, s0) = try ports(off)
+        #expect(c0 == .list([.obj(("name", .string("http")), ("containerPort", .int(8080)), ("protocol", .string("TCP")))]))
+        #expect(s0 == .list([.obj(("name", .string("http")), ("port", .int(8080)), ("targetPort", .string("http")), ("protocol", .string("TCP")))]))
+    }
+
     @Test func cpuDefaultsAndSecrets() throws {
         let o = try objects("cpu-emptydir")
         let c: YAMLValue? = {

@@ -319,6 +319,8 @@ import Testing
         #expect(plain.server.grpcPort == nil)
         #expect(!SpecEncoder.yaml(plain).contains("grpcPort"))
         #expect(errors(minimal + "server:\n  grpcPort: 70000\n").first?.contains("server.grpcPort") == true)
+        let clash = errors(minimal + "server:\n  port: 9000\n  grpcPort: 9000\n").first ?? ""
+        #expect(clash.contains("server.grpcPort 9000 is also server.port"), "\(clash)")
     }
 
     @Test func absentKnobsStayUnsetAndAreNotPrinted() throws {
