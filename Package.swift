@@ -55,7 +55,7 @@ let package = Package(
         // regex and tool-call compilers that produce them.
         .target(name: "Grammar", dependencies: ["JSON", "Core"]),
         // (No tracing here: the engine thread records plain timestamps; the server makes the spans.)
-        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar", "Core"]),
+        .target(name: "Engine", dependencies: ["Models", "Tokenizers", "Kernels", "GGUF", "Grammar", "Core"], exclude: ["README.md"]),
         // OpenAI-compatible HTTP API over the engine's scheduler.
         .target(
             name: "Server",
@@ -71,6 +71,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
+            exclude: ["README.md"],
             // (Tests reach the Responses API's bounded store directly: @testable in release too.)
             swiftSettings: [.unsafeFlags(["-enable-testing"])]
         ),

@@ -107,7 +107,6 @@ public enum Tuning {
                            print: (String) -> Void, log: @escaping @Sendable (String) -> Void) async throws {
         let studyModel = try StudyModel.resolve(req.model, registry: registry)
         var template = req.workload
-        let levels = req.levels
         let tokensPerSequence = Workload.tokensPerSequence(template)
 
         // Model facts for the spaces' bounds (the same arithmetic as `serve`).
