@@ -171,7 +171,7 @@ extension Sampler {
                 let t = Self.argmax(logits)
                 return (t, t == draft)
             }
-            ids = cand.prefix(probs.count).map(\.id)
+            ids = cand.prefix(probs.count).map { $0.id }
             weights = probs
         }
         var total = 0.0

@@ -63,7 +63,7 @@ import Testing
         }
         #expect(errors("  speculative: draft\n").contains { $0.contains("backend.speculative: speculative decoding 'draft' (a draft model) is not available yet; use 'ngram'") })
         #expect(errors("  speculative: fast\n").contains { $0.contains("'fast' is not a method; use one of off, ngram, draft") })
-        #expect(errors("  speculativeK: 0\n").contains { $0.contains("backend.speculativeK must be an integer between 1 and 32") })
+        #expect(errors("  speculativeK: 0\n").contains { $0.contains("backend.speculativeK (0) must be between 1 and 32") })
         #expect(errors("  type: llamacpp\n  speculative: ngram\n").contains { $0.contains("backend.speculative is a native-engine setting") })
         #expect(errors("  speculative: off\n").isEmpty)
     }
