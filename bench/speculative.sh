@@ -38,7 +38,7 @@ run() {  # run WORKLOAD MODE ROUND
   local prompt max
   if [ "$1" = A ]; then prompt="$PROMPT_A"; max="$MAX_A"; else prompt="$PROMPT_B"; max="$MAX_B"; fi
   local extra=(--speculative "$2"); [ "$2" = ngram ] && extra+=("${kflag[@]+"${kflag[@]}"}")
-  "$AUTOGLM" generate --model "$QWEN" --threads "$THREADS" --special --no-bos -n "$max" --json \
+  "$AUTOGLM" generate --model "$QWEN" --threads "$THREADS" --temp 0 --special --no-bos -n "$max" --json \
     --prompt "$prompt" "${extra[@]}" >"$RES/$1-$2-$3.json"
 }
 
