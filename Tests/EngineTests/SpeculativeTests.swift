@@ -312,6 +312,45 @@ import Testing
         #expect(await waitForFreeKV(s) == 0)
     }
 
+    /// Sampled requests (temperature, top-k, penalties, logprobs) through the verification path:
+    /// each ends at max tokens with every token reported once (with its logprob), drafts are
+    /// verified, and no block leaks. (Their distribution is `SpeculativeAcceptanceTests`' subject.)
+    @Test func sampledRequestsVerifyDraftsAndFinish() async throws {
+        let lm = try TinySchedulerTests.load("llama-f32.gguf")
+        let ps = TinySchedulerTests.prompts(4, lengths: 6...16, seed: 81)
+        let n = 16
+        let answers = try Self.expected(lm, ps, n)
+        let s = Self.scheduler(lm, Self.oracle(answers, wrong: { _ in false }))
+        s.start()
+        defer { s.terminate() }
+        var params = SamplingParams()
+        params.temperature = 0.7
+        params.topK = 8
+        params.repetitionPenalty = 1.1
+        let hs = try ps.enumerated().map { i, p in
+            params.seed = UInt64(i + 1)
+            return try s.submit(GenerationRequest(promptIDs: p, maxTokens: n, sampling: params, ignoreEOS: true, logprobs: 2))
+        }
+        var drafted = 0
+        for h in hs {
+            var logprobs = 0
+            var ids: [Int32] = []
+            var completion: SequenceCompletion?
+            for await e in h.events {
+                switch e {
+                case .token(let t):
+                    ids.append(t.id)
+                    if let lp = t.logprob, lp.id == t.id, lp.top.count == 2 { logprobs += 1 }
+                case .finished(let f): completion = f
+                }
+            }
+            #expect(ids.count == n && logprobs == n && completion?.reason == .length && completion?.completionTokens == n)
+            drafted += completion?.draftTokens ?? 0
+        }
+        #expect(drafted > 0)
+        #expect(await waitForFreeKV(s) == 0)
+    }
+
     /// The logits of positions computed together in one forward pass equal those computed one
     /// token per pass, bit for bit: what makes greedy speculation identical to plain decoding.
     @Test(arguments: ["llama-f32.gguf", "llama-q.gguf", "qwen3-q.gguf", "glm4-q.gguf", "chatglm-q.gguf"])
