@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Optimizer
 import Spec
@@ -10,12 +11,18 @@ public struct NativeBackend: ServingBackend {
     public let facts: ModelFacts
     /// Context per sequence the servers are started with.
     public let contextLength: Int
+    /// The spec's speculative decoding (`backend.speculative`, `speculativeK`): not searched,
+    /// carried into every trial so a study measures the engine the spec will run.
+    public let speculative: SpeculativeMethod?
+    public let speculativeK: Int?
     public var name: String { "native" }
     /// `serve`'s sequences decoded together when neither the flag nor the spec sets them.
     public static let defaultMaxSeqs = 8
 
-    public init(executable: String, modelPath: String, facts: ModelFacts, contextLength: Int) {
+    public init(executable: String, modelPath: String, facts: ModelFacts, contextLength: Int,
+                speculative: SpeculativeMethod? = nil, speculativeK: Int? = nil) {
         self.executable = executable; self.modelPath = modelPath; self.facts = facts; self.contextLength = contextLength
+        self.speculative = speculative; self.speculativeK = speculativeK
     }
 
     /// `serve`'s defaults on a machine of `cores` cores, for the knobs a study pins instead of searching.
@@ -39,6 +46,8 @@ public struct NativeBackend: ServingBackend {
         b.kvCacheType = c.string(NativeKnob.kvCacheType).flatMap { KVCacheType(rawValue: $0) }
         b.batchWaitMs = c.int(NativeKnob.batchWaitMs)
         b.contextLength = contextLength
+        b.speculative = speculative
+        b.speculativeK = speculativeK
         return ServingSettings(backend: b, replicas: c.int(NativeKnob.replicas))
     }
 
@@ -60,6 +69,8 @@ public struct NativeBackend: ServingBackend {
         if let t = b.kvCacheType { a += ["--kv-type", t.rawValue] }
         if let w = b.batchWaitMs { a += ["--batch-wait-ms", String(w)] }
         if b.prefixCache == false { a += ["--no-prefix-cache"] }
+        if let m = b.speculative { a += ["--speculative", m.rawValue] }
+        if let k = b.speculativeK { a += ["--speculative-k", String(k)] }
         return a
     }
 

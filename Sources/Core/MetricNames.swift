@@ -17,6 +17,10 @@ public enum MetricNames {
     public static let generationTokens = "autoglm:generation_tokens_total"
     public static let prefixCacheQueries = "autoglm:prefix_cache_queries_total"
     public static let prefixCacheHits = "autoglm:prefix_cache_hits_total"
+    /// Counters (speculative decoding, vLLM's names): draft tokens proposed and verified, and
+    /// those the target model accepted. Their ratio is the acceptance rate.
+    public static let specDraftTokens = "autoglm:spec_decode_num_draft_tokens_total"
+    public static let specAcceptedTokens = "autoglm:spec_decode_num_accepted_tokens_total"
     /// Histogram (seconds): time from a request's arrival to its first token.
     public static let timeToFirstToken = "autoglm:time_to_first_token_seconds"
     public static let interTokenLatency = "autoglm:inter_token_latency_seconds"
@@ -36,7 +40,7 @@ public enum MetricNames {
     public static let histograms: [String] = [timeToFirstToken, interTokenLatency, e2eLatency, queueTime, batchSize, batchTokens, grammarCompile]
     /// Gauges and counters (one series per label set, under the name itself).
     public static let scalars: [String] = [requestsRunning, requestsWaiting, requestsReceived, kvCacheUsage, promptTokens, generationTokens,
-                                           prefixCacheQueries, prefixCacheHits, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure,
+                                           prefixCacheQueries, prefixCacheHits, specDraftTokens, specAcceptedTokens, grammarMasks, grammarMaskSeconds, requestSuccess, requestFailure,
                                            traceSpansDropped]
     /// Every series name Prometheus scrapes: the scalars, and each histogram's three series.
     public static var seriesNames: Set<String> {

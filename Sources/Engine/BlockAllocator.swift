@@ -67,9 +67,11 @@ public struct BlockAllocator: Sendable {
     public func owners(of block: Int32) -> Int { Int(refs[Int(block)]) }
 
     /// Takes `n` blocks, or returns nil (taking nothing) when fewer are free. Free blocks go
-    /// first, then the least recently released cached ones (their content is forgotten).
-    public mutating func allocate(_ n: Int) -> [Int32]? {
-        guard n >= 0, n <= freeCount else { return nil }
+    /// first, then the least recently released cached ones (their content is forgotten);
+    /// `evicting: false` takes only free blocks (for speculative drafts, which must not cost a
+    /// cached prefix).
+    public mutating func allocate(_ n: Int, evicting: Bool = true) -> [Int32]? {
+        guard n >= 0, n <= (evicting ? freeCount : free.count) else { return nil }
         var taken: [Int32] = []
         taken.reserveCapacity(n)
         while taken.count < n, let b = free.popLast() { taken.append(b) }

@@ -18,6 +18,9 @@ public struct GenerationResult: Sendable {
     /// Queued → first token (time to first token, queueing included).
     public var firstTokenSeconds: Double
     public var timings: SequenceTimings
+    /// Speculative decoding: draft tokens verified, and those accepted.
+    public var draftTokens: Int = 0
+    public var acceptedDraftTokens: Int = 0
 
     /// Prompt tokens computed this request (not served from the prefix cache).
     public var prefilledTokens: Int { promptIDs.count - cachedTokens }
@@ -147,6 +150,7 @@ public final class EngineSession: Sendable {
                                 cachedTokens: c.cachedTokens,
                                 prefillSeconds: (first - scheduled).inSeconds,
                                 decodeSeconds: t.firstToken == nil ? 0 : (finished - first).inSeconds,
-                                firstTokenSeconds: (first - t.queued).inSeconds, timings: t)
+                                firstTokenSeconds: (first - t.queued).inSeconds, timings: t,
+                                draftTokens: c.draftTokens, acceptedDraftTokens: c.acceptedDraftTokens)
     }
 }

@@ -109,6 +109,24 @@ public struct Sampler: Sendable {
         if p.topK == 0 && p.topP >= 1 && p.minP <= 0 {
             return drawFromWholeVocabulary(&logits, max: mx, inv: inv)
         }
+        let (cand, probs) = truncatedCandidates(logits, max: mx, inv: inv)
+        if cand.isEmpty { return Self.argmax(logits) }
+        let sum = probs.reduce(0, +)
+        var r = rng.nextUnit() * sum
+        for (i, q) in probs.enumerated() {
+            r -= q
+            if r < 0 { return cand[i].id }
+        }
+        return cand[probs.count - 1].id
+    }
+
+    /// The distribution `sample` draws from under top-k / top-p / min-p (penalties already
+    /// applied): the kept candidates and their unnormalised weights (`probs[i]` is `cand[i]`'s;
+    /// `cand` may be longer than `probs`, top-p cutting its tail). Empty when nothing is kept.
+    /// One definition for the draw and for speculative verification (`verify`), so both see the
+    /// same distribution.
+    func truncatedCandidates(_ logits: [Float], max mx: Float, inv: Float) -> (cand: [(id: Int32, logit: Float)], probs: [Float]) {
+        let p = params
         // Candidates whose probability relative to the best is above e^-25 (the rest carry less
         // than 1e-5 of the mass even for a 262k vocabulary) and, with min-p, at least min-p of the
         // best's. min-p keeps a prefix of the descending order, so filtering it first is the same as after top-k.
@@ -119,14 +137,14 @@ public struct Sampler: Sendable {
             if p.minP > 0, Foundation.exp(s - top) < p.minP { continue }
             cand.append((Int32(i), s))
         }
-        if cand.isEmpty { return Self.argmax(logits) }
+        if cand.isEmpty { return ([], []) }
         if p.topK > 0, cand.count > p.topK { cand = Self.largest(cand, p.topK) }
-        // Only top-p needs the candidates in descending order; without it the draw below samples
+        // Only top-p needs the candidates in descending order; without it the draw samples
         // the same distribution in any order, so a full-vocabulary sort (the cost of a decode step
         // at temperature 1 with no top-k) is skipped.
         if p.topP < 1 { cand.sort { $0.logit > $1.logit } }
         var probs = cand.map { Foundation.exp($0.logit - top) }
-        var sum = probs.reduce(0, +)
+        let sum = probs.reduce(0, +)
         if p.topP < 1 {
             var acc: Float = 0
             var keep = probs.count
@@ -136,13 +154,7 @@ public struct Sampler: Sendable {
             }
             probs.removeSubrange(keep...)
         }
-        sum = probs.reduce(0, +)
-        var r = rng.nextUnit() * sum
-        for (i, q) in probs.enumerated() {
-            r -= q
-            if r < 0 { return cand[i].id }
-        }
-        return cand[probs.count - 1].id
+        return (cand, probs)
     }
 
     /// Plain temperature sampling over every token, in place: logits become e^((l − max)/T) in

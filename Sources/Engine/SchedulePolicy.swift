@@ -36,6 +36,19 @@ public struct StepPlan: Sendable {
         public let count: Int
         public let blockTable: [Int32]
         public let wantsLogits: Bool
+        /// Speculative decoding: tokens drafted after the sequence's last known token, fed after
+        /// it in this step (counted in `count`) and verified against its logits. Their positions
+        /// are not part of `computed` until accepted (`SchedulePolicy.commit`).
+        public let drafts: [Int32]
+
+        public init(id: UInt64, start: Int, count: Int, blockTable: [Int32], wantsLogits: Bool, drafts: [Int32] = []) {
+            self.id = id
+            self.start = start
+            self.count = count
+            self.blockTable = blockTable
+            self.wantsLogits = wantsLogits
+            self.drafts = drafts
+        }
     }
     public var items: [Item] = []
     /// Sequences sent back to the queue this step (their blocks released; recomputed later).
@@ -61,6 +74,9 @@ public struct StepPlan: Sendable {
 ///    slots, token budget, blocks); each starts from the longest cached prefix of its tokens
 ///    (always leaving its last token to compute, so the step that finishes it yields logits).
 ///    One whose next block a running sequence is computing right now waits a step to share it.
+/// 3. Speculative decoding (`plan(drafting:)`): each decoding sequence may add drafted tokens
+///    after its own, within the token budget left after 1 and 2 and only with KV blocks that are
+///    free now — never preempting or evicting for a draft; a draft that does not fit is shortened.
 public struct SchedulePolicy: Sendable {
     public var maxSeqs: Int
     public var maxBatchedTokens: Int
@@ -121,7 +137,13 @@ public struct SchedulePolicy: Sendable {
 
     /// Decides one step (see the type's rules). The plan's blocks are taken; call `completed`
     /// after running it.
-    public mutating func plan() -> StepPlan {
+    public mutating func plan() -> StepPlan { plan(drafting: nil) }
+
+    /// `plan()`, then rule 3: `drafting(sequence, limit)` proposes at most `limit` drafts for a
+    /// decoding sequence (its last token is the one this step computes); as many of them as the
+    /// leftover token budget and the free KV blocks allow ride along. After the step, `completed`
+    /// then `commit` (with the tokens that came out) settle the sequence.
+    public mutating func plan(drafting: ((PolicySequence, Int) -> [Int32])?) -> StepPlan {
         var plan = StepPlan()
         var budget = maxBatchedTokens
         var batch: [(id: UInt64, count: Int)] = []
@@ -177,24 +199,63 @@ public struct SchedulePolicy: Sendable {
             budget -= n
         }
 
+        // 3. Drafts, in the room that is left.
+        var drafts: [UInt64: [Int32]] = [:]
+        if let drafting {
+            for (id, n) in batch where budget > 0 {
+                guard let i = running.firstIndex(where: { $0.id == id }) else { continue }
+                var s = running[i]
+                guard n == 1, s.computed + 1 == s.tokens.count else { continue }
+                var d = Array(drafting(s, budget).prefix(budget))
+                while !d.isEmpty && !grow(&s, to: s.computed + 1 + d.count, evicting: false) { d.removeLast() }
+                guard !d.isEmpty else { continue }
+                running[i] = s
+                drafts[id] = d
+                budget -= d.count
+            }
+        }
+
         for (id, n) in batch {
             guard let s = runningSequence(id) else { continue }
-            plan.items.append(StepPlan.Item(id: id, start: s.computed, count: n, blockTable: s.blockTable,
-                                            wantsLogits: s.computed + n == s.tokens.count))
+            let d = drafts[id] ?? []
+            plan.items.append(StepPlan.Item(id: id, start: s.computed, count: n + d.count, blockTable: s.blockTable,
+                                            wantsLogits: s.computed + n == s.tokens.count, drafts: d))
         }
         return plan
     }
 
     /// Records that `plan` ran: its tokens' keys and values are computed; newly full blocks
     /// join the prefix cache.
+    /// A speculative item's drafted positions are not counted: `commit` adds the accepted ones.
     public mutating func completed(_ plan: StepPlan) {
         for item in plan.items {
             guard let i = running.firstIndex(where: { $0.id == item.id }) else { continue }
             var s = running[i]
-            s.computed = item.start + item.count
+            s.computed = item.start + item.count - item.drafts.count
             registerFullBlocks(&s)
             running[i] = s
         }
+    }
+
+    /// Settles a speculative step of `id` (after `completed`): `tokens` — the accepted drafts
+    /// followed by the token after them — join the sequence; the accepted drafts' positions
+    /// (`acceptedDrafts`, computed in the step with exactly those tokens) count as computed; the
+    /// rejected drafts' positions are forgotten (rewritten when the sequence gets there), and the
+    /// blocks only they used go back to the allocator. Blocks join the prefix cache only up to
+    /// the computed positions, so none holding a rejected position is ever registered.
+    public mutating func commit(_ id: UInt64, tokens: [Int32], acceptedDrafts: Int) {
+        guard let i = running.firstIndex(where: { $0.id == id }) else { return }
+        var s = running[i]
+        let kept = max(0, min(acceptedDrafts, tokens.count - 1))
+        s.tokens.append(contentsOf: tokens)
+        s.computed += kept
+        let need = allocator.blocks(for: s.computed)
+        if s.blockTable.count > need {
+            allocator.release(Array(s.blockTable[need...]))
+            s.blockTable.removeSubrange(need...)
+        }
+        registerFullBlocks(&s)
+        running[i] = s
     }
 
     // MARK: blocks
@@ -215,10 +276,11 @@ public struct SchedulePolicy: Sendable {
     }
 
     /// Grows the block table to cover `positions`; false (taking nothing) when the budget is short.
-    private mutating func grow(_ s: inout PolicySequence, to positions: Int) -> Bool {
+    /// `evicting: false` takes only blocks that hold nothing (no cached prefix is given up).
+    private mutating func grow(_ s: inout PolicySequence, to positions: Int, evicting: Bool = true) -> Bool {
         let need = allocator.blocks(for: positions) - s.blockTable.count
         if need <= 0 { return true }
-        guard let b = allocator.allocate(need) else { return false }
+        guard let b = allocator.allocate(need, evicting: evicting) else { return false }
         s.blockTable.append(contentsOf: b)
         return true
     }

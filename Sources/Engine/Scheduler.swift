@@ -104,11 +104,15 @@ public struct SequenceCompletion: Sendable {
     /// Constrained decoding: token masks computed (cache misses) and the seconds they took.
     public var grammarMasks: Int = 0
     public var grammarMaskSeconds: Double = 0
+    /// Speculative decoding: draft tokens verified for this sequence, and those accepted.
+    public var draftTokens: Int = 0
+    public var acceptedDraftTokens: Int = 0
     /// Set when `reason == .error`.
     public var error: String?
 
     public init(reason: SequenceFinishReason, text: String, promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0,
-                timings: SequenceTimings, grammarMasks: Int = 0, grammarMaskSeconds: Double = 0, error: String? = nil) {
+                timings: SequenceTimings, grammarMasks: Int = 0, grammarMaskSeconds: Double = 0,
+                draftTokens: Int = 0, acceptedDraftTokens: Int = 0, error: String? = nil) {
         self.reason = reason
         self.text = text
         self.promptTokens = promptTokens
@@ -117,6 +121,8 @@ public struct SequenceCompletion: Sendable {
         self.timings = timings
         self.grammarMasks = grammarMasks
         self.grammarMaskSeconds = grammarMaskSeconds
+        self.draftTokens = draftTokens
+        self.acceptedDraftTokens = acceptedDraftTokens
         self.error = error
     }
 }
@@ -157,6 +163,12 @@ public struct SchedulerConfig: Sendable {
     /// Automatic prefix caching: full KV blocks are kept after their sequence ends and reused by
     /// any later request whose prompt starts with the same tokens (`serve --no-prefix-cache`: off).
     public var prefixCaching: Bool = true
+    /// Speculative decoding (nil: off, the default). A decoding sequence feeds its last token plus
+    /// up to `k` drafts in one forward pass and keeps the drafts the model agrees with: greedy
+    /// output is bit-identical to decoding without it, sampled output has the same distribution.
+    /// Drafts take only KV blocks that are free (never preempting or evicting for them) and only
+    /// the step's token budget left after every sequence's own token and the admissions.
+    public var speculative: SpeculativeConfig? = nil
 
     /// KV blocks that hold `positions` positions (rounded up to whole blocks of `blockSize`).
     public func kvBlocks(holding positions: Int) -> Int {
@@ -167,8 +179,9 @@ public struct SchedulerConfig: Sendable {
     public init(maxSeqs: Int = 8, maxBatchedTokens: Int = 512, kvCacheMB: Int = 512,
                 blockSize: Int = 16, contextLength: Int? = nil, kvCacheBlocks: Int? = nil,
                 kvPrecision: KVCache.Precision = .f16, batchWait: Duration = .zero,
-                prefixCaching: Bool = true) {
+                prefixCaching: Bool = true, speculative: SpeculativeConfig? = nil) {
         self.prefixCaching = prefixCaching
+        self.speculative = speculative
         self.kvCacheBlocks = kvCacheBlocks
         self.kvPrecision = kvPrecision
         self.batchWait = batchWait
@@ -196,6 +209,9 @@ public struct SchedulerStats: Sendable {
     public var kvBlocksCachedIdle: Int = 0
     /// Cached blocks given up to make room (since start).
     public var kvEvictions: Int = 0
+    /// Speculative decoding (since start): draft tokens verified, and those accepted.
+    public var specDraftTokens: Int = 0
+    public var specAcceptedTokens: Int = 0
     /// `cancel` calls received (since start; counted when asked, before the engine acts on them).
     public var cancelRequests: Int = 0
     /// Duration of the last forward step, seconds.
@@ -448,11 +464,15 @@ final class EngineLoop {
     var policy: SchedulePolicy
     var outputs: [UInt64: SequenceOutput] = [:]
     let clock = ContinuousClock()
+    let speculative: SpeculativeConfig?
+    /// Draft tokens verified and accepted since start (published in `SchedulerStats`).
+    var draftedTotal = 0, acceptedTotal = 0
 
     init(_ s: Scheduler) {
         scheduler = s
         loaded = s.loaded
         contextLength = s.contextLength
+        speculative = s.config.speculative
         let c = s.loaded.model.config
         pool = KVPool(layers: c.layers, keyDim: c.kvHeads * c.headDim, valueDim: c.kvHeads * c.valueDim,
                       blockSize: s.blocks.blockSize, blocks: s.blocks.totalBlocks, precision: s.config.kvPrecision)
@@ -477,7 +497,8 @@ final class EngineLoop {
             }
             for sub in subs {
                 outputs[sub.id] = SequenceOutput(id: sub.id, request: sub.request, loaded: loaded,
-                                                 continuation: sub.continuation, queued: sub.queued)
+                                                 continuation: sub.continuation, queued: sub.queued,
+                                                 speculativeK: speculative?.k)
                 policy.enqueue(PolicySequence(id: sub.id, tokens: sub.request.promptIDs, queued: sub.queued))
             }
             if !cancelled.isEmpty { applyCancels(cancelled) }
@@ -540,6 +561,7 @@ final class EngineLoop {
         let a = policy.allocator
         let running = policy.running.count, waiting = policy.waiting.count, preemptions = policy.preemptions
         let queries = policy.prefixQueries, hits = policy.prefixHits
+        let drafted = draftedTotal, accepted = acceptedTotal
         let now = clock.now
         scheduler.shared.withLock { s in
             s.stats.running = running
@@ -551,6 +573,8 @@ final class EngineLoop {
             s.stats.kvEvictions = a.evictions
             s.stats.prefixCacheQueries = queries
             s.stats.prefixCacheHits = hits
+            s.stats.specDraftTokens = drafted
+            s.stats.specAcceptedTokens = accepted
             s.stats.preemptions = preemptions
             s.stats.lastHeartbeat = now
             if let step {
@@ -568,24 +592,40 @@ final class EngineLoop {
         out.finish(reason, promptTokens: s?.promptCount ?? 0, cachedTokens: s?.cachedTokens ?? 0, now: clock.now, error: error)
     }
 
+    /// Drafts for sequence `s` (decoding, its last token not yet computed), at most `limit`:
+    /// none when speculation is off or the sequence does not draft (grammar, pause), else the
+    /// drafter's proposal capped by the sequence's adaptive k, its remaining max tokens and the
+    /// context.
+    private func drafts(for s: PolicySequence, limit: Int) -> [Int32] {
+        guard let spec = speculative, limit > 0, let o = outputs[s.id], o.speculation != nil else { return [] }
+        // Emitted tokens are at most drafts + 1; positions written are computed...computed + drafts.
+        let remaining = o.request.maxTokens - o.generated - 1
+        let room = contextLength - 1 - s.computed
+        let cap = min(limit, remaining, room)
+        guard cap > 0, let k = o.speculation?.next(), k > 0 else { return [] }
+        return spec.propose(s.tokens, max: min(k, cap))
+    }
+
     /// Asks the policy for a step, runs it on the model, hands the logits to the sequences'
     /// output processing. Returns nil when nothing ran.
     private func step() -> StepInfo? {
-        let plan = policy.plan()
+        let plan = speculative == nil ? policy.plan() : policy.plan(drafting: { s, limit in self.drafts(for: s, limit: limit) })
         let now0 = clock.now
         for id in plan.preempted { outputs[id]?.timings.preemptions += 1 }
         for id in plan.admitted { outputs[id]?.timings.scheduled = now0 }
         for id in plan.outOfKV { end(id, .length) }
         guard !plan.items.isEmpty else { return nil }
 
-        // One forward over the mixed batch, each sequence through a view of its blocks.
+        // One forward over the mixed batch, each sequence through a view of its blocks. A
+        // speculative item feeds its last token and its drafts, with logits for each.
         var inputs: [SequenceInput] = []
         inputs.reserveCapacity(plan.items.count)
         for item in plan.items {
             guard let s = policy.runningSequence(item.id) else { continue }
             let cache = KVCache(pool: pool, maxPositions: contextLength, blockTable: item.blockTable, count: item.start)
-            inputs.append(SequenceInput(cache: cache, tokens: Array(s.tokens[item.start..<(item.start + item.count)]),
-                                        logits: item.wantsLogits ? .last : .none))
+            let known = item.count - item.drafts.count
+            inputs.append(SequenceInput(cache: cache, tokens: Array(s.tokens[item.start..<(item.start + known)]) + item.drafts,
+                                        logits: !item.wantsLogits ? .none : item.drafts.isEmpty ? .last : .all))
         }
         let t0 = clock.now
         var out: [[Float]]
@@ -606,14 +646,16 @@ final class EngineLoop {
 
         // Sample, detokenize, check stop conditions: each sequence touches only its own output
         // state (sampler, detokenizer, stream), so they run in parallel on the engine's pool.
-        var sampling: [(out: SequenceOutput, history: [Int32], logits: Int, id: UInt64)] = []
+        var sampling: [(out: SequenceOutput, history: [Int32], logits: Int, id: UInt64, drafts: [Int32])] = []
         for (k, item) in plan.items.enumerated() where item.wantsLogits && !out[k].isEmpty {
             guard let o = outputs[item.id], let s = policy.runningSequence(item.id) else { continue }
-            sampling.append((o, s.tokens, k, item.id))
+            sampling.append((o, s.tokens, k, item.id, item.drafts))
         }
-        let results = UnsafeMutableBufferPointer<(token: Int32, reason: SequenceFinishReason?)>.allocate(capacity: sampling.count)
-        defer { results.deallocate() }
-        _ = results.initialize(from: repeatElement((token: Int32(0), reason: SequenceFinishReason?.none), count: sampling.count))
+        typealias Outcome = (tokens: [Int32], accepted: Int, reason: SequenceFinishReason?)
+        let results = UnsafeMutableBufferPointer<Outcome>.allocate(capacity: sampling.count)
+        defer { results.deinitialize().deallocate() }
+        _ = results.initialize(from: repeatElement((tokens: [Int32](), accepted: 0, reason: SequenceFinishReason?.none),
+                                                   count: sampling.count))
         // Each task owns its logits array outright, so sampling in place copies nothing.
         let logits = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: sampling.count)
         _ = logits.initialize(from: sampling.map { out[$0.logits] })
@@ -621,12 +663,28 @@ final class EngineLoop {
         defer { logits.deinitialize().deallocate() }
         let eog = loaded.tokenizer.endOfGenerationIDs, context = contextLength
         loaded.pool.parallelFor(sampling.count) { j in
-            results[j] = sampling[j].out.accept(logits: &logits[j], history: sampling[j].history, time: now,
-                                                eog: eog, contextLength: context)
+            let task = sampling[j]
+            if task.drafts.isEmpty {
+                let r = task.out.accept(logits: &logits[j], history: task.history, time: now, eog: eog, contextLength: context)
+                results[j] = ([r.token], 0, r.reason)
+            } else {
+                // One row of logits per fed token: the last known one and each draft.
+                results[j] = logits[j].withUnsafeBufferPointer { rows in
+                    task.out.acceptSpeculative(rows: rows, vocabulary: rows.count / (task.drafts.count + 1), drafts: task.drafts, history: task.history,
+                                               time: now, eog: eog, contextLength: context)
+                }
+            }
         }
         for (j, item) in sampling.enumerated() {
-            policy.append(item.id, token: results[j].token)
-            if let reason = results[j].reason { end(item.id, reason) }
+            let r = results[j]
+            if item.drafts.isEmpty {
+                if let t = r.tokens.first { policy.append(item.id, token: t) }
+            } else {
+                draftedTotal += item.drafts.count
+                acceptedTotal += r.accepted
+                policy.commit(item.id, tokens: r.tokens, acceptedDrafts: r.accepted)
+            }
+            if let reason = r.reason { end(item.id, reason) }
         }
         return StepInfo(sequences: plan.items.count, tokens: plan.tokens, seconds: (now - t0).inSeconds)
     }

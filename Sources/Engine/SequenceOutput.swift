@@ -27,7 +27,8 @@ final class SequenceOutput {
     var maskSeconds: Double = 0
 
     init(id: UInt64, request: GenerationRequest, loaded: LoadedModel,
-         continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant) {
+         continuation: AsyncStream<GenerationEvent>.Continuation, queued: ContinuousClock.Instant,
+         speculativeK: Int? = nil) {
         self.id = id
         self.request = request
         self.continuation = continuation
@@ -42,19 +43,25 @@ final class SequenceOutput {
         }
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
         timings = SequenceTimings(queued: queued)
+        // Grammar-constrained requests never draft: verifying a draft would need the matcher's
+        // state after each drafted token (and its rollback on rejection); they decode one token
+        // per step as without speculation. Everything else (penalties, logprobs, stop strings,
+        // EOS, max tokens, every sampling setting) is verified exactly.
+        if let k = speculativeK, request.grammar == nil, request.maxTokens > 1 {
+            speculation = SpeculationState(maxK: k)
+        }
     }
+
+    /// Speculative decoding state (nil: this sequence never drafts — speculation off, or a
+    /// grammar-constrained request, see `init`).
+    var speculation: SpeculationState?
 
     /// Samples the next token from `logits` after `history` (the sequence's tokens so far);
     /// returns it, and a finish reason when the sequence ends with it.
     func accept(logits: inout [Float], history: [Int32], time: ContinuousClock.Instant, eog: Set<Int32>,
                 contextLength: Int) -> (token: Int32, reason: SequenceFinishReason?) {
         if request.maxTokens == 0 { return (0, .length) }
-        var lp: TokenLogprob?
-        let wantLP = request.logprobs
-        var logZ: Float = 0
-        if wantLP != nil { logZ = Self.logSumExp(logits) }
-        var raw: [Float] = []
-        if wantLP != nil { raw = logits }
+        let lp = logprobBasis(logits)
         let next: Int32
         if let m = matcher, let vocab = vocabulary {
             // No token can follow (a grammar whose next bytes no token spells): cut, as for length.
@@ -66,11 +73,66 @@ final class SequenceOutput {
         } else {
             next = sampler.sample(&logits, history: history)
         }
+        return emit(next, logprob: lp, historyCount: history.count, time: time, eog: eog, contextLength: contextLength)
+    }
+
+    /// Verifies `drafts` against `rows` (the logits of the last known token's position and of
+    /// each draft's, `drafts.count + 1` rows of `vocabulary` floats): left to right, each position's
+    /// token is chosen by `Sampler.verify` (greedy: the argmax; sampling: the speculative
+    /// acceptance rule), and goes through the same per-token processing as `accept` (logprobs,
+    /// end of generation, stop strings, max tokens, the stream). It stops at the first rejected
+    /// draft (its replacement is emitted), after the token past the last draft (the bonus), or
+    /// when a token ends the sequence. Returns the emitted tokens, how many drafts were accepted
+    /// (their positions' keys and values stay valid), and the finish reason.
+    func acceptSpeculative(rows: UnsafeBufferPointer<Float>, vocabulary v: Int, drafts: [Int32], history: [Int32],
+                           time: ContinuousClock.Instant, eog: Set<Int32>,
+                           contextLength: Int) -> (tokens: [Int32], accepted: Int, reason: SequenceFinishReason?) {
+        if request.maxTokens == 0 { return ([], 0, .length) }
+        var hist = history
+        var tokens: [Int32] = []
+        var accepted = 0
+        var reason: SequenceFinishReason?
+        for i in 0...drafts.count {
+            guard let base = rows.baseAddress, (i + 1) * v <= rows.count else { break }
+            var row = Array(UnsafeBufferPointer(start: base + i * v, count: v))
+            let lp = logprobBasis(row)
+            let next: Int32
+            var agreed = false
+            if i < drafts.count {
+                let verdict = sampler.verify(&row, history: hist, draft: drafts[i])
+                next = verdict.token
+                agreed = verdict.accepted
+            } else {
+                next = sampler.sample(&row, history: hist)
+            }
+            let r = emit(next, logprob: lp, historyCount: hist.count, time: time, eog: eog, contextLength: contextLength)
+            tokens.append(next)
+            hist.append(next)
+            if agreed { accepted += 1 }
+            if let why = r.reason { reason = why; break }
+            if !agreed { break }
+        }
+        speculation?.record(proposed: drafts.count, kept: accepted)
+        return (tokens, accepted, reason)
+    }
+
+    /// The raw logits and their log-normaliser when logprobs are wanted (nil otherwise).
+    private func logprobBasis(_ logits: [Float]) -> (raw: [Float], logZ: Float)? {
+        guard request.logprobs != nil else { return nil }
+        return (logits, Self.logSumExp(logits))
+    }
+
+    /// Everything after the choice of a token: counts it, logprobs, end of generation, stop
+    /// strings, grammar completion, the stream event, max tokens and the context.
+    private func emit(_ next: Int32, logprob basis: (raw: [Float], logZ: Float)?, historyCount: Int,
+                      time: ContinuousClock.Instant, eog: Set<Int32>,
+                      contextLength: Int) -> (token: Int32, reason: SequenceFinishReason?) {
         generated += 1
         if timings.firstToken == nil { timings.firstToken = time }
-        if let k = wantLP {
-            lp = TokenLogprob(id: next, logprob: raw[Int(next)] - logZ,
-                              top: Self.top(raw, k: k).map { ($0, raw[Int($0)] - logZ) })
+        var lp: TokenLogprob?
+        if let k = request.logprobs, let b = basis {
+            lp = TokenLogprob(id: next, logprob: b.raw[Int(next)] - b.logZ,
+                              top: Self.top(b.raw, k: k).map { ($0, b.raw[Int($0)] - b.logZ) })
         }
         // Under a grammar an end-of-generation token was only allowed where the output is complete.
         let isEOG = (matcher != nil || !request.ignoreEOS) && eog.contains(next)
@@ -103,7 +165,7 @@ final class SequenceOutput {
         }
         continuation.yield(.token(TokenEvent(id: next, text: text, logprob: lp, time: time)))
         if reason != nil { return (next, reason) }
-        if generated >= request.maxTokens || history.count + 1 >= contextLength { return (next, .length) }
+        if generated >= request.maxTokens || historyCount + 1 >= contextLength { return (next, .length) }
         return (next, nil)
     }
 
@@ -122,7 +184,8 @@ final class SequenceOutput {
         continuation.yield(.finished(SequenceCompletion(
             reason: reason, text: text, promptTokens: promptTokens, completionTokens: generated,
             cachedTokens: cachedTokens, timings: timings, grammarMasks: matcher?.masksBuilt ?? 0,
-            grammarMaskSeconds: maskSeconds, error: error)))
+            grammarMaskSeconds: maskSeconds, draftTokens: speculation?.drafted ?? 0,
+            acceptedDraftTokens: speculation?.accepted ?? 0, error: error)))
         continuation.finish()
     }
 

@@ -29,6 +29,9 @@ public final class ServerMetrics: Sendable {
     /// prefix_cache_queries / prefix_cache_hits, counted in tokens).
     let prefixQueries: CoreMetrics.Counter
     let prefixHits: CoreMetrics.Counter
+    /// Speculative decoding: draft tokens verified, and those accepted (vLLM's spec_decode_num_*).
+    let specDraftTokens: CoreMetrics.Counter
+    let specAcceptedTokens: CoreMetrics.Counter
     let ttft: CoreMetrics.Recorder
     let itl: CoreMetrics.Recorder
     let e2e: CoreMetrics.Recorder
@@ -62,6 +65,8 @@ public final class ServerMetrics: Sendable {
         generationTokens = CoreMetrics.Counter(label: MetricNames.generationTokens, dimensions: d, factory: f)
         prefixQueries = CoreMetrics.Counter(label: MetricNames.prefixCacheQueries, dimensions: d, factory: f)
         prefixHits = CoreMetrics.Counter(label: MetricNames.prefixCacheHits, dimensions: d, factory: f)
+        specDraftTokens = CoreMetrics.Counter(label: MetricNames.specDraftTokens, dimensions: d, factory: f)
+        specAcceptedTokens = CoreMetrics.Counter(label: MetricNames.specAcceptedTokens, dimensions: d, factory: f)
         ttft = CoreMetrics.Recorder(label: MetricNames.timeToFirstToken, dimensions: d, aggregate: true, factory: f)
         itl = CoreMetrics.Recorder(label: MetricNames.interTokenLatency, dimensions: d, aggregate: true, factory: f)
         e2e = CoreMetrics.Recorder(label: MetricNames.e2eLatency, dimensions: d, aggregate: true, factory: f)
@@ -108,6 +113,10 @@ public final class ServerMetrics: Sendable {
         if t.scheduled != nil {
             prefixQueries.increment(by: c.promptTokens)
             prefixHits.increment(by: c.cachedTokens)
+        }
+        if c.draftTokens > 0 {
+            specDraftTokens.increment(by: c.draftTokens)
+            specAcceptedTokens.increment(by: c.acceptedDraftTokens)
         }
         if let s = t.scheduled { queueTime.record((s - t.queued).inSeconds) }
         if let f = t.firstToken { ttft.record((f - t.queued).inSeconds) }

@@ -1,3 +1,5 @@
+import Core
+
 /// The typed `autoglm.yaml` (apiVersion `autoglm/v1`). The one config format read by
 /// `serve`, `optimize`, `deploy` and `up`. Decode it with `SpecLoader`.
 public struct Spec: Sendable, Equatable {
@@ -98,6 +100,14 @@ public struct BackendSpec: Sendable, Equatable {
     /// Automatic prefix caching (default on): native `serve --no-prefix-cache`, llama-server
     /// `--no-cache-prompt`, vLLM `--no-enable-prefix-caching` when false.
     public var prefixCache: Bool?
+    /// Speculative decoding (native engine; default off): `ngram` drafts by prompt lookup and
+    /// verifies the drafts in one forward pass (greedy output identical, sampled output
+    /// distributed the same); `draft` (a draft model) is refused as not available yet.
+    /// `serve --speculative`.
+    public var speculative: SpeculativeMethod?
+    /// Most draft tokens per sequence and step (`SpeculativeSyntax.kRange`, default
+    /// `SpeculativeSyntax.defaultK`); `serve --speculative-k`.
+    public var speculativeK: Int?
     /// Layers offloaded to the GPU (`-ngl`); llamacpp only. Default: all when the spec requests
     /// GPUs, none otherwise.
     public var gpuLayers: Int?

@@ -296,8 +296,8 @@ struct SpecDecoder {
     }
 
     static let backendKeys = ["type", "url", "threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                              "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache", "gpuLayers",
-                              "gpuMemoryUtilization", "dtype", "quantization", "executable", "image", "apiKey"]
+                              "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache", "speculative",
+                              "speculativeK", "gpuLayers", "gpuMemoryUtilization", "dtype", "quantization", "executable", "image", "apiKey"]
 
     /// Which backends each backend setting means something to (unlisted keys: all engines).
     static let backendKeyOwners: [String: [BackendType]] = [
@@ -307,11 +307,13 @@ struct SpecDecoder {
         "threads": [.native, .llamacpp, .openai], "kvCacheMB": [.native, .llamacpp, .openai],
         "kvCacheType": [.native, .llamacpp, .openai], "batchWaitMs": [.native, .llamacpp, .openai],
         "prefixCache": [.native, .llamacpp, .vllm, .openai],
+        "speculative": [.native], "speculativeK": [.native],
     ]
 
     /// Engine settings backend openai ignores with a note (the upstream owns its engine).
     static let openaiIgnored: Set<String> = ["threads", "maxSeqs", "maxBatchedTokens", "kvCacheMB", "contextLength",
-                                             "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache"]
+                                             "kvCacheType", "batchWaitMs", "ubatchTokens", "flashAttention", "prefixCache",
+                                             "speculative", "speculativeK"]
 
     /// Why a setting means nothing to vLLM (an error: the spec says something that would not happen).
     static let notForVLLM: [String: String] = [
@@ -321,6 +323,8 @@ struct SpecDecoder {
         "batchWaitMs": "it is a native-engine setting",
         "ubatchTokens": "it is a llama.cpp setting",
         "flashAttention": "it is a llama.cpp setting (vLLM picks its attention backend itself)",
+        "speculative": "it is a native-engine setting (vLLM's own is --speculative-config)",
+        "speculativeK": "it is a native-engine setting (vLLM's own is --speculative-config)",
     ]
 
     mutating func decodeBackend(_ node: PNode, defaultType: BackendType = .native) -> BackendSpec {
@@ -359,6 +363,14 @@ struct SpecDecoder {
         if let v = entries.value("ubatchTokens") { b.ubatchTokens = int(v, path: "backend.ubatchTokens", 1...1_048_576) }
         if let v = entries.value("flashAttention") { b.flashAttention = bool(v, path: "backend.flashAttention") }
         if let v = entries.value("prefixCache") { b.prefixCache = bool(v, path: "backend.prefixCache") }
+        if let v = entries.value("speculative"), let s = string(v, path: "backend.speculative") {
+            do { b.speculative = try SpeculativeSyntax.method(s) } catch let e {
+                error(v.pos, "backend.speculative: \(e)")
+            }
+        }
+        if let v = entries.value("speculativeK") {
+            b.speculativeK = int(v, path: "backend.speculativeK", SpeculativeSyntax.kRange)
+        }
         if let v = entries.value("gpuLayers") { b.gpuLayers = int(v, path: "backend.gpuLayers", 0...100_000) }
         if let v = entries.value("gpuMemoryUtilization") { b.gpuMemoryUtilization = fraction(v, path: "backend.gpuMemoryUtilization") }
         if let v = entries.value("dtype"), let s = string(v, path: "backend.dtype") {
@@ -396,6 +408,8 @@ struct SpecDecoder {
                 error(e.value.pos, "backend.executable names the llama-server or vllm program; backend \(b.type.rawValue) has none (remove it)")
             } else if e.key == "apiKey" {
                 error(e.value.pos, "backend.apiKey is the key autoglm sends to an openai upstream; remove it or set backend.type: openai (clients' keys go in server.apiKeys)")
+            } else if owners == [.native] {
+                error(e.value.pos, "backend.\(e.key) is a native-engine setting; remove it or set backend.type: native")
             } else if owners == [.llamacpp] {
                 error(e.value.pos, "backend.\(e.key) is a llama.cpp setting; remove it or set backend.type: llamacpp")
             } else if owners == [.vllm] {

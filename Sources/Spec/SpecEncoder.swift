@@ -18,6 +18,7 @@ public enum SpecEncoder {
                                       ("kvCacheType", .str(b.kvCacheType?.rawValue)), ("batchWaitMs", .num(b.batchWaitMs)),
                                       ("ubatchTokens", .num(b.ubatchTokens)), ("flashAttention", b.flashAttention.map { .bool($0) }),
                                       ("prefixCache", b.prefixCache.map { .bool($0) }),
+                                      ("speculative", .str(b.speculative?.rawValue)), ("speculativeK", .num(b.speculativeK)),
                                       ("gpuLayers", .num(b.gpuLayers)),
                                       ("gpuMemoryUtilization", b.gpuMemoryUtilization.map { .double($0) }),
                                       ("dtype", .str(b.dtype)), ("quantization", .str(b.quantization)),

@@ -119,7 +119,15 @@ public enum Tuning {
         for choice in req.backends {
             switch choice {
             case .native:
-                backendsToRun.append(NativeBackend(executable: req.nativeExecutable, modelPath: studyModel.path, facts: facts, contextLength: context))
+                // The spec's speculative decoding is not searched: every native trial runs it.
+                var spec: BackendSpec?
+                if case .spec(let path, let environment) = req.model {
+                    spec = try StudyModel.loadSpec(path, environment: environment).spec.backend
+                }
+                let native = spec?.type == .native ? spec : nil
+                backendsToRun.append(NativeBackend(executable: req.nativeExecutable, modelPath: studyModel.path, facts: facts,
+                                                   contextLength: context, speculative: native?.speculative,
+                                                   speculativeK: native?.speculativeK))
             case .llamacpp:
                 guard let exe = LlamaCppBackend.locate(explicit: req.llamaServer) else { throw TunerError.invalid("llama-server not found") }
                 backendsToRun.append(LlamaCppBackend(executable: exe, modelPath: studyModel.path, facts: facts, contextPerSlot: context))

@@ -1,3 +1,4 @@
+import Core
 import ArgumentParser
 import Engine
 import Foundation
@@ -16,10 +17,13 @@ struct Generate: AsyncParsableCommand {
     @Flag(name: .customLong("no-bos"), help: "Do not add the BOS token.") var noBOS = false
     @Flag(name: .long, help: "Parse special-token text such as <|im_start|> in the prompt.") var special = false
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
-    @Flag(name: .long, help: "Print one JSON object with prompt_ids, generated_ids and text.") var json = false
+    @Flag(name: .long, help: "Print one JSON object with prompt_ids, generated_ids, text, decode speed and speculative counts.") var json = false
+    @Option(name: .customLong("speculative"), help: "Speculative decoding: ngram (prompt-lookup drafts verified in one forward pass; greedy output identical) or off (default; draft is not available yet).") var speculative: String?
+    @Option(name: .customLong("speculative-k"), help: "Most draft tokens per step, 1...32 (default: 5).") var speculativeK: Int?
 
     func validate() throws {
         try FlagRange.check("-n", n, 0...16_777_216)
+        _ = try SpeculativeFlags.config(speculative, k: speculativeK, spec: nil)
     }
 
     func run() async throws {
@@ -27,12 +31,14 @@ struct Generate: AsyncParsableCommand {
         let lm = try LoadedModel(path: model, threads: options.effectiveThreads())
         let ids = lm.tokenizer.encode(prompt, addBOS: !noBOS, parseSpecial: special)
         guard !ids.isEmpty else { throw EngineError.emptyPrompt }
-        // One sequence: a KV budget of exactly its prompt and answer (never preempted).
+        // One sequence: a KV budget of exactly its prompt and answer (never preempted), plus room
+        // for one step's drafts when speculating.
+        let spec = try SpeculativeFlags.config(speculative, k: speculativeK, spec: nil)
         let context = lm.model.config.contextLength
         let maxTokens = max(0, min(n, context - ids.count))
-        let positions = min(context, ids.count + maxTokens)
+        let positions = min(context, ids.count + maxTokens + (spec?.k ?? 0))
         let engine = EngineSession(model: lm, config: SchedulerConfig(
-            maxSeqs: 1, kvCacheBlocks: SchedulerConfig().kvBlocks(holding: positions)))
+            maxSeqs: 1, kvCacheBlocks: SchedulerConfig().kvBlocks(holding: positions), speculative: spec))
         defer { engine.close() }
         let request = try engine.fittingContext(GenerationRequest(
             promptIDs: ids, maxTokens: n, sampling: sampling.params, ignoreEOS: ignoreEOS))
@@ -49,6 +55,9 @@ struct Generate: AsyncParsableCommand {
                 "generated_ids": result.generatedIDs.map(Int.init),
                 "text": lm.tokenizer.decode(textIDs),
                 "finish_reason": result.finishReason.rawValue,
+                "decode_tokens_per_second": result.decodeTokensPerSecond,
+                "spec_draft_tokens": result.draftTokens,
+                "spec_accepted_tokens": result.acceptedDraftTokens,
             ])
         } else {
             writeOut(detok.flush() + "\n")

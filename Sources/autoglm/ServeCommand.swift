@@ -20,7 +20,7 @@ struct Serve: AsyncParsableCommand {
         --config SPEC serves what an autoglm.yaml describes (the file `autoglm deploy` mounts into \
         every pod; --env picks an environments overlay): model.ref with model.version or \
         model.channel; backend.threads, maxSeqs, maxBatchedTokens, kvCacheMB, contextLength, \
-        kvCacheType and batchWaitMs; server.port, server.grpcPort, server.drainTimeoutSeconds and server.apiKeys \
+        kvCacheType, batchWaitMs, prefixCache, speculative and speculativeK; server.port, server.grpcPort, server.drainTimeoutSeconds and server.apiKeys \
         ({env: VAR} reads $VAR, which must be set; the rendered Deployment fills \
         AUTOGLM_API_KEY_<i> from each secretRef). A flag given on the command line overrides the \
         spec's value (--model replaces model.ref, version and channel; for backend vllm it may \
@@ -56,6 +56,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("batch-wait-ms"), help: "Milliseconds an idle engine waits for more requests (up to max-seqs) before its first step, 0...10000 (default: 0).") var batchWaitMs: Int?
     @Option(name: .long, help: "Context length per sequence (default: the model's, capped by the KV budget).") var ctx: Int?
     @Flag(name: .customLong("no-prefix-cache"), help: "Do not keep finished prompts' KV blocks for reuse by later requests that start the same way (automatic prefix caching is on by default).") var noPrefixCache = false
+    @Option(name: .customLong("speculative"), help: "Speculative decoding: ngram (prompt-lookup drafts verified in one forward pass; greedy output identical) or off (default: off or backend.speculative; draft is not available yet).") var speculative: String?
+    @Option(name: .customLong("speculative-k"), help: "Most draft tokens per sequence and step, 1...32 (default: 5 or backend.speculativeK).") var speculativeK: Int?
     @Option(name: .customLong("max-queue"), help: "Waiting sequences (prompts × n of every queued request) before 429.") var maxQueue = ServingDefaults.maxQueue
     @Option(name: .customLong("max-seqs-per-request"), help: "Most sequences (prompts × n) one request may ask for (default: 64).") var maxSeqsPerRequest: Int?
     @Option(name: .customLong("api-key"), help: "Accepted API key (repeatable; also AUTOGLM_API_KEYS, comma-separated).") var apiKeys: [String] = []
@@ -80,6 +82,7 @@ struct Serve: AsyncParsableCommand {
         if let kvType { guard let t = KVCacheType(rawValue: kvType), KVCacheType.native.contains(t) else { throw ValidationError("--kv-type must be f16 or f32 (got \(kvType))") } }
         try FlagRange.check("--batch-wait-ms", batchWaitMs, 0...10_000)
         try FlagRange.check("--ctx", ctx, 16...16_777_216)
+        _ = try SpeculativeFlags.config(speculative, k: speculativeK, spec: nil)
         try FlagRange.check("--max-queue", maxQueue, 0...1_000_000, unit: " sequences")
         try FlagRange.check("--max-seqs-per-request", maxSeqsPerRequest, 1...4096)
         guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json (got \(logFormat))") }
@@ -170,10 +173,11 @@ struct Serve: AsyncParsableCommand {
         guard context >= 16 else {
             throw ValidationError("--kv-cache-mb \(kvCacheMB) holds only \(kvPositions) positions of this model (\(bytesPerPos) bytes each); raise it to at least \(Int((16 / perMB).rounded(.up)) + 1)")
         }
+        let speculativeConfig = try SpeculativeFlags.config(speculative, k: speculativeK, spec: b)
         let scheduler = Scheduler(model: lm, config: SchedulerConfig(
             maxSeqs: maxSeqs, maxBatchedTokens: maxBatchedTokens, kvCacheMB: kvCacheMB, contextLength: context,
             kvPrecision: precision, batchWait: .milliseconds(batchWaitMs),
-            prefixCaching: !noPrefixCache && b.prefixCache != false))
+            prefixCaching: !noPrefixCache && b.prefixCache != false, speculative: speculativeConfig))
         let cfg = try serverConfig(spec, servedModelName: servedModelName ?? resolved.name, host: host, port: port, drainTimeout: drainTimeout)
         let keys = cfg.apiKeys
         logger.info("serving", metadata: [
@@ -181,6 +185,7 @@ struct Serve: AsyncParsableCommand {
             "max_seqs": "\(maxSeqs)", "max_batched_tokens": "\(maxBatchedTokens)", "kv_cache_mb": "\(kvCacheMB)",
             "prefix_cache": "\(!noPrefixCache && b.prefixCache != false)",
             "kv_type": "\(kvType.rawValue)", "batch_wait_ms": "\(batchWaitMs)",
+            "speculative": "\(speculativeConfig.map { "ngram k=\($0.k)" } ?? "off")",
             "kv_blocks": "\(scheduler.stats.kvBlocksTotal)", "auth": "\(keys.isEmpty ? "off" : "\(keys.count) keys")",
         ])
         let server = OpenAIServer(scheduler: scheduler, config: cfg, logger: logger)
@@ -233,6 +238,9 @@ struct Serve: AsyncParsableCommand {
         if let v = maxBatchedTokens { spec.backend.maxBatchedTokens = v }
         if let v = ctx { spec.backend.contextLength = v }
         if let v = options.effectiveThreads(nil) { spec.backend.threads = v }
+        if speculative != nil || speculativeK != nil {
+            throw ValidationError("--speculative and --speculative-k set the native engine's speculative decoding; backend \(spec.backend.type.rawValue) runs its own engine (remove them)")
+        }
         let environment = ProcessInfo.processInfo.environment
         do { try Fronting.preflight(spec, backendURL: backendURL, environment: environment) } catch {
             serveError(error.description)
@@ -382,4 +390,22 @@ private func serveError(_ message: String) {
 enum AnyLogHandlerBox {
     static func json(_ label: String) -> any LogHandler { JSONLogHandler(label: label) }
     static func text(_ label: String) -> any LogHandler { StreamLogHandler.standardError(label: label) }
+}
+
+/// `--speculative` / `--speculative-k` over the spec's `backend.speculative` / `speculativeK`
+/// (serve, generate): the engine setting, or a `ValidationError` naming the allowed values.
+enum SpeculativeFlags {
+    static func config(_ method: String?, k: Int?, spec: BackendSpec?) throws -> SpeculativeConfig? {
+        let m: SpeculativeMethod
+        do {
+            m = try method.map(SpeculativeSyntax.method) ?? spec?.speculative ?? .off
+        } catch {
+            throw ValidationError("--speculative: \(error)")
+        }
+        do {
+            return try SpeculativeConfig.make(method: m, k: k ?? spec?.speculativeK)
+        } catch {
+            throw ValidationError("--speculative-k: \(error)")
+        }
+    }
 }

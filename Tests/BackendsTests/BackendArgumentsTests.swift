@@ -1,4 +1,5 @@
 import Backends
+import Core
 import Foundation
 import Optimizer
 import Spec
@@ -35,6 +36,36 @@ import Testing
         #expect(notes.contains("backend.prefixCache is ignored by backend openai (the upstream owns its engine settings)"))
         let bad = SpecLoader.validate(yaml: head + "  prefixCache: sometimes\n", file: "t.yaml", variables: [:])
         #expect(bad.errors.map(\.description).contains { $0.contains("backend.prefixCache must be true or false, got 'sometimes'") }, "\(bad.errors)")
+    }
+
+    /// `backend.speculative` / `speculativeK`: native only, carried to `serve` (and so to `up`,
+    /// whose replicas get serve's flags, and to `deploy`, whose pods read the spec); `draft` and
+    /// unknown methods refused with the allowed values; k range-checked; other backends refused.
+    @Test func speculativeDecodingKeys() throws {
+        let head = "apiVersion: autoglm/v1\nname: t\nmodel:\n  ref: gemma3-270m\nbackend:\n"
+        let spec = try SpecLoader.load(yaml: head + "  speculative: ngram\n  speculativeK: 8\n", file: "t.yaml", variables: [:]).spec
+        #expect(spec.backend.speculative == .ngram && spec.backend.speculativeK == 8)
+        let args = NativeBackend.serveArguments(backend: spec.backend, modelPath: "/m.gguf", servedModelName: "m", port: 1)
+        #expect(Self.value(args, "--speculative") == "ngram" && Self.value(args, "--speculative-k") == "8")
+        #expect(!NativeBackend.serveArguments(backend: BackendSpec(), modelPath: "/m.gguf", servedModelName: "m", port: 1)
+            .contains("--speculative"))
+        let printed = SpecEncoder.yaml(spec)
+        #expect(printed.contains("speculative: ngram") && printed.contains("speculativeK: 8"))
+        #expect(try SpecLoader.load(yaml: printed, file: "printed.yaml", variables: [:]).spec == spec)
+        // Native trials of `optimize` run the spec's setting; the written-back backend keeps it.
+        let native = NativeBackend(executable: "/bin/false", modelPath: "/m.gguf", facts: Self.facts, contextLength: 256,
+                                   speculative: .ngram, speculativeK: 8)
+        let d = native.defaults(cores: 2)
+        let trial = native.settings(Config(names: Array(d.keys), values: Array(d.values)))
+        #expect(trial.backend.speculative == .ngram && trial.backend.speculativeK == 8)
+        func errors(_ backend: String) -> [String] {
+            SpecLoader.validate(yaml: head + backend, file: "t.yaml", variables: [:]).errors.map(\.description)
+        }
+        #expect(errors("  speculative: draft\n").contains { $0.contains("backend.speculative: speculative decoding 'draft' (a draft model) is not available yet; use 'ngram'") })
+        #expect(errors("  speculative: fast\n").contains { $0.contains("'fast' is not a method; use one of off, ngram, draft") })
+        #expect(errors("  speculativeK: 0\n").contains { $0.contains("backend.speculativeK (0) must be between 1 and 32") })
+        #expect(errors("  type: llamacpp\n  speculative: ngram\n").contains { $0.contains("backend.speculative is a native-engine setting") })
+        #expect(errors("  speculative: off\n").isEmpty)
     }
 
     static let facts = ModelFacts(weightBytes: 200 << 20, kvElementsPerToken: 18 * 1024, contextLength: 32768)

@@ -64,6 +64,36 @@ struct FlagRangeTests {
         }
     }
 
+    /// `--speculative` / `--speculative-k` on serve and generate: draft refused as not available
+    /// yet, unknown methods with the allowed values, k with its range; ngram generates the same
+    /// greedy tokens as off and reports its draft counts.
+    @Test func speculativeFlags() throws {
+        let cases: [([String], String)] = [
+            (["--speculative", "draft"], "--speculative: speculative decoding 'draft' (a draft model) is not available yet; use 'ngram'"),
+            (["--speculative", "fast"], "--speculative: speculative decoding 'fast' is not a method; use one of off, ngram, draft"),
+            (["--speculative", "ngram", "--speculative-k", "0"], "--speculative-k: the speculative k (draft tokens per step) must be in 1...32, got 0"),
+        ]
+        for (args, message) in cases {
+            for head in [["serve", "--model", "/nonexistent.gguf"], ["generate", "--model", "/nonexistent.gguf", "--prompt", "x"]] {
+                let r = try CLI.run(head + args)
+                #expect(r.status != 0, "\(head + args) was accepted")
+                #expect(r.stderr.contains(message), "\(head + args): \(r.stderr)")
+            }
+        }
+        let path = try TinyQwen2().file("tiny-speculative.gguf")
+        func generate(_ extra: [String]) throws -> [String: Any] {
+            let r = try CLI.run(["generate", "--model", path, "--prompt", "abcabcabcabcabc", "-n", "24", "--temp", "0", "--ignore-eos", "--json"] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+        }
+        let off = try generate(["--speculative", "off"])
+        let on = try generate(["--speculative", "ngram", "--speculative-k", "4"])
+        #expect((off["generated_ids"] as? [Int]) != nil)
+        #expect((off["generated_ids"] as? [Int]) == (on["generated_ids"] as? [Int]))
+        #expect((off["spec_draft_tokens"] as? Int) == 0)
+        #expect((on["spec_draft_tokens"] as? Int) != nil && (on["spec_accepted_tokens"] as? Int) != nil)
+    }
+
     /// More threads than cores are capped to the cores with a warning, unless forced.
     @Test func threadsAboveTheCoresAreCapped() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount

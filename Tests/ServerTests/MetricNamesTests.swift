@@ -1,4 +1,5 @@
 import Core
+import Engine
 import Testing
 @testable import Server
 
@@ -19,5 +20,20 @@ import Testing
         // And the other way round: nothing on /metrics is missing from the list.
         #expect(emitted.subtracting(MetricNames.seriesNames).isEmpty, "\(emitted.subtracting(MetricNames.seriesNames).sorted())")
         #expect(text.contains("\(MetricNames.timeToFirstToken)_bucket{model_name=\"m\",le=\"0.5\"}") || text.contains("\(MetricNames.timeToFirstToken)_bucket{le=\"0.5\",model_name=\"m\"}"), "TTFT has a 0.5 s bucket: \(text.prefix(400))")
+    }
+
+    /// Speculative decoding's counters (vLLM's names) add up each finished sequence's drafted and
+    /// accepted tokens.
+    @Test func speculativeCountersAddUpCompletions() {
+        let m = ServerMetrics(modelName: "m")
+        let now = ContinuousClock.now
+        for (drafted, accepted) in [(7, 5), (0, 0), (4, 1)] {
+            m.record(SequenceCompletion(reason: .stop, text: "", promptTokens: 3, completionTokens: 9,
+                                        timings: SequenceTimings(queued: now, scheduled: now, firstToken: now, finished: now),
+                                        draftTokens: drafted, acceptedDraftTokens: accepted), tokenTimes: [])
+        }
+        let text = m.render(running: 0, waiting: 0, kvUsage: nil)
+        #expect(text.contains("\(MetricNames.specDraftTokens){model_name=\"m\"} 11"), "\(text)")
+        #expect(text.contains("\(MetricNames.specAcceptedTokens){model_name=\"m\"} 6"), "\(text)")
     }
 }
